@@ -1,0 +1,5 @@
+"""``python -m reconciler``: the same command line as the ``reconciler`` script."""
+
+from reconciler.cli import main
+
+main()

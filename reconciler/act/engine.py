@@ -1,0 +1,206 @@
+"""The schema pipeline of one target: observe → plan → gate → apply → record.
+
+The CLI, the daemon and the tests call ``plan_target`` and ``reconcile_schema``; nothing else
+decides what runs. Each apply:
+
+1. takes the layout's lock (Prisma's advisory lock) and re-observes under it, so a
+   concurrent ``prisma migrate deploy`` or another replica cannot make the plan stale;
+2. runs the steps before the first blocked one, one migration per transaction, stopping at
+   the first failure;
+3. records the run and each step in the ledger as it happens, and ends with an outcome
+   whose ``reason`` is a condition reason (``InSync``, ``ApplyFailed``, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from reconciler.db.connection import Database, connect
+from reconciler.errors import MigrationFailed, ReconcilerError
+from reconciler.ledger import Ledger
+from reconciler.observe.schema import observe_schema
+from reconciler.plan.model import Plan, Step
+from reconciler.plan.planner import plan_schema
+from reconciler.policy.model import Target
+from reconciler.source import Layout, open_layout
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    outcome: Literal["applied", "failed"]
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a reconcile ended; ``reason`` is the condition reason the daemon reports."""
+
+    target: str
+    reason: str
+    message: str
+    plan: Plan | None = None
+    results: tuple[StepResult, ...] = ()
+    run_id: int | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return self.reason == "InSync"
+
+    @property
+    def applied(self) -> int:
+        return sum(1 for r in self.results if r.outcome == "applied")
+
+
+@dataclass
+class TargetSession:
+    """A target's layout and live connection, opened together and closed together."""
+
+    target: Target
+    layout: Layout
+    db: Database
+    observations: int = field(default=0)
+
+    def plan(self) -> Plan:
+        self.observations += 1
+        observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
+        return plan_schema(self.target, observation, self.db.dialect)
+
+
+@contextmanager
+def open_target(target: Target, layout: Layout | None = None) -> Iterator[TargetSession]:
+    """Read the target's migrations and connect to its database."""
+    layout = layout or open_layout(target.migrations)
+    db = connect(target.database)
+    try:
+        yield TargetSession(target, layout, db)
+    finally:
+        db.close()
+
+
+def plan_target(target: Target) -> Plan:
+    """Observe and plan one target; changes nothing."""
+    with open_target(target) as session:
+        return session.plan()
+
+
+StepCallback = Callable[[Step, StepResult | None], None]
+"""Called before a step (result ``None``) and after it; the CLI prints progress with it."""
+
+
+def reconcile_schema(
+    target: Target,
+    ledger: Ledger,
+    *,
+    trigger: str,
+    source: str,
+    commit: str | None = None,
+    on_step: StepCallback | None = None,
+) -> Outcome:
+    """Bring ``target``'s schema to its desired revision, as far as the gate allows."""
+    run_id = ledger.start_run(target.name, "schema", trigger, source, commit)
+    outcome = Outcome(target.name, "ApplyFailed", "interrupted")
+    try:
+        with open_target(target) as session:
+            outcome = _apply(session, ledger, run_id, on_step)
+    except ReconcilerError as exc:
+        outcome = Outcome(target.name, _reason_for(exc), str(exc), run_id=run_id)
+    finally:
+        ledger.finish_run(run_id, outcome.reason, outcome.message)
+    return outcome
+
+
+def _apply(
+    session: TargetSession, ledger: Ledger, run_id: int, on_step: StepCallback | None
+) -> Outcome:
+    target, layout, db = session.target, session.layout, session.db
+    # A first look without the lock: a plan that cannot run must not even create the
+    # history table.
+    early = _refusal(session.plan(), run_id)
+    if early is not None:
+        return early
+    with layout.lock(db):
+        plan = session.plan()
+        refusal = _refusal(plan, run_id)
+        if refusal is not None:
+            return refusal
+        results: list[StepResult] = []
+        for step in plan.runnable:
+            if on_step:
+                on_step(step, None)
+            migration = step.migration
+            step_id = ledger.start_step(
+                run_id, target.name, step.action, migration.id, migration.checksum
+            )
+            started = time.perf_counter()
+            try:
+                layout.apply(db, migration, target.timeouts)
+            except MigrationFailed as exc:
+                seconds = time.perf_counter() - started
+                error = f"{migration.path}: {exc}"
+                ledger.finish_step(step_id, "failed", seconds, error)
+                result = StepResult(step, "failed", seconds, error)
+                results.append(result)
+                if on_step:
+                    on_step(step, result)
+                return Outcome(
+                    target.name,
+                    "ApplyFailed",
+                    f"{migration.id} failed and was rolled back: {error}",
+                    plan,
+                    tuple(results),
+                    run_id,
+                )
+            seconds = time.perf_counter() - started
+            ledger.finish_step(step_id, "applied", seconds)
+            result = StepResult(step, "applied", seconds)
+            results.append(result)
+            if on_step:
+                on_step(step, result)
+        blocked = plan.first_blocked
+        if blocked is not None:
+            finding = next(f for f in blocked.findings if f.blocking)
+            return Outcome(
+                target.name,
+                "AwaitingApproval",
+                f"{blocked.migration.id} is blocked: {finding.location}: {finding.message}",
+                plan,
+                tuple(results),
+                run_id,
+            )
+        applied = len(results)
+        message = (
+            f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
+        ) + f"at {plan.desired_revision or 'an empty history'}"
+        return Outcome(target.name, "InSync", message, plan, tuple(results), run_id)
+
+
+def _refusal(plan: Plan, run_id: int) -> Outcome | None:
+    """An outcome when nothing may run at all: a blocker, or SQL that cannot even parse."""
+    if plan.blocker:
+        return Outcome(plan.target, plan.blocker.reason, plan.blocker.message, plan, run_id=run_id)
+    invalid = [f for s in plan.steps for f in s.findings if f.rule == "syntax-error"]
+    if invalid:
+        where = "; ".join(f"{f.location}: {f.message}" for f in invalid)
+        return Outcome(
+            plan.target, "InvalidMigration", f"nothing applied: {where}", plan, run_id=run_id
+        )
+    return None
+
+
+def _reason_for(exc: ReconcilerError) -> str:
+    from reconciler import errors
+
+    table: list[tuple[type[ReconcilerError], str]] = [
+        (errors.DatabaseUnavailable, "DatabaseUnavailable"),
+        (errors.SourceError, "InvalidSource"),
+        (errors.PolicyError, "InvalidPolicy"),
+        (errors.Refused, "Locked"),
+        (errors.LedgerStateError, "FailedMigration"),
+    ]
+    return next((reason for kind, reason in table if isinstance(exc, kind)), "ApplyFailed")

@@ -1,0 +1,346 @@
+"""The command line: the same engine as the daemon, for people and for CI.
+
+Exit codes follow ``terraform plan -detailed-exitcode``: 0 in sync, 1 error, 2 changes
+pending (``plan``), 3 stopped at a step awaiting approval (``apply``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import click
+
+from reconciler import __version__
+from reconciler.act import Outcome, plan_target, reconcile_schema
+from reconciler.act.engine import StepResult
+from reconciler.act.reset import check_resettable, reset_target
+from reconciler.act.resolve import resolve_failed
+from reconciler.errors import ReconcilerError, Refused
+from reconciler.ledger import Ledger
+from reconciler.plan.model import Step
+from reconciler.plan.render import render_text, shown_path, to_json
+from reconciler.policy import Policy, Target, load_policy
+from reconciler.safety import analyse
+from reconciler.secrets import RedactingFilter, redact
+from reconciler.source import open_layout
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail(message: str) -> NoReturn:
+    for line in redact(message).splitlines():
+        click.echo(f"reconciler: error: {line}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _errors_to_exit(func: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ReconcilerError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+def _targets(policy: Policy, name: str | None) -> list[Target]:
+    return [policy.target(name)] if name else list(policy.targets)
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path),
+    envvar="RECONCILER_CONFIG",
+    default="reconciler.yaml",
+    show_default=True,
+    help="The policy file ($RECONCILER_CONFIG).",
+)
+target_option = click.option("--target", "-t", "target", help="Only this target.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconciler")
+@click.option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Keep databases at the schema revision a committed policy declares, safely."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], handlers=[handler]
+    )
+
+
+@main.command()
+@config_option
+@target_option
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@_errors_to_exit
+def plan(config: Path, target: str | None, output: str) -> None:
+    """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
+    policy = load_policy(config)
+    plans: list[dict[str, Any]] = []
+    code = EXIT_OK
+    for index, spec in enumerate(_targets(policy, target)):
+        try:
+            result = plan_target(spec)
+        except ReconcilerError as exc:
+            code = EXIT_ERROR
+            if output == "json":
+                plans.append({"target": spec.name, "error": redact(str(exc))})
+            else:
+                click.echo(f"reconciler: error: {spec.name}: {redact(str(exc))}", err=True)
+            continue
+        if result.blocker:
+            code = EXIT_ERROR
+        elif result.steps and code == EXIT_OK:
+            code = EXIT_PENDING
+        if output == "json":
+            plans.append(to_json(result))
+        else:
+            click.echo(("\n" if index else "") + render_text(result))
+    if output == "json":
+        click.echo(json.dumps({"targets": plans}, indent=2))
+    sys.exit(code)
+
+
+@main.command()
+@config_option
+@target_option
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed without a TTY).")
+@_errors_to_exit
+def apply(config: Path, target: str | None, yes: bool) -> None:
+    """Apply pending migrations: one at a time, each in its own transaction."""
+    policy = load_policy(config)
+    ledger = Ledger(policy.ledger)
+    code = EXIT_OK
+    try:
+        for spec in _targets(policy, target):
+            outcome = _apply_one(spec, ledger, str(config), yes)
+            if outcome is None:
+                continue
+            if outcome.reason == "AwaitingApproval":
+                code = max(code, EXIT_BLOCKED)
+            elif not outcome.in_sync:
+                code = EXIT_ERROR if code != EXIT_BLOCKED else code
+    finally:
+        ledger.close()
+    sys.exit(code)
+
+
+def _apply_one(spec: Target, ledger: Ledger, source: str, yes: bool) -> Outcome | None:
+    try:
+        preview = plan_target(spec)
+    except ReconcilerError as exc:
+        click.echo(f"reconciler: error: {spec.name}: {redact(str(exc))}", err=True)
+        return Outcome(spec.name, "Error", str(exc))
+    click.echo(render_text(preview))
+    if preview.in_sync:
+        click.echo("")
+        return None
+    if preview.runnable and not yes:
+        _confirm(f"Apply {len(preview.runnable)} migration(s) to {spec.name} ({spec.environment})?")
+    outcome = reconcile_schema(spec, ledger, trigger="cli", source=source, on_step=_print_step)
+    _print_outcome(outcome)
+    return outcome
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        _fail(
+            "refusing to apply without --yes: standard input is not a terminal. "
+            "Nothing was changed."
+        )
+    answer = click.prompt(
+        f"\n{question} Only 'yes' will be accepted", default="", show_default=False
+    )
+    if answer.strip() != "yes":
+        _fail("apply cancelled. Nothing was changed.")
+
+
+def _print_step(step: Step, result: StepResult | None) -> None:
+    if result is None:
+        click.echo(f"  ~ applying {step.migration.id} ...", nl=False)
+    elif result.outcome == "applied":
+        click.echo(f" done ({result.seconds * 1000:.0f} ms)")
+    else:
+        click.echo(" FAILED")
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    stream_err = not outcome.in_sync
+    prefix = "Apply complete" if outcome.in_sync else f"Apply stopped ({outcome.reason})"
+    click.echo(f"\n{prefix}: {outcome.target}: {redact(outcome.message)}\n", err=stream_err)
+
+
+@main.command()
+@config_option
+@target_option
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@_errors_to_exit
+def status(config: Path, target: str | None, output: str) -> None:
+    """Per target: live vs desired revision, pending, drift, last run."""
+    policy = load_policy(config)
+    ledger = Ledger(policy.ledger)
+    report: list[dict[str, Any]] = []
+    try:
+        for spec in _targets(policy, target):
+            entry: dict[str, Any] = {
+                "target": spec.name,
+                "environment": spec.environment,
+                "layout": spec.migrations.layout,
+                "apply": spec.apply,
+            }
+            try:
+                current = plan_target(spec)
+                entry.update(
+                    live_revision=current.live_revision,
+                    desired_revision=current.desired_revision,
+                    pending=len(current.steps),
+                    drift=[d.message for d in current.drift],
+                    blocker=current.blocker.message if current.blocker else None,
+                )
+            except ReconcilerError as exc:
+                entry["error"] = redact(str(exc))
+            last = ledger.last_run(spec.name)
+            entry["last_run"] = (
+                None
+                if last is None
+                else {
+                    "started_at": last.started_at.isoformat(),
+                    "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                    "outcome": last.outcome or "Interrupted",
+                    "message": last.message,
+                    "trigger": last.trigger,
+                }
+            )
+            report.append(entry)
+    finally:
+        ledger.close()
+    if output == "json":
+        click.echo(json.dumps({"targets": report}, indent=2))
+    else:
+        click.echo("\n\n".join(_status_text(e) for e in report))
+
+
+def _status_text(entry: dict[str, Any]) -> str:
+    lines = [
+        f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
+    ]
+    if "error" in entry:
+        lines.append(f"  unreachable: {entry['error']}")
+    else:
+        lines += [
+            f"  live       {entry['live_revision'] or '(empty history)'}",
+            f"  desired    {entry['desired_revision'] or '(no migrations)'}",
+            f"  pending    {entry['pending']}",
+        ]
+        lines += [f"  drift      {d}" for d in entry["drift"]] or ["  drift      none"]
+        if entry["blocker"]:
+            lines.append(f"  blocked    {entry['blocker']}")
+    last = entry["last_run"]
+    if last is None:
+        lines.append("  last run   never")
+    else:
+        started = datetime.fromisoformat(last["started_at"]).astimezone(UTC)
+        lines.append(
+            f"  last run   {started:%Y-%m-%d %H:%M:%S} UTC via {last['trigger']}: "
+            f"{last['outcome']} ({last['message'] or ''})"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
+@config_option
+@_errors_to_exit
+def check(config: Path) -> None:
+    """Validate the policy and every migration folder offline (no database needed)."""
+    policy = load_policy(config)
+    problems: list[str] = []
+    count = 0
+    for spec in policy.targets:
+        try:
+            layout = open_layout(spec.migrations)
+            layout.desired(spec.migrations.revision)
+        except ReconcilerError as exc:
+            problems.append(f"{spec.name}: {exc}")
+            continue
+        problems += [f"{spec.name}: {p}" for p in layout.check(spec.database.dialect)]
+        for migration in layout.migrations():
+            count += 1
+            for finding in analyse(migration, layout.name, spec.database.dialect):
+                if finding.blocking:
+                    problems.append(
+                        f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
+                    )
+        if spec.seed is not None and not spec.seed.is_file():
+            problems.append(f"{spec.name}: seed {spec.seed} not found")
+    if problems:
+        _fail("\n".join(problems))
+    click.echo(
+        f"{config}: policy valid; {len(policy.targets)} target(s), {count} migration(s) checked."
+    )
+
+
+@main.command()
+@config_option
+@click.option("--target", "-t", "target", required=True, help="The development target.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (needed without a TTY).")
+@_errors_to_exit
+def reset(config: Path, target: str, yes: bool) -> None:
+    """Development only: drop everything, apply every migration, run the seed."""
+    policy = load_policy(config)
+    spec = policy.target(target)
+    check_resettable(spec)
+    if not yes:
+        _confirm(f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?")
+    ledger = Ledger(policy.ledger)
+    try:
+        outcome = reset_target(spec, ledger, source=str(config))
+    finally:
+        ledger.close()
+    _print_outcome(outcome)
+    if not outcome.in_sync:
+        sys.exit(EXIT_ERROR)
+    if spec.seed is not None:
+        click.echo(f"Seeded from {shown_path(spec.seed)}.")
+
+
+@main.command()
+@config_option
+@click.option("--target", "-t", "target", required=True)
+@click.option(
+    "--rolled-back",
+    "rolled_back",
+    metavar="MIGRATION",
+    help="The failed migration was fixed: apply it again on the next run.",
+)
+@click.option(
+    "--applied",
+    "applied",
+    metavar="MIGRATION",
+    help="The failed migration was completed by hand: record it as applied.",
+)
+@_errors_to_exit
+def resolve(config: Path, target: str, rolled_back: str | None, applied: str | None) -> None:
+    """Resolve a failed Prisma migration, like `prisma migrate resolve`."""
+    if bool(rolled_back) == bool(applied):
+        raise Refused("give exactly one of --rolled-back MIGRATION or --applied MIGRATION")
+    spec = load_policy(config).target(target)
+    name = rolled_back or applied or ""
+    resolve_failed(spec, name, "rolled-back" if rolled_back else "applied")
+    click.echo(f"{spec.name}: {name} marked {'rolled back' if rolled_back else 'applied'}.")

@@ -1,0 +1,18 @@
+"""The ledger: reconciler's own record of every run and step, in SQLite or PostgreSQL.
+
+Its schema is managed by its own Alembic migrations (``ledger/migrations``), upgraded
+automatically when a ledger is opened. Tables:
+
+- ``runs``: one reconcile of one concern of one target (who triggered it, from which source
+  commit, when, the outcome as a condition reason and a message);
+- ``steps``: each step a run attempted (migration id and checksum, timings, outcome, error).
+
+Later capabilities add their own tables through new ledger migrations, keyed by ``run_id``:
+``findings`` (rule verdicts and the approvals that waived them), ``backups`` (driver,
+location, sha256, size, verification), ``identity_runs`` (counts created / updated /
+deleted), ``conditions`` (the last condition per target, for the daemon's status).
+"""
+
+from reconciler.ledger.store import Ledger, RunRecord, StepRecord
+
+__all__ = ["Ledger", "RunRecord", "StepRecord"]

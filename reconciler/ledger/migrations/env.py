@@ -1,0 +1,14 @@
+"""Alembic environment of the ledger's own schema; run by ``Ledger`` with a connection."""
+
+from alembic import context
+
+from reconciler.ledger.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

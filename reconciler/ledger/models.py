@@ -1,0 +1,48 @@
+"""SQLAlchemy 2 models of the ledger's tables (see the package docstring for their roles)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(63), index=True)
+    concern: Mapped[str] = mapped_column(String(32))
+    """``schema`` today; ``identity`` and ``backup`` later."""
+    trigger: Mapped[str] = mapped_column(String(32))
+    """``cli``, ``schedule``, ``webhook``, ``api``."""
+    source: Mapped[str] = mapped_column(Text)
+    """The policy file, or ``git-url@ref:path``."""
+    source_commit: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    """A condition reason: ``InSync``, ``ApplyFailed``, ``FailedMigration`` ..."""
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class Step(Base):
+    __tablename__ = "steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    target: Mapped[str] = mapped_column(String(63), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    migration: Mapped[str] = mapped_column(String(255))
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[float | None]
+    outcome: Mapped[str] = mapped_column(String(16))
+    """``running``, ``applied``, ``failed``."""
+    error: Mapped[str | None] = mapped_column(Text)

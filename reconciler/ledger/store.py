@@ -1,0 +1,214 @@
+"""Open the ledger, keep its schema current, and record runs and steps.
+
+Each record is committed as soon as it is written, so a run killed at any instant leaves a
+ledger that says how far it got (a step still ``running`` was interrupted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from reconciler.db.url import DatabaseUrl
+from reconciler.errors import DatabaseUnavailable
+from reconciler.ledger import models
+from reconciler.secrets import redact
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"
+"""The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    target: str
+    concern: str
+    trigger: str
+    source: str
+    source_commit: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    id: int
+    run_id: int
+    migration: str
+    checksum: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    outcome: str
+    error: str | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """reconciler's own store; one per process, shared by every target."""
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        self.url = url
+        if url.dialect == "sqlite":
+            url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url.sqlalchemy_url(), poolclass=NullPool)
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url.sqlalchemy_url(), pool_pre_ping=True, pool_size=2)
+        try:
+            self._upgrade()
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            reason = redact(str(getattr(exc, "orig", exc)).strip().splitlines()[0])
+            raise DatabaseUnavailable(f"ledger {url.redacted}: {reason}") from None
+
+    def _upgrade(self) -> None:
+        with self.engine.begin() as conn:
+            try:
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except SQLAlchemyError:
+                current = None
+        if current == HEAD:
+            return
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs -------------------------------------------------------------------------
+
+    def start_run(
+        self, target: str, concern: str, trigger: str, source: str, commit: str | None = None
+    ) -> int:
+        with Session(self.engine) as session, session.begin():
+            run = models.Run(
+                target=target,
+                concern=concern,
+                trigger=trigger,
+                source=source,
+                source_commit=commit,
+                started_at=_now(),
+            )
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, outcome: str, message: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(models.Run)
+                .where(models.Run.id == run_id)
+                .values(finished_at=_now(), outcome=outcome, message=redact(message))
+            )
+
+    def last_run(self, target: str, concern: str = "schema") -> RunRecord | None:
+        runs = self.runs(target, concern, limit=1)
+        return runs[0] if runs else None
+
+    def runs(self, target: str, concern: str = "schema", limit: int = 20) -> list[RunRecord]:
+        query = (
+            select(models.Run)
+            .where(models.Run.target == target, models.Run.concern == concern)
+            .order_by(models.Run.id.desc())
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            return [
+                RunRecord(
+                    r.id,
+                    r.target,
+                    r.concern,
+                    r.trigger,
+                    r.source,
+                    r.source_commit,
+                    _utc(r.started_at) or _now(),
+                    _utc(r.finished_at),
+                    r.outcome,
+                    r.message,
+                )
+                for r in session.scalars(query)
+            ]
+
+    # -- steps ------------------------------------------------------------------------
+
+    def start_step(
+        self, run_id: int, target: str, action: str, migration: str, checksum: str | None
+    ) -> int:
+        with Session(self.engine) as session, session.begin():
+            step = models.Step(
+                run_id=run_id,
+                target=target,
+                action=action,
+                migration=migration,
+                checksum=checksum,
+                started_at=_now(),
+                outcome="running",
+            )
+            session.add(step)
+            session.flush()
+            return step.id
+
+    def finish_step(
+        self, step_id: int, outcome: str, duration: float, error: str | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(models.Step)
+                .where(models.Step.id == step_id)
+                .values(
+                    finished_at=_now(),
+                    duration_seconds=duration,
+                    outcome=outcome,
+                    error=redact(error) if error else None,
+                )
+            )
+
+    def steps(self, run_id: int) -> list[StepRecord]:
+        query = select(models.Step).where(models.Step.run_id == run_id).order_by(models.Step.id)
+        with Session(self.engine) as session:
+            return [
+                StepRecord(
+                    s.id,
+                    s.run_id,
+                    s.migration,
+                    s.checksum,
+                    _utc(s.started_at) or _now(),
+                    _utc(s.finished_at),
+                    s.duration_seconds,
+                    s.outcome,
+                    s.error,
+                )
+                for s in session.scalars(query)
+            ]
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

@@ -1,0 +1,74 @@
+"""What a plan is: ordered steps with their findings, or the reason nothing can move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from reconciler.observe.schema import Drift
+from reconciler.safety.findings import Finding
+from reconciler.source.base import Migration
+
+Risk = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of change; the executor runs steps in order and stops at the first failure."""
+
+    action: Literal["apply-migration"]
+    migration: Migration
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.blocking for f in self.findings)
+
+    @property
+    def risk(self) -> Risk:
+        if self.blocked:
+            return "high"
+        return "medium" if self.findings else "low"
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why the target cannot move until a person acts; ``reason`` is a condition reason."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: str
+    environment: str
+    layout: str
+    database: str
+    """The database URL, password hidden."""
+    live_revision: str | None
+    desired_revision: str | None
+    steps: tuple[Step, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    blocker: Blocker | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.steps and self.blocker is None
+
+    @property
+    def runnable(self) -> tuple[Step, ...]:
+        """The steps before the first blocked one: what ``apply`` may run now."""
+        if self.blocker:
+            return ()
+        out: list[Step] = []
+        for step in self.steps:
+            if step.blocked:
+                break
+            out.append(step)
+        return tuple(out)
+
+    @property
+    def first_blocked(self) -> Step | None:
+        return next((s for s in self.steps if s.blocked), None)

@@ -1,0 +1,134 @@
+"""The policy: the desired state of every target, as a tree of strict pydantic models.
+
+Unknown keys are errors (``extra="forbid"``) so a typo never silently disables a rule. Paths
+and SQLite URLs are resolved against the policy file's folder, passed in the validation
+context as ``base_dir``. Later capabilities (safety, backup, identity, schedule) add their own
+sub-models here; the names already published stay.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WrapValidator,
+    model_validator,
+)
+
+from reconciler.db.url import DatabaseUrl, parse_database_url
+from reconciler.durations import parse_duration
+from reconciler.errors import PolicyError
+
+DEFAULT_LEDGER = "sqlite:///var/reconciler.db"
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    context = info.context or {}
+    return Path(context.get("base_dir", "."))
+
+
+def _to_database_url(value: Any, handler: Any, info: ValidationInfo) -> DatabaseUrl:
+    if isinstance(value, DatabaseUrl):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a database URL string")
+    return parse_database_url(value, _base_dir(info))
+
+
+def _to_path(value: Any, handler: Any, info: ValidationInfo) -> Path:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ValueError("must be a path")
+    path = Path(value)
+    return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+"""A duration written as ``30s``, ``5m``, ``2h`` or ``7d``; stored in seconds."""
+
+DatabaseUrlField = Annotated[
+    DatabaseUrl, WrapValidator(_to_database_url), PlainSerializer(str, return_type=str)
+]
+"""A database URL; SQLite paths resolved against the policy folder; password hidden."""
+
+PolicyPath = Annotated[Path, WrapValidator(_to_path)]
+"""A filesystem path, relative to the policy file unless absolute."""
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+"""Lowercase letters, digits, ``-`` and ``_``: safe in URLs, metric labels and file names."""
+
+
+class Strict(BaseModel):
+    """Base for every policy section: unknown keys rejected, values immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Migrations(Strict):
+    layout: Literal["prisma", "alembic"]
+    """``prisma``: ``<id>_<name>/migration.sql`` folders; ``alembic``: a script directory."""
+    path: PolicyPath
+    """The migrations folder (Prisma) or Alembic script directory, relative to the policy."""
+    revision: str = "head"
+    """``head`` (every head for Alembic), or a Prisma migration folder / Alembic revision."""
+
+
+class Timeouts(Strict):
+    lock: Seconds = 5.0
+    """``lock_timeout`` for each migration: a statement waiting longer on a lock fails instead
+    of queueing the application's traffic behind it. Default 5s; 0 disables."""
+    statement: Seconds = 600.0
+    """``statement_timeout`` for each migration statement. Default 10m; 0 disables."""
+
+
+class Target(Strict):
+    name: Name
+    """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
+    environment: Literal["production", "staging", "development"] = "production"
+    """Guards destructive verbs: ``reset`` runs only on ``development``."""
+    database: DatabaseUrlField
+    """The application database; use ``${ENV}`` for anything holding a password."""
+    migrations: Migrations
+    apply: Literal["auto", "manual"] = "auto"
+    """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
+    them when a person asks."""
+    timeouts: Timeouts = Timeouts()
+    seed: PolicyPath | None = None
+    """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
+    ``DATABASE_URL`` in its environment."""
+
+
+class Policy(Strict):
+    ledger: DatabaseUrlField
+    """reconciler's own store of runs and steps; SQLite by default, PostgreSQL in production.
+    A relative SQLite path is resolved against the policy file's folder."""
+    targets: list[Target] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ledger(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "ledger" not in data:
+            return {"ledger": DEFAULT_LEDGER, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Policy:
+        seen: set[str] = set()
+        for target in self.targets:
+            if target.name in seen:
+                raise ValueError(f"target name {target.name!r} is used twice")
+            seen.add(target.name)
+        return self
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        known = ", ".join(t.name for t in self.targets)
+        raise PolicyError(f"no target named {name!r} in the policy (targets: {known})")

@@ -1,0 +1,184 @@
+"""Alembic's layout: a script directory with its ``env.py``, and the ``alembic_version`` table.
+
+Revisions are applied one at a time through Alembic's own ``EnvironmentContext`` and the
+application's ``env.py``, exactly as ``alembic upgrade <rev>`` would run them, so whatever
+the application does there (naming conventions, schemas, extensions) still happens. The
+script directory is loaded once per layout, not once per revision. Timeouts reach the
+connections ``env.py`` opens through libpq's ``options`` in the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+
+from reconciler.db.connection import Database
+from reconciler.db.url import DatabaseUrl, Dialect
+from reconciler.errors import MigrationFailed, SourceError
+from reconciler.policy.model import Timeouts
+from reconciler.secrets import redact
+from reconciler.source.base import AppliedMigration, LiveHistory, Migration, sha256_hex
+
+TABLE = "alembic_version"
+
+
+class AlembicLayout:
+    """An Alembic script directory and the ``alembic_version`` table."""
+
+    name: Literal["alembic"] = "alembic"
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_dir():
+            raise SourceError(f"{path}: Alembic script directory not found")
+        if not (path / "env.py").is_file():
+            raise SourceError(f"{path}: not an Alembic script directory (no env.py)")
+        self.path = path
+        self.config = Config()
+        self.config.set_main_option("script_location", str(path))
+        self.script = _load_scripts(self.config, path)
+        self._migrations = _topological(self.script)
+        self._by_id = {m.id: m for m in self._migrations}
+
+    def migrations(self) -> Sequence[Migration]:
+        return self._migrations
+
+    def desired(self, revision: str) -> Sequence[Migration]:
+        if revision in ("head", "heads"):
+            return self._migrations
+        try:
+            found = self.script.get_revision(revision)
+        except CommandError as exc:
+            raise SourceError(f"{self.path}: revision {revision!r}: {exc}") from None
+        if found is None:
+            raise SourceError(f"{self.path}: revision {revision!r} not found")
+        wanted = self.ancestry([found.revision])
+        return [m for m in self._migrations if m.id in wanted]
+
+    def ancestry(self, ids: Iterable[str]) -> set[str]:
+        """``ids`` and every revision they depend on."""
+        seen: set[str] = set()
+        stack = [i for i in ids if i in self._by_id]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self._by_id[current].parents)
+        return seen
+
+    def check(self, dialect: Dialect) -> list[str]:
+        return []
+
+    def read_history(self, db: Database) -> LiveHistory:
+        if not db.table_exists(TABLE):
+            return LiveHistory(tool_table=False)
+        heads = tuple(sorted(row[0] for row in db.query(f"SELECT version_num FROM {TABLE}")))
+        unknown = [h for h in heads if h not in self._by_id]
+        applied_ids = self.ancestry(heads)
+        applied = [
+            AppliedMigration(m.id, None, None, None)
+            for m in self._migrations
+            if m.id in applied_ids
+        ]
+        notes = [
+            f"alembic_version names revision {h!r}, which is not in {self.path}" for h in unknown
+        ]
+        return LiveHistory(applied=applied, heads=heads, notes=notes, unknown=tuple(unknown))
+
+    def lock(self, db: Database) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def apply(self, db: Database, migration: Migration, timeouts: Timeouts) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(self.path))
+        url = _url_with_timeouts(db.url, timeouts)
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+
+        def upgrade(rev: Any, context: Any) -> Any:
+            # What ``alembic.command.upgrade`` does, on the script directory loaded once.
+            return self.script._upgrade_revs(migration.id, rev)
+
+        try:
+            with EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id):
+                self.script.run_env()
+        except Exception as exc:  # env.py and revisions are the application's code
+            raise MigrationFailed(_reason(exc)) from None
+
+
+def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
+    try:
+        script = ScriptDirectory.from_config(config)
+        list(script.walk_revisions())  # imports every revision now: errors surface here
+    except SyntaxError as exc:
+        raise SourceError(f"{exc.filename}:{exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        raise SourceError(f"{path}: {_reason(exc)}") from None
+    return script
+
+
+def _topological(script: ScriptDirectory) -> list[Migration]:
+    """Every revision, parents first; ties broken by the order Alembic lists them."""
+    revisions: list[Script] = list(reversed(list(script.walk_revisions())))
+    order: list[Migration] = []
+    done: set[str] = set()
+    pending = list(revisions)
+    while pending:
+        progress = False
+        for rev in list(pending):
+            parents = _parents(rev)
+            if all(p in done for p in parents):
+                path = Path(rev.path)
+                order.append(
+                    Migration(
+                        rev.revision,
+                        (rev.doc or path.stem).strip(),
+                        path,
+                        sha256_hex(path.read_bytes()),
+                        parents,
+                    )
+                )
+                done.add(rev.revision)
+                pending.remove(rev)
+                progress = True
+        if not progress:
+            names = ", ".join(r.revision for r in pending)
+            raise SourceError(f"{script.dir}: revisions with missing parents: {names}")
+    return order
+
+
+def _parents(rev: Script) -> tuple[str, ...]:
+    def as_tuple(value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    return as_tuple(rev.down_revision) + as_tuple(rev.dependencies)
+
+
+def _url_with_timeouts(url: DatabaseUrl, timeouts: Timeouts) -> str:
+    sa_url = url.sqlalchemy_url()
+    if url.dialect == "postgresql":
+        options = (
+            f"-c lock_timeout={int(timeouts.lock * 1000)} "
+            f"-c statement_timeout={int(timeouts.statement * 1000)}"
+        )
+        sa_url = sa_url.update_query_dict({"options": options})
+    return sa_url.render_as_string(hide_password=False)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line (SQLAlchemy wraps it), secrets removed."""
+    original = getattr(exc, "orig", None) or exc
+    diag = getattr(original, "diag", None)
+    text = getattr(diag, "message_primary", None) if diag else None
+    if not text:
+        lines = str(original).strip().splitlines()
+        text = lines[0] if lines else ""
+    name = type(original).__name__
+    return redact(f"{name}: {text}" if text else name)

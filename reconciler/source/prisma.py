@@ -1,0 +1,310 @@
+"""Prisma Migrate's layout: ``<path>/<id>_<name>/migration.sql`` and ``_prisma_migrations``.
+
+The history table is written exactly as ``prisma migrate deploy`` writes it (same columns,
+types, uuid4 ids, sha256 checksums, timestamps), so Prisma and reconciler can take turns on
+one database. One difference is deliberate: reconciler runs each migration inside a
+transaction together with its history row, so a failure leaves no half-applied schema. The
+failed attempt is still recorded (``finished_at`` NULL, the error in ``logs``) and blocks
+later runs, as Prisma's P3009 does, until a person resolves it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from reconciler.db.connection import Database
+from reconciler.db.url import Dialect
+from reconciler.errors import MigrationFailed, ProviderMismatch, SourceError
+from reconciler.policy.model import Timeouts
+from reconciler.source.base import AppliedMigration, LiveHistory, Migration, sha256_hex
+
+PRISMA_ADVISORY_LOCK = 72707369
+"""The key Prisma Migrate locks while migrating; holding it keeps both tools from racing."""
+LOCK_WAIT_SECONDS = 10.0
+TABLE = "_prisma_migrations"
+
+_CREATE_TABLE = {
+    "postgresql": """
+CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)""",
+    "sqlite": """
+CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    TEXT PRIMARY KEY NOT NULL,
+    "checksum"              TEXT NOT NULL,
+    "finished_at"           DATETIME,
+    "migration_name"        TEXT NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        DATETIME,
+    "started_at"            DATETIME NOT NULL DEFAULT current_timestamp,
+    "applied_steps_count"   INTEGER UNSIGNED NOT NULL DEFAULT 0
+)""",
+}
+
+_PROVIDERS: dict[str, Dialect] = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
+}
+# Statements PostgreSQL refuses inside a transaction block; such a migration runs the way
+# Prisma runs every migration: statement by statement, its history row written first.
+_NO_TRANSACTION = re.compile(
+    r"\bCONCURRENTLY\b|\bVACUUM\b|\bALTER\s+SYSTEM\b|\bCREATE\s+DATABASE\b|\bDROP\s+DATABASE\b",
+    re.IGNORECASE,
+)
+
+
+class PrismaLayout:
+    """A Prisma ``migrations`` folder and the ``_prisma_migrations`` table."""
+
+    name: Literal["prisma"] = "prisma"
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_dir():
+            raise SourceError(f"{path}: Prisma migrations folder not found")
+        self.path = path
+        self.problems: list[str] = []
+        self.provider = self._read_provider()
+        self._migrations = self._scan()
+
+    def _read_provider(self) -> str | None:
+        lock = self.path / "migration_lock.toml"
+        if not lock.is_file():
+            return None
+        try:
+            provider = tomllib.loads(lock.read_text(encoding="utf-8")).get("provider")
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{lock}: not valid TOML: {exc}") from None
+        if not isinstance(provider, str):
+            raise SourceError(f'{lock}: no `provider = "..."` line')
+        return provider
+
+    def _scan(self) -> list[Migration]:
+        found: list[Migration] = []
+        previous: tuple[str, ...] = ()
+        for folder in sorted(p for p in self.path.iterdir() if p.is_dir()):
+            script = folder / "migration.sql"
+            if not script.is_file():
+                self.problems.append(f"{folder}: no migration.sql in this migration folder")
+                continue
+            slug = folder.name.split("_", 1)[1] if "_" in folder.name else folder.name
+            found.append(
+                Migration(folder.name, slug, script, sha256_hex(script.read_bytes()), previous)
+            )
+            previous = (folder.name,)
+        return found
+
+    def migrations(self) -> Sequence[Migration]:
+        return self._migrations
+
+    def desired(self, revision: str) -> Sequence[Migration]:
+        if revision in ("head", "latest"):
+            return self._migrations
+        matches = [
+            i
+            for i, m in enumerate(self._migrations)
+            if m.id == revision or m.id.startswith(revision + "_")
+        ]
+        if len(matches) != 1:
+            raise SourceError(
+                f"{self.path}: revision {revision!r} names no migration folder"
+                if not matches
+                else f"{self.path}: revision {revision!r} is ambiguous"
+            )
+        return self._migrations[: matches[0] + 1]
+
+    def check(self, dialect: Dialect) -> list[str]:
+        problems = list(self.problems)
+        lock = self.path / "migration_lock.toml"
+        if self.provider is None:
+            problems.append(f"{lock}: missing; Prisma writes it with the provider's name")
+        elif _PROVIDERS.get(self.provider) != dialect:
+            problems.append(str(self.mismatch(dialect)))
+        return problems
+
+    def mismatch(self, dialect: Dialect) -> ProviderMismatch:
+        return ProviderMismatch(
+            f"{self.path / 'migration_lock.toml'}: migrations were written for provider "
+            f"{self.provider!r} but the target database is {dialect}"
+        )
+
+    def ensure_provider(self, dialect: Dialect) -> None:
+        if self.provider is not None and _PROVIDERS.get(self.provider) != dialect:
+            raise self.mismatch(dialect)
+
+    # -- the live history -------------------------------------------------------------
+
+    def read_history(self, db: Database) -> LiveHistory:
+        self.ensure_provider(db.dialect)
+        if not db.table_exists(TABLE):
+            return LiveHistory(tool_table=False)
+        rows = db.query(
+            "SELECT migration_name, checksum, started_at, finished_at, rolled_back_at, logs "
+            'FROM "_prisma_migrations" ORDER BY started_at, migration_name'
+        )
+        applied: list[AppliedMigration] = []
+        failed: list[AppliedMigration] = []
+        for name, checksum, started, finished, rolled_back, logs in rows:
+            if rolled_back is not None:
+                continue
+            entry = AppliedMigration(
+                name,
+                checksum,
+                _as_datetime(started),
+                _as_datetime(finished),
+                "applied" if finished is not None else "failed",
+                logs,
+            )
+            (applied if finished is not None else failed).append(entry)
+        heads = (applied[-1].id,) if applied else ()
+        known = {m.id for m in self._migrations}
+        unknown = tuple(a.id for a in applied if a.id not in known)
+        return LiveHistory(applied=applied, failed=failed, heads=heads, unknown=unknown)
+
+    @contextmanager
+    def lock(self, db: Database) -> Iterator[None]:
+        """Hold Prisma's advisory lock and make sure the history table exists."""
+        self.ensure_provider(db.dialect)
+        with db.advisory_lock(PRISMA_ADVISORY_LOCK, LOCK_WAIT_SECONDS):
+            if not db.table_exists(TABLE):
+                with db.transaction():
+                    db.execute(_CREATE_TABLE[db.dialect])
+            yield
+
+    def apply(self, db: Database, migration: Migration, timeouts: Timeouts) -> None:
+        script = migration.read()
+        if db.dialect == "postgresql" and _NO_TRANSACTION.search(script):
+            self._apply_outside_transaction(db, migration, script, timeouts)
+            return
+        row_id, started = str(uuid.uuid4()), _now(db)
+        try:
+            with db.transaction(timeouts.lock, timeouts.statement):
+                db.run_script(script)
+                self._insert(db, row_id, migration, started, finished=True, steps=1, logs=None)
+        except MigrationFailed as exc:
+            with db.transaction():
+                self._insert(
+                    db,
+                    row_id,
+                    migration,
+                    started,
+                    finished=False,
+                    steps=0,
+                    logs=f"{exc}\n(transaction rolled back: no statement of "
+                    "this migration is in effect)",
+                )
+            raise
+
+    def _apply_outside_transaction(
+        self, db: Database, migration: Migration, script: str, timeouts: Timeouts
+    ) -> None:
+        from reconciler.source.sql import split_postgres
+
+        row_id = str(uuid.uuid4())
+        with db.transaction():
+            self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
+        db.execute(f"SET lock_timeout = '{int(timeouts.lock * 1000)}ms'")
+        db.execute(f"SET statement_timeout = '{int(timeouts.statement * 1000)}ms'")
+        try:
+            for line, statement in split_postgres(script):
+                try:
+                    db.run_script(statement)
+                except MigrationFailed as exc:
+                    message = f"line {line}: {str(exc).split(': ', 1)[-1]}"
+                    with db.transaction():
+                        db.execute(
+                            f'UPDATE "{TABLE}" SET logs = %s WHERE id = %s',
+                            (
+                                message + "\n(run outside a transaction: statements "
+                                "before this line are in effect)",
+                                row_id,
+                            ),
+                        )
+                    raise MigrationFailed(message) from None
+                with db.transaction():
+                    db.execute(
+                        f'UPDATE "{TABLE}" SET applied_steps_count = '
+                        "applied_steps_count + 1 WHERE id = %s",
+                        (row_id,),
+                    )
+            with db.transaction():
+                db.execute(
+                    f'UPDATE "{TABLE}" SET finished_at = clock_timestamp() WHERE id = %s', (row_id,)
+                )
+        finally:
+            db.execute("RESET lock_timeout")
+            db.execute("RESET statement_timeout")
+
+    def _insert(
+        self,
+        db: Database,
+        row_id: str,
+        migration: Migration,
+        started: Any,
+        *,
+        finished: bool,
+        steps: int,
+        logs: str | None,
+    ) -> None:
+        p = db.param
+        finished_sql = (
+            ("clock_timestamp()" if db.dialect == "postgresql" else p) if finished else "NULL"
+        )
+        params: list[Any] = [row_id, migration.checksum, migration.id, logs, started, steps]
+        if finished and db.dialect == "sqlite":
+            params.append(_now(db))
+        db.execute(
+            f'INSERT INTO "{TABLE}" (id, checksum, migration_name, logs, started_at, '
+            f"applied_steps_count, finished_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, "
+            f"{finished_sql})",
+            params,
+        )
+
+    def resolve(
+        self, db: Database, migration_id: str, how: Literal["rolled-back", "applied"]
+    ) -> bool:
+        """Mark a failed migration rolled back or applied, as ``prisma migrate resolve`` does."""
+        with db.transaction():
+            rows = db.query(
+                f'SELECT id FROM "{TABLE}" WHERE migration_name = {db.param} '
+                "AND finished_at IS NULL AND rolled_back_at IS NULL",
+                (migration_id,),
+            )
+            for (row_id,) in rows:
+                column = "rolled_back_at" if how == "rolled-back" else "finished_at"
+                db.execute(
+                    f'UPDATE "{TABLE}" SET {column} = {db.param} WHERE id = {db.param}',
+                    (_now(db), row_id),
+                )
+        return bool(rows)
+
+
+def _now(db: Database) -> Any:
+    now = datetime.now(UTC)
+    return now if db.dialect == "postgresql" else now.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float):  # Prisma on SQLite may store epoch milliseconds
+        return datetime.fromtimestamp(value / 1000, UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
