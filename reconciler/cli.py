@@ -159,8 +159,13 @@ def _apply_one(spec: Target, ledger: Ledger, source: str, yes: bool) -> Outcome 
     return outcome
 
 
+def _interactive() -> bool:
+    """Whether a person can answer a question (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _confirm(question: str) -> None:
-    if not sys.stdin.isatty():
+    if not _interactive():
         _fail(
             "refusing to apply without --yes: standard input is not a terminal. "
             "Nothing was changed."

@@ -101,9 +101,9 @@ class PostgresDatabase:
             with self.conn.cursor() as cur:
                 cur.execute(sql.encode() if not params else sql, params or None)
                 return cur.fetchall() if cur.description else []
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"{self.url.redacted}: {_pg_reason(exc)}") from None
         except psycopg.Error as exc:
+            if self._lost(exc):
+                raise DatabaseUnavailable(f"{self.url.redacted}: {_pg_reason(exc)}") from None
             raise DatabaseError(f"{self.url.redacted}: {_pg_reason(exc)}") from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -113,12 +113,17 @@ class PostgresDatabase:
         try:
             with self.conn.cursor() as cur:
                 cur.execute(script.encode())
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"{self.url.redacted}: {_pg_reason(exc)}") from None
         except psycopg.Error as exc:
+            if self._lost(exc):
+                raise DatabaseUnavailable(f"{self.url.redacted}: {_pg_reason(exc)}") from None
             position = getattr(exc.diag, "statement_position", None)
             where = f"line {_line_of(script, int(position) - 1)}: " if position else ""
             raise MigrationFailed(f"{where}{_pg_reason(exc)}") from None
+
+    def _lost(self, exc: psycopg.Error) -> bool:
+        """The connection is gone (as opposed to a statement that failed on a live one)."""
+        sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None) or ""
+        return self.conn.closed or self.conn.broken or sqlstate.startswith("08")
 
     @contextmanager
     def transaction(self, lock_timeout: float = 0, statement_timeout: float = 0) -> Iterator[None]:

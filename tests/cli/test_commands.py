@@ -1,0 +1,246 @@
+"""The command line as people and CI use it: exit codes, confirmations, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from tests.conftest import EXAMPLES, PRISMA_PG, PRISMA_SQLITE, ROOT, pg_query, run_process
+
+Cli = Callable[..., Result]
+
+
+def sqlite_policy(write_policy: Callable[[str], Path], tmp_path: Path, **extra: str) -> Path:
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    lines = "".join(f"    {key}: {value}\n" for key, value in extra.items())
+    return write_policy(
+        "ledger: sqlite:///var/ledger.db\n"
+        "targets:\n"
+        "  - name: shop\n"
+        "    database: sqlite:///var/shop.db\n"
+        "    migrations: {layout: prisma, path: migrations}\n" + lines
+    )
+
+
+def user_tables(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_plan_apply_status_cycle(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+
+    planned = cli("plan", "--config", policy)
+    assert planned.exit_code == 2
+    assert "Plan: 7 migrations to apply." in planned.stdout
+    assert "+ apply 20261001090000_init" in planned.stdout
+
+    refused = cli("apply", "--config", policy)
+    assert refused.exit_code == 1
+    assert "refusing to apply without --yes" in refused.stderr
+    assert not (tmp_path / "var" / "shop.db").exists() or "users" not in user_tables(
+        tmp_path / "var" / "shop.db"
+    )
+
+    applied = cli("apply", "--config", policy, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert "Apply complete: shop: applied 7 migrations" in applied.stdout
+    assert {"users", "subscriptions", "invoices"} <= user_tables(tmp_path / "var" / "shop.db")
+
+    assert cli("plan", "--config", policy).exit_code == 0
+    status = cli("status", "--config", policy)
+    assert status.exit_code == 0
+    assert "pending    0" in status.stdout
+    assert "InSync (applied 7 migrations" in status.stdout
+
+    as_json = json.loads(cli("status", "-c", policy, "-o", "json").stdout)
+    entry = as_json["targets"][0]
+    assert entry["pending"] == 0
+    assert entry["last_run"]["outcome"] == "InSync"
+
+
+def test_plan_json_lists_every_step(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    result = cli("plan", "-c", policy, "--output", "json")
+    assert result.exit_code == 2
+    plan = json.loads(result.stdout)["targets"][0]
+    assert plan["in_sync"] is False
+    assert [s["migration"] for s in plan["steps"]] == sorted(
+        p.name for p in PRISMA_SQLITE.iterdir() if p.is_dir()
+    )
+    assert all(len(s["checksum"]) == 64 for s in plan["steps"])
+
+
+def test_apply_confirms_on_a_terminal(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    monkeypatch.setattr("reconciler.cli._interactive", lambda: True)
+    declined = cli("apply", "-c", policy, input="no\n")
+    assert declined.exit_code == 1
+    assert "apply cancelled" in declined.stderr
+    accepted = cli("apply", "-c", policy, input="yes\n")
+    assert accepted.exit_code == 0, accepted.output
+
+
+def test_check_validates_offline(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    ok = cli("check", "-c", policy)
+    assert ok.exit_code == 0
+    assert "policy valid; 1 target(s), 7 migration(s) checked" in ok.stdout
+    (tmp_path / "migrations" / "20261001090000_init" / "migration.sql").unlink()
+    broken = cli("check", "-c", policy)
+    assert broken.exit_code == 1
+    assert "20261001090000_init: no migration.sql" in broken.stderr
+    assert not (tmp_path / "var").exists(), "check must not touch any database"
+
+
+def test_reset_is_refused_outside_development(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path, environment="production")
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    result = cli("reset", "-c", policy, "--target", "shop", "--yes")
+    assert result.exit_code == 1
+    assert "reset refused: target 'shop' is a production target" in result.stderr
+    assert "users" in user_tables(tmp_path / "var" / "shop.db")
+
+
+def test_reset_rebuilds_a_development_database_and_seeds_it(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(
+        write_policy, tmp_path, environment="development", seed=str(EXAMPLES / "seed.sql")
+    )
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    db = tmp_path / "var" / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE scratch (x INTEGER)")
+        conn.execute("INSERT INTO users (email) VALUES ('stray@example.com')")
+    result = cli("reset", "-c", policy, "--target", "shop", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "scratch" not in user_tables(db)
+    with sqlite3.connect(db) as conn:
+        emails = {r[0] for r in conn.execute("SELECT email FROM users")}
+        invoices = conn.execute("SELECT count(*) FROM invoices").fetchone()[0]
+    assert "stray@example.com" not in emails
+    assert len(emails) == 3
+    assert invoices == 4
+
+
+@pytest.mark.parametrize(
+    ("policy_text", "expected"),
+    [
+        ("targets: [\n", "invalid YAML"),
+        ("targets:\n  - name: shop\n    databse: x\n", "targets[0].databse: unknown key"),
+        (
+            "targets:\n  - name: shop\n    database: ${NOT_SET_ANYWHERE}\n"
+            "    migrations: {layout: prisma, path: migrations}\n",
+            "environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "targets:\n  - name: shop\n    database: sqlite:///x.db\n"
+            "    migrations: {layout: prisma, path: nowhere}\n",
+            "Prisma migrations folder not found",
+        ),
+        (
+            "targets:\n  - name: shop\n    database: postgresql://postgres@127.0.0.1:1/x\n"
+            "    migrations: {layout: prisma, path: migrations}\n",
+            "cannot connect to postgresql://postgres@127.0.0.1:1/x",
+        ),
+        (
+            "targets:\n  - name: shop\n    database: postgresql://postgres@127.0.0.1/test\n"
+            "    migrations: {layout: prisma, path: migrations}\n",
+            "written for provider 'sqlite' but the target database is postgresql",
+        ),
+        (
+            "targets:\n  - name: shop\n    timeouts: {lock: 1}\n    database: sqlite:///x.db\n"
+            "    migrations: {layout: prisma, path: migrations, revision: 2099_nope}\n",
+            "revision '2099_nope' names no migration folder",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_changes_nothing(
+    cli: Cli,
+    write_policy: Callable[[str], Path],
+    tmp_path: Path,
+    policy_text: str,
+    expected: str,
+) -> None:
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    policy = write_policy(policy_text)
+    result = cli("apply", "-c", policy, "--yes")
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert all(line.startswith("reconciler: error: ") for line in result.stderr.splitlines())
+    assert not (tmp_path / "x.db").exists() or "users" not in user_tables(tmp_path / "x.db")
+
+
+def test_rejected_login_never_echoes_the_password(
+    cli: Cli,
+    write_policy: Callable[[str], Path],
+    tmp_path: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shutil.copytree(PRISMA_PG, tmp_path / "migrations")
+    secret = "Wr0ng-Pa55-XYZ"
+    url = pg_url.replace("postgres@", f"no_such_role:{secret}@")
+    monkeypatch.setenv("SHOP_DB", url)
+    policy = write_policy(
+        "targets:\n  - name: shop\n    database: ${SHOP_DB}\n"
+        "    migrations: {layout: prisma, path: migrations}\n"
+    )
+    result = cli("plan", "-c", policy)
+    assert result.exit_code == 1
+    assert secret not in result.output
+    assert "cannot connect to postgresql://no_such_role:***@" in result.stderr
+    assert 'role "no_such_role" does not exist' in result.stderr
+
+
+def test_syntax_error_blocks_before_anything_runs(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, pg_url: str
+) -> None:
+    shutil.copytree(PRISMA_PG, tmp_path / "migrations")
+    bad = tmp_path / "migrations" / "20261201000000_typo" / "migration.sql"
+    bad.parent.mkdir()
+    bad.write_text('-- AlterTable\nALTER TABLE "users"\n  ADD COLUMN "x" TEXT,,\n')
+    policy = write_policy(
+        f"targets:\n  - name: shop\n    database: {pg_url}\n"
+        "    migrations: {layout: prisma, path: migrations}\n"
+    )
+    checked = cli("check", "-c", policy)
+    assert checked.exit_code == 1
+    assert "20261201000000_typo/migration.sql:3: PostgreSQL cannot parse" in checked.stderr
+    applied = cli("apply", "-c", policy, "--yes")
+    assert applied.exit_code == 1
+    assert "nothing applied" in applied.stderr
+    assert pg_query(pg_url, "SELECT to_regclass('_prisma_migrations')") == [(None,)]
+
+
+def test_python_dash_m_runs_the_example_end_to_end(tmp_path: Path) -> None:
+    """The README's first command, as a real process on a copy of the repository layout."""
+    shutil.copy(ROOT / "config.example.yaml", tmp_path / "config.example.yaml")
+    shutil.copytree(EXAMPLES, tmp_path / "examples" / "shop")
+    env = {"DATABASE_URL": ""}
+    first = run_process("apply", "--config", "config.example.yaml", "--yes", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Apply complete: shop: applied 7 migrations" in first.stdout
+    second = run_process("plan", "--config", "config.example.yaml", cwd=tmp_path, env=env)
+    assert second.returncode == 0
+    assert "No changes." in second.stdout
+    assert (tmp_path / "var" / "shop.db").is_file()
+    assert (tmp_path / "var" / "reconciler.db").is_file()

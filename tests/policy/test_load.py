@@ -1,0 +1,161 @@
+"""Loading a policy: what a user writes is validated, and every error points at its line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import PolicyError
+from reconciler.policy import load_policy
+
+GOOD = """
+ledger: sqlite:///var/ledger.db
+targets:
+  - name: shop
+    environment: staging
+    database: ${DATABASE_URL:-sqlite:///var/shop.db}
+    migrations:
+      layout: prisma
+      path: migrations
+      revision: head
+    apply: manual
+    timeouts: {lock: 2s, statement: 1h30m}
+"""
+
+
+def test_valid_policy_resolves_paths_against_the_policy_folder(
+    write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = load_policy(write_policy(GOOD), environ={})
+    target = policy.target("shop")
+    assert target.environment == "staging"
+    assert target.apply == "manual"
+    assert target.migrations.path == tmp_path / "migrations"
+    assert target.database.sqlite_path == tmp_path / "var" / "shop.db"
+    assert policy.ledger.sqlite_path == tmp_path / "var" / "ledger.db"
+    assert (target.timeouts.lock, target.timeouts.statement) == (2.0, 5400.0)
+
+
+def test_environment_reference_takes_the_variable(write_policy: Callable[[str], Path]) -> None:
+    policy = load_policy(write_policy(GOOD), environ={"DATABASE_URL": "postgresql://db/shop"})
+    assert policy.targets[0].database.dialect == "postgresql"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("layout: prisma", "layout: flyway"),
+            "policy.yaml:7:7: targets[0].migrations.layout: must be one of prisma, alembic",
+        ),
+        (
+            ("layout: prisma", "layot: prisma"),
+            "policy.yaml:7:7: targets[0].migrations.layot: unknown key (did you mean 'layout'?)",
+        ),
+        (
+            ("environment: staging", "environment: prod"),
+            "policy.yaml:4:5: targets[0].environment: must be one of production, staging, "
+            "development",
+        ),
+        (
+            ("{lock: 2s,", "{lock: soon,"),
+            "policy.yaml:11:16: targets[0].timeouts.lock: must be a duration such as 30s, 5m, 2h "
+            "or 7d, not 'soon'",
+        ),
+        (
+            ("apply: manual", "apply: [auto]"),
+            "policy.yaml:10:5: targets[0].apply: must be one of auto, manual",
+        ),
+        (
+            (
+                "    migrations:\n      layout: prisma\n      path: migrations\n",
+                "    migrations:\n",
+            ),
+            "policy.yaml:6:5: targets[0].migrations.layout: required",
+        ),
+        (
+            ("name: shop", "name: Shop Floor"),
+            "policy.yaml:3:5: targets[0].name: must be lowercase letters, digits, '-' or '_'",
+        ),
+        (
+            ("${DATABASE_URL:-sqlite:///var/shop.db}", "${SHOP_DB}"),
+            "policy.yaml:5:5: targets[0].database: environment variable SHOP_DB is not set",
+        ),
+        (
+            ("${DATABASE_URL:-sqlite:///var/shop.db}", "mysql://db/shop"),
+            "policy.yaml:5:5: targets[0].database: unsupported database 'mysql'",
+        ),
+        (
+            ("  - name: shop\n", "  - name: shop\n    name: again\n"),
+            "policy.yaml:4:5: targets[0].name: duplicate key",
+        ),
+        (
+            ("path: migrations", "path: [migrations"),
+            "policy.yaml:9:15: invalid YAML: expected ',' or ']'",
+        ),
+    ],
+)
+def test_bad_input_names_file_line_and_field(
+    write_policy: Callable[[str], Path], change: tuple[str, str], expected: str
+) -> None:
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    path = write_policy(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, environ={})
+    message = str(caught.value)
+    assert message.startswith(str(path.parent / expected.split(":")[0]))
+    assert expected.split("policy.yaml", 1)[1] in message.replace(str(path), "")
+
+
+def test_required_fields_and_empty_policies(write_policy: Callable[[str], Path]) -> None:
+    with pytest.raises(PolicyError, match=r":1:1: the policy is empty"):
+        load_policy(write_policy("# nothing yet\n"), environ={})
+    with pytest.raises(PolicyError, match=r"targets: must list at least one entry"):
+        load_policy(write_policy("targets: []\n"), environ={})
+    with pytest.raises(PolicyError, match=r":2:5: targets\[0\]\.database: required"):
+        load_policy(
+            write_policy("targets:\n  - name: a\n    migrations: {layout: prisma, path: m}\n"),
+            environ={},
+        )
+
+
+def test_duplicate_target_names_are_refused(write_policy: Callable[[str], Path]) -> None:
+    text = GOOD + GOOD.split("targets:\n", 1)[1]
+    with pytest.raises(PolicyError, match="target name 'shop' is used twice"):
+        load_policy(write_policy(text), environ={})
+
+
+def test_every_problem_is_reported_one_per_line(write_policy: Callable[[str], Path]) -> None:
+    text = GOOD.replace("layout: prisma", "layout: flyway").replace("apply: manual", "aply: x")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write_policy(text), environ={})
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2
+    assert all(line.count(":") >= 3 for line in lines)
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"policy file not found"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_secrets_never_show_in_repr_or_errors(write_policy: Callable[[str], Path]) -> None:
+    secret = "s3cr3t-Pa55word"
+    url = f"postgresql://app:{secret}@db.internal:5432/shop"
+    policy = load_policy(write_policy(GOOD), environ={"DATABASE_URL": url})
+    assert secret not in repr(policy)
+    assert secret not in str(policy.targets[0].database)
+    assert "app:***@db.internal" in repr(policy.targets[0])
+    bad = GOOD.replace("layout: prisma", "layout: nope")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write_policy(bad), environ={"DATABASE_URL": url})
+    assert secret not in str(caught.value)
+
+
+def test_literal_dollar_brace_is_kept(write_policy: Callable[[str], Path]) -> None:
+    text = GOOD.replace("revision: head", "revision: $${NOT_A_VAR}")
+    policy = load_policy(write_policy(text), environ={})
+    assert policy.targets[0].migrations.revision == "${NOT_A_VAR}"

@@ -1,0 +1,275 @@
+"""The Prisma layout end to end on real PostgreSQL and SQLite: apply, history, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from reconciler.act import plan_target, reconcile_schema
+from reconciler.db.connection import connect
+from tests.conftest import pg_query
+from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
+
+EXAMPLE_COUNT = 7
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(dialect, url) of a fresh empty database of each kind."""
+    if request.param == "postgresql":
+        return "postgresql", request.getfixturevalue("pg_url")
+    return "sqlite", f"sqlite:///{tmp_path / 'app.db'}"
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return conn.execute(sql).fetchall()
+    return pg_query(url, sql)
+
+
+def tables(url: str) -> set[str]:
+    if url.startswith("sqlite"):
+        rows = query(url, "SELECT name FROM sqlite_master WHERE type='table'")
+    else:
+        rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+    return {str(r[0]) for r in rows}
+
+
+def history(url: str) -> list[tuple[object, ...]]:
+    return query(
+        url,
+        "SELECT migration_name, checksum, finished_at, rolled_back_at, logs, "
+        'applied_steps_count, id FROM "_prisma_migrations" ORDER BY started_at',
+    )
+
+
+def test_fresh_database_reaches_head_and_history_matches_prisma(
+    database: tuple[str, str], tmp_path: Path
+) -> None:
+    dialect, url = database
+    folder = prisma_copy(tmp_path, dialect)
+    policy = prisma_policy(tmp_path, url, folder)
+    target = policy.targets[0]
+
+    outcome = reconcile_schema(target, ledger_of(policy), trigger="test", source="p")
+
+    assert outcome.reason == "InSync", outcome.message
+    assert outcome.applied == EXAMPLE_COUNT
+    assert {"users", "subscriptions", "invoices"} <= tables(url)
+    rows = history(url)
+    assert [r[0] for r in rows] == sorted(p.name for p in folder.iterdir() if p.is_dir())
+    for name, checksum, finished, rolled_back, logs, steps, row_id in rows:
+        sql = (folder / str(name) / "migration.sql").read_bytes()
+        assert checksum == hashlib.sha256(sql).hexdigest()
+        assert finished is not None
+        assert rolled_back is None
+        assert logs is None
+        assert steps == 1
+        assert uuid.UUID(str(row_id)).version == 4
+    again = reconcile_schema(target, ledger_of(policy), trigger="test", source="p")
+    assert (again.reason, again.applied) == ("InSync", 0)
+
+
+def test_partly_migrated_database_gets_only_the_rest(
+    database: tuple[str, str], tmp_path: Path
+) -> None:
+    dialect, url = database
+    folder = prisma_copy(tmp_path, dialect)
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    middle = prisma_policy(tmp_path, url, folder, revision=names[2])
+    first = reconcile_schema(middle.targets[0], ledger_of(middle), trigger="t", source="p")
+    assert first.applied == 3
+    assert "invoices" in tables(url)
+    assert "clerk_id" not in str(query(url, "SELECT * FROM users LIMIT 0") or "")
+
+    head = prisma_policy(tmp_path, url, folder)
+    plan = plan_target(head.targets[0])
+    assert [s.migration.id for s in plan.steps] == names[3:]
+    assert plan.live_revision == names[2]
+    rest = reconcile_schema(head.targets[0], ledger_of(head), trigger="t", source="p")
+    assert rest.applied == EXAMPLE_COUNT - 3
+    steps = ledger_of(head).steps(rest.run_id or 0)
+    assert [s.migration for s in steps] == names[3:]
+    assert all(s.outcome == "applied" and s.duration_seconds is not None for s in steps)
+
+
+def test_failing_migration_rolls_back_and_blocks_until_resolved(
+    database: tuple[str, str], tmp_path: Path
+) -> None:
+    dialect, url = database
+    folder = prisma_copy(tmp_path, dialect)
+    bad = add_migration(
+        folder,
+        "20261201000000_half_done",
+        'CREATE TABLE "audit" ("id" INTEGER NOT NULL);\nINSERT INTO "no_such_table" VALUES (1);\n',
+    )
+    add_migration(folder, "20261202000000_after", 'CREATE TABLE "later" ("id" INTEGER);\n')
+    policy = prisma_policy(tmp_path, url, folder)
+    target = policy.targets[0]
+
+    outcome = reconcile_schema(target, ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "ApplyFailed"
+    assert "20261201000000_half_done" in outcome.message
+    assert "no_such_table" in outcome.message
+    assert outcome.applied == EXAMPLE_COUNT
+    assert "audit" not in tables(url), "the failed migration's transaction must roll back"
+    assert "later" not in tables(url), "nothing after a failure may run"
+    failed = [r for r in history(url) if r[0] == "20261201000000_half_done"]
+    assert len(failed) == 1
+    assert failed[0][2] is None
+    assert "no_such_table" in str(failed[0][4])
+    step = ledger_of(policy).steps(outcome.run_id or 0)[-1]
+    assert (step.migration, step.outcome) == ("20261201000000_half_done", "failed")
+
+    # Like Prisma's P3009: the next run refuses and says how to resolve.
+    blocked = reconcile_schema(target, ledger_of(policy), trigger="t", source="p")
+    assert blocked.reason == "FailedMigration"
+    assert "--rolled-back 20261201000000_half_done" in blocked.message
+    assert "later" not in tables(url)
+
+    bad.write_text('CREATE TABLE "audit" ("id" INTEGER NOT NULL);\n', encoding="utf-8")
+    from reconciler.act.resolve import resolve_failed
+
+    resolve_failed(target, "20261201000000_half_done", "rolled-back")
+    fixed = reconcile_schema(target, ledger_of(policy), trigger="t", source="p")
+    assert (fixed.reason, fixed.applied) == ("InSync", 2)
+    assert {"audit", "later"} <= tables(url)
+    names = [r[0] for r in history(url)]
+    assert names.count("20261201000000_half_done") == 2  # the rolled-back row stays
+
+
+def test_edited_and_missing_migrations_are_reported_as_drift(
+    database: tuple[str, str], tmp_path: Path
+) -> None:
+    dialect, url = database
+    folder = prisma_copy(tmp_path, dialect)
+    policy = prisma_policy(tmp_path, url, folder)
+    reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+    edited = folder / names[1] / "migration.sql"
+    edited.write_text(edited.read_text() + "\n-- a later edit\n")
+    crlf = folder / names[2] / "migration.sql"
+    crlf.write_bytes(crlf.read_bytes().replace(b"\n", b"\r\n"))
+    (folder / names[3] / "migration.sql").unlink()
+    (folder / names[3]).rmdir()
+
+    plan = plan_target(prisma_policy(tmp_path, url, folder).targets[0])
+    kinds = {(d.migration, d.kind) for d in plan.drift}
+    assert kinds == {(names[1], "edited"), (names[3], "missing-file")}
+    assert plan.steps == ()
+
+
+@pytest.mark.usefixtures("pg_server")
+def test_postgres_scripts_run_whole_with_do_blocks_and_concurrent_indexes(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder = prisma_copy(tmp_path, "postgresql")
+    add_migration(
+        folder,
+        "20261201000000_functions",
+        """
+-- A data backfill with semicolons inside strings and a DO block, as real histories have.
+CREATE EXTENSION IF NOT EXISTS "pgcrypto";
+UPDATE "users" SET "name" = 'a;b' WHERE "name" IS NULL;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'Tier') THEN
+    CREATE TYPE "Tier" AS ENUM ('free', 'pro');
+  END IF;
+END
+$$;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN NEW."name" := coalesce(NEW."name", 'x;y'); RETURN NEW; END;
+$fn$;
+""",
+    )
+    add_migration(
+        folder,
+        "20261202000000_concurrent_index",
+        'CREATE INDEX CONCURRENTLY "users_name_idx" ON "users"("name");\n',
+    )
+    policy = prisma_policy(tmp_path, pg_url, folder)
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "InSync", outcome.message
+    assert pg_query(pg_url, "SELECT 1 FROM pg_type WHERE typname = 'Tier'")
+    assert pg_query(pg_url, "SELECT 1 FROM pg_indexes WHERE indexname = 'users_name_idx'")
+    row = pg_query(
+        pg_url,
+        "SELECT finished_at, applied_steps_count FROM _prisma_migrations "
+        "WHERE migration_name = '20261202000000_concurrent_index'",
+    )
+    assert row[0][0] is not None
+    assert row[0][1] == 1
+
+
+def test_history_written_by_prisma_is_understood(pg_url: str, tmp_path: Path) -> None:
+    """A database Prisma migrated: same rows, reconciler only applies what is new."""
+    folder = prisma_copy(tmp_path, "postgresql")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    conn = connect(prisma_policy(tmp_path, pg_url, folder).targets[0].database)
+    from reconciler.source.prisma import _CREATE_TABLE
+
+    conn.execute(_CREATE_TABLE["postgresql"])
+    for name in names[:4]:
+        sql = (folder / name / "migration.sql").read_text()
+        conn.run_script(sql)
+        # A CRLF checkout on Windows wrote this checksum: still not drift.
+        checksum = hashlib.sha256(sql.replace("\n", "\r\n").encode()).hexdigest()
+        conn.execute(
+            "INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at, "
+            "applied_steps_count) VALUES (%s, %s, %s, now(), 1)",
+            (str(uuid.uuid4()), checksum, name),
+        )
+    conn.close()
+    policy = prisma_policy(tmp_path, pg_url, folder)
+
+    plan = plan_target(policy.targets[0])
+
+    assert plan.drift == ()
+    assert [s.migration.id for s in plan.steps] == names[4:]
+
+
+def test_prisma_lock_is_respected(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.source import prisma
+
+    monkeypatch.setattr(prisma, "LOCK_WAIT_SECONDS", 0.5)
+    policy = prisma_policy(tmp_path, pg_url, prisma_copy(tmp_path, "postgresql"))
+    holder = connect(policy.targets[0].database)
+    holder.query("SELECT pg_advisory_lock(72707369)")
+    try:
+        outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    finally:
+        holder.close()
+    assert outcome.reason == "Locked"
+    assert "72707369" in outcome.message
+    assert "users" not in tables(pg_url)
+
+
+def test_lock_timeout_stops_a_migration_stuck_behind_traffic(pg_url: str, tmp_path: Path) -> None:
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    add_migration(
+        folder, "20261201000000_alter_users", 'ALTER TABLE "users" ADD COLUMN "plan" TEXT;\n'
+    )
+    policy = prisma_policy(
+        tmp_path, pg_url, folder, extra="    timeouts: {lock: 300ms, statement: 1m}\n"
+    )
+    reader = connect(policy.targets[0].database)
+    with reader.transaction():
+        reader.query('SELECT * FROM "users"')  # holds ACCESS SHARE until commit
+        outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    reader.close()
+    assert outcome.reason == "ApplyFailed"
+    assert "lock timeout" in outcome.message
