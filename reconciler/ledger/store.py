@@ -99,6 +99,12 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- runs -------------------------------------------------------------------------
 
     def start_run(

@@ -41,5 +41,11 @@ def prisma_policy(
     return load_policy(path, environ={})
 
 
+OPEN_LEDGERS: list[Ledger] = []
+
+
 def ledger_of(policy: Policy) -> Ledger:
-    return Ledger(policy.ledger)
+    """The policy's ledger; closed by the ``close_ledgers`` fixture after the test."""
+    ledger = Ledger(policy.ledger)
+    OPEN_LEDGERS.append(ledger)
+    return ledger

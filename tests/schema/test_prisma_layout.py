@@ -273,3 +273,80 @@ def test_lock_timeout_stops_a_migration_stuck_behind_traffic(pg_url: str, tmp_pa
     reader.close()
     assert outcome.reason == "ApplyFailed"
     assert "lock timeout" in outcome.message
+
+
+PRISMA_COLUMNS_PG = [
+    # name, data type, character length, nullable, default
+    ("id", "character varying", 36, "NO", None),
+    ("checksum", "character varying", 64, "NO", None),
+    ("finished_at", "timestamp with time zone", None, "YES", None),
+    ("migration_name", "character varying", 255, "NO", None),
+    ("logs", "text", None, "YES", None),
+    ("rolled_back_at", "timestamp with time zone", None, "YES", None),
+    ("started_at", "timestamp with time zone", None, "NO", "now()"),
+    ("applied_steps_count", "integer", None, "NO", "0"),
+]
+
+
+def test_history_table_has_exactly_prismas_columns_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    policy = prisma_policy(tmp_path, pg_url, prisma_copy(tmp_path, "postgresql"))
+    reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    columns = pg_query(
+        pg_url,
+        "SELECT column_name, data_type, character_maximum_length, is_nullable, "
+        "column_default FROM information_schema.columns "
+        "WHERE table_name = '_prisma_migrations' ORDER BY ordinal_position",
+    )
+    assert columns == PRISMA_COLUMNS_PG
+    primary = pg_query(
+        pg_url,
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = '_prisma_migrations'::regclass "
+        "AND i.indisprimary",
+    )
+    assert primary == [("id",)]
+
+
+def test_history_table_has_exactly_prismas_columns_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    policy = prisma_policy(tmp_path, url, prisma_copy(tmp_path, "sqlite"))
+    reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    columns = query(url, 'PRAGMA table_info("_prisma_migrations")')
+    assert [(c[1], c[2], c[3], c[4], c[5]) for c in columns] == [
+        ("id", "TEXT", 1, None, 1),
+        ("checksum", "TEXT", 1, None, 0),
+        ("finished_at", "DATETIME", 0, None, 0),
+        ("migration_name", "TEXT", 1, None, 0),
+        ("logs", "TEXT", 0, None, 0),
+        ("rolled_back_at", "DATETIME", 0, None, 0),
+        ("started_at", "DATETIME", 1, "current_timestamp", 0),
+        ("applied_steps_count", "INTEGER UNSIGNED", 1, "0", 0),
+    ]
+
+
+def test_plan_changes_nothing(database: tuple[str, str], tmp_path: Path) -> None:
+    dialect, url = database
+    policy = prisma_policy(tmp_path, url, prisma_copy(tmp_path, dialect))
+    plan = plan_target(policy.targets[0])
+    assert len(plan.steps) == EXAMPLE_COUNT
+    assert tables(url) == set()
+
+
+def test_ledger_on_postgres_records_runs_and_steps(pg_url: str, tmp_path: Path) -> None:
+    folder = prisma_copy(tmp_path, "sqlite")
+    app = f"sqlite:///{tmp_path / 'app.db'}"
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f"ledger: {pg_url}\ntargets:\n  - name: shop\n    database: {app}\n"
+        f"    migrations: {{layout: prisma, path: {folder}}}\n"
+    )
+    from reconciler.policy import load_policy
+
+    policy = load_policy(path, environ={})
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert outcome.in_sync
+    runs = pg_query(pg_url, "SELECT target, outcome, finished_at IS NOT NULL FROM runs")
+    assert runs == [("shop", "InSync", True)]
+    steps = pg_query(pg_url, "SELECT count(*) FROM steps WHERE outcome = 'applied'")
+    assert steps == [(EXAMPLE_COUNT,)]
+    assert pg_query(pg_url, "SELECT version_num FROM alembic_version") == [("0001",)]
