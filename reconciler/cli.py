@@ -27,7 +27,7 @@ from reconciler.ledger import Ledger
 from reconciler.plan.model import Step
 from reconciler.plan.render import render_text, shown_path, to_json
 from reconciler.policy import Policy, Target, load_policy
-from reconciler.safety import analyse
+from reconciler.safety.analyse import parse_migration, syntax_findings
 from reconciler.secrets import RedactingFilter, redact
 from reconciler.source import open_layout
 
@@ -285,13 +285,16 @@ def check(config: Path) -> None:
             problems.append(f"{spec.name}: {exc}")
             continue
         problems += [f"{spec.name}: {p}" for p in layout.check(spec.database.dialect)]
+        dialect = spec.database.dialect
         for migration in layout.migrations():
             count += 1
-            for finding in analyse(migration, layout.name, spec.database.dialect):
-                if finding.blocking:
-                    problems.append(
-                        f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
-                    )
+            if dialect != "postgresql":
+                continue
+            parsed = parse_migration(migration, layout.sql(migration, dialect), dialect)
+            for finding in syntax_findings(parsed):
+                problems.append(
+                    f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
+                )
         if spec.seed is not None and not spec.seed.is_file():
             problems.append(f"{spec.name}: seed {spec.seed} not found")
     if problems:

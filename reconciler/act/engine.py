@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
+from reconciler.act.assess import assess
 from reconciler.db.connection import Database, connect
 from reconciler.errors import MigrationFailed, ReconcilerError
-from reconciler.ledger import Ledger
+from reconciler.ledger import DecisionRecord, Ledger
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
@@ -64,12 +66,17 @@ class TargetSession:
     target: Target
     layout: Layout
     db: Database
+    applied_times: dict[str, datetime] = field(default_factory=dict)
+    """When reconciler applied each migration (from the ledger): Alembic records no time."""
     observations: int = field(default=0)
 
-    def plan(self) -> Plan:
+    def plan(self, now: datetime | None = None) -> Plan:
+        """Observe, assess the pending migrations against live data, and plan."""
         self.observations += 1
+        now = now or datetime.now(UTC)
         observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
-        return plan_schema(self.target, observation, self.db.dialect)
+        findings = assess(self.target, self.layout, self.db, observation, now, self.applied_times)
+        return plan_schema(self.target, observation, findings, now)
 
 
 @contextmanager
@@ -121,11 +128,14 @@ def _apply(
     target, layout, db = session.target, session.layout, session.db
     # A first look without the lock: a plan that cannot run must not even create the
     # history table.
-    early = _refusal(session.plan(), run_id)
+    first_look = session.plan()
+    early = _refusal(first_look, run_id)
     if early is not None:
+        ledger.record_decisions(run_id, first_look.target, decisions(first_look))
         return early
     with layout.lock(db):
         plan = session.plan()
+        ledger.record_decisions(run_id, plan.target, decisions(plan))
         refusal = _refusal(plan, run_id)
         if refusal is not None:
             return refusal
@@ -164,11 +174,13 @@ def _apply(
                 on_step(step, result)
         blocked = plan.first_blocked
         if blocked is not None:
-            finding = next(f for f in blocked.findings if f.blocking)
+            verdict = blocked.verdict
+            first = (verdict.blocking or verdict.waiting)[0]
+            verb = "waits" if verdict.decision == "waiting" else "is blocked"
             return Outcome(
                 target.name,
-                "AwaitingApproval",
-                f"{blocked.migration.id} is blocked: {finding.location}: {finding.message}",
+                verdict.reason,
+                f"{blocked.migration.id} {verb}: {first.location}: {first.rule}: {first.message}",
                 plan,
                 tuple(results),
                 run_id,
@@ -178,6 +190,42 @@ def _apply(
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
         return Outcome(target.name, "InSync", message, plan, tuple(results), run_id)
+
+
+def decisions(plan: Plan) -> list[DecisionRecord]:
+    """The ledger's record of the gate's decision on each finding of the plan."""
+    records: list[DecisionRecord] = []
+    for step in plan.steps:
+        verdict = step.verdict
+        approvals = {id(f): a for f, a in verdict.approved}
+        blocking = {id(f) for f in verdict.blocking}
+        waiting = {id(f) for f in verdict.waiting}
+        for finding in step.findings:
+            approval = approvals.get(id(finding))
+            decision = (
+                "approved"
+                if approval
+                else "blocked"
+                if id(finding) in blocking
+                else "waiting"
+                if id(finding) in waiting
+                else "noted"
+            )
+            records.append(
+                DecisionRecord(
+                    step.migration.id,
+                    step.migration.checksum,
+                    finding.rule,
+                    finding.severity,
+                    finding.location,
+                    finding.message,
+                    decision,
+                    approval.reason if approval else None,
+                    approval.approved_by if approval else None,
+                    approval.expires if approval else None,
+                )
+            )
+    return records
 
 
 def _refusal(plan: Plan, run_id: int) -> Outcome | None:

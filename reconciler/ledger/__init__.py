@@ -13,6 +13,6 @@ location, sha256, size, verification), ``identity_runs`` (counts created / updat
 deleted), ``conditions`` (the last condition per target, for the daemon's status).
 """
 
-from reconciler.ledger.store import Ledger, RunRecord, StepRecord
+from reconciler.ledger.store import DecisionRecord, Ledger, RunRecord, StepRecord
 
-__all__ = ["Ledger", "RunRecord", "StepRecord"]
+__all__ = ["DecisionRecord", "Ledger", "RunRecord", "StepRecord"]

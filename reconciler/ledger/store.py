@@ -7,12 +7,12 @@ ledger that says how far it got (a step still ``running`` was interrupted).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy import Engine, create_engine, event, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -23,7 +23,7 @@ from reconciler.ledger import models
 from reconciler.secrets import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0001"
+HEAD = "0002"
 """The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
 
 
@@ -39,6 +39,22 @@ class RunRecord:
     finished_at: datetime | None
     outcome: str | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A finding on a step and the gate's decision: blocked, approved, waiting or noted."""
+
+    migration: str
+    checksum: str
+    rule: str
+    severity: str
+    location: str
+    message: str
+    decision: str
+    approval_reason: str | None = None
+    approved_by: str | None = None
+    approval_expires: date | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,49 @@ class Ledger:
                     r.message,
                 )
                 for r in session.scalars(query)
+            ]
+
+    # -- findings ---------------------------------------------------------------------
+
+    def record_decisions(self, run_id: int, target: str, decisions: list[DecisionRecord]) -> None:
+        """Every finding of every pending step, with the gate's decision on it."""
+        now = _now()
+        rows = [
+            {
+                "run_id": run_id,
+                "target": target,
+                "migration": d.migration,
+                "checksum": d.checksum,
+                "rule": d.rule,
+                "severity": d.severity,
+                "location": d.location,
+                "message": redact(d.message),
+                "decision": d.decision,
+                "approval_reason": d.approval_reason,
+                "approved_by": d.approved_by,
+                "approval_expires": d.approval_expires,
+                "recorded_at": now,
+            }
+            for d in decisions
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(models.FindingRecord), rows)
+
+    def decisions(self, run_id: int) -> list[dict[str, object]]:
+        query = select(models.FindingRecord).where(models.FindingRecord.run_id == run_id)
+        with Session(self.engine) as session:
+            return [
+                {
+                    "migration": f.migration,
+                    "rule": f.rule,
+                    "severity": f.severity,
+                    "decision": f.decision,
+                    "approval_reason": f.approval_reason,
+                    "location": f.location,
+                    "message": f.message,
+                }
+                for f in session.scalars(query.order_by(models.FindingRecord.id))
             ]
 
     # -- steps ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Literal
 
 from reconciler.observe.schema import Drift
 from reconciler.safety.findings import Finding
+from reconciler.safety.gate import Verdict
 from reconciler.source.base import Migration
 
 Risk = Literal["low", "medium", "high"]
@@ -19,16 +20,19 @@ class Step:
     action: Literal["apply-migration"]
     migration: Migration
     findings: tuple[Finding, ...] = ()
+    verdict: Verdict = field(default_factory=Verdict)
 
     @property
     def blocked(self) -> bool:
-        return any(f.blocking for f in self.findings)
+        """The gate stops this step now (blocked, or waiting for the grace period)."""
+        return self.verdict.decision != "run"
 
     @property
     def risk(self) -> Risk:
-        if self.blocked:
+        if self.blocked or self.verdict.approved:
             return "high"
-        return "medium" if self.findings else "low"
+        serious = [f for f in self.findings if f.severity != "info"]
+        return "medium" if serious else "low"
 
 
 @dataclass(frozen=True)

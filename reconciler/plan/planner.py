@@ -1,16 +1,24 @@
-"""The schema planner: policy and observation → plan. Pure: no I/O beyond what the analysis
-reads from the migration files themselves, so the same inputs always give the same plan."""
+"""The schema planner: policy, observation and findings → plan. Pure: the same inputs
+always give the same plan; the caller gathers findings (``safety``) beforehand."""
 
 from __future__ import annotations
 
-from reconciler.db.url import Dialect
+from collections.abc import Mapping
+from datetime import datetime
+
 from reconciler.observe.schema import SchemaObservation
 from reconciler.plan.model import Blocker, Plan, Step
 from reconciler.policy.model import Target
-from reconciler.safety import analyse
+from reconciler.safety.findings import Finding
+from reconciler.safety.gate import gate_step
 
 
-def plan_schema(target: Target, observation: SchemaObservation, dialect: Dialect) -> Plan:
+def plan_schema(
+    target: Target,
+    observation: SchemaObservation,
+    findings: Mapping[str, list[Finding]],
+    now: datetime,
+) -> Plan:
     history = observation.history
     blocker: Blocker | None = None
     if history.failed:
@@ -30,9 +38,30 @@ def plan_schema(target: Target, observation: SchemaObservation, dialect: Dialect
             f"directory does not have; restore the revision file or stamp the database",
         )
     steps = tuple(
-        Step("apply-migration", m, tuple(analyse(m, observation.layout, dialect)))
+        Step(
+            "apply-migration",
+            m,
+            tuple(findings.get(m.id, ())),
+            gate_step(m, findings.get(m.id, []), target.safety, now),
+        )
         for m in observation.pending
     )
+    pending = {m.id for m in observation.pending}
+    known = {m.id for m in observation.desired} | {a.id for a in history.applied}
+    notes = list(history.notes)
+    for approval in target.safety.approvals:
+        if approval.migration not in known and blocker is None:
+            blocker = Blocker(
+                "InvalidPolicy",
+                f"safety.approvals names migration {approval.migration!r}, which this "
+                f"target's migrations do not have (a typo, or an approval for another "
+                f"target?)",
+            )
+        elif approval.migration not in pending:
+            notes.append(
+                f"the approval for {approval.migration} is no longer needed: it "
+                "is applied (remove it from the policy)"
+            )
     return Plan(
         target=target.name,
         environment=target.environment,
@@ -43,5 +72,5 @@ def plan_schema(target: Target, observation: SchemaObservation, dialect: Dialect
         steps=steps,
         drift=tuple(observation.drift),
         blocker=blocker,
-        notes=tuple(history.notes),
+        notes=tuple(notes),
     )

@@ -8,6 +8,7 @@ sub-models here; the names already published stay.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from pydantic import (
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.durations import parse_duration
 from reconciler.errors import PolicyError
+from reconciler.rulebook import DEFAULT_BLOCK, RULES, Severity
 
 DEFAULT_LEDGER = "sqlite:///var/reconciler.db"
 
@@ -87,6 +89,42 @@ class Timeouts(Strict):
     """``statement_timeout`` for each migration statement. Default 10m; 0 disables."""
 
 
+class Approval(Strict):
+    """A reviewed decision to let one migration do what a rule would block."""
+
+    migration: str
+    """The migration id (Prisma folder name or Alembic revision)."""
+    checksum: str = Field(pattern=r"^[0-9a-f]{8,64}$")
+    """The start (8+ hex digits) of the migration's sha256: editing the file voids the
+    approval. ``reconciler plan`` prints the exact snippet to paste."""
+    rules: list[str] = Field(min_length=1)
+    """Rule ids this approval covers, e.g. ``[drop-column]``."""
+    reason: str = Field(min_length=3)
+    """Why the loss is intended; recorded in the ledger with every use."""
+    approved_by: str | None = None
+    """Who approved (defaults to the commit's author in the ledger when the source is git)."""
+    expires: date | None = None
+    """After this day the approval no longer applies."""
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> Approval:
+        unknown = [r for r in self.rules if r not in RULES]
+        if unknown:
+            raise ValueError(f"unknown rule {unknown[0]!r}; rules are: {', '.join(sorted(RULES))}")
+        if "syntax-error" in self.rules:
+            raise ValueError("syntax-error cannot be approved: fix the SQL")
+        return self
+
+
+class Safety(Strict):
+    block: list[Severity] = Field(default_factory=lambda: list(DEFAULT_BLOCK))
+    """Severities that block a step unless approved: data-loss, will-fail, locking, compat.
+    Syntax errors always block; info never does."""
+    contract_grace: Seconds = 7 * 86400.0
+    """How long a column must be replaced before it may be dropped (golden rule 2)."""
+    approvals: list[Approval] = Field(default_factory=list)
+
+
 class Target(Strict):
     name: Name
     """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
@@ -99,6 +137,7 @@ class Target(Strict):
     """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
     them when a person asks."""
     timeouts: Timeouts = Timeouts()
+    safety: Safety = Safety()
     seed: PolicyPath | None = None
     """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
     ``DATABASE_URL`` in its environment."""

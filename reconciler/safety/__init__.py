@@ -1,10 +1,21 @@
-"""Safety analysis of migrations: findings about what a statement would do to live data.
+"""Safety: every statement a migration will run, judged against the live data first.
 
-``analyse`` is the single entry the planner calls for every pending migration. It is pure:
-the migration's text, the dialect and (later) live facts in, findings out.
+- ``ops``: SQL → typed operations, with PostgreSQL's own parser (pglast);
+- ``rules``: operations and live facts → findings (the golden rules, data loss, locking);
+- ``analyse``: a batch of pending migrations, in order, facts gathered once;
+- ``gate``: findings and the policy's approvals → may this step run now?
 """
 
-from reconciler.safety.analyse import analyse
-from reconciler.safety.findings import BLOCKING, Finding, Severity
+from reconciler.safety.analyse import Parsed, facts_request, judge_batch, parse_migration
+from reconciler.safety.findings import Finding
+from reconciler.safety.gate import Verdict, gate_step
 
-__all__ = ["BLOCKING", "Finding", "Severity", "analyse"]
+__all__ = [
+    "Finding",
+    "Parsed",
+    "Verdict",
+    "facts_request",
+    "gate_step",
+    "judge_batch",
+    "parse_migration",
+]

@@ -1,34 +1,145 @@
-"""Run the rules over one migration's SQL.
+"""Analyse a batch of pending migrations: parse, ask the live database, judge.
 
-Today: PostgreSQL migrations are parsed with PostgreSQL's own grammar (pglast), and SQL the
-server would reject is reported as a blocking ``syntax-error`` finding with its line, before
-anything reaches the database. Alembic revisions are Python; their SQL is analysed when it
-is rendered, so they have no static findings here.
+The planner calls ``analyse_batch`` once per plan with every pending migration, in order,
+so rules can see across migrations (a column added by one and dropped by the next). Live
+facts are gathered in one round: one catalog query, one scan per table touched.
+
+SQLite migrations are read statement by statement with the same PostgreSQL parser; the
+statements it cannot read (SQLite-only syntax) are skipped rather than reported, and
+Prisma's SQLite table rebuild (``new_<table>`` copied, old table dropped, new one renamed)
+is recognised as what it is: the columns left out of the copy are dropped, not the table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from reconciler.db.connection import split_sqlite_script
 from reconciler.db.url import Dialect
+from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety.findings import Finding
+from reconciler.safety.ops import Op, ParsedSql, parse
+from reconciler.safety.rules import Expansion, Judge, request_facts
 from reconciler.source.base import Migration
-from reconciler.source.sql import syntax_error
 
 
-def analyse(migration: Migration, layout: str, dialect: Dialect) -> list[Finding]:
-    if layout != "prisma" or dialect != "postgresql":
+@dataclass(frozen=True)
+class Parsed:
+    migration: Migration
+    file: str
+    sql: ParsedSql
+
+
+def parse_migration(
+    migration: Migration, sql: str | None, dialect: Dialect, file: str | None = None
+) -> Parsed:
+    """Operations of one migration; ``sql`` None means its SQL could not be obtained."""
+    where = file or str(migration.path)
+    if sql is None:
+        return Parsed(migration, where, ParsedSql())
+    if dialect == "postgresql":
+        return Parsed(migration, where, parse(sql))
+    ops: list[Op] = []
+    for line, statement in split_sqlite_script(sql):
+        parsed = parse(statement)
+        if parsed.error is None:
+            ops.extend(replace(op, line=op.line + line - 1) for op in parsed.ops)
+    return Parsed(migration, where, ParsedSql(tuple(_rebuilds(ops))))
+
+
+def _rebuilds(ops: list[Op]) -> list[Op]:
+    """Prisma's SQLite rebuild: CREATE new_t; INSERT INTO new_t (...) SELECT ... FROM t;
+    DROP TABLE t; ALTER TABLE new_t RENAME TO t. Keep only what it means for t's data."""
+    renamed = {op.table: op.new_name for op in ops if op.kind == "rename-table"}
+    rebuilt = {new: old for new, old in renamed.items() if new == f"new_{old}"}
+    if not rebuilt:
+        return ops
+    out: list[Op] = []
+    copied = {op.table: op.columns for op in ops if op.kind == "insert" and op.table in rebuilt}
+    for op in ops:
+        if op.table in rebuilt or (op.kind == "create-table" and op.table in rebuilt):
+            continue
+        if op.kind == "drop-table" and op.table in rebuilt.values():
+            new = next(n for n, o in rebuilt.items() if o == op.table)
+            out.append(replace(op, kind="rebuild", columns=copied.get(new, ())))
+            continue
+        out.append(op)
+    return out
+
+
+def facts_request(batch: Sequence[Parsed]) -> FactsRequest:
+    request = FactsRequest()
+    for item in batch:
+        request_facts(item.sql.ops, request)
+        for op in item.sql.ops:
+            if op.kind == "rebuild":
+                request.table(op.table)
+    return request
+
+
+def syntax_findings(item: Parsed) -> list[Finding]:
+    if item.sql.error is None:
         return []
-    problem = syntax_error(migration.read())
-    if problem is None:
-        return []
-    where, _, message = problem.partition(": ")
-    line = int(where.removeprefix("line "))
+    message = item.sql.error.split(": ", 1)[-1]
     return [
         Finding(
-            rule="syntax-error",
-            severity="syntax",
-            message=f"PostgreSQL cannot parse this migration: {message}",
-            file=str(migration.path),
-            line=line,
-            safe_alternative="fix the SQL; nothing of this migration can run as written",
+            "syntax-error",
+            "syntax",
+            f"PostgreSQL cannot parse this migration: {message}",
+            item.file,
+            item.sql.error_line,
         )
     ]
+
+
+def judge_batch(
+    batch: Sequence[Parsed],
+    facts: Facts | None,
+    *,
+    now: datetime,
+    grace_seconds: float,
+    history: Sequence[Expansion] = (),
+    live_batch: bool = True,
+) -> dict[str, list[Finding]]:
+    """Findings per migration id. ``live_batch``: earlier migrations of the batch run before
+    later ones (a plan); False for static lint of unrelated files."""
+    judge = Judge(facts, now, grace_seconds, list(history))
+    results: dict[str, list[Finding]] = {}
+    for item in batch:
+        if not live_batch:
+            judge = Judge(facts, now, grace_seconds, list(history))
+        findings = syntax_findings(item)
+        if not findings:
+            findings = judge.migration(
+                item.migration.id, item.file, _expand_rebuilds(item.sql.ops, judge)
+            )
+        results[item.migration.id] = findings
+    return results
+
+
+def _expand_rebuilds(ops: Sequence[Op], judge: Judge) -> list[Op]:
+    out: list[Op] = []
+    for op in ops:
+        if op.kind != "rebuild":
+            out.append(op)
+            continue
+        facts = judge.facts.table(op.table) if judge.facts else None
+        live = list(facts.columns) if facts and facts.exists else []
+        for column in live:
+            if column not in op.columns:
+                out.append(replace(op, kind="drop-column", column=column, columns=()))
+    return out
+
+
+def expansions_in(parsed: Parsed, applied_at: datetime | None) -> list[Expansion]:
+    """Columns an applied migration added: what a later drop must wait for."""
+    return [
+        Expansion(parsed.migration.id, op.table, op.column, applied_at)
+        for op in parsed.sql.ops
+        if op.kind == "add-column"
+    ]
+
+
+SqlReader = Callable[[Migration], "str | None"]

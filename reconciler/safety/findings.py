@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
 
-Severity = Literal["data-loss", "will-fail", "syntax", "locking", "compat", "info"]
-"""How bad a finding is; the policy chooses which severities block."""
-
-BLOCKING: frozenset[Severity] = frozenset({"data-loss", "will-fail", "syntax"})
-"""Severities that block a step unless approved; ``syntax`` always blocks."""
+from reconciler.rulebook import RULES, Severity
 
 
 @dataclass(frozen=True)
 class Finding:
     rule: str
-    """Stable id, e.g. ``syntax-error``; approvals and docs pages use it."""
+    """A rule id from ``reconciler.rulebook``; approvals and docs pages use it."""
     severity: Severity
+    """The effective severity: ``info`` when live data shows nothing can be lost."""
     message: str
-    """One line: what the statement does and why that is dangerous."""
+    """One line: what the statement does to which data, with live figures when known."""
     file: str
     line: int
     statement: str = ""
-    safe_alternative: str = ""
+    static: bool = False
+    """True when no live facts were available: figures are unknown, the rule assumed data."""
+    wait_until: datetime | None = None
+    """``contract-too-soon``: when the grace period ends and the step may run."""
 
     @property
     def location(self) -> str:
         return f"{self.file}:{self.line}"
 
     @property
-    def blocking(self) -> bool:
-        return self.severity in BLOCKING
+    def safe_alternative(self) -> str:
+        rule = RULES.get(self.rule)
+        return rule.safe_alternative if rule else ""

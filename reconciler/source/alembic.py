@@ -9,6 +9,7 @@ connections ``env.py`` opens through libpq's ``options`` in the URL.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -74,6 +75,34 @@ class AlembicLayout:
 
     def check(self, dialect: Dialect) -> list[str]:
         return []
+
+    def sql(self, migration: Migration, dialect: Dialect) -> str | None:
+        """The revision's SQL as ``alembic upgrade --sql`` renders it, for ``dialect``."""
+        if len(migration.parents) > 1 or self.script.get_revision(migration.id) is None:
+            return None  # a merge point runs no SQL of its own
+        config = Config()
+        config.set_main_option("script_location", str(self.path))
+        config.set_main_option("sqlalchemy.url", f"{dialect}://")
+        buffer = io.StringIO()
+        start = migration.parents[0] if migration.parents else None
+
+        def upgrade(rev: Any, context: Any) -> Any:
+            return self.script._upgrade_revs(migration.id, rev)
+
+        try:
+            with EnvironmentContext(
+                config,
+                self.script,
+                fn=upgrade,
+                as_sql=True,
+                starting_rev=start,
+                destination_rev=migration.id,
+                output_buffer=buffer,
+            ):
+                self.script.run_env()
+        except Exception:  # env.py without offline support: no static analysis
+            return None
+        return buffer.getvalue()
 
     def read_history(self, db: Database) -> LiveHistory:
         if not db.table_exists(TABLE):

@@ -91,6 +91,10 @@ class Layout(Protocol):
         """Offline problems (missing files, provider mismatch, broken graph); raises none."""
         ...
 
+    def sql(self, migration: Migration, dialect: Dialect) -> str | None:
+        """The SQL the migration runs, for analysis; None when it cannot be known offline."""
+        ...
+
     def read_history(self, db: Database) -> LiveHistory: ...
 
     def lock(self, db: Database) -> AbstractContextManager[None]:

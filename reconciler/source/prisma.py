@@ -146,6 +146,9 @@ class PrismaLayout:
         if self.provider is not None and _PROVIDERS.get(self.provider) != dialect:
             raise self.mismatch(dialect)
 
+    def sql(self, migration: Migration, dialect: Dialect) -> str | None:
+        return migration.read()
+
     # -- the live history -------------------------------------------------------------
 
     def read_history(self, db: Database) -> LiveHistory:

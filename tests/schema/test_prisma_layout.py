@@ -349,4 +349,6 @@ def test_ledger_on_postgres_records_runs_and_steps(pg_url: str, tmp_path: Path) 
     assert runs == [("shop", "InSync", True)]
     steps = pg_query(pg_url, "SELECT count(*) FROM steps WHERE outcome = 'applied'")
     assert steps == [(EXAMPLE_COUNT,)]
-    assert pg_query(pg_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    from reconciler.ledger.store import HEAD
+
+    assert pg_query(pg_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]

@@ -1,0 +1,82 @@
+"""Assess pending migrations before the gate: parse their SQL, ask the live database the
+questions the rules raise (one scan per table), and judge the batch.
+
+Kept apart from the engine so ``plan``, ``apply``, ``lint --config`` and the daemon assess
+exactly alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from reconciler.db.connection import Database
+from reconciler.observe.facts import Facts, gather_facts
+from reconciler.observe.schema import SchemaObservation
+from reconciler.policy.model import Target
+from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
+from reconciler.safety.findings import Finding
+from reconciler.safety.rules import Expansion
+from reconciler.source.base import Layout, Migration
+
+DROPS = {"drop-column", "rebuild"}
+
+
+def assess(
+    target: Target,
+    layout: Layout,
+    db: Database | None,
+    observation: SchemaObservation,
+    now: datetime,
+    applied_times: Mapping[str, datetime] | None = None,
+) -> dict[str, list[Finding]]:
+    """Findings for each pending migration; ``db`` None means static (no live facts)."""
+    dialect = db.dialect if db is not None else target.database.dialect
+    batch = [parse_migration(m, layout.sql(m, dialect), dialect) for m in observation.pending]
+    if not batch:
+        return {}
+    facts: Facts | None = None
+    if db is not None:
+        facts = gather_facts(db, facts_request(batch))
+    history: list[Expansion] = []
+    if any(op.kind in DROPS for item in batch for op in item.sql.ops):
+        history = _recent_expansions(layout, observation, target, now, applied_times or {})
+    return judge_batch(
+        batch, facts, now=now, grace_seconds=target.safety.contract_grace, history=history
+    )
+
+
+def _recent_expansions(
+    layout: Layout,
+    observation: SchemaObservation,
+    target: Target,
+    now: datetime,
+    applied_times: Mapping[str, datetime],
+) -> list[Expansion]:
+    """Columns added by migrations applied within the grace period, oldest first."""
+    window = now - timedelta(seconds=target.safety.contract_grace)
+    by_id: dict[str, Migration] = {m.id: m for m in layout.migrations()}
+    found: list[Expansion] = []
+    dialect = target.database.dialect
+    for applied in observation.history.applied:
+        when = applied.finished_at or applied_times.get(applied.id)
+        migration = by_id.get(applied.id)
+        if when is None or when < window or migration is None:
+            continue
+        parsed = parse_migration(migration, layout.sql(migration, dialect), dialect)
+        found += expansions_in(parsed, when)
+    return found
+
+
+def static_assess(
+    items: Sequence[tuple[Migration, str | None]],
+    dialect: str,
+    now: datetime,
+    grace_seconds: float,
+) -> dict[str, list[Finding]]:
+    """Findings for files linted without a database; each migration judged on its own."""
+    batch = [
+        parse_migration(m, sql, "postgresql" if dialect == "postgresql" else "sqlite")
+        for m, sql in items
+    ]
+    return judge_batch(batch, None, now=now, grace_seconds=grace_seconds, live_batch=False)

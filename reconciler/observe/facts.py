@@ -1,0 +1,204 @@
+"""Live facts about the tables a migration touches: rows, non-null values, duplicates.
+
+The safety rules ask precise questions ("how many non-null values would this drop lose?",
+"how many rows would violate this unique index?"). ``FactsRequest`` collects every question
+about one table; ``gather_facts`` answers them with one catalog query for all tables and
+one scan per table, never one query per column or per statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.db.connection import Database
+from reconciler.errors import DatabaseError
+
+
+@dataclass
+class TableRequest:
+    non_null: set[str] = field(default_factory=set)
+    """Columns whose non-null values are counted."""
+    nulls: set[str] = field(default_factory=set)
+    """Columns whose NULLs are counted (SET NOT NULL)."""
+    unique: set[tuple[str, ...]] = field(default_factory=set)
+    """Column sets whose duplicate rows are counted (unique index or constraint)."""
+    longer_than: set[tuple[str, int]] = field(default_factory=set)
+    """(column, n): rows whose text is longer than n characters (varchar(n))."""
+    fractional: set[str] = field(default_factory=set)
+    """Columns with values an integer cannot hold exactly."""
+    outside: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    """(column, labels): rows whose value is none of the labels (enum recreation)."""
+
+
+@dataclass
+class FactsRequest:
+    tables: dict[str, TableRequest] = field(default_factory=dict)
+    enums: set[str] = field(default_factory=set)
+
+    def table(self, name: str) -> TableRequest:
+        return self.tables.setdefault(name, TableRequest())
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    exists: bool
+    rows: int = 0
+    size_bytes: int = 0
+    columns: dict[str, str] = field(default_factory=dict)
+    """Column name → type name as the catalog spells it (``int4``, ``varchar``, an enum)."""
+    counts: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    """Answers keyed like the questions: ("non_null", col), ("nulls", col),
+    ("unique", cols), ("longer_than", col, n), ("fractional", col), ("outside", col, labels)."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    tables: dict[str, TableFacts] = field(default_factory=dict)
+    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Live enum types and their labels."""
+
+    def table(self, name: str) -> TableFacts | None:
+        return self.tables.get(name)
+
+
+def gather_facts(db: Database, request: FactsRequest) -> Facts:
+    """Answer ``request`` from the live database (read-only)."""
+    if not request.tables and not request.enums:
+        return Facts()
+    catalog = _catalog(db, list(request.tables))
+    tables: dict[str, TableFacts] = {}
+    for name, wanted in request.tables.items():
+        columns, size = catalog.get(name, ({}, 0))
+        if not columns:
+            tables[name] = TableFacts(exists=False)
+            continue
+        tables[name] = _scan(db, name, wanted, columns, size)
+    enums = _enums(db, request.enums) if db.dialect == "postgresql" and request.enums else {}
+    return Facts(tables, enums)
+
+
+def _split(name: str) -> tuple[str, str]:
+    schema, _, table = name.rpartition(".")
+    return schema or "public", table
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _qualified(name: str) -> str:
+    schema, table = _split(name)
+    return f"{_quote(schema)}.{_quote(table)}"
+
+
+def _catalog(db: Database, names: list[str]) -> dict[str, tuple[dict[str, str], int]]:
+    found: dict[str, tuple[dict[str, str], int]] = {}
+    if db.dialect == "postgresql":
+        pairs = [_split(n) for n in names]
+        rows = db.query(
+            "SELECT n.nspname, c.relname, a.attname, t.typname, "
+            "pg_total_relation_size(c.oid) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([p[0] for p in pairs], [p[1] for p in pairs]),
+        )
+        for schema, table, column, type_name, size in rows:
+            key = table if schema == "public" else f"{schema}.{table}"
+            columns, _ = found.setdefault(key, ({}, int(size)))
+            columns[column] = type_name
+        return found
+    for name in names:
+        rows = db.query(f"SELECT name, type FROM pragma_table_info({db.param})", (name,))
+        if rows:
+            found[name] = ({r[0]: str(r[1]).lower() for r in rows}, 0)
+    return found
+
+
+def _scan(
+    db: Database, name: str, wanted: TableRequest, columns: dict[str, str], size: int
+) -> TableFacts:
+    """One query over the table answering every question about it."""
+    terms: list[str] = ["count(*)"]
+    keys: list[tuple[Any, ...]] = []
+
+    def ask(key: tuple[Any, ...], sql: str) -> None:
+        keys.append(key)
+        terms.append(sql)
+
+    text_cast = "::text" if db.dialect == "postgresql" else ""
+    for col in sorted(c for c in wanted.non_null if c in columns):
+        ask(("non_null", col), f"count({_quote(col)})")
+    for col in sorted(c for c in wanted.nulls if c in columns):
+        ask(("nulls", col), f"count(*) - count({_quote(col)})")
+    for cols in sorted(wanted.unique):
+        if not all(c in columns for c in cols):
+            continue
+        present = " AND ".join(f"{_quote(c)} IS NOT NULL" for c in cols)
+        if db.dialect == "postgresql":
+            tuple_sql = "(" + ", ".join(_quote(c) for c in cols) + ")"
+            if len(cols) == 1:
+                tuple_sql = _quote(cols[0])
+            ask(
+                ("unique", cols),
+                f"count(*) FILTER (WHERE {present}) - "
+                f"count(DISTINCT {tuple_sql}) FILTER (WHERE {present})",
+            )
+        else:
+            group = ", ".join(_quote(c) for c in cols)
+            ask(
+                ("unique", cols),
+                f"(SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n "
+                f"FROM {_quote(name)} WHERE {present} GROUP BY {group}))",
+            )
+    for col, length in sorted(wanted.longer_than):
+        if col in columns:
+            ask(
+                ("longer_than", col, length),
+                _count_where(db, f"length({_quote(col)}{text_cast}) > {int(length)}"),
+            )
+    for col in sorted(c for c in wanted.fractional if c in columns):
+        expr = (
+            f"{_quote(col)}{text_cast} !~ '^-?[0-9]+$'"
+            if db.dialect == "postgresql"
+            else f"CAST({_quote(col)} AS INTEGER) <> {_quote(col)}"
+        )
+        ask(("fractional", col), _count_where(db, f"{_quote(col)} IS NOT NULL AND {expr}"))
+    for col, labels in sorted(wanted.outside):
+        if col in columns:
+            listed = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
+            ask(
+                ("outside", col, labels),
+                _count_where(
+                    db, f"{_quote(col)} IS NOT NULL AND {_quote(col)}{text_cast} NOT IN ({listed})"
+                ),
+            )
+    target = _qualified(name) if db.dialect == "postgresql" else _quote(name)
+    try:
+        row = db.query(f"SELECT {', '.join(terms)} FROM {target}")[0]
+    except DatabaseError:
+        return TableFacts(exists=True, size_bytes=size, columns=columns, rows=-1)
+    counts = {key: int(value or 0) for key, value in zip(keys, row[1:], strict=True)}
+    return TableFacts(True, int(row[0]), size, columns, counts)
+
+
+def _count_where(db: Database, condition: str) -> str:
+    if db.dialect == "postgresql":
+        return f"count(*) FILTER (WHERE {condition})"
+    return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+def _enums(db: Database, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    rows = db.query(
+        "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+        "WHERE t.typname = ANY(%s) ORDER BY t.typname, e.enumsortorder",
+        (list(names),),
+    )
+    found: dict[str, list[str]] = {}
+    for type_name, label in rows:
+        found.setdefault(type_name, []).append(label)
+    return {k: tuple(v) for k, v in found.items()}

@@ -1,0 +1,92 @@
+"""The gate: may a step run now? Findings against the policy's blocking severities and its
+approvals, which are reviewed commits: an approval binds to the migration's checksum (an
+edited file voids it), names the rules it covers, and may expire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+from reconciler.policy.model import Approval, Safety
+from reconciler.safety.findings import Finding
+from reconciler.source.base import Migration
+
+Decision = Literal["run", "blocked", "waiting"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision = "run"
+    blocking: tuple[Finding, ...] = ()
+    """Findings that stop the step (not approved)."""
+    approved: tuple[tuple[Finding, Approval], ...] = ()
+    """Findings an approval covers, with the approval used."""
+    waiting: tuple[Finding, ...] = ()
+    """``contract-too-soon`` findings: the step waits for the grace period."""
+    refused: tuple[str, ...] = field(default_factory=tuple)
+    """Why approvals that name this migration did not apply (edited file, expired)."""
+
+    @property
+    def reason(self) -> str:
+        if self.decision == "waiting":
+            return "AwaitingGracePeriod"
+        if any(f.rule == "syntax-error" for f in self.blocking):
+            return "InvalidMigration"
+        return "AwaitingApproval" if self.decision == "blocked" else "Ready"
+
+
+def gate_step(
+    migration: Migration, findings: list[Finding], safety: Safety, now: datetime
+) -> Verdict:
+    approvals = [a for a in safety.approvals if a.migration == migration.id]
+    valid: list[Approval] = []
+    refused: list[str] = []
+    for approval in approvals:
+        if not migration.checksum.startswith(approval.checksum):
+            refused.append(
+                f"the approval for {migration.id} was given for checksum "
+                f"{approval.checksum}, but the file now hashes to "
+                f"{migration.checksum[:12]}: the file was edited after review"
+            )
+        elif approval.expires is not None and approval.expires < _today(now):
+            refused.append(f"the approval for {migration.id} expired on {approval.expires}")
+        else:
+            valid.append(approval)
+    blocking: list[Finding] = []
+    approved: list[tuple[Finding, Approval]] = []
+    waiting: list[Finding] = []
+    for finding in findings:
+        if finding.rule == "syntax-error":
+            blocking.append(finding)
+            continue
+        cover = next((a for a in valid if finding.rule in a.rules), None)
+        if finding.rule == "contract-too-soon":
+            if cover:
+                approved.append((finding, cover))
+            elif finding.wait_until and finding.wait_until > now:
+                waiting.append(finding)
+            continue
+        if finding.severity not in safety.block:
+            continue
+        if cover:
+            approved.append((finding, cover))
+        else:
+            blocking.append(finding)
+    decision: Decision = "blocked" if blocking else ("waiting" if waiting else "run")
+    return Verdict(decision, tuple(blocking), tuple(approved), tuple(waiting), tuple(refused))
+
+
+def _today(now: datetime) -> date:
+    return now.date()
+
+
+def approval_snippet(migration: Migration, findings: tuple[Finding, ...]) -> str:
+    """The YAML a reviewer pastes under ``safety.approvals`` to let this step run."""
+    rules = sorted({f.rule for f in findings if f.rule != "syntax-error"})
+    return (
+        f"        - migration: {migration.id}\n"
+        f"          checksum: {migration.checksum[:12]}\n"
+        f"          rules: [{', '.join(rules)}]\n"
+        f'          reason: "<why this is intended, and how the data was preserved>"\n'
+    )

@@ -1,0 +1,365 @@
+"""Migration SQL as a list of operations the rules understand, parsed with pglast.
+
+pglast wraps libpg_query, PostgreSQL's own parser: whatever the server accepts, this reads
+the same way (quoted identifiers, schemas, ``DO $$`` bodies, multi-command ``ALTER TABLE``).
+Each statement becomes zero or more small, typed operations with the line it starts on;
+statements no rule cares about become nothing. Names are folded as PostgreSQL folds them
+(unquoted lowercase), and the schema is dropped when it is ``public``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+
+from pglast import ast, parse_sql
+from pglast.enums import AlterTableType as AT
+from pglast.enums import ConstrType, ObjectType
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+VOLATILE_DEFAULTS = {
+    "random",
+    "clock_timestamp",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "timeofday",
+    "nextval",
+    "uuid_generate_v1",
+    "uuidv7",
+    "uuidv4",
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One thing a statement does to one table (or schema, or type)."""
+
+    kind: str
+    """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
+    create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
+    update, create-enum, rename-type, drop-type, do-block, create-table, insert."""
+    table: str = ""
+    column: str = ""
+    line: int = 0
+    statement: str = ""
+    # Details, used by the rules that need them.
+    type_name: str = ""
+    """add-column / alter-type: the (new) type, e.g. ``varchar(20)``, ``int4``."""
+    type_length: int | None = None
+    not_null: bool = False
+    has_default: bool = False
+    volatile_default: bool = False
+    concurrently: bool = False
+    unique: bool = False
+    columns: tuple[str, ...] = ()
+    """create-index / add-constraint / insert / update: the columns involved."""
+    constraint: str = ""
+    """add-constraint: foreign, check, unique, primary."""
+    not_valid: bool = False
+    new_name: str = ""
+    where: str = ""
+    """delete / update: the WHERE clause as SQL, or '' when there is none."""
+    using: str = ""
+    """alter-type: the USING expression, or ''."""
+    sets_null: tuple[str, ...] = ()
+    """update: columns set to NULL."""
+    null_guarded: tuple[str, ...] = ()
+    """update: columns whose WHERE requires them to be NULL (backfills)."""
+    copies_from: tuple[tuple[str, str], ...] = ()
+    """update: (target column, source column) pairs for ``SET new = old``."""
+    labels: tuple[str, ...] = ()
+    """create-enum: its labels."""
+    cascade: bool = False
+
+
+@dataclass(frozen=True)
+class ParsedSql:
+    ops: tuple[Op, ...] = ()
+    error: str | None = None
+    """``line N: message`` when PostgreSQL's grammar rejects the text."""
+    error_line: int = 0
+    statements: int = 0
+    opaque: tuple[Op, ...] = field(default_factory=tuple)
+    """Statements whose effect cannot be analysed (``DO`` blocks, dynamic SQL)."""
+
+
+def parse(sql: str) -> ParsedSql:
+    """The operations of ``sql``; a syntax error is returned, never raised."""
+    try:
+        raw = parse_sql(sql)
+    except ParseError as exc:
+        position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        line = _line(sql, position)
+        return ParsedSql(error=f"line {line}: {exc.args[0]}", error_line=line)
+    ops: list[Op] = []
+    for item in raw:
+        start = item.stmt_location or 0
+        text = (
+            sql.encode()[start : start + item.stmt_len].decode()
+            if item.stmt_len
+            else sql.encode()[start:].decode()
+        )
+        leading = len(text) - len(text.lstrip())
+        # pglast reports byte offsets; count lines on the bytes.
+        line = sql.encode()[: start + leading].count(b"\n") + 1
+        if item.stmt is not None:
+            ops.extend(_ops(item.stmt, line, _clean(text)))
+    opaque = tuple(o for o in ops if o.kind == "do-block")
+    return ParsedSql(tuple(ops), statements=len(raw), opaque=opaque)
+
+
+def _line(sql: str, byte_offset: int) -> int:
+    return sql.encode()[: max(byte_offset, 0)].count(b"\n") + 1
+
+
+def _clean(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if not ln.strip().startswith("--")]
+    return " ".join(" ".join(lines).split())
+
+
+def _name(rel: ast.RangeVar | None) -> str:
+    if rel is None:
+        return ""
+    schema, name = rel.schemaname, rel.relname or ""
+    return name if schema in (None, "public") else f"{schema}.{name}"
+
+
+def _names(items: tuple[ast.Node, ...] | None) -> list[str]:
+    return [n.sval or "" for n in items or () if isinstance(n, ast.String)]
+
+
+def _qualified(parts: list[str]) -> str:
+    if len(parts) > 1 and parts[-2] == "public":
+        return parts[-1]
+    return ".".join(parts[-2:]) if len(parts) > 1 else (parts[0] if parts else "")
+
+
+def _type(type_name: ast.TypeName | None) -> tuple[str, int | None]:
+    if type_name is None:
+        return "", None
+    parts = [p for p in _names(type_name.names) if p != "pg_catalog"]
+    name = parts[-1] if parts else ""
+    length = None
+    for mod in type_name.typmods or ():
+        if isinstance(mod, ast.A_Const) and isinstance(mod.val, ast.Integer):
+            length = mod.val.ival
+            break
+    return name, length
+
+
+def _sql(node: ast.Node | None) -> str:
+    return RawStream()(node) if node is not None else ""
+
+
+def _volatile(expr: ast.Node | None) -> bool:
+    if expr is None:
+        return False
+    text = _sql(expr).lower()
+    return any(f"{fn}(" in text for fn in VOLATILE_DEFAULTS)
+
+
+def _ops(stmt: ast.Node, line: int, text: str) -> Iterator[Op]:
+    mk = partial(Op, line=line, statement=text)
+    if isinstance(stmt, ast.AlterTableStmt):
+        yield from _alter_table(stmt, mk)
+    elif isinstance(stmt, ast.DropStmt):
+        yield from _drop(stmt, mk)
+    elif isinstance(stmt, ast.IndexStmt):
+        yield mk(
+            "create-index",
+            _name(stmt.relation),
+            concurrently=bool(stmt.concurrent),
+            unique=bool(stmt.unique),
+            columns=tuple(p.name for p in stmt.indexParams or () if getattr(p, "name", None)),
+            new_name=stmt.idxname or "",
+        )
+    elif isinstance(stmt, ast.RenameStmt):
+        if stmt.renameType == ObjectType.OBJECT_COLUMN:
+            yield mk(
+                "rename-column",
+                _name(stmt.relation),
+                stmt.subname or "",
+                new_name=stmt.newname or "",
+            )
+        elif stmt.renameType == ObjectType.OBJECT_TABLE:
+            yield mk("rename-table", _name(stmt.relation), new_name=stmt.newname or "")
+        elif stmt.renameType == ObjectType.OBJECT_TYPE:
+            old = _qualified(
+                _names(
+                    stmt.object.names
+                    if isinstance(stmt.object, ast.TypeName)
+                    else getattr(stmt.object, "items", None)
+                    if stmt.object is not None
+                    else ()
+                )
+            )
+            if not old and isinstance(stmt.object, tuple):
+                old = _qualified(_names(stmt.object))
+            yield mk("rename-type", old, new_name=stmt.newname or "")
+    elif isinstance(stmt, ast.TruncateStmt):
+        for rel in stmt.relations or ():
+            yield mk("truncate", _name(rel))
+    elif isinstance(stmt, ast.DeleteStmt):
+        yield mk("delete", _name(stmt.relation), where=_sql(stmt.whereClause))
+    elif isinstance(stmt, ast.UpdateStmt):
+        yield _update(stmt, mk)
+    elif isinstance(stmt, ast.CreateEnumStmt):
+        labels = tuple(_names(stmt.vals))
+        yield mk("create-enum", _qualified(_names(stmt.typeName)), labels=labels)
+    elif isinstance(stmt, ast.CreateStmt):
+        columns = tuple(
+            e.colname or "" for e in stmt.tableElts or () if isinstance(e, ast.ColumnDef)
+        )
+        yield mk("create-table", _name(stmt.relation), columns=columns)
+    elif isinstance(stmt, ast.InsertStmt):
+        cols = tuple(t.name or "" for t in stmt.cols or () if isinstance(t, ast.ResTarget))
+        yield mk("insert", _name(stmt.relation), columns=cols)
+    elif isinstance(stmt, ast.DoStmt):
+        yield mk("do-block")
+
+
+def _alter_table(stmt: ast.AlterTableStmt, mk: Callable[..., Op]) -> Iterator[Op]:
+    table = _name(stmt.relation)
+    for cmd in stmt.cmds or ():
+        if not isinstance(cmd, ast.AlterTableCmd):
+            continue
+        sub = cmd.subtype
+        if sub == AT.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
+            yield _add_column(table, cmd.def_, mk)
+        elif sub == AT.AT_DropColumn:
+            yield mk("drop-column", table, cmd.name or "", cascade=cmd.behavior == 1)
+        elif sub == AT.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
+            name, length = _type(cmd.def_.typeName)
+            yield mk(
+                "alter-type",
+                table,
+                cmd.name or "",
+                type_name=name,
+                type_length=length,
+                using=_sql(cmd.def_.raw_default),
+            )
+        elif sub == AT.AT_SetNotNull:
+            yield mk("set-not-null", table, cmd.name or "")
+        elif sub == AT.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+            con = cmd.def_
+            kind = (
+                {
+                    ConstrType.CONSTR_FOREIGN: "foreign",
+                    ConstrType.CONSTR_CHECK: "check",
+                    ConstrType.CONSTR_UNIQUE: "unique",
+                    ConstrType.CONSTR_PRIMARY: "primary",
+                }.get(con.contype, "other")
+                if con.contype is not None
+                else "other"
+            )
+            keys = tuple(_names(con.keys)) or tuple(_names(con.fk_attrs))
+            yield mk(
+                "add-constraint",
+                table,
+                constraint=kind,
+                columns=keys,
+                not_valid=bool(con.skip_validation),
+                unique=kind in ("unique", "primary"),
+                new_name=con.conname or "",
+                where=_sql(con.raw_expr),
+                concurrently=bool(con.indexname),
+            )
+
+
+def _add_column(table: str, col: ast.ColumnDef, mk: Callable[..., Op]) -> Op:
+    name, length = _type(col.typeName)
+    not_null = bool(col.is_not_null)
+    has_default = volatile = False
+    for con in col.constraints or ():
+        if not isinstance(con, ast.Constraint):
+            continue
+        if con.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY):
+            not_null = True
+        elif con.contype in (
+            ConstrType.CONSTR_DEFAULT,
+            ConstrType.CONSTR_IDENTITY,
+            ConstrType.CONSTR_GENERATED,
+        ):
+            has_default = True
+            volatile = volatile or _volatile(con.raw_expr)
+    if name.lower() in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
+        has_default = volatile = True
+    return mk(
+        "add-column",
+        table,
+        col.colname or "",
+        type_name=name,
+        type_length=length,
+        not_null=not_null,
+        has_default=has_default,
+        volatile_default=volatile,
+    )
+
+
+def _drop(stmt: ast.DropStmt, mk: Callable[..., Op]) -> Iterator[Op]:
+    kinds = {
+        ObjectType.OBJECT_TABLE: "drop-table",
+        ObjectType.OBJECT_SCHEMA: "drop-schema",
+        ObjectType.OBJECT_INDEX: "drop-index",
+        ObjectType.OBJECT_TYPE: "drop-type",
+    }
+    kind = kinds.get(stmt.removeType) if stmt.removeType is not None else None
+    if kind is None:
+        return
+    for obj in stmt.objects or ():
+        if isinstance(obj, ast.String):
+            name = obj.sval
+        elif isinstance(obj, ast.TypeName):
+            name = _qualified(_names(obj.names))
+        else:
+            name = _qualified(_names(obj if isinstance(obj, tuple) else ()))
+        yield mk(kind, name, concurrently=bool(stmt.concurrent), cascade=stmt.behavior == 1)
+
+
+def _update(stmt: ast.UpdateStmt, mk: Callable[..., Op]) -> Op:
+    columns: list[str] = []
+    nulls: list[str] = []
+    copies: list[tuple[str, str]] = []
+    for target in stmt.targetList or ():
+        if not isinstance(target, ast.ResTarget) or not target.name:
+            continue
+        columns.append(target.name)
+        value = target.val
+        if isinstance(value, ast.A_Const) and value.isnull:
+            nulls.append(target.name)
+        for ref in _column_refs(value):
+            copies.append((target.name, ref))
+    guarded = tuple(ref for ref in _null_tests(stmt.whereClause))
+    return mk(
+        "update",
+        _name(stmt.relation),
+        columns=tuple(columns),
+        where=_sql(stmt.whereClause),
+        sets_null=tuple(nulls),
+        null_guarded=guarded,
+        copies_from=tuple(copies),
+    )
+
+
+def _column_refs(node: object) -> Iterator[str]:
+    if isinstance(node, ast.ColumnRef):
+        names = _names(node.fields)
+        if names:
+            yield names[-1]
+    elif isinstance(node, ast.Node):
+        for attr in node:  # pglast nodes iterate over their attribute names
+            yield from _column_refs(getattr(node, attr))
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _column_refs(item)
+
+
+def _null_tests(node: object) -> Iterator[str]:
+    """Columns that ``node`` (a WHERE clause) requires to be NULL, through ANDs."""
+    if isinstance(node, ast.NullTest) and node.nulltesttype == 0:
+        yield from _column_refs(node.arg)
+    elif isinstance(node, ast.BoolExpr) and node.boolop == 0:  # AND
+        for arg in node.args or ():
+            yield from _null_tests(arg)

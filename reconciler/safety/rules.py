@@ -1,0 +1,608 @@
+"""The rules: each operation of a migration, judged against what the live data holds.
+
+``Judge`` walks one batch of pending migrations in order and remembers what earlier
+statements did (tables created, columns added, rows written), so a rule knows, for example,
+that a column added two statements ago holds no values yet. Figures come from ``Facts``;
+with no facts (static lint) the rules assume the worst and say so.
+
+Severity follows the data: a data-loss finding on a table with no rows, or a column with no
+non-null values, is reported as ``info``: nothing can be lost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reconciler.durations import format_duration
+from reconciler.observe.facts import Facts, FactsRequest
+from reconciler.rulebook import RULES, Severity
+from reconciler.safety.findings import Finding
+from reconciler.safety.ops import Op
+
+IGNORED_TABLES = {"alembic_version", "_prisma_migrations"}
+INTEGER_TYPES = {
+    "int2": 1,
+    "smallint": 1,
+    "int4": 2,
+    "int": 2,
+    "integer": 2,
+    "int8": 3,
+    "bigint": 3,
+    "serial": 2,
+    "bigserial": 3,
+}
+FRACTIONAL_TYPES = {"numeric", "decimal", "float4", "float8", "real", "double", "money"}
+TEXT_TYPES = {"text", "varchar", "bpchar", "char", "character", "citext", "name"}
+COMPATIBLE = [
+    INTEGER_TYPES.keys() | FRACTIONAL_TYPES,
+    TEXT_TYPES,
+    {"timestamp", "timestamptz", "date"},
+    {"bool", "boolean"},
+    {"uuid"},
+    {"json", "jsonb"},
+]
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A column added to a table: the *expand* that a later *contract* must wait for."""
+
+    migration: str
+    table: str
+    column: str
+    applied_at: datetime | None
+    """None while the expanding migration is still pending."""
+
+
+def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
+    """Add to ``request`` every live fact the rules will ask about ``ops``."""
+    for op in ops:
+        if op.table in IGNORED_TABLES or not op.table:
+            continue
+        table = (
+            request.table(op.table)
+            if op.kind not in ("create-enum", "rename-type", "drop-type", "drop-schema")
+            else None
+        )
+        if table is None:
+            if op.kind == "create-enum":
+                request.enums.add(op.table)
+            continue
+        if op.kind in ("drop-column", "update"):
+            table.non_null.update((op.column,) if op.column else op.columns)
+        elif op.kind == "set-not-null":
+            table.nulls.add(op.column)
+        elif op.kind in ("create-index", "add-constraint") and op.unique and op.columns:
+            table.unique.add(tuple(op.columns))
+        elif op.kind == "alter-type":
+            table.non_null.add(op.column)
+            if op.type_length is not None:
+                table.longer_than.add((op.column, op.type_length))
+            if op.type_name.lower() in INTEGER_TYPES:
+                table.fractional.add(op.column)
+
+
+@dataclass
+class Judge:
+    """Judges a batch of migrations, in order, against live facts (or none: static)."""
+
+    facts: Facts | None
+    now: datetime
+    grace_seconds: float
+    history: list[Expansion] = field(default_factory=list)
+    """Columns added by applied migrations within the grace period."""
+    created: set[str] = field(default_factory=set)
+    added: set[tuple[str, str]] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)
+    written_columns: set[tuple[str, str]] = field(default_factory=set)
+    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    # -- what the data holds ----------------------------------------------------------
+
+    def rows(self, table: str) -> int | None:
+        if table in self.created and table not in self.written:
+            return 0
+        if self.facts is None:
+            return None
+        facts = self.facts.table(table)
+        if facts is None or not facts.exists or facts.rows < 0:
+            return None
+        return facts.rows if table not in self.written else None
+
+    def count(self, table: str, key: tuple[object, ...]) -> int | None:
+        column = key[1] if len(key) > 1 and isinstance(key[1], str) else None
+        if column and (table, column) in self.added and (table, column) not in self.written_columns:
+            return 0 if key[0] in ("non_null", "longer_than", "fractional", "outside") else None
+        rows = self.rows(table)
+        if rows == 0:
+            return 0
+        if self.facts is None or table in self.written:
+            return None
+        facts = self.facts.table(table)
+        if facts is None or key not in facts.counts:
+            return None
+        return facts.counts[key]
+
+    def live_type(self, table: str, column: str) -> str | None:
+        if self.facts is None:
+            return None
+        facts = self.facts.table(table)
+        return facts.columns.get(column) if facts else None
+
+    def size(self, table: str) -> str:
+        rows = self.rows(table)
+        facts = self.facts.table(table) if self.facts else None
+        if rows is None:
+            return f"{table} (size unknown)"
+        size = f", {_bytes(facts.size_bytes)}" if facts and facts.size_bytes else ""
+        return f"{table} ({rows:,} rows{size})"
+
+    # -- the walk ---------------------------------------------------------------------
+
+    def migration(self, migration_id: str, file: str, ops: Iterable[Op]) -> list[Finding]:
+        found: list[Finding] = []
+        ops = [o for o in ops if o.table not in IGNORED_TABLES]
+        drops: dict[str, list[Op]] = defaultdict(list)
+        adds: dict[str, list[Op]] = defaultdict(list)
+        copies: dict[str, set[str]] = defaultdict(set)
+        for op in ops:
+            found += self.judge(op, file, migration_id)
+            if op.kind == "drop-column":
+                drops[op.table].append(op)
+            elif op.kind == "add-column":
+                adds[op.table].append(op)
+            elif op.kind == "update":
+                copies[op.table].update(src for _, src in op.copies_from)
+            self.remember(op)
+        found += self.expand_contract(file, drops, adds, copies)
+        for table, columns in adds.items():
+            self.history.append(Expansion(migration_id, table, columns[0].column, None))
+        return found
+
+    def remember(self, op: Op) -> None:
+        if op.kind == "create-table":
+            self.created.add(op.table)
+        elif op.kind == "add-column":
+            self.added.add((op.table, op.column))
+        elif op.kind in ("insert", "update", "do-block"):
+            self.written.add(op.table)
+            self.written_columns.update((op.table, c) for c in op.columns)
+        elif op.kind == "create-enum":
+            self.enums[op.table] = op.labels
+
+    def finding(
+        self,
+        rule: str,
+        op: Op,
+        file: str,
+        message: str,
+        amount: int | None,
+        severity: Severity | None = None,
+    ) -> Finding:
+        """A finding whose severity drops to ``info`` when ``amount`` is 0."""
+        base = severity or RULES[rule].severity
+        if amount == 0:
+            base = "info"
+            message += ": nothing to lose"
+        elif amount is None and self.facts is None and base in ("data-loss", "will-fail"):
+            message += " (static analysis: live data unknown)"
+        return Finding(rule, base, message, file, op.line, op.statement, static=self.facts is None)
+
+    def judge(self, op: Op, file: str, migration_id: str) -> list[Finding]:
+        kind, table = op.kind, op.table
+        out: list[Finding] = []
+        if kind == "drop-table":
+            rows = self.rows(table)
+            out.append(
+                self.finding("drop-table", op, file, f"drops table {table}{_rows(rows)}", rows)
+            )
+        elif kind == "drop-schema":
+            out.append(
+                self.finding(
+                    "drop-schema", op, file, f"drops schema {table} and every table in it", None
+                )
+            )
+        elif kind == "drop-column":
+            values = self.count(table, ("non_null", op.column))
+            out.append(
+                self.finding(
+                    "drop-column",
+                    op,
+                    file,
+                    f"drops {table}.{op.column}{_values(values, 'lost')}",
+                    values,
+                )
+            )
+            out += self.contract_waits(op, file, migration_id)
+        elif kind == "truncate":
+            rows = self.rows(table)
+            out.append(self.finding("truncate", op, file, f"truncates {table}{_rows(rows)}", rows))
+        elif kind == "delete":
+            rows = self.rows(table)
+            scope = " matching its WHERE clause" if op.where else ""
+            out.append(
+                self.finding(
+                    "delete-rows",
+                    op,
+                    file,
+                    f"deletes rows of {table}{scope}{_rows(rows, 'up to ')}",
+                    rows,
+                )
+            )
+        elif kind == "update":
+            out += self.update(op, file)
+        elif kind == "alter-type":
+            out += self.alter_type(op, file)
+        elif kind == "add-column":
+            out += self.add_column(op, file)
+        elif kind == "set-not-null":
+            nulls = self.count(table, ("nulls", op.column))
+            if nulls:
+                out.append(
+                    self.finding(
+                        "set-not-null-with-nulls",
+                        op,
+                        file,
+                        f"SET NOT NULL on {table}.{op.column}, which has "
+                        f"{nulls:,} NULL value{'s' if nulls != 1 else ''}",
+                        nulls,
+                    )
+                )
+            elif nulls is None and self.facts is None:
+                out.append(
+                    self.finding(
+                        "set-not-null-with-nulls",
+                        op,
+                        file,
+                        f"SET NOT NULL on {table}.{op.column} fails if any "
+                        "row holds NULL (not checked: no database)",
+                        None,
+                        severity="info",
+                    )
+                )
+            if self.rows(table) != 0:
+                out.append(
+                    self.finding(
+                        "set-not-null-without-check",
+                        op,
+                        file,
+                        f"SET NOT NULL scans {self.size(table)} under ACCESS EXCLUSIVE",
+                        None,
+                    )
+                )
+        elif kind == "create-index":
+            if not op.concurrently and table not in self.created and self.rows(table) != 0:
+                out.append(
+                    self.finding(
+                        "index-without-concurrently",
+                        op,
+                        file,
+                        f"builds index {op.new_name or ''} on "
+                        f"{self.size(table)} while blocking writes",
+                        None,
+                    )
+                )
+            if op.unique:
+                out += self.duplicates(op, file)
+        elif kind == "drop-index" and not op.concurrently:
+            out.append(
+                self.finding(
+                    "index-without-concurrently",
+                    op,
+                    file,
+                    f"drops index {table} while blocking its table",
+                    None,
+                )
+            )
+        elif kind == "add-constraint":
+            out += self.constraint(op, file)
+        elif kind == "rename-column":
+            out.append(
+                self.finding(
+                    "rename-column",
+                    op,
+                    file,
+                    f"renames {table}.{op.column} to {op.new_name}: the "
+                    "deployed application still uses the old name",
+                    None,
+                )
+            )
+        elif kind == "rename-table":
+            out.append(
+                self.finding(
+                    "rename-table",
+                    op,
+                    file,
+                    f"renames table {table} to {op.new_name}: the deployed "
+                    "application still uses the old name",
+                    None,
+                )
+            )
+        elif kind == "do-block":
+            out.append(
+                self.finding(
+                    "opaque-statement",
+                    op,
+                    file,
+                    "DO block: its effect on data is not analysed",
+                    None,
+                )
+            )
+        return out
+
+    def update(self, op: Op, file: str) -> list[Finding]:
+        out = []
+        for column in op.columns:
+            if column in op.null_guarded:
+                continue  # a backfill: only NULLs are written
+            values = self.count(op.table, ("non_null", column))
+            verb = "nulls" if column in op.sets_null else "overwrites"
+            scope = " (rows matching its WHERE clause)" if op.where else ""
+            out.append(
+                self.finding(
+                    "update-overwrites",
+                    op,
+                    file,
+                    f"{verb} {op.table}.{column}{scope}{_values(values, 'affected', 'up to ')}",
+                    values,
+                )
+            )
+        return out
+
+    def alter_type(self, op: Op, file: str) -> list[Finding]:
+        table, column = op.table, op.column
+        new = op.type_name.lower()
+        old = (self.live_type(table, column) or "").lower()
+        out: list[Finding] = []
+        if op.type_name in self.enums or new in self.enums:
+            labels = self.enums.get(op.type_name) or self.enums[new]
+            rows = self.count(table, ("outside", column, labels))
+            out.append(
+                self.finding(
+                    "enum-value-removed",
+                    op,
+                    file,
+                    f"recreates {table}.{column} as enum {op.type_name} ({', '.join(labels)})"
+                    + (f"; {rows:,} rows hold a value it no longer has" if rows else ""),
+                    rows,
+                )
+            )
+            return out
+        values = self.count(table, ("non_null", column))
+        lossy: int | None = None
+        reason = ""
+        if new in INTEGER_TYPES and (
+            old in FRACTIONAL_TYPES
+            or old in TEXT_TYPES
+            or INTEGER_TYPES.get(old, 0) > INTEGER_TYPES[new]
+        ):
+            lossy = self.count(table, ("fractional", column))
+            reason = f"{lossy:,} values are not whole numbers" if lossy else ""
+        elif op.type_length is not None and (old in TEXT_TYPES or not old):
+            lossy = self.count(table, ("longer_than", column, op.type_length))
+            reason = (
+                f"{lossy:,} values are longer than {op.type_length} characters" if lossy else ""
+            )
+        elif not old and (new in INTEGER_TYPES or op.type_length is not None):
+            lossy = None
+        else:
+            lossy = 0 if old else None
+        if lossy != 0 or (not old and self.facts is None):
+            message = f"changes {table}.{column} from {old or 'its current type'} to {_typ(op)}" + (
+                f": {reason}" if reason else ""
+            )
+            out.append(
+                self.finding("narrowing-type", op, file, message, 0 if values == 0 else lossy)
+            )
+        if self.rows(table) != 0 and not _binary_coercible(old, op):
+            out.append(
+                self.finding(
+                    "table-rewrite",
+                    op,
+                    file,
+                    f"changing the type of {table}.{column} rewrites "
+                    f"{self.size(table)} under ACCESS EXCLUSIVE",
+                    None,
+                )
+            )
+        return out
+
+    def add_column(self, op: Op, file: str) -> list[Finding]:
+        out = []
+        if op.not_null and not op.has_default:
+            rows = self.rows(op.table)
+            out.append(
+                self.finding(
+                    "required-column-without-default",
+                    op,
+                    file,
+                    f"adds required column {op.table}.{op.column} without a default to "
+                    f"{op.table}{_rows(rows)}",
+                    rows,
+                )
+            )
+        if op.volatile_default and self.rows(op.table) != 0:
+            out.append(
+                self.finding(
+                    "table-rewrite",
+                    op,
+                    file,
+                    f"a volatile default fills {op.table}.{op.column} by "
+                    f"rewriting {self.size(op.table)}",
+                    None,
+                )
+            )
+        return out
+
+    def duplicates(self, op: Op, file: str) -> list[Finding]:
+        dupes = self.count(op.table, ("unique", tuple(op.columns)))
+        if not dupes:
+            return []
+        return [
+            self.finding(
+                "unique-over-duplicates",
+                op,
+                file,
+                f"unique over {op.table}({', '.join(op.columns)}), but "
+                f"{dupes:,} rows duplicate another",
+                dupes,
+            )
+        ]
+
+    def constraint(self, op: Op, file: str) -> list[Finding]:
+        out: list[Finding] = []
+        empty = op.table in self.created or self.rows(op.table) == 0
+        if op.constraint in ("foreign", "check") and not op.not_valid and not empty:
+            out.append(
+                self.finding(
+                    "constraint-without-not-valid",
+                    op,
+                    file,
+                    f"{op.constraint} constraint {op.new_name} validates "
+                    f"{self.size(op.table)} while blocking writes",
+                    None,
+                )
+            )
+        if op.unique and not op.concurrently:
+            if not empty:
+                out.append(
+                    self.finding(
+                        "unique-constraint-locking",
+                        op,
+                        file,
+                        f"builds the index of {op.new_name} on "
+                        f"{self.size(op.table)} under ACCESS EXCLUSIVE",
+                        None,
+                    )
+                )
+            out += self.duplicates(op, file)
+        return out
+
+    # -- golden rule 2 ----------------------------------------------------------------
+
+    def expand_contract(
+        self,
+        file: str,
+        drops: dict[str, list[Op]],
+        adds: dict[str, list[Op]],
+        copies: dict[str, set[str]],
+    ) -> list[Finding]:
+        out: list[Finding] = []
+        for table, dropped in drops.items():
+            added = adds.get(table, [])
+            for drop in dropped:
+                values = self.count(table, ("non_null", drop.column))
+                copied = drop.column in copies.get(table, set())
+                if (
+                    len(dropped) == 1
+                    and len(added) == 1
+                    and not copied
+                    and _compatible(self.live_type(table, drop.column), added[0].type_name)
+                ):
+                    out.append(
+                        self.finding(
+                            "rename-as-drop-add",
+                            drop,
+                            file,
+                            f"{table}.{drop.column} is dropped and {table}.{added[0].column} "
+                            f"({added[0].type_name}) added: probably a rename written as drop + "
+                            f"add; the data of {drop.column} would be lost{_values(values, '')}; "
+                            f"write RENAME COLUMN {drop.column} TO {added[0].column}",
+                            values,
+                        )
+                    )
+                elif added or copied:
+                    what = (
+                        "copied into another column"
+                        if copied
+                        else f"{', '.join(a.column for a in added)} added"
+                    )
+                    out.append(
+                        self.finding(
+                            "expand-contract-same-migration",
+                            drop,
+                            file,
+                            f"{table}.{drop.column} is dropped in the same migration that "
+                            f"{'has it ' if copied else 'has '}{what}; contract in a later "
+                            "migration",
+                            values,
+                        )
+                    )
+        return out
+
+    def contract_waits(self, op: Op, file: str, migration_id: str) -> list[Finding]:
+        grace = timedelta(seconds=self.grace_seconds)
+        for expansion in reversed(self.history):
+            if expansion.table != op.table or expansion.migration == migration_id:
+                continue
+            if expansion.column == op.column:
+                continue
+            applied = expansion.applied_at or self.now
+            until = applied + grace
+            if until <= self.now and expansion.applied_at is not None:
+                continue
+            when = (
+                f"was applied {applied:%Y-%m-%d %H:%M} UTC"
+                if expansion.applied_at
+                else "is applied in this same run"
+            )
+            return [
+                Finding(
+                    "contract-too-soon",
+                    "data-loss",
+                    f"drops {op.table}.{op.column} although {expansion.migration} (which added "
+                    f"{op.table}.{expansion.column}) {when}; contract_grace is "
+                    f"{format_duration(self.grace_seconds)}: "
+                    f"waits until {until:%Y-%m-%d %H:%M} UTC",
+                    file,
+                    op.line,
+                    op.statement,
+                    static=self.facts is None,
+                    wait_until=until,
+                )
+            ]
+        return []
+
+
+def _rows(rows: int | None, prefix: str = "") -> str:
+    if rows is None:
+        return ""
+    return f" ({prefix}{rows:,} row{'s' if rows != 1 else ''})"
+
+
+def _values(values: int | None, what: str, prefix: str = "") -> str:
+    if values is None:
+        return ""
+    noun = f"non-null value{'s' if values != 1 else ''}"
+    return f": {prefix}{values:,} {noun}" + (f" {what}" if what else "")
+
+
+def _typ(op: Op) -> str:
+    return f"{op.type_name}({op.type_length})" if op.type_length is not None else op.type_name
+
+
+def _compatible(old: str | None, new: str) -> bool:
+    if old is None:
+        return True
+    old, new = old.lower(), new.lower()
+    return old == new or any(old in group and new in group for group in COMPATIBLE)
+
+
+def _binary_coercible(old: str, op: Op) -> bool:
+    """Type changes PostgreSQL makes without rewriting the table."""
+    new = op.type_name.lower()
+    if old in ("varchar", "text") and new == "text":
+        return True
+    return old == "varchar" and new == "varchar"
+
+
+def _bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
