@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Plan, Step
+from reconciler.safety.gate import approval_snippet
 
 
 def shown_path(path: str | Path) -> str:
@@ -33,18 +34,52 @@ def render_text(plan: Plan) -> str:
         lines.append("")
         width = max(len(s.migration.id) for s in plan.steps)
         for step in plan.steps:
-            mark = "x" if step.blocked else "+"
-            lines.append(
-                f"  {mark} apply {step.migration.id:<{width}}  {shown_path(step.migration.path)}"
-            )
-            for finding in step.findings:
-                lines.append(
-                    f"      {finding.severity}: {finding.rule}: "
-                    f"{shown_path(finding.file)}:{finding.line}: {finding.message}"
-                )
+            lines += _step_lines(step, width)
     lines.append("")
     lines.append(summary(plan))
     return "\n".join(lines)
+
+
+_MARKS = {"run": "+", "blocked": "x", "waiting": "~"}
+
+
+def _step_lines(step: Step, width: int) -> list[str]:
+    verdict = step.verdict
+    lines = [
+        f"  {_MARKS[verdict.decision]} apply {step.migration.id:<{width}}  "
+        f"{shown_path(step.migration.path)}"
+    ]
+    approvals = {id(f): a for f, a in verdict.approved}
+    for finding in sorted(step.findings, key=lambda f: f.line):
+        state = ""
+        if id(finding) in approvals:
+            state = f" [approved: {approvals[id(finding)].reason}]"
+        elif finding in verdict.blocking:
+            state = " [BLOCKS]"
+        elif finding in verdict.waiting:
+            state = " [WAITS]"
+        lines.append(
+            f"      {finding.severity} {finding.rule}{state}: "
+            f"{shown_path(finding.file)}:{finding.line}"
+        )
+        lines.append(f"        {finding.message}")
+        if finding.statement:
+            statement = finding.statement
+            lines.append(
+                f"        > {statement[:117] + '...' if len(statement) > 120 else statement}"
+            )
+        if finding in verdict.blocking and finding.safe_alternative:
+            lines.append(f"        safer: {finding.safe_alternative}")
+    for note in verdict.refused:
+        lines.append(f"      ! {note}")
+    approvable = [f for f in verdict.blocking if f.rule != "syntax-error"]
+    if approvable:
+        lines.append("      To approve after review, add under this target's safety.approvals:")
+        lines += [
+            "  " + ln
+            for ln in approval_snippet(step.migration, tuple(approvable)).rstrip().splitlines()
+        ]
+    return lines
 
 
 def summary(plan: Plan) -> str:
@@ -55,8 +90,13 @@ def summary(plan: Plan) -> str:
     count = len(plan.steps)
     runnable = len(plan.runnable)
     text = f"Plan: {count} migration{'s' if count != 1 else ''} to apply"
-    if runnable < count:
-        text += f"; {count - runnable} blocked"
+    first = plan.first_blocked
+    if first is not None:
+        waits = first.verdict.decision == "waiting"
+        text += (
+            f"; {runnable} can run now, then {first.migration.id} "
+            f"{'waits for the grace period' if waits else 'needs an approval'}"
+        )
     return text + "."
 
 
@@ -85,7 +125,12 @@ def to_json(plan: Plan) -> dict[str, Any]:
                 "path": str(s.migration.path),
                 "checksum": s.migration.checksum,
                 "risk": s.risk,
+                "decision": s.verdict.decision,
                 "blocked": s.blocked,
+                "approvals_used": [
+                    {"rule": f.rule, "reason": a.reason, "approved_by": a.approved_by}
+                    for f, a in s.verdict.approved
+                ],
                 "findings": [
                     {
                         "rule": f.rule,

@@ -136,7 +136,7 @@ def _expand_rebuilds(ops: Sequence[Op], judge: Judge) -> list[Op]:
 def expansions_in(parsed: Parsed, applied_at: datetime | None) -> list[Expansion]:
     """Columns an applied migration added: what a later drop must wait for."""
     return [
-        Expansion(parsed.migration.id, op.table, op.column, applied_at)
+        Expansion(parsed.migration.id, op.table, op.column, applied_at, op.type_name)
         for op in parsed.sql.ops
         if op.kind == "add-column"
     ]

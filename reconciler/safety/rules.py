@@ -55,6 +55,7 @@ class Expansion:
     column: str
     applied_at: datetime | None
     """None while the expanding migration is still pending."""
+    type_name: str = ""
 
 
 def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
@@ -159,7 +160,10 @@ class Judge:
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
         for table, columns in adds.items():
-            self.history.append(Expansion(migration_id, table, columns[0].column, None))
+            for added in columns:
+                self.history.append(
+                    Expansion(migration_id, table, added.column, None, added.type_name)
+                )
         return found
 
     def remember(self, op: Op) -> None:
@@ -447,7 +451,7 @@ class Judge:
                 op,
                 file,
                 f"unique over {op.table}({', '.join(op.columns)}), but "
-                f"{dupes:,} rows duplicate another",
+                f"{dupes:,} {'rows duplicate' if dupes != 1 else 'row duplicates'} another",
                 dupes,
             )
         ]
@@ -538,8 +542,10 @@ class Judge:
         for expansion in reversed(self.history):
             if expansion.table != op.table or expansion.migration == migration_id:
                 continue
-            if expansion.column == op.column:
-                continue
+            if expansion.column == op.column or not _compatible(
+                self.live_type(op.table, op.column), expansion.type_name
+            ):
+                continue  # not a replacement: another kind of data
             applied = expansion.applied_at or self.now
             until = applied + grace
             if until <= self.now and expansion.applied_at is not None:
@@ -549,12 +555,17 @@ class Judge:
                 if expansion.applied_at
                 else "is applied in this same run"
             )
+            added = ", ".join(
+                f"{e.table}.{e.column}"
+                for e in self.history
+                if e.migration == expansion.migration and e.table == op.table
+            )
             return [
                 Finding(
                     "contract-too-soon",
                     "data-loss",
                     f"drops {op.table}.{op.column} although {expansion.migration} (which added "
-                    f"{op.table}.{expansion.column}) {when}; contract_grace is "
+                    f"{added}) {when}; contract_grace is "
                     f"{format_duration(self.grace_seconds)}: "
                     f"waits until {until:%Y-%m-%d %H:%M} UTC",
                     file,
