@@ -76,8 +76,8 @@ def compare(
                 Drift(
                     entry.id,
                     "ahead",
-                    f"{entry.id} is applied but comes after the "
-                    "desired revision; reconciler never rolls back",
+                    f"{entry.id} is applied but is not part of the "
+                    "desired revision's history; reconciler never rolls back",
                 )
             )
     for head in history.unknown:

@@ -77,7 +77,9 @@ class Migrations(Strict):
     """``prisma``: ``<id>_<name>/migration.sql`` folders; ``alembic``: a script directory."""
     path: PolicyPath
     """The migrations folder (Prisma) or Alembic script directory, relative to the policy."""
-    revision: str = "head"
+    revision: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = (
+        "head"
+    )
     """``head`` (every head for Alembic), or a Prisma migration folder / Alembic revision."""
 
 

@@ -10,6 +10,7 @@ connections ``env.py`` opens through libpq's ``options`` in the URL.
 from __future__ import annotations
 
 import io
+import traceback
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -146,8 +147,14 @@ def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
         list(script.walk_revisions())  # imports every revision now: errors surface here
     except SyntaxError as exc:
         raise SourceError(f"{exc.filename}:{exc.lineno}: {exc.msg}") from None
-    except Exception as exc:
-        raise SourceError(f"{path}: {_reason(exc)}") from None
+    except Exception as exc:  # a revision that fails to import: name its file and line
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).is_relative_to(path)
+        ]
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
+        raise SourceError(f"{where}: {_reason(exc)}") from None
     return script
 
 
@@ -187,7 +194,8 @@ def _parents(rev: Script) -> tuple[str, ...]:
             return ()
         return (value,) if isinstance(value, str) else tuple(value)
 
-    return as_tuple(rev.down_revision) + as_tuple(rev.dependencies)
+    # Alembic resolves ``depends_on`` branch labels to revision ids here.
+    return as_tuple(rev._all_down_revisions)
 
 
 def _url_with_timeouts(url: DatabaseUrl, timeouts: Timeouts) -> str:
