@@ -20,10 +20,12 @@ import click
 from reconciler import __version__
 from reconciler.act import Outcome, plan_target, reconcile_schema
 from reconciler.act.engine import StepResult
+from reconciler.act.lint import lint_paths, lint_policy
 from reconciler.act.reset import check_resettable, reset_target
 from reconciler.act.resolve import resolve_failed
 from reconciler.errors import ReconcilerError, Refused
 from reconciler.ledger import Ledger
+from reconciler.plan.lint_report import render as render_lint
 from reconciler.plan.model import Step
 from reconciler.plan.render import render_text, shown_path, to_json
 from reconciler.policy import Policy, Target, load_policy
@@ -302,6 +304,35 @@ def check(config: Path) -> None:
     click.echo(
         f"{config}: policy valid; {len(policy.targets)} target(s), {count} migration(s) checked."
     )
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@config_option
+@target_option
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default="text",
+    show_default=True,
+)
+@_errors_to_exit
+def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) -> None:
+    """Analyse migrations for data loss and risky locks.
+
+    With PATHS (migration folders, Alembic directories, .sql files): static analysis. Without:
+    each target's pending migrations, data-aware when its database is reachable, with the
+    policy's approvals. Exit 1 when a blocking finding is not approved.
+    """
+    if paths:
+        report = lint_paths(list(paths))
+    else:
+        policy = load_policy(config)
+        report = lint_policy(policy, _targets(policy, target))
+    click.echo(render_lint(report, fmt))
+    sys.exit(EXIT_ERROR if report.failed else EXIT_OK)
 
 
 @main.command()

@@ -12,9 +12,11 @@ is recognised as what it is: the columns left out of the copy are dropped, not t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from reconciler.db.connection import split_sqlite_script
 from reconciler.db.url import Dialect
@@ -32,21 +34,55 @@ class Parsed:
     sql: ParsedSql
 
 
-def parse_migration(
-    migration: Migration, sql: str | None, dialect: Dialect, file: str | None = None
-) -> Parsed:
-    """Operations of one migration; ``sql`` None means its SQL could not be obtained."""
-    where = file or str(migration.path)
+def parse_migration(migration: Migration, sql: str | None, dialect: Dialect) -> Parsed:
+    """Operations of one migration; ``sql`` None means its SQL could not be obtained.
+
+    SQL rendered from a Python revision (Alembic) has no lines of its own in the file:
+    its findings point at the revision's ``def upgrade``."""
+    where = str(migration.path)
     if sql is None:
         return Parsed(migration, where, ParsedSql())
     if dialect == "postgresql":
-        return Parsed(migration, where, parse(sql))
+        parsed = parse(sql)
+    else:
+        parsed = ParsedSql(tuple(_rebuilds(_sqlite_ops(sql))))
+    if migration.path.suffix == ".py":
+        line = _upgrade_line(migration.path)
+        parsed = replace(
+            parsed,
+            ops=tuple(replace(op, line=line) for op in parsed.ops),
+            error_line=line if parsed.error else 0,
+        )
+    return Parsed(migration, where, parsed)
+
+
+_CREATE_TABLE = re.compile(
+    r'^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?["`]?(\w+)', re.IGNORECASE
+)
+
+
+def _sqlite_ops(sql: str) -> list[Op]:
     ops: list[Op] = []
     for line, statement in split_sqlite_script(sql):
         parsed = parse(statement)
         if parsed.error is None:
             ops.extend(replace(op, line=op.line + line - 1) for op in parsed.ops)
-    return Parsed(migration, where, ParsedSql(tuple(_rebuilds(ops))))
+            continue
+        code = "\n".join(ln for ln in statement.splitlines() if not ln.strip().startswith("--"))
+        created = _CREATE_TABLE.match(code)
+        if created:  # SQLite-only column syntax (AUTOINCREMENT ...): the table is still new
+            ops.append(Op("create-table", created.group(1), line=line))
+    return ops
+
+
+def _upgrade_line(path: Path) -> int:
+    try:
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if text.startswith("def upgrade"):
+                return number
+    except OSError:
+        pass
+    return 1
 
 
 def _rebuilds(ops: list[Op]) -> list[Op]:
@@ -140,6 +176,3 @@ def expansions_in(parsed: Parsed, applied_at: datetime | None) -> list[Expansion
         for op in parsed.sql.ops
         if op.kind == "add-column"
     ]
-
-
-SqlReader = Callable[[Migration], "str | None"]

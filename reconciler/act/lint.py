@@ -1,0 +1,118 @@
+"""``lint``: the safety rules over migrations, without applying anything.
+
+Two ways in: a policy (each target's pending migrations, data-aware when its database is
+reachable, judged by the gate with the policy's approvals) or paths (migration folders,
+Alembic script directories, ``.sql`` files: static, each migration judged on its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.act.assess import assess, static_assess
+from reconciler.db.connection import connect
+from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
+from reconciler.observe.schema import SchemaObservation, compare, observe_schema
+from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
+from reconciler.policy.model import Policy, Safety, Target
+from reconciler.rulebook import DEFAULT_BLOCK
+from reconciler.safety.findings import Finding
+from reconciler.safety.gate import gate_step
+from reconciler.source import open_layout
+from reconciler.source.alembic import AlembicLayout
+from reconciler.source.base import LiveHistory, Migration, sha256_hex
+from reconciler.source.prisma import PrismaLayout
+
+
+def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
+    now = datetime.now(UTC)
+    entries: list[LintEntry] = []
+    notes: list[str] = []
+    modes: set[str] = set()
+    count = 0
+    for target in targets:
+        layout = open_layout(target.migrations)
+        try:
+            db = connect(target.database)
+        except DatabaseUnavailable as exc:
+            notes.append(f"{target.name}: {exc}; linting every migration statically")
+            observation = compare(
+                layout, layout.desired(target.migrations.revision), LiveHistory(tool_table=False)
+            )
+            findings = assess(target, layout, None, observation, now)
+            modes.add("static")
+        else:
+            try:
+                observation = observe_schema(layout, db, target.migrations.revision)
+                findings = assess(target, layout, db, observation, now)
+            finally:
+                db.close()
+            modes.add("data-aware")
+        count += len(observation.pending)
+        entries += _judged(target.name, observation, findings, target.safety, now)
+    mode = " and ".join(sorted(modes)) or "nothing to lint"
+    return LintReport(tuple(entries), count, mode, tuple(notes))
+
+
+def _judged(
+    name: str,
+    observation: SchemaObservation,
+    findings: dict[str, list[Finding]],
+    safety: Safety,
+    now: datetime,
+) -> list[LintEntry]:
+    out: list[LintEntry] = []
+    for migration in observation.pending:
+        found = findings.get(migration.id, [])
+        verdict = gate_step(migration, found, safety, now)
+        approved = {id(f): a.reason for f, a in verdict.approved}
+        out += entries_for(name, migration.id, found, verdict.blocking, approved)
+    return out
+
+
+def lint_paths(paths: Sequence[Path]) -> LintReport:
+    """Static lint of folders and files, with the default blocking severities."""
+    now = datetime.now(UTC)
+    safety = Safety(block=list(DEFAULT_BLOCK))
+    groups: dict[str, list[tuple[Migration, str | None]]] = {}
+    for path in paths:
+        for migration, sql, dialect in _collect(path):
+            groups.setdefault(dialect, []).append((migration, sql))
+    entries: list[LintEntry] = []
+    notes = []
+    if "sqlite" in groups:
+        notes.append("SQLite migrations: statements PostgreSQL's grammar cannot read are skipped")
+    for dialect, items in groups.items():
+        findings = static_assess(items, dialect, now, safety.contract_grace)
+        for migration, _ in items:
+            found = findings.get(migration.id, [])
+            verdict = gate_step(migration, found, safety, now)
+            entries += entries_for(str(migration.path), migration.id, found, verdict.blocking, {})
+    count = sum(len(items) for items in groups.values())
+    return LintReport(tuple(entries), count, "static (no database)", tuple(notes))
+
+
+def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    if path.is_file():
+        data = path.read_bytes()
+        migration = Migration(_file_id(path), path.stem, path.resolve(), sha256_hex(data))
+        return [(migration, data.decode("utf-8", errors="replace"), "postgresql")]
+    if (path / "env.py").is_file():
+        alembic = AlembicLayout(path.resolve())
+        return [(m, alembic.sql(m, "postgresql"), "postgresql") for m in alembic.migrations()]
+    if (path / "migration.sql").is_file():
+        return _collect(path / "migration.sql")
+    try:
+        prisma = PrismaLayout(path.resolve())
+    except ReconcilerError as exc:
+        raise SourceError(f"{path}: not a migrations folder: {exc}") from None
+    dialect = "sqlite" if prisma.provider == "sqlite" else "postgresql"
+    return [(m, m.read(), dialect) for m in prisma.migrations()]
+
+
+def _file_id(path: Path) -> str:
+    return path.parent.name if path.name == "migration.sql" else str(path)

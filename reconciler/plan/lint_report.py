@@ -1,0 +1,193 @@
+"""Lint results and their formats: text for people, JSON, SARIF 2.1.0 for code scanning,
+and GitHub Actions workflow commands (annotations on the pull request's diff)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler import __version__
+from reconciler.plan.render import shown_path
+from reconciler.rulebook import RULES
+from reconciler.safety.findings import Finding
+
+DOCS = "docs/rules"
+
+
+@dataclass(frozen=True)
+class LintEntry:
+    target: str
+    """The policy target, or the path given on the command line."""
+    migration: str
+    finding: Finding
+    blocking: bool
+    approved_by: str | None = None
+    """The approval's reason when one covers the finding."""
+
+
+@dataclass(frozen=True)
+class LintReport:
+    entries: tuple[LintEntry, ...]
+    migrations: int
+    mode: str
+    """``data-aware`` (live facts), ``static``, or a mix described per target."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return any(e.blocking for e in self.entries)
+
+
+def render(report: LintReport, fmt: str) -> str:
+    return {"text": _text, "json": _json, "sarif": _sarif, "github": _github}[fmt](report)
+
+
+def _text(report: LintReport) -> str:
+    lines = [f"reconciler lint: {report.migrations} migration(s), {report.mode}"]
+    lines += [f"  note: {n}" for n in report.notes]
+    for entry in report.entries:
+        f = entry.finding
+        state = (
+            " (approved: " + entry.approved_by + ")"
+            if entry.approved_by
+            else (" BLOCKS" if entry.blocking else "")
+        )
+        lines.append(f"{shown_path(f.file)}:{f.line}: {f.severity} {f.rule}{state}: {f.message}")
+        if f.statement:
+            lines.append(f"    {f.statement[:160]}")
+    blocking = sum(1 for e in report.entries if e.blocking)
+    lines.append(f"{len(report.entries)} finding(s), {blocking} blocking.")
+    return "\n".join(lines)
+
+
+def _json(report: LintReport) -> str:
+    return json.dumps(
+        {
+            "mode": report.mode,
+            "migrations": report.migrations,
+            "notes": list(report.notes),
+            "failed": report.failed,
+            "findings": [
+                {
+                    "target": e.target,
+                    "migration": e.migration,
+                    "rule": e.finding.rule,
+                    "severity": e.finding.severity,
+                    "blocking": e.blocking,
+                    "approved": e.approved_by,
+                    "file": e.finding.file,
+                    "line": e.finding.line,
+                    "message": e.finding.message,
+                    "statement": e.finding.statement,
+                    "static": e.finding.static,
+                    "safe_alternative": e.finding.safe_alternative,
+                }
+                for e in report.entries
+            ],
+        },
+        indent=2,
+    )
+
+
+def _level(entry: LintEntry) -> str:
+    if entry.blocking:
+        return "error"
+    return "note" if entry.finding.severity == "info" or entry.approved_by else "warning"
+
+
+def _sarif(report: LintReport) -> str:
+    used = sorted({e.finding.rule for e in report.entries})
+    rules: list[dict[str, Any]] = [
+        {
+            "id": rule_id,
+            "name": rule_id,
+            "shortDescription": {"text": RULES[rule_id].title},
+            "fullDescription": {"text": RULES[rule_id].why},
+            "help": {"text": RULES[rule_id].safe_alternative},
+            "helpUri": f"{DOCS}/{rule_id}.md",
+            "properties": {"severity": RULES[rule_id].severity},
+        }
+        for rule_id in used
+        if rule_id in RULES
+    ]
+    results = [
+        {
+            "ruleId": e.finding.rule,
+            "ruleIndex": used.index(e.finding.rule),
+            "level": _level(e),
+            "message": {"text": e.finding.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": shown_path(e.finding.file)},
+                        "region": {"startLine": max(e.finding.line, 1)},
+                    }
+                }
+            ],
+        }
+        for e in report.entries
+    ]
+    return json.dumps(
+        {
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": "reconciler",
+                            "version": __version__,
+                            "informationUri": f"{DOCS}/README.md",
+                            "rules": rules,
+                        }
+                    },
+                    "results": results,
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+def _github(report: LintReport) -> str:
+    kinds = {"error": "error", "warning": "warning", "note": "notice"}
+    lines = []
+    for entry in report.entries:
+        f = entry.finding
+        message = _escape(
+            f"{f.message}. Safer: {f.safe_alternative}" if entry.blocking else f.message
+        )
+        lines.append(
+            f"::{kinds[_level(entry)]} file={_escape_property(shown_path(f.file))},"
+            f"line={max(f.line, 1)},title={_escape_property(f'reconciler {f.rule}')}"
+            f"::{message}"
+        )
+    blocking = sum(1 for e in report.entries if e.blocking)
+    lines.append(
+        f"reconciler lint: {len(report.entries)} finding(s), {blocking} blocking ({report.mode})."
+    )
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def entries_for(
+    target: str,
+    migration: str,
+    findings: Sequence[Finding],
+    blocking: Sequence[Finding],
+    approved: dict[int, str],
+) -> list[LintEntry]:
+    blocking_ids = {id(f) for f in blocking}
+    return [
+        LintEntry(target, migration, f, id(f) in blocking_ids, approved.get(id(f)))
+        for f in sorted(findings, key=lambda f: f.line)
+    ]
