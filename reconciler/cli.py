@@ -135,7 +135,7 @@ def apply(config: Path, target: str | None, yes: bool) -> None:
             outcome = _apply_one(spec, ledger, str(config), yes)
             if outcome is None:
                 continue
-            if outcome.reason == "AwaitingApproval":
+            if outcome.reason in ("AwaitingApproval", "AwaitingGracePeriod"):
                 code = max(code, EXIT_BLOCKED)
             elif not outcome.in_sync:
                 code = EXIT_ERROR if code != EXIT_BLOCKED else code
