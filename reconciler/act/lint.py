@@ -97,6 +97,16 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
 def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
+    if path.is_file() and path.suffix == ".py":
+        for folder in path.resolve().parents[:3]:
+            if (folder / "env.py").is_file():
+                alembic = AlembicLayout(folder)
+                return [
+                    (m, alembic.sql(m, "postgresql"), "postgresql")
+                    for m in alembic.migrations()
+                    if m.path == path.resolve()
+                ]
+        raise SourceError(f"{path}: a Python file outside an Alembic script directory")
     if path.is_file():
         data = path.read_bytes()
         migration = Migration(_file_id(path), path.stem, path.resolve(), sha256_hex(data))
