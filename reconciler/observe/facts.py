@@ -20,6 +20,8 @@ from reconciler.errors import DatabaseError
 class TableRequest:
     non_null: set[str] = field(default_factory=set)
     """Columns whose non-null values are counted."""
+    every_column: bool = False
+    """Count non-null values of every column (a table rebuilt by copying some columns)."""
     nulls: set[str] = field(default_factory=set)
     """Columns whose NULLs are counted (SET NOT NULL)."""
     unique: set[tuple[str, ...]] = field(default_factory=set)
@@ -131,7 +133,8 @@ def _scan(
         terms.append(sql)
 
     text_cast = "::text" if db.dialect == "postgresql" else ""
-    for col in sorted(c for c in wanted.non_null if c in columns):
+    counted = set(columns) if wanted.every_column else wanted.non_null
+    for col in sorted(c for c in counted if c in columns):
         ask(("non_null", col), f"count({_quote(col)})")
     for col in sorted(c for c in wanted.nulls if c in columns):
         ask(("nulls", col), f"count(*) - count({_quote(col)})")

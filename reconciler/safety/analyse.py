@@ -111,7 +111,7 @@ def facts_request(batch: Sequence[Parsed]) -> FactsRequest:
         request_facts(item.sql.ops, request)
         for op in item.sql.ops:
             if op.kind == "rebuild":
-                request.table(op.table)
+                request.table(op.table).every_column = True
     return request
 
 

@@ -1,0 +1,164 @@
+"""`reconciler lint` as CI runs it: formats, exit codes, data-aware with a policy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from tests.conftest import ALEMBIC, PRISMA_PG, PRISMA_SQLITE, pg_query
+
+Cli = Callable[..., Result]
+
+RISKY = """-- AlterTable
+ALTER TABLE "users" DROP COLUMN "name",
+ADD COLUMN     "full_name" TEXT;
+
+-- CreateIndex
+CREATE INDEX "users_full_name_idx" ON "users"("full_name");
+"""
+
+
+def risky_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "migrations"
+    shutil.copytree(PRISMA_PG, folder)
+    path = folder / "20261201000000_rename_name" / "migration.sql"
+    path.parent.mkdir()
+    path.write_text(RISKY)
+    return folder
+
+
+def test_static_lint_of_paths_blocks_data_loss(cli: Cli, tmp_path: Path) -> None:
+    folder = risky_folder(tmp_path)
+    result = cli("lint", folder / "20261201000000_rename_name")
+    assert result.exit_code == 1
+    assert "static (no database)" in result.stdout
+    assert "migration.sql:2: data-loss drop-column BLOCKS" in result.stdout
+    assert "rename-as-drop-add BLOCKS" in result.stdout
+    assert "migration.sql:6: locking index-without-concurrently" in result.stdout
+
+
+@pytest.mark.parametrize("path", [PRISMA_PG, PRISMA_SQLITE, ALEMBIC])
+def test_static_lint_of_the_example_histories_passes(cli: Cli, path: Path) -> None:
+    result = cli("lint", path)
+    assert result.exit_code == 0, result.output
+    assert "0 blocking" in result.stdout
+
+
+def test_sarif_output_is_valid_sarif(cli: Cli, tmp_path: Path) -> None:
+    result = cli("lint", risky_folder(tmp_path), "--format", "sarif")
+    assert result.exit_code == 1
+    sarif = json.loads(result.stdout)
+    assert sarif["version"] == "2.1.0"
+    run = sarif["runs"][0]
+    rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    assert "drop-column" in rule_ids
+    for item in run["results"]:
+        assert rule_ids[item["ruleIndex"]] == item["ruleId"]
+        assert item["level"] in ("error", "warning", "note")
+        region = item["locations"][0]["physicalLocation"]["region"]
+        assert region["startLine"] >= 1
+    levels = {r["ruleId"]: r["level"] for r in run["results"]}
+    assert levels["drop-column"] == "error"
+    assert levels["index-without-concurrently"] == "warning"
+
+
+def test_github_format_annotates_lines(cli: Cli, tmp_path: Path) -> None:
+    result = cli("lint", risky_folder(tmp_path), "-f", "github")
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("::")]
+    assert any(
+        ln.startswith("::error file=") and ",line=2,title=reconciler drop-column::" in ln
+        for ln in lines
+    )
+    assert any(ln.startswith("::warning ") and "index-without-concurrently" in ln for ln in lines)
+
+
+def test_json_format(cli: Cli, tmp_path: Path) -> None:
+    result = cli("lint", risky_folder(tmp_path), "-f", "json")
+    report = json.loads(result.stdout)
+    assert report["failed"] is True
+    drop = next(f for f in report["findings"] if f["rule"] == "drop-column")
+    assert drop["blocking"] is True
+    assert drop["static"] is True
+    assert drop["line"] == 2
+
+
+def test_lint_with_policy_is_data_aware_and_honours_approvals(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, pg_url: str
+) -> None:
+    folder = risky_folder(tmp_path)
+    migration = folder / "20261201000000_rename_name" / "migration.sql"
+    held = migration.read_text()
+    migration.unlink()
+    migration.parent.rmdir()
+    text = (
+        f"targets:\n  - name: shop\n    database: {pg_url}\n"
+        "    migrations: {layout: prisma, path: migrations}\n"
+    )
+    policy = write_policy(text)
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    pg_query(pg_url, "INSERT INTO users (email, name) VALUES ('a@x', 'Ann'), ('b@x', NULL)")
+    migration.parent.mkdir()
+    migration.write_text(held)
+
+    result = cli("lint", "-c", policy)
+    assert result.exit_code == 1
+    assert "data-aware" in result.stdout
+    assert "drops users.name: 1 non-null value lost" in result.stdout
+
+    import hashlib
+
+    checksum = hashlib.sha256(migration.read_bytes()).hexdigest()[:12]
+    approved = write_policy(
+        text
+        + (
+            "    safety:\n      approvals:\n"
+            "        - migration: 20261201000000_rename_name\n"
+            f"          checksum: '{checksum}'\n"
+            "          rules: [drop-column, rename-as-drop-add]\n"
+            "          reason: Ann's name moved to full_name by hand\n"
+        )
+    )
+    result = cli("lint", "-c", approved)
+    assert result.exit_code == 0, result.output
+    assert "(approved: Ann's name moved to full_name by hand)" in result.stdout
+
+
+def test_unknown_rule_in_an_approval_is_a_policy_error(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    policy = write_policy(
+        "targets:\n  - name: shop\n    database: sqlite:///x.db\n"
+        "    migrations: {layout: prisma, path: migrations}\n"
+        "    safety:\n      approvals:\n        - migration: 20261001090000_init\n"
+        "          checksum: abcdef12\n          rules: [drop-colum]\n"
+        "          reason: typo in the rule\n"
+    )
+    result = cli("check", "-c", policy)
+    assert result.exit_code == 1
+    assert (
+        "policy.yaml:7:11: targets[0].safety.approvals[0]: unknown rule 'drop-colum'"
+        in result.stderr
+    )
+
+
+def test_approval_for_a_migration_that_does_not_exist_stops_the_plan(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    policy = write_policy(
+        "targets:\n  - name: shop\n    database: sqlite:///x.db\n"
+        "    migrations: {layout: prisma, path: migrations}\n"
+        "    safety:\n      approvals:\n        - migration: 20991231000000_nope\n"
+        "          checksum: abcdef12\n          rules: [drop-column]\n"
+        "          reason: for a migration that is not there\n"
+    )
+    result = cli("plan", "-c", policy)
+    assert result.exit_code == 1
+    assert "blocked (InvalidPolicy)" in result.stdout
+    assert "'20991231000000_nope'" in result.stdout
