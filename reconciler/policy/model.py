@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,6 +28,7 @@ from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.durations import parse_duration
 from reconciler.errors import PolicyError
 from reconciler.rulebook import DEFAULT_BLOCK, RULES, Severity
+from reconciler.secrets import Secret
 
 DEFAULT_LEDGER = "sqlite:///var/reconciler.db"
 
@@ -61,6 +63,18 @@ DatabaseUrlField = Annotated[
 
 PolicyPath = Annotated[Path, WrapValidator(_to_path)]
 """A filesystem path, relative to the policy file unless absolute."""
+
+
+def _to_secret(value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string (use ${ENV_VAR})")
+    return Secret(value)
+
+
+SecretField = Annotated[Secret, BeforeValidator(_to_secret), PlainSerializer(str, return_type=str)]
+"""A credential: registered for redaction as it is read, shown as ``***`` everywhere."""
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 """Lowercase letters, digits, ``-`` and ``_``: safe in URLs, metric labels and file names."""
@@ -127,6 +141,49 @@ class Safety(Strict):
     approvals: list[Approval] = Field(default_factory=list)
 
 
+class NeonSettings(Strict):
+    project_id: str
+    branch_id: str
+    """The target's branch; backups are branches of it."""
+    api_key: SecretField
+    """Neon API key; write ``'${NEON_API_KEY}'``."""
+    api_url: str = "https://console.neon.tech/api/v2"
+    database: str | None = None
+    """Database name in the branch (default: the target URL's database)."""
+    role: str | None = None
+    """Role for the branch's connection string (default: the target URL's user)."""
+
+
+class Keep(Strict):
+    last: int = Field(default=10, ge=1)
+    """Keep at most this many backups (the newest verified one is always kept)."""
+    max_age: Seconds = 30 * 86400.0
+    """Delete backups older than this."""
+
+
+BackupMoment = Literal["schema-change", "identity-delete"]
+_SCHEMA_CHANGE: tuple[BackupMoment, ...] = ("schema-change",)
+
+
+class Backup(Strict):
+    driver: Literal["pg_dump", "sqlite", "neon"]
+    dir: PolicyPath = Path("var/backups")
+    """Where ``pg_dump`` and ``sqlite`` backups are written, relative to the policy."""
+    neon: NeonSettings | None = None
+    before: list[BackupMoment] = Field(default_factory=lambda: list(_SCHEMA_CHANGE))
+    """Take a (verified) backup before these kinds of change."""
+    keep: Keep = Keep()
+    verify: Literal["restore", "none"] = "restore"
+    """``restore``: restore into a scratch database and compare its census with the live
+    one; an unverified backup blocks the change."""
+
+    @model_validator(mode="after")
+    def _neon_needs_settings(self) -> Backup:
+        if self.driver == "neon" and self.neon is None:
+            raise ValueError("driver neon needs a `neon:` section (project_id, branch_id, api_key)")
+        return self
+
+
 class Target(Strict):
     name: Name
     """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
@@ -140,16 +197,35 @@ class Target(Strict):
     them when a person asks."""
     timeouts: Timeouts = Timeouts()
     safety: Safety = Safety()
+    backup: Backup | None = None
+    rehearse: bool = False
+    """Run pending migrations on a copy (restored from the fresh backup, or a Neon branch)
+    first, and measure what data each step loses; needs ``backup``."""
     seed: PolicyPath | None = None
     """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
     ``DATABASE_URL`` in its environment."""
+
+
+def _check_target(target: Target) -> Target:
+    backup = target.backup
+    if backup is not None:
+        dialect = target.database.dialect
+        if backup.driver == "sqlite" and dialect != "sqlite":
+            raise ValueError("backup.driver sqlite needs a sqlite:/// database")
+        if backup.driver in ("pg_dump", "neon") and dialect != "postgresql":
+            raise ValueError(f"backup.driver {backup.driver} needs a PostgreSQL database")
+    if target.rehearse and backup is None:
+        raise ValueError(
+            "rehearse: true needs a `backup:` section (the copy is restored from the fresh backup)"
+        )
+    return target
 
 
 class Policy(Strict):
     ledger: DatabaseUrlField
     """reconciler's own store of runs and steps; SQLite by default, PostgreSQL in production.
     A relative SQLite path is resolved against the policy file's folder."""
-    targets: list[Target] = Field(min_length=1)
+    targets: list[Annotated[Target, AfterValidator(_check_target)]] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod

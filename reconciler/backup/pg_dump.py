@@ -1,0 +1,206 @@
+"""The ``pg_dump`` driver: custom-format dumps (``-Fc``) in a directory, ``pg_restore`` back.
+
+Passwords reach the client tools through ``PGPASSWORD`` in their environment, never on
+their command line (where ``ps`` would show them). The client is matched to the server:
+among the installed ``pg_dump`` binaries the oldest one at least as new as the server is
+used, and a server newer than every client is a clear error rather than a failed dump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.backup.base import Artifact, BackupError, chunks, newest_first
+from reconciler.backup.scratch import scratch_database
+from reconciler.db.connection import connect
+from reconciler.db.url import DatabaseUrl
+from reconciler.secrets import redact
+
+SUFFIX = ".dump"
+
+
+class PgDumpDriver:
+    name = "pg_dump"
+
+    def __init__(self, target: str, url: DatabaseUrl, directory: Path) -> None:
+        self.target = target
+        self.url = url
+        self.directory = directory / target
+
+    # -- client tools ---------------------------------------------------------------
+
+    def _server_major(self) -> int:
+        db = connect(self.url, application_name="reconciler-backup")
+        try:
+            return int(db.query("SHOW server_version_num")[0][0]) // 10000
+        finally:
+            db.close()
+
+    def tool(self, name: str, server_major: int) -> str:
+        found = _installed(name)
+        if not found:
+            raise BackupError(
+                f"{name} not found: install the PostgreSQL client tools "
+                f"(postgresql-client-{server_major})"
+            )
+        fitting = sorted(v for v in found if v >= server_major)
+        if not fitting:
+            newest = max(found)
+            raise BackupError(
+                f"{name} {newest} is older than the server (PostgreSQL {server_major}); it "
+                f"cannot dump it safely: install postgresql-client-{server_major}"
+            )
+        return found[fitting[0]]
+
+    def _run(self, argv: list[str], url: DatabaseUrl, what: str) -> None:
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "reconciler-backup"}
+        if url.url.password:
+            env["PGPASSWORD"] = str(url.url.password)
+        try:
+            result = subprocess.run(
+                [*argv, _conninfo(url)], env=env, capture_output=True, text=True, check=False
+            )
+        except OSError as exc:
+            raise BackupError(f"{what}: cannot run {argv[0]}: {exc}") from None
+        if result.returncode != 0:
+            lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+            detail = redact(lines[-1] if lines else f"exit status {result.returncode}")
+            raise BackupError(f"{what} failed: {detail}")
+
+    # -- the interface ----------------------------------------------------------------
+
+    def take(self, label: str) -> Artifact:
+        major = self._server_major()
+        pg_dump = self.tool("pg_dump", major)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"backup directory {self.directory}: {exc.strerror}") from None
+        if not os.access(self.directory, os.W_OK):
+            raise BackupError(f"backup directory {self.directory} is not writable")
+        now = datetime.now(UTC)
+        artifact_id = f"{self.target}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        final = self.directory / f"{artifact_id}{SUFFIX}"
+        partial = self.directory / f".{artifact_id}{SUFFIX}.partial"
+        try:
+            self._run(
+                [pg_dump, "-Fc", "--no-password", "-f", str(partial), "--dbname"],
+                self.url,
+                f"pg_dump of {self.target}",
+            )
+            digest, size = _sha256(partial)
+            os.replace(partial, final)
+        except OSError as exc:
+            raise BackupError(
+                f"pg_dump of {self.target}: {exc.strerror} ({self.directory})"
+            ) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return Artifact(artifact_id, self.target, self.name, str(final), now, size, digest)
+
+    def list(self) -> list[Artifact]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.glob(f"{self.target}-*{SUFFIX}"):
+            stat = path.stat()
+            created = _created(path.stem) or datetime.fromtimestamp(stat.st_mtime, UTC)
+            found.append(
+                Artifact(path.stem, self.target, self.name, str(path), created, stat.st_size)
+            )
+        return newest_first(found)
+
+    def check(self, artifact: Artifact) -> str | None:
+        path = Path(artifact.location)
+        if not path.is_file():
+            return f"{path} is missing"
+        if artifact.sha256:
+            digest, _ = _sha256(path)
+            if digest != artifact.sha256:
+                return f"{path} changed since it was written (sha256 differs)"
+        return None
+
+    @contextmanager
+    def copy(self, artifact: Artifact) -> Iterator[DatabaseUrl]:
+        with scratch_database(self.url, self.target) as scratch:
+            self.restore(artifact, scratch)
+            yield scratch
+
+    def restore(self, artifact: Artifact, to: DatabaseUrl) -> None:
+        problem = self.check(artifact)
+        if problem:
+            raise BackupError(f"backup {artifact.id}: {problem}")
+        pg_restore = self.tool("pg_restore", self._server_major())
+        self._run(
+            [
+                pg_restore,
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--no-password",
+                artifact.location,
+                "--dbname",
+            ],
+            to,
+            f"pg_restore of {artifact.id}",
+        )
+
+    def delete(self, artifact: Artifact) -> None:
+        Path(artifact.location).unlink(missing_ok=True)
+
+
+def _conninfo(url: DatabaseUrl) -> str:
+    """A libpq URI without the password (it travels in PGPASSWORD)."""
+    return url.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        for block in chunks(stream):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _created(stem: str) -> datetime | None:
+    match = re.search(r"-(\d{8}T\d{6}Z)-", stem)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _installed(name: str) -> dict[int, str]:
+    """Installed client binaries by major version: versioned Debian paths, then PATH."""
+    found: dict[int, str] = {}
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}")):
+        major = _version(str(candidate))
+        if major:
+            found.setdefault(major, str(candidate))
+    on_path = shutil.which(name)
+    if on_path:
+        major = _version(on_path)
+        if major:
+            found.setdefault(major, on_path)
+    return found
+
+
+def _version(binary: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, check=False, timeout=10
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+)(?:\.\d+)?", out)
+    return int(match.group(1)) if match else None

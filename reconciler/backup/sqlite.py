@@ -1,0 +1,110 @@
+"""The ``sqlite`` driver: SQLite's online backup API, a consistent copy of a live file even
+while the application writes to it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.backup.base import Artifact, BackupError, newest_first
+from reconciler.backup.pg_dump import _created, _sha256
+from reconciler.db.url import DatabaseUrl, parse_database_url
+
+SUFFIX = ".sqlite3"
+
+
+class SqliteDriver:
+    name = "sqlite"
+
+    def __init__(self, target: str, url: DatabaseUrl, directory: Path) -> None:
+        self.target = target
+        self.url = url
+        self.directory = directory / target
+
+    def take(self, label: str) -> Artifact:
+        source = self.url.sqlite_path
+        if not source.is_file():
+            raise BackupError(f"{source}: the database file does not exist")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"backup directory {self.directory}: {exc.strerror}") from None
+        now = datetime.now(UTC)
+        artifact_id = f"{self.target}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        final = self.directory / f"{artifact_id}{SUFFIX}"
+        partial = self.directory / f".{artifact_id}{SUFFIX}.partial"
+        try:
+            _copy(source, partial)
+            digest, size = _sha256(partial)
+            os.replace(partial, final)
+        except (OSError, sqlite3.Error) as exc:
+            raise BackupError(
+                f"backup of {self.target} to {self.directory} failed: "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return Artifact(artifact_id, self.target, self.name, str(final), now, size, digest)
+
+    def list(self) -> list[Artifact]:
+        if not self.directory.is_dir():
+            return []
+        return newest_first(
+            [
+                Artifact(
+                    p.stem,
+                    self.target,
+                    self.name,
+                    str(p),
+                    _created(p.stem) or datetime.fromtimestamp(p.stat().st_mtime, UTC),
+                    p.stat().st_size,
+                )
+                for p in self.directory.glob(f"{self.target}-*{SUFFIX}")
+            ]
+        )
+
+    def check(self, artifact: Artifact) -> str | None:
+        path = Path(artifact.location)
+        if not path.is_file():
+            return f"{path} is missing"
+        if artifact.sha256 and _sha256(path)[0] != artifact.sha256:
+            return f"{path} changed since it was written (sha256 differs)"
+        return None
+
+    @contextmanager
+    def copy(self, artifact: Artifact) -> Iterator[DatabaseUrl]:
+        with tempfile.TemporaryDirectory(prefix="rcl_scratch_") as folder:
+            scratch = parse_database_url(f"sqlite:///{Path(folder) / 'scratch.db'}")
+            self.restore(artifact, scratch)
+            yield scratch
+
+    def restore(self, artifact: Artifact, to: DatabaseUrl) -> None:
+        problem = self.check(artifact)
+        if problem:
+            raise BackupError(f"backup {artifact.id}: {problem}")
+        if to.dialect != "sqlite":
+            raise BackupError("a SQLite backup restores only into a sqlite:/// file")
+        try:
+            _copy(Path(artifact.location), to.sqlite_path)
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"restore of {artifact.id}: {exc}") from None
+
+    def delete(self, artifact: Artifact) -> None:
+        Path(artifact.location).unlink(missing_ok=True)
+
+
+def _copy(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(destination)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()

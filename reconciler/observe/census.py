@@ -1,0 +1,177 @@
+"""The census of a database: every table's row count and every column's non-null count.
+
+Backups are verified by comparing the census of the original with that of a restored copy;
+rehearsals measure what a migration loses by comparing the census before and after it on a
+copy. One scan per table (``count(*)`` and ``count(col)`` for every column in one query),
+never one query per column; small tables also get a content checksum, so a restore that
+kept the counts but changed values is caught too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reconciler.db.connection import Database
+
+CHECKSUM_MAX_ROWS = 10_000
+"""Tables up to this many rows (by the planner's estimate) get a content checksum."""
+TOOL_TABLES = frozenset({"_prisma_migrations", "alembic_version"})
+
+
+@dataclass(frozen=True)
+class TableCensus:
+    rows: int
+    non_null: dict[str, int] = field(default_factory=dict)
+    checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class Census:
+    tables: dict[str, TableCensus] = field(default_factory=dict)
+
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables.values())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            name: {"rows": t.rows, "non_null": t.non_null, "checksum": t.checksum}
+            for name, t in sorted(self.tables.items())
+        }
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Data present before and gone after: rows of a table, or values of a column."""
+
+    table: str
+    column: str | None
+    amount: int
+    kind: str
+    """``rows-deleted``, ``table-dropped``, ``values-lost`` or ``column-dropped``."""
+
+    def describe(self) -> str:
+        if self.kind == "table-dropped":
+            return f"{self.table}: table dropped with {self.amount:,} rows"
+        if self.kind == "rows-deleted":
+            return f"{self.table}: {self.amount:,} rows deleted"
+        if self.kind == "column-dropped":
+            return (
+                f"{self.table}.{self.column}: column dropped with {self.amount:,} non-null values"
+            )
+        return f"{self.table}.{self.column}: {self.amount:,} non-null values dropped"
+
+
+def take_census(db: Database, *, checksums: bool = True, like: Census | None = None) -> Census:
+    """The census of ``db``. With ``like``, checksum exactly the tables ``like`` has
+    checksums for, so two censuses compare cell for cell (a fresh restore has no
+    statistics yet)."""
+    tables: dict[str, TableCensus] = {}
+    for name, columns, estimate in _tables(db):
+        if like is not None:
+            wanted = name in like.tables and like.tables[name].checksum is not None
+        else:
+            wanted = checksums and 0 <= estimate <= CHECKSUM_MAX_ROWS
+        tables[name] = _count(db, name, columns, wanted)
+    return Census(tables)
+
+
+def losses(before: Census, after: Census, ignore: Iterable[str] = TOOL_TABLES) -> list[Loss]:
+    """What ``after`` no longer holds of ``before``: rows and non-null values."""
+    skipped = set(ignore)
+    found: list[Loss] = []
+    for name, old in sorted(before.tables.items()):
+        if name in skipped:
+            continue
+        new = after.tables.get(name)
+        if new is None:
+            if old.rows:
+                found.append(Loss(name, None, old.rows, "table-dropped"))
+            continue
+        if new.rows < old.rows:
+            found.append(Loss(name, None, old.rows - new.rows, "rows-deleted"))
+        for column, count in sorted(old.non_null.items()):
+            if column not in new.non_null:
+                if count:
+                    found.append(Loss(name, column, count, "column-dropped"))
+            elif new.non_null[column] < count:
+                found.append(Loss(name, column, count - new.non_null[column], "values-lost"))
+    return found
+
+
+def differences(a: Census, b: Census) -> list[str]:
+    """Every way two censuses disagree, for backup verification (empty: identical)."""
+    problems: list[str] = []
+    for name in sorted(set(a.tables) | set(b.tables)):
+        left, right = a.tables.get(name), b.tables.get(name)
+        if left is None or right is None:
+            problems.append(f"{name}: only in the {'copy' if left is None else 'original'}")
+            continue
+        if left.rows != right.rows:
+            problems.append(f"{name}: {left.rows:,} rows, copy has {right.rows:,}")
+        for column in sorted(set(left.non_null) | set(right.non_null)):
+            x, y = left.non_null.get(column), right.non_null.get(column)
+            if x != y:
+                problems.append(f"{name}.{column}: {x} non-null values, copy has {y}")
+        if left.checksum and right.checksum and left.checksum != right.checksum:
+            problems.append(f"{name}: contents differ (checksum)")
+    return problems
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _tables(db: Database) -> list[tuple[str, list[str], int]]:
+    if db.dialect == "postgresql":
+        rows = db.query(
+            "SELECT n.nspname, c.relname, array_agg(a.attname ORDER BY a.attnum), "
+            "max(c.reltuples)::bigint FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
+            "'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
+            "GROUP BY n.nspname, c.relname ORDER BY 1, 2"
+        )
+        return [
+            (t if s == "public" else f"{s}.{t}", list(cols), int(est)) for s, t, cols, est in rows
+        ]
+    names = [
+        r[0]
+        for r in db.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
+            "ESCAPE '\\' ORDER BY name"
+        )
+    ]
+    return [(n, [r[1] for r in db.query(f"PRAGMA table_info({_quote(n)})")], 0) for n in names]
+
+
+def _count(db: Database, name: str, columns: list[str], checksum: bool) -> TableCensus:
+    if db.dialect == "postgresql":
+        schema, _, table = name.rpartition(".")
+        target = f"{_quote(schema or 'public')}.{_quote(table)}"
+    else:
+        target = _quote(name)
+    terms = ["count(*)"] + [f"count({_quote(c)})" for c in columns]
+    if checksum and db.dialect == "postgresql":
+        terms.append(f"md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {target} AS t")
+        row = db.query(f"SELECT {', '.join(terms)}")[0]
+        digest = row[-1] or hashlib.md5(b"", usedforsecurity=False).hexdigest()
+        values = row[:-1]
+    else:
+        values = db.query(f"SELECT {', '.join(terms)} FROM {target}")[0]
+        digest = _sqlite_checksum(db, target) if checksum else None
+    return TableCensus(
+        int(values[0]), {c: int(v) for c, v in zip(columns, values[1:], strict=True)}, digest
+    )
+
+
+def _sqlite_checksum(db: Database, target: str) -> str | None:
+    rows = db.query(f"SELECT * FROM {target}")
+    if len(rows) > CHECKSUM_MAX_ROWS:
+        return None
+    digest = hashlib.md5(usedforsecurity=False)
+    for text in sorted(repr(r) for r in rows):
+        digest.update(text.encode())
+    return digest.hexdigest()
