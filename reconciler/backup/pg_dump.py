@@ -23,6 +23,7 @@ from reconciler.backup.base import Artifact, BackupError, chunks, newest_first
 from reconciler.backup.scratch import scratch_database
 from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl
+from reconciler.observe.census import Census, take_census
 from reconciler.secrets import redact
 
 SUFFIX = ".dump"
@@ -79,6 +80,23 @@ class PgDumpDriver:
     # -- the interface ----------------------------------------------------------------
 
     def take(self, label: str) -> Artifact:
+        return self._dump(None)
+
+    def take_with_census(self, label: str) -> tuple[Artifact, Census]:
+        """Dump and census from one exported snapshot: the census is exactly what the dump
+        holds, however busy the database is meanwhile."""
+        db = connect(self.url, application_name="reconciler-backup")
+        try:
+            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot = str(db.query("SELECT pg_export_snapshot()")[0][0])
+            artifact = self._dump(snapshot)
+            census = take_census(db)
+            db.execute("COMMIT")
+            return artifact, census
+        finally:
+            db.close()
+
+    def _dump(self, snapshot: str | None) -> Artifact:
         major = self._server_major()
         pg_dump = self.tool("pg_dump", major)
         try:
@@ -92,8 +110,9 @@ class PgDumpDriver:
         final = self.directory / f"{artifact_id}{SUFFIX}"
         partial = self.directory / f".{artifact_id}{SUFFIX}.partial"
         try:
+            snapshot_args = [f"--snapshot={snapshot}"] if snapshot else []
             self._run(
-                [pg_dump, "-Fc", "--no-password", "-f", str(partial), "--dbname"],
+                [pg_dump, "-Fc", "--no-password", *snapshot_args, "-f", str(partial), "--dbname"],
                 self.url,
                 f"pg_dump of {self.target}",
             )

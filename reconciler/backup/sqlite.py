@@ -14,7 +14,9 @@ from pathlib import Path
 
 from reconciler.backup.base import Artifact, BackupError, newest_first
 from reconciler.backup.pg_dump import _created, _sha256
+from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl, parse_database_url
+from reconciler.observe.census import Census, take_census
 
 SUFFIX = ".sqlite3"
 
@@ -51,6 +53,15 @@ class SqliteDriver:
         finally:
             partial.unlink(missing_ok=True)
         return Artifact(artifact_id, self.target, self.name, str(final), now, size, digest)
+
+    def take_with_census(self, label: str) -> tuple[Artifact, Census]:
+        """The copy is consistent by construction; its own census is the reference."""
+        artifact = self.take(label)
+        db = connect(parse_database_url(f"sqlite:///{artifact.location}"))
+        try:
+            return artifact, take_census(db)
+        finally:
+            db.close()
 
     def list(self) -> list[Artifact]:
         if not self.directory.is_dir():

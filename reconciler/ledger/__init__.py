@@ -13,6 +13,20 @@ location, sha256, size, verification), ``identity_runs`` (counts created / updat
 deleted), ``conditions`` (the last condition per target, for the daemon's status).
 """
 
-from reconciler.ledger.store import DecisionRecord, Ledger, RunRecord, StepRecord
+from reconciler.ledger.store import (
+    BackupInfo,
+    DecisionRecord,
+    Ledger,
+    RehearsalInfo,
+    RunRecord,
+    StepRecord,
+)
 
-__all__ = ["DecisionRecord", "Ledger", "RunRecord", "StepRecord"]
+__all__ = [
+    "BackupInfo",
+    "DecisionRecord",
+    "Ledger",
+    "RehearsalInfo",
+    "RunRecord",
+    "StepRecord",
+]

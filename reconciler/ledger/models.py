@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -67,4 +67,44 @@ class FindingRecord(Base):
     approval_reason: Mapped[str | None] = mapped_column(Text)
     approved_by: Mapped[str | None] = mapped_column(String(255))
     approval_expires: Mapped[date | None] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BackupRecord(Base):
+    """A backup a driver took: where it is, its sha256 and size, and whether a restore of it
+    matched the live census (``verified``: None until checked)."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    target: Mapped[str] = mapped_column(String(63), index=True)
+    driver: Mapped[str] = mapped_column(String(16))
+    location: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    census: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    verified: Mapped[bool | None] = mapped_column(Boolean)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verification: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RehearsalRecord(Base):
+    """One pending migration run on a copy: how long it took and what data it lost."""
+
+    __tablename__ = "rehearsals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    target: Mapped[str] = mapped_column(String(63), index=True)
+    backup_id: Mapped[str | None] = mapped_column(String(128))
+    migration: Mapped[str] = mapped_column(String(255))
+    checksum: Mapped[str] = mapped_column(String(64))
+    duration_seconds: Mapped[float | None]
+    outcome: Mapped[str] = mapped_column(String(16))
+    losses: Mapped[list[str] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -23,7 +23,7 @@ from reconciler.ledger import models
 from reconciler.secrets import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0002"
+HEAD = "0003"
 """The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
 
 
@@ -55,6 +55,35 @@ class DecisionRecord:
     approval_reason: str | None = None
     approved_by: str | None = None
     approval_expires: date | None = None
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    id: str
+    target: str
+    driver: str
+    location: str
+    reason: str
+    run_id: int | None
+    created_at: datetime
+    size_bytes: int | None = None
+    sha256: str | None = None
+    census: dict[str, object] | None = None
+    verified: bool | None = None
+    verified_at: datetime | None = None
+    verification: str | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RehearsalInfo:
+    migration: str
+    checksum: str
+    seconds: float | None
+    outcome: str
+    """``clean`` (no data lost), ``lost`` (see ``losses``), ``failed`` (see ``error``)."""
+    losses: list[str]
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +245,131 @@ class Ledger:
                     "message": f.message,
                 }
                 for f in session.scalars(query.order_by(models.FindingRecord.id))
+            ]
+
+    # -- backups and rehearsals -------------------------------------------------------
+
+    def record_backup(self, backup: BackupInfo) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(models.BackupRecord).values(
+                    id=backup.id,
+                    target=backup.target,
+                    driver=backup.driver,
+                    location=backup.location,
+                    reason=backup.reason,
+                    run_id=backup.run_id,
+                    created_at=backup.created_at,
+                    size_bytes=backup.size_bytes,
+                    sha256=backup.sha256,
+                    census=backup.census,
+                    verified=backup.verified,
+                )
+            )
+
+    def mark_verified(self, backup_id: str, ok: bool, message: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(models.BackupRecord)
+                .where(models.BackupRecord.id == backup_id)
+                .values(verified=ok, verified_at=_now(), verification=redact(message))
+            )
+
+    def mark_deleted(self, backup_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(models.BackupRecord)
+                .where(models.BackupRecord.id == backup_id)
+                .values(deleted_at=_now())
+            )
+
+    def backups(self, target: str, *, include_deleted: bool = False) -> list[BackupInfo]:
+        query = select(models.BackupRecord).where(models.BackupRecord.target == target)
+        if not include_deleted:
+            query = query.where(models.BackupRecord.deleted_at.is_(None))
+        with Session(self.engine) as session:
+            return [
+                BackupInfo(
+                    b.id,
+                    b.target,
+                    b.driver,
+                    b.location,
+                    b.reason,
+                    b.run_id,
+                    _utc(b.created_at) or _now(),
+                    b.size_bytes,
+                    b.sha256,
+                    b.census,
+                    b.verified,
+                    _utc(b.verified_at),
+                    b.verification,
+                    _utc(b.deleted_at),
+                )
+                for b in session.scalars(query.order_by(models.BackupRecord.created_at.desc()))
+            ]
+
+    def backup(self, backup_id: str) -> BackupInfo | None:
+        with Session(self.engine) as session:
+            b = session.get(models.BackupRecord, backup_id)
+            if b is None:
+                return None
+            return BackupInfo(
+                b.id,
+                b.target,
+                b.driver,
+                b.location,
+                b.reason,
+                b.run_id,
+                _utc(b.created_at) or _now(),
+                b.size_bytes,
+                b.sha256,
+                b.census,
+                b.verified,
+                _utc(b.verified_at),
+                b.verification,
+                _utc(b.deleted_at),
+            )
+
+    def record_rehearsal(
+        self, run_id: int, target: str, backup_id: str | None, steps: list[RehearsalInfo]
+    ) -> None:
+        now = _now()
+        rows = [
+            {
+                "run_id": run_id,
+                "target": target,
+                "backup_id": backup_id,
+                "migration": s.migration,
+                "checksum": s.checksum,
+                "duration_seconds": s.seconds,
+                "outcome": s.outcome,
+                "losses": s.losses,
+                "error": redact(s.error) if s.error else None,
+                "recorded_at": now,
+            }
+            for s in steps
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(models.RehearsalRecord), rows)
+
+    def rehearsals(self, run_id: int) -> list[RehearsalInfo]:
+        query = (
+            select(models.RehearsalRecord)
+            .where(models.RehearsalRecord.run_id == run_id)
+            .order_by(models.RehearsalRecord.id)
+        )
+        with Session(self.engine) as session:
+            return [
+                RehearsalInfo(
+                    r.migration,
+                    r.checksum,
+                    r.duration_seconds,
+                    r.outcome,
+                    list(r.losses or []),
+                    r.error,
+                )
+                for r in session.scalars(query)
             ]
 
     # -- steps ------------------------------------------------------------------------

@@ -23,6 +23,9 @@ class Finding:
     """True when no live facts were available: figures are unknown, the rule assumed data."""
     wait_until: datetime | None = None
     """``contract-too-soon``: when the grace period ends and the step may run."""
+    table: str = ""
+    """The table the statement changes: a rehearsal's measured losses on it are covered
+    by an approval of this finding."""
 
     @property
     def location(self) -> str:

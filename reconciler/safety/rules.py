@@ -573,6 +573,7 @@ class Judge:
                     op.statement,
                     static=self.facts is None,
                     wait_until=until,
+                    table=op.table,
                 )
             ]
         return []

@@ -1,0 +1,159 @@
+"""Backups as the pipeline uses them: take, prove by a restore, record, prune.
+
+A backup counts only once a restore of it matched the live data: the census (row counts,
+non-null counts, small-table checksums) of a scratch copy must equal the census of the
+live database at the moment of the backup. For ``pg_dump`` that moment is exact: the
+census is taken inside the very snapshot pg_dump dumps (``pg_export_snapshot``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from reconciler.backup import Artifact, BackupDriver, BackupError, open_driver
+from reconciler.db.connection import connect
+from reconciler.ledger import BackupInfo, Ledger
+from reconciler.observe.census import Census, TableCensus, differences, take_census
+from reconciler.policy.model import Target
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    artifact: Artifact
+    verified: bool | None
+    message: str
+    pruned: tuple[str, ...] = ()
+
+
+def take_backup(
+    target: Target,
+    ledger: Ledger,
+    *,
+    reason: str,
+    run_id: int | None = None,
+    driver: BackupDriver | None = None,
+) -> BackupResult:
+    """Take, verify (when the policy says so), record and prune; raises ``BackupError``
+    when the backup cannot be taken or fails verification (recorded as failed)."""
+    assert target.backup is not None
+    driver = driver or open_driver(target)
+    artifact, census = _take(driver, target, reason)
+    ledger.record_backup(
+        BackupInfo(
+            artifact.id,
+            target.name,
+            driver.name,
+            artifact.location,
+            reason,
+            run_id,
+            artifact.created_at,
+            artifact.size_bytes,
+            artifact.sha256,
+            census.to_json() if census else None,
+        )
+    )
+    verified: bool | None = None
+    message = "not verified (verify: none)"
+    if target.backup.verify == "restore":
+        problems = verify(driver, artifact, census, target)
+        verified = not problems
+        message = (
+            "restored into a scratch database; census identical"
+            if verified
+            else "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        )
+        ledger.mark_verified(artifact.id, verified, message)
+        if not verified:
+            raise BackupError(f"backup {artifact.id} failed verification: {message}")
+    pruned = prune(target, driver, ledger)
+    return BackupResult(artifact, verified, message, tuple(pruned))
+
+
+def _take(driver: BackupDriver, target: Target, reason: str) -> tuple[Artifact, Census | None]:
+    consistent = getattr(driver, "take_with_census", None)
+    if consistent is not None:
+        artifact, census = consistent(reason)
+        return artifact, census
+    # Drivers without a shared snapshot: the census of the live database just before.
+    census = _live_census(target)
+    return driver.take(reason), census
+
+
+def _live_census(target: Target) -> Census:
+    db = connect(target.database, application_name="reconciler-census")
+    try:
+        return take_census(db)
+    finally:
+        db.close()
+
+
+def verify(
+    driver: BackupDriver, artifact: Artifact, census: Census | None, target: Target
+) -> list[str]:
+    """Problems found restoring ``artifact`` and comparing it with ``census``."""
+    problem = driver.check(artifact)
+    if problem:
+        return [problem]
+    expected = census or _live_census(target)
+    try:
+        with driver.copy(artifact) as scratch_url:
+            db = connect(scratch_url, application_name="reconciler-verify")
+            try:
+                copy = take_census(db, like=expected)
+            finally:
+                db.close()
+    except BackupError as exc:
+        return [f"restore failed: {exc}"]
+    return differences(expected, copy)
+
+
+def census_from_json(data: dict[str, object] | None) -> Census | None:
+    if not data:
+        return None
+    tables = {}
+    for name, raw in data.items():
+        entry = raw if isinstance(raw, dict) else {}
+        tables[name] = TableCensus(
+            int(entry.get("rows", 0)), dict(entry.get("non_null", {})), entry.get("checksum")
+        )
+    return Census(tables)
+
+
+def prune(
+    target: Target, driver: BackupDriver, ledger: Ledger, now: datetime | None = None
+) -> list[str]:
+    """Delete backups beyond ``keep.last`` or older than ``keep.max_age``; never the newest
+    verified one, so there is always a proven way back."""
+    assert target.backup is not None
+    keep = target.backup.keep
+    now = now or datetime.now(UTC)
+    records = ledger.backups(target.name)
+    newest_verified = next((b.id for b in records if b.verified), None)
+    oldest_allowed = now - timedelta(seconds=keep.max_age)
+    removed: list[str] = []
+    for index, record in enumerate(records):
+        if record.id == newest_verified:
+            continue
+        if index >= keep.last or record.created_at < oldest_allowed:
+            driver.delete(
+                Artifact(
+                    record.id, record.target, record.driver, record.location, record.created_at
+                )
+            )
+            ledger.mark_deleted(record.id)
+            removed.append(record.id)
+    return removed
+
+
+def artifact_of(info: BackupInfo) -> Artifact:
+    return Artifact(
+        info.id,
+        info.target,
+        info.driver,
+        info.location,
+        info.created_at,
+        info.size_bytes,
+        info.sha256,
+    )
