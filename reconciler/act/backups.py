@@ -147,6 +147,14 @@ def prune(
     return removed
 
 
+def describe_backup(result: BackupResult) -> str:
+    artifact = result.artifact
+    size = f", {artifact.size_bytes:,} bytes" if artifact.size_bytes is not None else ""
+    state = {True: "verified", False: "FAILED verification", None: "not verified"}[result.verified]
+    pruned = f"; pruned {len(result.pruned)} old backup(s)" if result.pruned else ""
+    return f"backup {artifact.id} ({artifact.driver}{size}) {state}: {result.message}{pruned}"
+
+
 def artifact_of(info: BackupInfo) -> Artifact:
     return Artifact(
         info.id,

@@ -21,9 +21,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from reconciler.act.assess import assess
+from reconciler.act.backups import describe_backup, take_backup
+from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
+from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
 from reconciler.errors import MigrationFailed, ReconcilerError
-from reconciler.ledger import DecisionRecord, Ledger
+from reconciler.ledger import DecisionRecord, Ledger, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
@@ -69,6 +72,9 @@ class TargetSession:
     applied_times: dict[str, datetime] = field(default_factory=dict)
     """When reconciler applied each migration (from the ledger): Alembic records no time."""
     observations: int = field(default=0)
+    rehearsal: Rehearsal | None = None
+    """The last rehearsal of this session's pending steps, when one ran."""
+    report: Reporter = field(default=lambda line: None)
 
     def plan(self, now: datetime | None = None) -> Plan:
         """Observe, assess the pending migrations against live data, and plan."""
@@ -98,6 +104,8 @@ def plan_target(target: Target) -> Plan:
 
 StepCallback = Callable[[Step, StepResult | None], None]
 """Called before a step (result ``None``) and after it; the CLI prints progress with it."""
+Reporter = Callable[[str], None]
+"""Receives one line per notable event (backup taken, rehearsal results)."""
 
 
 def reconcile_schema(
@@ -108,12 +116,14 @@ def reconcile_schema(
     source: str,
     commit: str | None = None,
     on_step: StepCallback | None = None,
+    report: Reporter | None = None,
 ) -> Outcome:
     """Bring ``target``'s schema to its desired revision, as far as the gate allows."""
     run_id = ledger.start_run(target.name, "schema", trigger, source, commit)
     outcome = Outcome(target.name, "ApplyFailed", "interrupted")
     try:
         with open_target(target) as session:
+            session.report = report or (lambda line: None)
             outcome = _apply(session, ledger, run_id, on_step)
     except ReconcilerError as exc:
         outcome = Outcome(target.name, _reason_for(exc), str(exc), run_id=run_id)
@@ -139,6 +149,10 @@ def _apply(
         refusal = _refusal(plan, run_id)
         if refusal is not None:
             return refusal
+        if plan.runnable and target.backup and "schema-change" in target.backup.before:
+            stop = _protect(session, ledger, run_id, plan)
+            if stop is not None:
+                return stop
         results: list[StepResult] = []
         for step in plan.runnable:
             if on_step:
@@ -190,6 +204,54 @@ def _apply(
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
         return Outcome(target.name, "InSync", message, plan, tuple(results), run_id)
+
+
+def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:
+    """Back up (verified) and rehearse before the first live change; an outcome when the
+    live apply must not go ahead."""
+    target = session.target
+    driver = open_driver(target)
+    try:
+        drop_leftovers = getattr(driver, "drop_leftovers", None)
+        if drop_leftovers is not None:
+            drop_leftovers()
+        backup = take_backup(target, ledger, reason="schema-change", run_id=run_id, driver=driver)
+    except BackupError as exc:
+        return Outcome(target.name, "BackupFailed", f"nothing applied: {exc}", plan, run_id=run_id)
+    session.report(describe_backup(backup))
+    if not target.rehearse:
+        return None
+    try:
+        rehearsal = rehearse(target, session.layout, driver, backup.artifact, plan.runnable)
+    except ReconcilerError as exc:
+        return Outcome(
+            target.name, "RehearsalFailed", f"nothing applied: {exc}", plan, run_id=run_id
+        )
+    ledger.record_rehearsal(
+        run_id,
+        target.name,
+        rehearsal.backup_id,
+        [
+            RehearsalInfo(
+                r.step.migration.id,
+                r.step.migration.checksum,
+                r.seconds,
+                r.outcome,
+                [loss.describe() for loss in r.losses],
+                r.error,
+            )
+            for r in rehearsal.steps
+        ],
+    )
+    session.rehearsal = rehearsal
+    for line in describe_rehearsal(rehearsal):
+        session.report(line)
+    blocker = rehearsal.blocker
+    if blocker is not None:
+        return Outcome(
+            target.name, blocker[0], f"nothing applied: {blocker[1]}", plan, run_id=run_id
+        )
+    return None
 
 
 def decisions(plan: Plan) -> list[DecisionRecord]:
@@ -250,5 +312,6 @@ def _reason_for(exc: ReconcilerError) -> str:
         (errors.PolicyError, "InvalidPolicy"),
         (errors.Refused, "Locked"),
         (errors.LedgerStateError, "FailedMigration"),
+        (BackupError, "BackupFailed"),
     ]
     return next((reason for kind, reason in table if isinstance(exc, kind)), "ApplyFailed")

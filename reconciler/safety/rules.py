@@ -193,7 +193,16 @@ class Judge:
             message += ": nothing to lose"
         elif amount is None and self.facts is None and base in ("data-loss", "will-fail"):
             message += " (static analysis: live data unknown)"
-        return Finding(rule, base, message, file, op.line, op.statement, static=self.facts is None)
+        return Finding(
+            rule,
+            base,
+            message,
+            file,
+            op.line,
+            op.statement,
+            static=self.facts is None,
+            table=op.table,
+        )
 
     def judge(self, op: Op, file: str, migration_id: str) -> list[Finding]:
         kind, table = op.kind, op.table
