@@ -6,14 +6,12 @@ pending (``plan``), 3 stopped at a step awaiting approval (``apply``).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
@@ -23,53 +21,28 @@ from reconciler.act.engine import StepResult
 from reconciler.act.lint import lint_paths, lint_policy
 from reconciler.act.reset import check_resettable, reset_target
 from reconciler.act.resolve import resolve_failed
+from reconciler.cli_backups import backup, backups, restore
+from reconciler.cli_support import (
+    EXIT_BLOCKED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PENDING,
+    chosen_targets,
+    config_option,
+    confirm,
+    errors_to_exit,
+    fail,
+    target_option,
+)
 from reconciler.errors import ReconcilerError, Refused
 from reconciler.ledger import Ledger
 from reconciler.plan.lint_report import render as render_lint
 from reconciler.plan.model import Step
 from reconciler.plan.render import render_text, shown_path, to_json
-from reconciler.policy import Policy, Target, load_policy
+from reconciler.policy import Target, load_policy
 from reconciler.safety.analyse import parse_migration, syntax_findings
 from reconciler.secrets import RedactingFilter, redact
 from reconciler.source import open_layout
-
-EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _fail(message: str) -> NoReturn:
-    for line in redact(message).splitlines():
-        click.echo(f"reconciler: error: {line}", err=True)
-    sys.exit(EXIT_ERROR)
-
-
-def _errors_to_exit(func: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except ReconcilerError as exc:
-            _fail(str(exc))
-
-    return wrapper
-
-
-def _targets(policy: Policy, name: str | None) -> list[Target]:
-    return [policy.target(name)] if name else list(policy.targets)
-
-
-config_option = click.option(
-    "--config",
-    "-c",
-    "config",
-    type=click.Path(path_type=Path),
-    envvar="RECONCILER_CONFIG",
-    default="reconciler.yaml",
-    show_default=True,
-    help="The policy file ($RECONCILER_CONFIG).",
-)
-target_option = click.option("--target", "-t", "target", help="Only this target.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,13 +64,13 @@ def main(verbose: int) -> None:
 @click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@_errors_to_exit
+@errors_to_exit
 def plan(config: Path, target: str | None, output: str) -> None:
     """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
     policy = load_policy(config)
     plans: list[dict[str, Any]] = []
     code = EXIT_OK
-    for index, spec in enumerate(_targets(policy, target)):
+    for index, spec in enumerate(chosen_targets(policy, target)):
         try:
             result = plan_target(spec)
         except ReconcilerError as exc:
@@ -124,14 +97,14 @@ def plan(config: Path, target: str | None, output: str) -> None:
 @config_option
 @target_option
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed without a TTY).")
-@_errors_to_exit
+@errors_to_exit
 def apply(config: Path, target: str | None, yes: bool) -> None:
     """Apply pending migrations: one at a time, each in its own transaction."""
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     code = EXIT_OK
     try:
-        for spec in _targets(policy, target):
+        for spec in chosen_targets(policy, target):
             outcome = _apply_one(spec, ledger, str(config), yes)
             if outcome is None:
                 continue
@@ -155,28 +128,12 @@ def _apply_one(spec: Target, ledger: Ledger, source: str, yes: bool) -> Outcome 
         click.echo("")
         return None
     if preview.runnable and not yes:
-        _confirm(f"Apply {len(preview.runnable)} migration(s) to {spec.name} ({spec.environment})?")
-    outcome = reconcile_schema(spec, ledger, trigger="cli", source=source, on_step=_print_step)
+        confirm(f"Apply {len(preview.runnable)} migration(s) to {spec.name} ({spec.environment})?")
+    outcome = reconcile_schema(
+        spec, ledger, trigger="cli", source=source, on_step=_print_step, report=click.echo
+    )
     _print_outcome(outcome)
     return outcome
-
-
-def _interactive() -> bool:
-    """Whether a person can answer a question (standard input is a terminal)."""
-    return sys.stdin.isatty()
-
-
-def _confirm(question: str) -> None:
-    if not _interactive():
-        _fail(
-            "refusing to apply without --yes: standard input is not a terminal. "
-            "Nothing was changed."
-        )
-    answer = click.prompt(
-        f"\n{question} Only 'yes' will be accepted", default="", show_default=False
-    )
-    if answer.strip() != "yes":
-        _fail("apply cancelled. Nothing was changed.")
 
 
 def _print_step(step: Step, result: StepResult | None) -> None:
@@ -198,14 +155,14 @@ def _print_outcome(outcome: Outcome) -> None:
 @config_option
 @target_option
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
-@_errors_to_exit
+@errors_to_exit
 def status(config: Path, target: str | None, output: str) -> None:
     """Per target: live vs desired revision, pending, drift, last run."""
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     report: list[dict[str, Any]] = []
     try:
-        for spec in _targets(policy, target):
+        for spec in chosen_targets(policy, target):
             entry: dict[str, Any] = {
                 "target": spec.name,
                 "environment": spec.environment,
@@ -273,7 +230,7 @@ def _status_text(entry: dict[str, Any]) -> str:
 
 @main.command()
 @config_option
-@_errors_to_exit
+@errors_to_exit
 def check(config: Path) -> None:
     """Validate the policy and every migration folder offline (no database needed)."""
     policy = load_policy(config)
@@ -300,7 +257,7 @@ def check(config: Path) -> None:
         if spec.seed is not None and not spec.seed.is_file():
             problems.append(f"{spec.name}: seed {spec.seed} not found")
     if problems:
-        _fail("\n".join(problems))
+        fail("\n".join(problems))
     click.echo(
         f"{config}: policy valid; {len(policy.targets)} target(s), {count} migration(s) checked."
     )
@@ -318,7 +275,7 @@ def check(config: Path) -> None:
     default="text",
     show_default=True,
 )
-@_errors_to_exit
+@errors_to_exit
 def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) -> None:
     """Analyse migrations for data loss and risky locks.
 
@@ -330,7 +287,7 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
         report = lint_paths(list(paths))
     else:
         policy = load_policy(config)
-        report = lint_policy(policy, _targets(policy, target))
+        report = lint_policy(policy, chosen_targets(policy, target))
     click.echo(render_lint(report, fmt))
     sys.exit(EXIT_ERROR if report.failed else EXIT_OK)
 
@@ -339,14 +296,14 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
 @config_option
 @click.option("--target", "-t", "target", required=True, help="The development target.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (needed without a TTY).")
-@_errors_to_exit
+@errors_to_exit
 def reset(config: Path, target: str, yes: bool) -> None:
     """Development only: drop everything, apply every migration, run the seed."""
     policy = load_policy(config)
     spec = policy.target(target)
     check_resettable(spec)
     if not yes:
-        _confirm(f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?")
+        confirm(f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?")
     ledger = Ledger(policy.ledger)
     try:
         outcome = reset_target(spec, ledger, source=str(config))
@@ -374,7 +331,7 @@ def reset(config: Path, target: str, yes: bool) -> None:
     metavar="MIGRATION",
     help="The failed migration was completed by hand: record it as applied.",
 )
-@_errors_to_exit
+@errors_to_exit
 def resolve(config: Path, target: str, rolled_back: str | None, applied: str | None) -> None:
     """Resolve a failed Prisma migration, like `prisma migrate resolve`."""
     if bool(rolled_back) == bool(applied):
@@ -383,3 +340,8 @@ def resolve(config: Path, target: str, rolled_back: str | None, applied: str | N
     name = rolled_back or applied or ""
     resolve_failed(spec, name, "rolled-back" if rolled_back else "applied")
     click.echo(f"{spec.name}: {name} marked {'rolled back' if rolled_back else 'applied'}.")
+
+
+main.add_command(backup)
+main.add_command(backups)
+main.add_command(restore)

@@ -85,7 +85,7 @@ def test_apply_confirms_on_a_terminal(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     policy = sqlite_policy(write_policy, tmp_path)
-    monkeypatch.setattr("reconciler.cli._interactive", lambda: True)
+    monkeypatch.setattr("reconciler.cli_support.interactive", lambda: True)
     declined = cli("apply", "-c", policy, input="no\n")
     assert declined.exit_code == 1
     assert "apply cancelled" in declined.stderr

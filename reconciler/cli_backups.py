@@ -1,0 +1,154 @@
+"""Backup verbs of the command line: ``backup``, ``backups``, ``restore``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from reconciler.act.backups import artifact_of, describe_backup, take_backup
+from reconciler.backup import BackupError, open_driver
+from reconciler.cli_support import (
+    chosen_targets,
+    config_option,
+    errors_to_exit,
+    fail,
+    interactive,
+    target_option,
+)
+from reconciler.db.connection import connect
+from reconciler.db.url import parse_database_url
+from reconciler.errors import Refused
+from reconciler.ledger import Ledger
+from reconciler.observe.census import take_census
+from reconciler.policy import Target, load_policy
+
+
+def _with_backup(target: Target) -> Target:
+    if target.backup is None:
+        raise Refused(f"target {target.name!r} has no `backup:` section in the policy")
+    return target
+
+
+@click.command()
+@config_option
+@click.option("--target", "-t", "target", required=True)
+@errors_to_exit
+def backup(config: Path, target: str) -> None:
+    """Take a backup now, prove it by a restore, and apply retention."""
+    policy = load_policy(config)
+    spec = _with_backup(policy.target(target))
+    with Ledger(policy.ledger) as ledger:
+        result = take_backup(spec, ledger, reason="manual")
+    click.echo(describe_backup(result))
+
+
+@click.command()
+@config_option
+@target_option
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@errors_to_exit
+def backups(config: Path, target: str | None, output: str) -> None:
+    """List backups: age, size, verification."""
+    policy = load_policy(config)
+    now = datetime.now(UTC)
+    rows: list[dict[str, object]] = []
+    with Ledger(policy.ledger) as ledger:
+        for spec in chosen_targets(policy, target):
+            for info in ledger.backups(spec.name):
+                rows.append(
+                    {
+                        "target": spec.name,
+                        "id": info.id,
+                        "driver": info.driver,
+                        "created_at": info.created_at.isoformat(),
+                        "age_seconds": int((now - info.created_at).total_seconds()),
+                        "size_bytes": info.size_bytes,
+                        "sha256": info.sha256,
+                        "verified": info.verified,
+                        "verification": info.verification,
+                        "reason": info.reason,
+                        "location": info.location,
+                    }
+                )
+    if output == "json":
+        click.echo(json.dumps({"backups": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("No backups recorded.")
+        return
+    click.echo(f"{'TARGET':<12} {'ID':<36} {'AGE':>8} {'SIZE':>12}  VERIFIED  REASON")
+    for row in rows:
+        verified = {True: "yes", False: "FAILED", None: "no"}[row["verified"]]  # type: ignore[index]
+        size = f"{row['size_bytes']:,}" if row["size_bytes"] is not None else "-"
+        click.echo(
+            f"{row['target']!s:<12} {row['id']!s:<36} "
+            f"{_age(int(row['age_seconds'])):>8} {size:>12}  {verified:<8}  "  # type: ignore[call-overload]
+            f"{row['reason']}"
+        )
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@click.command()
+@click.argument("backup_id")
+@config_option
+@click.option("--target", "-t", "target", required=True)
+@click.option("--to", "to", required=True, help="Database URL to restore into.")
+@click.option("--force", is_flag=True, help="Restore into a database that is not empty.")
+@errors_to_exit
+def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> None:
+    """Restore a backup into the database at --to (an empty one unless --force)."""
+    policy = load_policy(config)
+    spec = _with_backup(policy.target(target))
+    try:
+        destination = parse_database_url(to, Path(config).resolve().parent)
+    except ValueError as exc:
+        raise Refused(f"--to: {exc}") from None
+    with Ledger(policy.ledger) as ledger:
+        info = ledger.backup(backup_id)
+    if info is None or info.target != spec.name:
+        raise Refused(f"no backup {backup_id!r} of target {spec.name!r} (see `reconciler backups`)")
+    if info.deleted_at is not None:
+        raise Refused(f"backup {backup_id} was deleted by retention on {info.deleted_at:%F}")
+    own = destination.url == spec.database.url
+    if own and spec.environment == "production":
+        if not force:
+            raise Refused(
+                f"--to is {spec.name}'s own production database: refusing without --force"
+            )
+        if not interactive():
+            raise Refused(
+                "restoring over a production database needs a typed confirmation on a terminal"
+            )
+        typed = click.prompt(
+            f"Type the target name ({spec.name}) to overwrite its database",
+            default="",
+            show_default=False,
+        )
+        if typed.strip() != spec.name:
+            fail("restore cancelled. Nothing was changed.")
+    if not force:
+        db = connect(destination)
+        try:
+            tables = take_census(db, checksums=False).tables
+        finally:
+            db.close()
+        if tables:
+            raise Refused(
+                f"{destination.redacted} is not empty ({len(tables)} tables); "
+                "restore into an empty database, or pass --force"
+            )
+    driver = open_driver(spec)
+    try:
+        driver.restore(artifact_of(info), destination)
+    except BackupError as exc:
+        fail(str(exc))
+    click.echo(f"Restored {backup_id} into {destination.redacted}.")

@@ -1,0 +1,71 @@
+"""What every command of the command line shares: options, errors, exit codes, prompts."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, ParamSpec, TypeVar
+
+import click
+
+from reconciler.errors import ReconcilerError
+from reconciler.policy import Policy, Target
+from reconciler.secrets import redact
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str) -> NoReturn:
+    for line in redact(message).splitlines():
+        click.echo(f"reconciler: error: {line}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def errors_to_exit(func: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ReconcilerError as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def chosen_targets(policy: Policy, name: str | None) -> list[Target]:
+    return [policy.target(name)] if name else list(policy.targets)
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path),
+    envvar="RECONCILER_CONFIG",
+    default="reconciler.yaml",
+    show_default=True,
+    help="The policy file ($RECONCILER_CONFIG).",
+)
+target_option = click.option("--target", "-t", "target", help="Only this target.")
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def confirm(question: str) -> None:
+    if not interactive():
+        fail(
+            "refusing to apply without --yes: standard input is not a terminal. "
+            "Nothing was changed."
+        )
+    answer = click.prompt(
+        f"\n{question} Only 'yes' will be accepted", default="", show_default=False
+    )
+    if answer.strip() != "yes":
+        fail("apply cancelled. Nothing was changed.")
