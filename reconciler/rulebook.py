@@ -13,8 +13,11 @@ Severity = Literal["data-loss", "will-fail", "locking", "compat", "syntax", "inf
 """How bad a finding is. ``data-loss`` and ``will-fail`` block by default; ``syntax`` always
 blocks; ``locking`` and ``compat`` warn; ``info`` is shown, never blocks."""
 
+Blockable = Literal["data-loss", "will-fail", "locking", "compat"]
+"""The severities a policy may choose to block (``safety.block``)."""
+
 SEVERITIES: tuple[Severity, ...] = ("data-loss", "will-fail", "locking", "compat", "syntax", "info")
-DEFAULT_BLOCK: tuple[Severity, ...] = ("data-loss", "will-fail")
+DEFAULT_BLOCK: tuple[Blockable, ...] = ("data-loss", "will-fail")
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ _RULES = [
         "info",
         "Statement not analysed",
         "DO blocks and dynamic SQL run code the analysis cannot see into.",
-        "Review the block by hand; the rehearsal on a copy shows what it does to data.",
+        "Review the block by hand; with `rehearse: true` the run on a copy measures its effect.",
     ),
     Rule(
         "syntax-error",

@@ -8,6 +8,7 @@ used, and a server newer than every client is a clear error rather than a failed
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import re
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.backup.base import Artifact, BackupError, chunks, newest_first
-from reconciler.backup.scratch import scratch_database
+from reconciler.backup.scratch import drop_leftovers, scratch_database
 from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl
 from reconciler.observe.census import Census, take_census
@@ -175,6 +176,10 @@ class PgDumpDriver:
 
     def delete(self, artifact: Artifact) -> None:
         Path(artifact.location).unlink(missing_ok=True)
+
+    def drop_leftovers(self) -> builtins.list[str]:
+        """Scratch databases a crashed run of this target left behind, dropped."""
+        return drop_leftovers(self.url, self.target)
 
 
 def _conninfo(url: DatabaseUrl) -> str:

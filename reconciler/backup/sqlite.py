@@ -57,7 +57,7 @@ class SqliteDriver:
     def take_with_census(self, label: str) -> tuple[Artifact, Census]:
         """The copy is consistent by construction; its own census is the reference."""
         artifact = self.take(label)
-        db = connect(parse_database_url(f"sqlite:///{artifact.location}"))
+        db = connect(parse_database_url(f"sqlite:///{artifact.location}"), read_only=True)
         try:
             return artifact, take_census(db)
         finally:
@@ -116,6 +116,9 @@ def _copy(source: Path, destination: Path) -> None:
     dst = sqlite3.connect(destination)
     try:
         src.backup(dst)
+        # A copy of a WAL database is in WAL mode too; a backup must be one self-contained
+        # file.
+        dst.execute("PRAGMA journal_mode=DELETE")
     finally:
         dst.close()
         src.close()

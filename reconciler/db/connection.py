@@ -59,11 +59,15 @@ class Database(Protocol):
         ...
 
 
-def connect(url: DatabaseUrl, *, application_name: str = "reconciler") -> Database:
-    """Open a connection; raises ``DatabaseUnavailable`` with a one-line, secret-free reason."""
+def connect(
+    url: DatabaseUrl, *, application_name: str = "reconciler", read_only: bool = False
+) -> Database:
+    """Open a connection; raises ``DatabaseUnavailable`` with a one-line, secret-free reason.
+    ``read_only`` (SQLite): open an existing file without changing it, not even its journal
+    mode (backup files stay single files)."""
     if url.dialect == "postgresql":
         return PostgresDatabase(url, application_name)
-    return SqliteDatabase(url)
+    return SqliteDatabase(url, read_only=read_only)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -186,13 +190,18 @@ class SqliteDatabase:
     dialect: Dialect = "sqlite"
     param = "?"
 
-    def __init__(self, url: DatabaseUrl) -> None:
+    def __init__(self, url: DatabaseUrl, *, read_only: bool = False) -> None:
         self.url = url
         path = url.sqlite_path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            if read_only:
+                self.conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10.0
+                )
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+                self.conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             raise DatabaseUnavailable(f"cannot open {path}: {_first_line(exc)}") from None
         self._in_transaction = False

@@ -27,7 +27,7 @@ from pydantic import (
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.durations import parse_duration
 from reconciler.errors import PolicyError
-from reconciler.rulebook import DEFAULT_BLOCK, RULES, Severity
+from reconciler.rulebook import DEFAULT_BLOCK, RULES, Blockable
 from reconciler.secrets import Secret
 
 DEFAULT_LEDGER = "sqlite:///var/reconciler.db"
@@ -133,7 +133,7 @@ class Approval(Strict):
 
 
 class Safety(Strict):
-    block: list[Severity] = Field(default_factory=lambda: list(DEFAULT_BLOCK))
+    block: list[Blockable] = Field(default_factory=lambda: list(DEFAULT_BLOCK))
     """Severities that block a step unless approved: data-loss, will-fail, locking, compat.
     Syntax errors always block; info never does."""
     contract_grace: Seconds = 7 * 86400.0

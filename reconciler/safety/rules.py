@@ -60,6 +60,8 @@ class Expansion:
 
 def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
     """Add to ``request`` every live fact the rules will ask about ``ops``."""
+    ops = list(ops)
+    enums = {op.table: op.labels for op in ops if op.kind == "create-enum"}
     for op in ops:
         if op.table in IGNORED_TABLES or not op.table:
             continue
@@ -80,6 +82,8 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             table.unique.add(tuple(op.columns))
         elif op.kind == "alter-type":
             table.non_null.add(op.column)
+            if op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
+                table.outside.add((op.column, enums[op.type_name]))
             if op.type_length is not None:
                 table.longer_than.add((op.column, op.type_length))
             if op.type_name.lower() in INTEGER_TYPES:
@@ -100,6 +104,8 @@ class Judge:
     written: set[str] = field(default_factory=set)
     written_columns: set[tuple[str, str]] = field(default_factory=set)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    added_empty: set[tuple[str, str]] = field(default_factory=set)
+    """Columns added in this batch without a default: NULL in every existing row."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -171,7 +177,9 @@ class Judge:
             self.created.add(op.table)
         elif op.kind == "add-column":
             self.added.add((op.table, op.column))
-        elif op.kind in ("insert", "update", "do-block"):
+            if not op.has_default:
+                self.added_empty.add((op.table, op.column))
+        elif op.kind in ("insert", "update", "do-block", "delete", "truncate"):
             self.written.add(op.table)
             self.written_columns.update((op.table, c) for c in op.columns)
         elif op.kind == "create-enum":
@@ -253,6 +261,12 @@ class Judge:
             out += self.add_column(op, file)
         elif kind == "set-not-null":
             nulls = self.count(table, ("nulls", op.column))
+            if (
+                (table, op.column) in self.added_empty
+                and (table, op.column) not in self.written_columns
+                and table not in self.written
+            ):
+                nulls = self.rows(table)  # every existing row holds NULL
             if nulls:
                 out.append(
                     self.finding(
@@ -617,7 +631,8 @@ def _binary_coercible(old: str, op: Op) -> bool:
     new = op.type_name.lower()
     if old in ("varchar", "text") and new == "text":
         return True
-    return old == "varchar" and new == "varchar"
+    # Raising or removing a varchar limit is free; lowering it rewrites (and may fail).
+    return old == "varchar" and new == "varchar" and op.type_length is None
 
 
 def _bytes(size: int) -> str:

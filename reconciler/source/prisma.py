@@ -68,6 +68,13 @@ _NO_TRANSACTION = re.compile(
 )
 
 
+# A script with its own BEGIN/COMMIT (Prisma writes them around enum recreation) manages its
+# transaction itself; wrapping it in another would commit half of it early.
+_OWN_TRANSACTION = re.compile(
+    r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION|ROLLBACK|END)\s*;", re.IGNORECASE | re.MULTILINE
+)
+
+
 class PrismaLayout:
     """A Prisma ``migrations`` folder and the ``_prisma_migrations`` table."""
 
@@ -193,6 +200,9 @@ class PrismaLayout:
         if db.dialect == "postgresql" and _NO_TRANSACTION.search(script):
             self._apply_outside_transaction(db, migration, script, timeouts)
             return
+        if db.dialect == "postgresql" and _OWN_TRANSACTION.search(script):
+            self._apply_own_transaction(db, migration, script, timeouts)
+            return
         row_id, started = str(uuid.uuid4()), _now(db)
         try:
             with db.transaction(timeouts.lock, timeouts.statement):
@@ -211,6 +221,39 @@ class PrismaLayout:
                     "this migration is in effect)",
                 )
             raise
+
+    def _apply_own_transaction(
+        self, db: Database, migration: Migration, script: str, timeouts: Timeouts
+    ) -> None:
+        """As ``prisma migrate deploy`` runs it: the history row first, the script whole."""
+        row_id = str(uuid.uuid4())
+        with db.transaction():
+            self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
+        db.execute(f"SET lock_timeout = '{int(timeouts.lock * 1000)}ms'")
+        db.execute(f"SET statement_timeout = '{int(timeouts.statement * 1000)}ms'")
+        try:
+            db.run_script(script)
+        except MigrationFailed as exc:
+            db.execute("ROLLBACK")  # whatever the script left open
+            with db.transaction():
+                db.execute(
+                    f'UPDATE "{TABLE}" SET logs = %s WHERE id = %s',
+                    (
+                        f"{exc}\n(the script manages its own transactions: check which of them "
+                        "committed before resolving)",
+                        row_id,
+                    ),
+                )
+            raise
+        finally:
+            db.execute("RESET lock_timeout")
+            db.execute("RESET statement_timeout")
+        with db.transaction():
+            db.execute(
+                f'UPDATE "{TABLE}" SET finished_at = clock_timestamp(), applied_steps_count = 1 '
+                "WHERE id = %s",
+                (row_id,),
+            )
 
     def _apply_outside_transaction(
         self, db: Database, migration: Migration, script: str, timeouts: Timeouts
