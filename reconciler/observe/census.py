@@ -89,14 +89,17 @@ def losses(before: Census, after: Census, ignore: Iterable[str] = TOOL_TABLES) -
             if old.rows:
                 found.append(Loss(name, None, old.rows, "table-dropped"))
             continue
-        if new.rows < old.rows:
-            found.append(Loss(name, None, old.rows - new.rows, "rows-deleted"))
+        deleted = max(old.rows - new.rows, 0)
+        if deleted:
+            found.append(Loss(name, None, deleted, "rows-deleted"))
         for column, count in sorted(old.non_null.items()):
             if column not in new.non_null:
                 if count:
                     found.append(Loss(name, column, count, "column-dropped"))
-            elif new.non_null[column] < count:
-                found.append(Loss(name, column, count - new.non_null[column], "values-lost"))
+            elif count - new.non_null[column] > deleted:
+                # Values gone beyond what the deleted rows took with them: nulled in place.
+                lost = count - new.non_null[column] - deleted
+                found.append(Loss(name, column, lost, "values-lost"))
     return found
 
 
