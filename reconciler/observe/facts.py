@@ -31,6 +31,8 @@ class TableRequest:
     fractional: set[str] = field(default_factory=set)
     """Columns with values an integer cannot hold exactly."""
     outside: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    out_of_range: set[tuple[str, int]] = field(default_factory=set)
+    """(column, size): values outside smallint (1), integer (2) or bigint (3)."""
     """(column, labels): rows whose value is none of the labels (enum recreation)."""
 
 
@@ -53,6 +55,8 @@ class TableFacts:
     counts: dict[tuple[Any, ...], int] = field(default_factory=dict)
     """Answers keyed like the questions: ("non_null", col), ("nulls", col),
     ("unique", cols), ("longer_than", col, n), ("fractional", col), ("outside", col, labels)."""
+    lengths: dict[str, int] = field(default_factory=dict)
+    """Declared length limits: ``varchar(20)`` → 20."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,14 @@ def gather_facts(db: Database, request: FactsRequest) -> Facts:
     catalog = _catalog(db, list(request.tables))
     tables: dict[str, TableFacts] = {}
     for name, wanted in request.tables.items():
-        columns, size = catalog.get(name, ({}, 0))
+        columns, size, lengths = catalog.get(name, ({}, 0, {}))
         if not columns:
             tables[name] = TableFacts(exists=False)
             continue
-        tables[name] = _scan(db, name, wanted, columns, size)
+        scanned = _scan(db, name, wanted, columns, size)
+        tables[name] = TableFacts(
+            scanned.exists, scanned.rows, size, columns, counts=scanned.counts, lengths=lengths
+        )
     enums = _enums(db, request.enums) if db.dialect == "postgresql" and request.enums else {}
     return Facts(tables, enums)
 
@@ -95,13 +102,18 @@ def _qualified(name: str) -> str:
     return f"{_quote(schema)}.{_quote(table)}"
 
 
-def _catalog(db: Database, names: list[str]) -> dict[str, tuple[dict[str, str], int]]:
-    found: dict[str, tuple[dict[str, str], int]] = {}
+Catalog = dict[str, tuple[dict[str, str], int, dict[str, int]]]
+
+
+def _catalog(db: Database, names: list[str]) -> Catalog:
+    found: Catalog = {}
     if db.dialect == "postgresql":
         pairs = [_split(n) for n in names]
         rows = db.query(
             "SELECT n.nspname, c.relname, a.attname, t.typname, "
-            "pg_total_relation_size(c.oid) "
+            "pg_total_relation_size(c.oid), "
+            "CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 "
+            "THEN a.atttypmod - 4 END "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "JOIN pg_type t ON t.oid = a.atttypid "
@@ -109,15 +121,17 @@ def _catalog(db: Database, names: list[str]) -> dict[str, tuple[dict[str, str], 
             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
             ([p[0] for p in pairs], [p[1] for p in pairs]),
         )
-        for schema, table, column, type_name, size in rows:
+        for schema, table, column, type_name, size, length in rows:
             key = table if schema == "public" else f"{schema}.{table}"
-            columns, _ = found.setdefault(key, ({}, int(size)))
+            columns, _, lengths = found.setdefault(key, ({}, int(size), {}))
             columns[column] = type_name
+            if length is not None:
+                lengths[column] = int(length)
         return found
     for name in names:
         rows = db.query(f"SELECT name, type FROM pragma_table_info({db.param})", (name,))
         if rows:
-            found[name] = ({r[0]: str(r[1]).lower() for r in rows}, 0)
+            found[name] = ({r[0]: str(r[1]).lower() for r in rows}, 0, {})
     return found
 
 
@@ -165,12 +179,15 @@ def _scan(
                 _count_where(db, f"length({_quote(col)}{text_cast}) > {int(length)}"),
             )
     for col in sorted(c for c in wanted.fractional if c in columns):
-        expr = (
-            f"{_quote(col)}{text_cast} !~ '^-?[0-9]+$'"
-            if db.dialect == "postgresql"
-            else f"CAST({_quote(col)} AS INTEGER) <> {_quote(col)}"
-        )
-        ask(("fractional", col), _count_where(db, f"{_quote(col)} IS NOT NULL AND {expr}"))
+        whole = _not_whole(db, col, columns[col])
+        ask(("fractional", col), _count_where(db, f"{_quote(col)} IS NOT NULL AND {whole}"))
+    for col, size in sorted(wanted.out_of_range):
+        if col in columns and _numeric(columns[col]):
+            low, high = _INTEGER_RANGES[size]
+            ask(
+                ("out_of_range", col, size),
+                _count_where(db, f"{_quote(col)} NOT BETWEEN {low} AND {high}"),
+            )
     for col, labels in sorted(wanted.outside):
         if col in columns:
             listed = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
@@ -186,7 +203,37 @@ def _scan(
     except DatabaseError:
         return TableFacts(exists=True, size_bytes=size, columns=columns, rows=-1)
     counts = {key: int(value or 0) for key, value in zip(keys, row[1:], strict=True)}
-    return TableFacts(True, int(row[0]), size, columns, counts)
+    return TableFacts(True, int(row[0]), size, columns, counts=counts)
+
+
+_INTEGER_RANGES = {1: (-(2**15), 2**15 - 1), 2: (-(2**31), 2**31 - 1), 3: (-(2**63), 2**63 - 1)}
+
+
+def _numeric(type_name: str) -> bool:
+    return type_name.lower() in {
+        "int2",
+        "int4",
+        "int8",
+        "numeric",
+        "float4",
+        "float8",
+        "money",
+        "integer",
+        "real",
+        "decimal",
+    }
+
+
+def _not_whole(db: Database, col: str, type_name: str) -> str:
+    """SQL true for a value an integer column cannot hold exactly."""
+    quoted = _quote(col)
+    if db.dialect == "sqlite":
+        return f"CAST({quoted} AS INTEGER) <> {quoted}"
+    if type_name.lower() in {"int2", "int4", "int8"}:
+        return "false"
+    if _numeric(type_name):
+        return f"{quoted} <> trunc({quoted})"
+    return f"{quoted}::text !~ '^\\s*[-+]?[0-9]+\\s*$'"
 
 
 def _count_where(db: Database, condition: str) -> str:

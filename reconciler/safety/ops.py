@@ -90,28 +90,29 @@ def parse(sql: str) -> ParsedSql:
     try:
         raw = parse_sql(sql)
     except ParseError as exc:
-        position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        line = _line(sql, position)
+        position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else -1
+        line = _line(sql, position) if position >= 0 else _last_line(sql)
         return ParsedSql(error=f"line {line}: {exc.args[0]}", error_line=line)
     ops: list[Op] = []
     for item in raw:
+        # pglast 8 reports character offsets into the str it was given.
         start = item.stmt_location or 0
-        text = (
-            sql.encode()[start : start + item.stmt_len].decode()
-            if item.stmt_len
-            else sql.encode()[start:].decode()
-        )
+        text = sql[start : start + item.stmt_len] if item.stmt_len else sql[start:]
         leading = len(text) - len(text.lstrip())
-        # pglast reports byte offsets; count lines on the bytes.
-        line = sql.encode()[: start + leading].count(b"\n") + 1
+        line = sql.count("\n", 0, start + leading) + 1
         if item.stmt is not None:
             ops.extend(_ops(item.stmt, line, _clean(text)))
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(raw), opaque=opaque)
 
 
-def _line(sql: str, byte_offset: int) -> int:
-    return sql.encode()[: max(byte_offset, 0)].count(b"\n") + 1
+def _line(sql: str, offset: int) -> int:
+    return sql.count("\n", 0, max(offset, 0)) + 1
+
+
+def _last_line(sql: str) -> int:
+    """Where an error "at end of input" is: the last line with code on it."""
+    return len(sql.rstrip().splitlines()) or 1
 
 
 def _clean(text: str) -> str:
@@ -277,13 +278,11 @@ def _add_column(table: str, col: ast.ColumnDef, mk: Callable[..., Op]) -> Op:
             continue
         if con.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY):
             not_null = True
-        elif con.contype in (
-            ConstrType.CONSTR_DEFAULT,
-            ConstrType.CONSTR_IDENTITY,
-            ConstrType.CONSTR_GENERATED,
-        ):
+        elif con.contype == ConstrType.CONSTR_DEFAULT:
             has_default = True
             volatile = volatile or _volatile(con.raw_expr)
+        elif con.contype in (ConstrType.CONSTR_IDENTITY, ConstrType.CONSTR_GENERATED):
+            has_default = volatile = True  # computed for every existing row: a rewrite
     if name.lower() in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
         has_default = volatile = True
     return mk(

@@ -88,6 +88,7 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
                 table.longer_than.add((op.column, op.type_length))
             if op.type_name.lower() in INTEGER_TYPES:
                 table.fractional.add(op.column)
+                table.out_of_range.add((op.column, INTEGER_TYPES[op.type_name.lower()]))
 
 
 @dataclass
@@ -105,6 +106,8 @@ class Judge:
     written_columns: set[tuple[str, str]] = field(default_factory=set)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
     added_empty: set[tuple[str, str]] = field(default_factory=set)
+    dropped_values: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    """Non-null values of each dropped column, counted before the statement's own adds."""
     """Columns added in this batch without a default: NULL in every existing row."""
 
     # -- what the data holds ----------------------------------------------------------
@@ -129,9 +132,11 @@ class Judge:
         if self.facts is None or table in self.written:
             return None
         facts = self.facts.table(table)
-        if facts is None or key not in facts.counts:
+        if facts is None:
             return None
-        return facts.counts[key]
+        if column and facts.exists and column not in facts.columns:
+            return 0  # no such column live (DROP COLUMN IF EXISTS): nothing there to lose
+        return facts.counts.get(key)
 
     def live_type(self, table: str, column: str) -> str | None:
         if self.facts is None:
@@ -228,6 +233,7 @@ class Judge:
             )
         elif kind == "drop-column":
             values = self.count(table, ("non_null", op.column))
+            self.dropped_values[(table, op.column)] = values
             out.append(
                 self.finding(
                     "drop-column",
@@ -399,32 +405,17 @@ class Judge:
             )
             return out
         values = self.count(table, ("non_null", column))
-        lossy: int | None = None
-        reason = ""
-        if new in INTEGER_TYPES and (
-            old in FRACTIONAL_TYPES
-            or old in TEXT_TYPES
-            or INTEGER_TYPES.get(old, 0) > INTEGER_TYPES[new]
-        ):
-            lossy = self.count(table, ("fractional", column))
-            reason = f"{lossy:,} values are not whole numbers" if lossy else ""
-        elif op.type_length is not None and (old in TEXT_TYPES or not old):
-            lossy = self.count(table, ("longer_than", column, op.type_length))
-            reason = (
-                f"{lossy:,} values are longer than {op.type_length} characters" if lossy else ""
-            )
-        elif not old and (new in INTEGER_TYPES or op.type_length is not None):
-            lossy = None
-        else:
-            lossy = 0 if old else None
-        if lossy != 0 or (not old and self.facts is None):
-            message = f"changes {table}.{column} from {old or 'its current type'} to {_typ(op)}" + (
-                f": {reason}" if reason else ""
-            )
+        lossy, reason = self.narrowing(op, old)
+        if lossy != 0:
+            message = f"changes {table}.{column} from {old or 'its current type'} to {_typ(op)}"
+            if reason:
+                message += f": {reason}"
             out.append(
                 self.finding("narrowing-type", op, file, message, 0 if values == 0 else lossy)
             )
-        if self.rows(table) != 0 and not _binary_coercible(old, op):
+        if self.rows(table) != 0 and not _binary_coercible(
+            old, op, self.live_length(table, column)
+        ):
             out.append(
                 self.finding(
                     "table-rewrite",
@@ -436,6 +427,37 @@ class Judge:
                 )
             )
         return out
+
+    def narrowing(self, op: Op, old: str) -> tuple[int | None, str]:
+        """How many values the new type cannot hold (0: none, None: unknown), and why."""
+        table, column, new = op.table, op.column, op.type_name.lower()
+        if new in TEXT_TYPES and op.type_length is None:
+            return 0, ""  # every value has a text form
+        if new in INTEGER_TYPES:
+            if old in INTEGER_TYPES:
+                if INTEGER_TYPES[old] <= INTEGER_TYPES[new]:
+                    return 0, ""
+                out = self.count(table, ("out_of_range", column, INTEGER_TYPES[new]))
+                return out, f"{out:,} values do not fit in {op.type_name}" if out else ""
+            if old and old not in FRACTIONAL_TYPES and old not in TEXT_TYPES:
+                return None, ""
+            lossy = self.count(table, ("fractional", column))
+            return lossy, f"{lossy:,} values are not whole numbers" if lossy else ""
+        if op.type_length is not None and (old in TEXT_TYPES or not old):
+            current = self.live_length(table, column)
+            if current is not None and op.type_length >= current:
+                return 0, ""
+            lossy = self.count(table, ("longer_than", column, op.type_length))
+            return lossy, (
+                f"{lossy:,} values are longer than {op.type_length} characters" if lossy else ""
+            )
+        if old and (old == new or (_compatible(old, new) and new not in INTEGER_TYPES)):
+            return 0, ""
+        return (0 if old and new in FRACTIONAL_TYPES and old in INTEGER_TYPES else None), ""
+
+    def live_length(self, table: str, column: str) -> int | None:
+        facts = self.facts.table(table) if self.facts else None
+        return facts.lengths.get(column) if facts else None
 
     def add_column(self, op: Op, file: str) -> list[Finding]:
         out = []
@@ -519,9 +541,13 @@ class Judge:
     ) -> list[Finding]:
         out: list[Finding] = []
         for table, dropped in drops.items():
-            added = adds.get(table, [])
+            dropped_names = {d.column for d in dropped}
+            # Prisma drops and re-adds a column to change its type: not a rename.
+            added = [a for a in adds.get(table, []) if a.column not in dropped_names]
             for drop in dropped:
-                values = self.count(table, ("non_null", drop.column))
+                if any(a.column == drop.column for a in adds.get(table, [])):
+                    continue
+                values = self.dropped_values.get((table, drop.column))
                 copied = drop.column in copies.get(table, set())
                 if (
                     len(dropped) == 1
@@ -626,13 +652,15 @@ def _compatible(old: str | None, new: str) -> bool:
     return old == new or any(old in group and new in group for group in COMPATIBLE)
 
 
-def _binary_coercible(old: str, op: Op) -> bool:
+def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:
     """Type changes PostgreSQL makes without rewriting the table."""
     new = op.type_name.lower()
     if old in ("varchar", "text") and new == "text":
         return True
     # Raising or removing a varchar limit is free; lowering it rewrites (and may fail).
-    return old == "varchar" and new == "varchar" and op.type_length is None
+    if old == "varchar" and new == "varchar":
+        return op.type_length is None or (old_length is not None and op.type_length >= old_length)
+    return False
 
 
 def _bytes(size: int) -> str:
