@@ -11,6 +11,8 @@ line a person can act on, already free of secrets. Subclasses say whether retryi
     │   ├── DatabaseUnavailable      cannot connect; temporary, retried after ``retry_after``
     │   └── MigrationFailed          a migration's SQL failed; its transaction was rolled back
     ├── LedgerStateError             the migration ledger needs a person (failed or drifted rows)
+    ├── ProviderUnavailable          the identity provider failed; retried later
+    │   └── IncompleteListing        a listing stopped short: nothing may be deleted on it
     └── Refused                      an operation refused by a guard (environment, TTY, flags)
 
 ``Stalling`` errors need a person before the target can move again; ``Waiting`` ones clear by
@@ -59,3 +61,14 @@ class LedgerStateError(ReconcilerError):
 
 class Refused(ReconcilerError):
     """A guard refused the operation; nothing was changed."""
+
+
+class ProviderUnavailable(ReconcilerError):
+    """The identity provider answered with errors, or not at all."""
+
+    retry_after = 60.0
+
+
+class IncompleteListing(ProviderUnavailable):
+    """A listing of users did not complete (an error mid-pagination, a count that disagrees,
+    an empty listing against a populated table): it must never drive deletions."""

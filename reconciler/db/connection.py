@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -50,6 +50,11 @@ class Database(Protocol):
         ...
 
     def table_exists(self, name: str) -> bool: ...
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Bulk-load ``rows`` into ``table`` (COPY on PostgreSQL, batched inserts on SQLite),
+        streaming: memory does not grow with the number of rows. Returns the row count."""
+        ...
 
     def close(self) -> None: ...
 
@@ -163,6 +168,20 @@ class PostgresDatabase:
     def table_exists(self, name: str) -> bool:
         return bool(self.query("SELECT to_regclass(%s) IS NOT NULL", (f'"{name}"',))[0][0])
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+            pgsql.Identifier(table), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+        )
+        count = 0
+        try:
+            with self.conn.cursor() as cur, cur.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{self.url.redacted}: {_pg_reason(exc)}") from None
+        return count
+
     def close(self) -> None:
         self.conn.close()
 
@@ -243,6 +262,26 @@ class SqliteDatabase:
     def table_exists(self, name: str) -> bool:
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
         return bool(rows)
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        names = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        statement = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+        count = 0
+        batch: list[Sequence[Any]] = []
+        try:
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= 5000:
+                    self.conn.executemany(statement, batch)
+                    count += len(batch)
+                    batch = []
+            if batch:
+                self.conn.executemany(statement, batch)
+                count += len(batch)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.url.sqlite_path}: {_first_line(exc)}") from None
+        return count
 
     def close(self) -> None:
         self.conn.close()
