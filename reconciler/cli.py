@@ -22,6 +22,7 @@ from reconciler.act.lint import lint_paths, lint_policy
 from reconciler.act.reset import check_resettable, reset_target
 from reconciler.act.resolve import resolve_failed
 from reconciler.cli_backups import backup, backups, restore
+from reconciler.cli_identity import identity
 from reconciler.cli_support import (
     EXIT_BLOCKED,
     EXIT_ERROR,
@@ -345,3 +346,4 @@ def resolve(config: Path, target: str, rolled_back: str | None, applied: str | N
 main.add_command(backup)
 main.add_command(backups)
 main.add_command(restore)
+main.add_command(identity)

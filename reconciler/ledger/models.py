@@ -108,3 +108,38 @@ class RehearsalRecord(Base):
     losses: Mapped[list[str] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdentityRun(Base):
+    """Counts of one identity reconcile: what the listing held and what was changed."""
+
+    __tablename__ = "identity_runs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(63), index=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    listed: Mapped[int | None]
+    provider_count: Mapped[int | None]
+    missing: Mapped[int | None]
+    changed: Mapped[int | None]
+    orphans: Mapped[int | None]
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    soft_deleted: Mapped[int] = mapped_column(default=0)
+    deleted: Mapped[int] = mapped_column(default=0)
+    conflicts: Mapped[int] = mapped_column(default=0)
+
+
+class WebhookEvent(Base):
+    """A verified webhook delivery, kept to refuse replays and to order events per user."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """The ``svix-id`` of the delivery."""
+    target: Mapped[str] = mapped_column(String(63), index=True)
+    user_key: Mapped[str] = mapped_column(String(255), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(32))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, select, text, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -23,7 +23,7 @@ from reconciler.ledger import models
 from reconciler.secrets import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0003"
+HEAD = "0004"
 """The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
 
 
@@ -371,6 +371,88 @@ class Ledger:
                 )
                 for r in session.scalars(query)
             ]
+
+    # -- identity ---------------------------------------------------------------------
+
+    def record_identity(
+        self, run_id: int, target: str, counts: dict[str, int | None], dry_run: bool
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(models.IdentityRun).values(
+                    run_id=run_id,
+                    target=target,
+                    dry_run=dry_run,
+                    **{k: v for k, v in counts.items() if v is not None},
+                )
+            )
+
+    def identity_runs(self, target: str, limit: int = 10) -> list[dict[str, object]]:
+        query = (
+            select(models.IdentityRun)
+            .where(models.IdentityRun.target == target)
+            .order_by(models.IdentityRun.run_id.desc())
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            return [
+                {c.name: getattr(r, c.name) for c in models.IdentityRun.__table__.columns}
+                for r in session.scalars(query)
+            ]
+
+    def record_webhook(
+        self,
+        event_id: str,
+        target: str,
+        user_key: str,
+        kind: str,
+        event_time: datetime,
+        outcome: str,
+    ) -> bool:
+        """Record a delivery; False when this ``event_id`` was seen before (a replay)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(models.WebhookEvent).values(
+                        id=event_id,
+                        target=target,
+                        user_key=user_key,
+                        type=kind,
+                        event_time=event_time,
+                        received_at=_now(),
+                        outcome=outcome,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def webhook_seen(self, event_id: str) -> bool:
+        with Session(self.engine) as session:
+            return session.get(models.WebhookEvent, event_id) is not None
+
+    def latest_event_time(self, target: str, user_key: str) -> datetime | None:
+        query = select(func.max(models.WebhookEvent.event_time)).where(
+            models.WebhookEvent.target == target,
+            models.WebhookEvent.user_key == user_key,
+            models.WebhookEvent.outcome == "applied",
+        )
+        with Session(self.engine) as session:
+            return _utc(session.scalar(query))
+
+    def webhook_keys_since(self, target: str, since: datetime) -> list[str]:
+        """Users a webhook changed after ``since``: newer than a listing that began then."""
+        query = (
+            select(models.WebhookEvent.user_key)
+            .where(
+                models.WebhookEvent.target == target,
+                models.WebhookEvent.received_at >= since,
+                models.WebhookEvent.outcome == "applied",
+            )
+            .distinct()
+        )
+        with Session(self.engine) as session:
+            return list(session.scalars(query))
 
     # -- steps ------------------------------------------------------------------------
 

@@ -140,6 +140,8 @@ def _expand(value: str, environ: Mapping[str, str]) -> str:
 def _field(loc: Loc) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad mapping key: the key is named
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out or "(top level)"
 

@@ -198,12 +198,74 @@ class Target(Strict):
     timeouts: Timeouts = Timeouts()
     safety: Safety = Safety()
     backup: Backup | None = None
+    identity: Identity | None = None
     rehearse: bool = False
     """Run pending migrations on a copy (restored from the fresh backup, or a Neon branch)
     first, and measure what data each step loses; needs ``backup``."""
     seed: PolicyPath | None = None
     """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
     ``DATABASE_URL`` in its environment."""
+
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+"""A table or column name (quoted when used, so case is kept)."""
+ProviderField = Literal["email", "first_name", "last_name", "external_id", "active"]
+
+
+def _email_only() -> dict[ProviderField, str]:
+    return {"email": "email"}
+
+
+class ClerkSettings(Strict):
+    secret_key: SecretField
+    """Clerk's secret key (``sk_live_...``); write ``'${CLERK_SECRET_KEY}'``."""
+    api_url: str = "https://api.clerk.com/v1"
+    webhook_secret: SecretField | None = None
+    """The Svix signing secret (``whsec_...``) of the webhook endpoint, if webhooks are used."""
+
+
+class ScimSettings(Strict):
+    url: str
+    """The SCIM 2.0 base URL (``.../scim/v2``)."""
+    token: SecretField
+
+
+class FileSettings(Strict):
+    path: PolicyPath
+    """A YAML, JSON or CSV list of users (``id``, ``email``, ``first_name``, ``last_name``)."""
+
+
+class MaxDeletions(Strict):
+    count: int = Field(default=10, ge=0)
+    percent: float = Field(default=2.0, ge=0, le=100)
+    """Deletions (soft or hard) above either limit stop the run before any is applied."""
+
+
+class Identity(Strict):
+    provider: Literal["clerk", "scim", "file"]
+    clerk: ClerkSettings | None = None
+    scim: ScimSettings | None = None
+    file: FileSettings | None = None
+    table: Identifier = "users"
+    key: Identifier
+    """The column holding the provider's user id (``clerk_id``)."""
+    columns: dict[ProviderField, Identifier] = Field(default_factory=lambda: _email_only())
+    """Provider field → column of ``table``, kept equal by the sync."""
+    missing: Literal["create", "report"] = "create"
+    """Users in the provider but not in the table."""
+    orphans: Literal["report", "soft-delete", "delete"] = "report"
+    """Rows in the table whose user the provider no longer has. A hard delete never
+    cascades: a table referenced with ON DELETE CASCADE is refused."""
+    soft_delete_column: Identifier | None = None
+    max_deletions: MaxDeletions = MaxDeletions()
+
+    @model_validator(mode="after")
+    def _settings_present(self) -> Identity:
+        if getattr(self, self.provider) is None:
+            raise ValueError(f"provider {self.provider} needs a `{self.provider}:` section")
+        if self.orphans == "soft-delete" and not self.soft_delete_column:
+            raise ValueError("orphans: soft-delete needs soft_delete_column (e.g. deleted_at)")
+        return self
 
 
 def _check_target(target: Target) -> Target:

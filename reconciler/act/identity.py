@@ -1,0 +1,211 @@
+"""The identity pipeline of one target: list → stage → diff → guard → back up → apply → record.
+
+The guard is the point: a provider's bad day must never delete customers.
+
+- A listing that did not complete (an error mid-pagination, a count that disagrees with the
+  provider's own count, an empty listing against a populated table) changes nothing:
+  ``ProviderUnavailable`` / ``IncompleteListing``.
+- Deletions (soft or hard) above ``max_deletions`` (count, or percent of the table) stop the
+  run before any change (``AwaitingApproval``); the plan lists them. A person may allow
+  them for one run (``--allow-deletions N``).
+- Users a webhook changed after the listing began are left alone: the webhook is newer.
+- With ``backup.before: [identity-delete]`` a verified backup is taken before deleting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from reconciler.act.backups import describe_backup, take_backup
+from reconciler.backup import BackupError
+from reconciler.db.connection import Database, connect
+from reconciler.errors import IncompleteListing, ProviderUnavailable, ReconcilerError
+from reconciler.identity import open_provider
+from reconciler.identity.base import Provider
+from reconciler.identity.sync import STAGE, Applied, IdentityDiff, UsersTable
+from reconciler.ledger import Ledger
+from reconciler.policy.model import Identity, Target
+
+
+@dataclass(frozen=True)
+class IdentityOutcome:
+    target: str
+    reason: str
+    message: str
+    diff: IdentityDiff | None = None
+    applied: Applied | None = None
+    dry_run: bool = True
+    provider_count: int | None = None
+    run_id: int | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return self.reason == "InSync"
+
+
+def _spec(target: Target) -> Identity:
+    if target.identity is None:
+        raise ProviderUnavailable(f"target {target.name!r} has no `identity:` section")
+    return target.identity
+
+
+def deletion_limit(spec: Identity, table_users: int) -> int:
+    """The most deletions one run may make: under both the count and the percentage."""
+    by_percent = math.floor(table_users * spec.max_deletions.percent / 100)
+    return min(spec.max_deletions.count, by_percent)
+
+
+def reconcile_identity(
+    target: Target,
+    ledger: Ledger,
+    *,
+    dry_run: bool,
+    trigger: str,
+    source: str,
+    allow_deletions: int | None = None,
+    provider: Provider | None = None,
+    report: Callable[[str], None] | None = None,
+) -> IdentityOutcome:
+    spec = _spec(target)
+    run_id = ledger.start_run(target.name, "identity", trigger, source)
+    outcome = IdentityOutcome(target.name, "ProviderUnavailable", "interrupted", run_id=run_id)
+    say = report or (lambda line: None)
+    db: Database | None = None
+    try:
+        db = connect(target.database)
+        table = UsersTable(db, spec)
+        outcome = _run(
+            target,
+            spec,
+            table,
+            ledger,
+            run_id,
+            dry_run,
+            allow_deletions,
+            provider or open_provider(spec),
+            say,
+        )
+        table.drop_stage()
+    except IncompleteListing as exc:
+        outcome = IdentityOutcome(
+            target.name, "IncompleteListing", f"nothing changed: {exc}", run_id=run_id
+        )
+    except ProviderUnavailable as exc:
+        outcome = IdentityOutcome(
+            target.name, "ProviderUnavailable", f"nothing changed: {exc}", run_id=run_id
+        )
+    except ReconcilerError as exc:
+        outcome = IdentityOutcome(target.name, "IdentityFailed", str(exc), run_id=run_id)
+    finally:
+        if db is not None:
+            db.close()
+        ledger.finish_run(run_id, outcome.reason, outcome.message)
+        diff, applied = outcome.diff, outcome.applied or Applied()
+        ledger.record_identity(
+            run_id,
+            target.name,
+            {
+                "listed": diff.listed if diff else None,
+                "provider_count": outcome.provider_count,
+                "missing": diff.missing if diff else None,
+                "changed": diff.changed if diff else None,
+                "orphans": diff.orphans if diff else None,
+                "created": applied.created,
+                "updated": applied.updated,
+                "soft_deleted": applied.soft_deleted,
+                "deleted": applied.deleted,
+                "conflicts": len(applied.conflicts),
+            },
+            dry_run,
+        )
+    return outcome
+
+
+def _run(
+    target: Target,
+    spec: Identity,
+    table: UsersTable,
+    ledger: Ledger,
+    run_id: int,
+    dry_run: bool,
+    allow_deletions: int | None,
+    provider: Provider,
+    say: Callable[[str], None],
+) -> IdentityOutcome:
+    name = target.name
+    before = provider.count()
+    started = datetime.now(UTC)
+    listed = table.stage(provider.users())
+    after = provider.count()
+    counts = [c for c in (before, after) if c is not None]
+    if counts and not min(counts) <= listed <= max(counts):
+        raise IncompleteListing(
+            f"the listing returned {listed:,} users but {provider.name} counts {counts[-1]:,}"
+        )
+    # Users a webhook changed after the listing began: the webhook is newer than the listing.
+    newer = ledger.webhook_keys_since(name, started)
+    if newer:
+        marks = ", ".join(table.db.param for _ in newer)
+        table.db.execute(f"DELETE FROM {STAGE} WHERE key IN ({marks})", tuple(newer))
+    diff = table.diff(listed)
+    orphan_keys = [k for k in diff.orphan_keys if k not in set(newer)]
+    if listed == 0 and diff.table_users > 0:
+        raise IncompleteListing(
+            f"{provider.name} listed no users while {spec.table} has {diff.table_users:,}"
+        )
+    deleting = diff.orphans if spec.orphans != "report" else 0
+    limit = deletion_limit(spec, diff.table_users)
+    result = partial(IdentityOutcome, name, diff=diff, provider_count=after, run_id=run_id)
+    if deleting > limit and (allow_deletions is None or deleting > allow_deletions):
+        shown = ", ".join(orphan_keys[:20]) + (" ..." if deleting > 20 else "")
+        return result(
+            "AwaitingApproval",
+            f"nothing changed: {deleting:,} users would be {spec.orphans.replace('-', ' ')}d, "
+            f"above max_deletions ({limit:,} for {diff.table_users:,} users): {shown}; "
+            f"check the provider, then run `reconciler identity sync --allow-deletions "
+            f"{deleting}`",
+            dry_run=dry_run,
+        )
+    summary = (
+        f"{listed:,} listed; {diff.missing:,} missing, {diff.changed:,} changed, "
+        f"{diff.orphans:,} orphaned"
+    )
+    if dry_run:
+        return result(
+            "InSync" if not (diff.missing or diff.changed or deleting) else "Pending", summary
+        )
+    if deleting and target.backup and "identity-delete" in target.backup.before:
+        try:
+            say(
+                describe_backup(
+                    take_backup(target, ledger, reason="identity-delete", run_id=run_id)
+                )
+            )
+        except BackupError as exc:
+            return result("BackupFailed", f"nothing changed: {exc}", dry_run=False)
+    applied = Applied()
+    table.create_and_update(create=spec.missing == "create", applied=applied)
+    if spec.orphans == "soft-delete":
+        table.soft_delete(orphan_keys, applied)
+    elif spec.orphans == "delete":
+        table.hard_delete(orphan_keys, applied)
+    done = (
+        f"created {applied.created:,}, updated {applied.updated:,}, soft-deleted "
+        f"{applied.soft_deleted:,}, deleted {applied.deleted:,}"
+    )
+    if applied.conflicts:
+        done += (
+            f"; {len(applied.conflicts)} not deleted (still referenced): "
+            f"{', '.join(applied.conflicts[:10])}"
+        )
+    reported = []
+    if spec.missing == "report" and diff.missing:
+        reported.append(f"{diff.missing:,} missing users reported, not created")
+    if spec.orphans == "report" and diff.orphans:
+        reported.append(f"{diff.orphans:,} orphans reported, not deleted")
+    message = f"{summary}: {done}" + (f" ({'; '.join(reported)})" if reported else "")
+    return result("InSync", message, applied=applied, dry_run=False)

@@ -1,0 +1,277 @@
+"""Reconcile the users table with a provider's listing, with set operations in the database.
+
+The listing is streamed into a temporary table (COPY on PostgreSQL, batched inserts on
+SQLite) and deduplicated; missing, changed and orphaned users are then whole-table joins,
+and every change is one ``INSERT ... SELECT`` / ``UPDATE ... FROM`` per batch of keys, each
+batch its own transaction. Nothing about a user is held in Python memory beyond one page of
+the listing, so a million users cost what a thousand do, plus the database's own work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.db.connection import Database
+from reconciler.errors import DatabaseError, Refused
+from reconciler.identity.base import ProviderUser
+from reconciler.policy.model import Identity
+
+RAW = "rcl_identity_raw"
+STAGE = "rcl_identity_stage"
+BATCH = 5000
+SAMPLE = 20
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class IdentityDiff:
+    listed: int
+    """Distinct users in the provider's listing."""
+    table_users: int
+    """Rows of the table holding a provider id (soft-deleted ones excluded)."""
+    missing: int
+    changed: int
+    orphans: int
+    missing_sample: tuple[str, ...] = ()
+    changed_sample: tuple[str, ...] = ()
+    orphan_keys: tuple[str, ...] = ()
+    """Every orphan's key when there are at most ``max_list`` of them, else a sample."""
+
+
+@dataclass
+class Applied:
+    created: int = 0
+    updated: int = 0
+    soft_deleted: int = 0
+    deleted: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    """Keys whose hard delete a foreign key refused (reported, never forced)."""
+
+
+class UsersTable:
+    """The application's users table as the identity policy maps it."""
+
+    def __init__(self, db: Database, spec: Identity) -> None:
+        self.db = db
+        self.spec = spec
+        self.fields = list(spec.columns)
+        self.table = _q(spec.table)
+        self.key = _q(spec.key)
+        self.deleted = _q(spec.soft_delete_column) if spec.soft_delete_column else None
+        self._check_columns()
+
+    def _check_columns(self) -> None:
+        if self.db.dialect == "postgresql":
+            rows = self.db.query(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attnum > 0 AND NOT attisdropped",
+                (_q(self.spec.table),),
+            )
+        else:
+            rows = self.db.query(
+                f"SELECT name FROM pragma_table_info({self.db.param})", (self.spec.table,)
+            )
+        present = {r[0] for r in rows}
+        if not present:
+            raise Refused(f"identity.table: table {self.spec.table!r} does not exist")
+        wanted = [self.spec.key, *self.spec.columns.values()]
+        if self.spec.soft_delete_column:
+            wanted.append(self.spec.soft_delete_column)
+        absent = [c for c in wanted if c not in present]
+        if absent:
+            raise Refused(
+                f"identity: table {self.spec.table!r} has no column "
+                f"{', '.join(repr(c) for c in absent)}"
+            )
+
+    # -- staging --------------------------------------------------------------------
+
+    def stage(self, users: Iterable[ProviderUser]) -> int:
+        """Load the listing into a temporary table; the number of distinct users."""
+        db = self.db
+        columns = ["key", *self.fields]
+        kinds = ", ".join(f"{_q(f)} {'boolean' if f == 'active' else 'text'}" for f in self.fields)
+        db.execute(f"DROP TABLE IF EXISTS {RAW}")
+        db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        db.execute(f"CREATE TEMP TABLE {RAW} (key text NOT NULL, {kinds})")
+        db.copy_rows(RAW, columns, self._rows(users))
+        names = ", ".join(_q(f) for f in self.fields)
+        distinct = (
+            "SELECT DISTINCT ON (key) key, {names} FROM {raw} ORDER BY key"
+            if db.dialect == "postgresql"
+            else "SELECT key, {names} FROM {raw} GROUP BY key"
+        )
+        db.execute(
+            f"CREATE TEMP TABLE {STAGE} AS SELECT row_number() OVER (ORDER BY key) AS n, "
+            f"key, {names} FROM ({distinct.format(names=names, raw=RAW)}) AS d"
+        )
+        db.execute(f"CREATE UNIQUE INDEX {STAGE}_key ON {STAGE} (key)")
+        db.execute(f"CREATE UNIQUE INDEX {STAGE}_n ON {STAGE} (n)")
+        db.execute(f"DROP TABLE {RAW}")
+        if db.dialect == "postgresql":
+            db.execute(f"ANALYZE {STAGE}")
+        return int(db.query(f"SELECT count(*) FROM {STAGE}")[0][0])
+
+    def _rows(self, users: Iterable[ProviderUser]) -> Iterator[tuple[Any, ...]]:
+        for user in users:
+            yield (user.id, *(getattr(user, f) for f in self.fields))
+
+    # -- the diff -------------------------------------------------------------------
+
+    def _changed_condition(self) -> str:
+        parts = [
+            f"u.{_q(column)} IS DISTINCT FROM s.{_q(provider_field)}"
+            for provider_field, column in self.spec.columns.items()
+        ]
+        if self.deleted:
+            parts.append(f"u.{self.deleted} IS NOT NULL")
+        return "(" + " OR ".join(parts) + ")"
+
+    def _live(self, alias: str = "u") -> str:
+        live = f"{alias}.{self.key} IS NOT NULL"
+        if self.deleted:
+            live += f" AND {alias}.{self.deleted} IS NULL"
+        return live
+
+    def diff(self, listed: int, max_list: int = 1000) -> IdentityDiff:
+        db, t, k = self.db, self.table, self.key
+        missing_where = f"NOT EXISTS (SELECT 1 FROM {t} u WHERE u.{k} = s.key)"
+        changed_from = f"{STAGE} s JOIN {t} u ON u.{k} = s.key WHERE {self._changed_condition()}"
+        orphan_where = (
+            f"{self._live()} AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.key = u.{k})"
+        )
+        missing = int(db.query(f"SELECT count(*) FROM {STAGE} s WHERE {missing_where}")[0][0])
+        changed = int(db.query(f"SELECT count(*) FROM {changed_from}")[0][0])
+        orphans = int(db.query(f"SELECT count(*) FROM {t} u WHERE {orphan_where}")[0][0])
+        table_users = int(db.query(f"SELECT count(*) FROM {t} u WHERE {self._live()}")[0][0])
+        samples = (
+            tuple(
+                r[0]
+                for r in db.query(
+                    f"SELECT s.key FROM {STAGE} s WHERE {missing_where} ORDER BY s.key "
+                    f"LIMIT {SAMPLE}"
+                )
+            ),
+            tuple(
+                r[0]
+                for r in db.query(f"SELECT s.key FROM {changed_from} ORDER BY s.key LIMIT {SAMPLE}")
+            ),
+            tuple(
+                str(r[0])
+                for r in db.query(
+                    f"SELECT u.{k} FROM {t} u WHERE {orphan_where} ORDER BY u.{k} LIMIT {max_list}"
+                )
+            ),
+        )
+        return IdentityDiff(listed, table_users, missing, changed, orphans, *samples)
+
+    # -- applying ---------------------------------------------------------------------
+
+    def create_and_update(self, *, create: bool, applied: Applied, batch: int = BATCH) -> None:
+        db, t, k = self.db, self.table, self.key
+        total = int(db.query(f"SELECT count(*) FROM {STAGE}")[0][0])
+        columns = ", ".join(_q(c) for c in self.spec.columns.values())
+        values = ", ".join(f"s.{_q(f)}" for f in self.spec.columns)
+        sets = ", ".join(f"{_q(c)} = s.{_q(f)}" for f, c in self.spec.columns.items())
+        if self.deleted:
+            sets += f", {self.deleted} = NULL"
+        for low in range(0, total, batch):
+            window = f"s.n > {low} AND s.n <= {low + batch}"
+            with db.transaction():
+                if create:
+                    rows = db.query(
+                        f"INSERT INTO {t} ({k}, {columns}) SELECT s.key, {values} "
+                        f"FROM {STAGE} s WHERE {window} AND NOT EXISTS "
+                        f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) RETURNING 1"
+                    )
+                    applied.created += len(rows)
+                rows = db.query(
+                    f"UPDATE {t} AS u SET {sets} FROM {STAGE} AS s WHERE u.{k} = s.key "
+                    f"AND {window} AND {self._changed_condition()} RETURNING 1"
+                )
+                applied.updated += len(rows)
+
+    def soft_delete(self, keys: list[str], applied: Applied) -> None:
+        assert self.deleted is not None
+        now = (
+            datetime.now(UTC)
+            if self.db.dialect == "postgresql"
+            else datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        )
+        for chunk in _chunks(keys, BATCH):
+            marks = ", ".join(self.db.param for _ in chunk)
+            with self.db.transaction():
+                rows = self.db.query(
+                    f"UPDATE {self.table} SET {self.deleted} = {self.db.param} "
+                    f"WHERE {self.key} IN ({marks}) AND {self.deleted} IS NULL RETURNING 1",
+                    (now, *chunk),
+                )
+            applied.soft_deleted += len(rows)
+
+    def hard_delete(self, keys: list[str], applied: Applied) -> None:
+        self.refuse_cascades()
+        for chunk in _chunks(keys, BATCH):
+            marks = ", ".join(self.db.param for _ in chunk)
+            try:
+                with self.db.transaction():
+                    rows = self.db.query(
+                        f"DELETE FROM {self.table} WHERE {self.key} IN ({marks}) RETURNING 1",
+                        tuple(chunk),
+                    )
+                applied.deleted += len(rows)
+            except DatabaseError:
+                # A foreign key refused part of the batch: one by one, report the refusals.
+                for key in chunk:
+                    try:
+                        with self.db.transaction():
+                            rows = self.db.query(
+                                f"DELETE FROM {self.table} WHERE {self.key} = "
+                                f"{self.db.param} RETURNING 1",
+                                (key,),
+                            )
+                        applied.deleted += len(rows)
+                    except DatabaseError:
+                        applied.conflicts.append(key)
+
+    def refuse_cascades(self) -> None:
+        """A hard delete must never take other rows with it."""
+        if self.db.dialect == "postgresql":
+            rows = self.db.query(
+                "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+                "WHERE contype = 'f' AND confrelid = to_regclass(%s) AND confdeltype IN "
+                "('c', 'n', 'd')",
+                (_q(self.spec.table),),
+            )
+        else:
+            rows = []
+            for (name,) in self.db.query("SELECT name FROM sqlite_master WHERE type='table'"):
+                for fk in self.db.query(
+                    f"SELECT * FROM pragma_foreign_key_list({self.db.param})", (name,)
+                ):
+                    if fk[2] == self.spec.table and str(fk[6]).upper() in (
+                        "CASCADE",
+                        "SET NULL",
+                        "SET DEFAULT",
+                    ):
+                        rows.append((name, f"{name}.{fk[3]}"))
+        if rows:
+            where = ", ".join(f"{r[0]} ({r[1]})" for r in rows)
+            raise Refused(
+                f"orphans: delete refused: deleting from {self.spec.table} would "
+                f"also change {where} (ON DELETE CASCADE / SET NULL); use "
+                "orphans: soft-delete"
+            )
+
+    def drop_stage(self) -> None:
+        self.db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
