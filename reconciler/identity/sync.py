@@ -268,6 +268,53 @@ class UsersTable:
                 "orphans: soft-delete"
             )
 
+    # -- one user at a time (webhooks) ---------------------------------------------------
+
+    def upsert_one(self, user: ProviderUser, *, create: bool) -> str:
+        """Create or update one user: ``created``, ``updated``, ``unchanged`` or
+        ``not-created`` (the policy reports missing users instead)."""
+        db, p = self.db, self.db.param
+        values = [getattr(user, f) for f in self.fields]
+        sets = ", ".join(f"{_q(c)} = {p}" for c in self.spec.columns.values())
+        differs = " OR ".join(f"{_q(c)} IS DISTINCT FROM {p}" for c in self.spec.columns.values())
+        if self.deleted:
+            sets += f", {self.deleted} = NULL"
+            differs += f" OR {self.deleted} IS NOT NULL"
+        with db.transaction():
+            exists = db.query(f"SELECT 1 FROM {self.table} WHERE {self.key} = {p}", (user.id,))
+            if exists:
+                rows = db.query(
+                    f"UPDATE {self.table} SET {sets} WHERE {self.key} = {p} "
+                    f"AND ({differs}) RETURNING 1",
+                    (*values, user.id, *values),
+                )
+                return "updated" if rows else "unchanged"
+            if not create:
+                return "not-created"
+            columns = ", ".join(_q(c) for c in self.spec.columns.values())
+            marks = ", ".join(p for _ in range(len(values) + 1))
+            db.execute(
+                f"INSERT INTO {self.table} ({self.key}, {columns}) VALUES ({marks})",
+                (user.id, *values),
+            )
+            return "created"
+
+    def remove_one(self, key: str) -> str:
+        """Apply the orphans policy to one user: ``soft-deleted``, ``deleted``,
+        ``reported``, ``absent`` or ``conflict``."""
+        applied = Applied()
+        if not self.db.query(
+            f"SELECT 1 FROM {self.table} WHERE {self.key} = {self.db.param}", (key,)
+        ):
+            return "absent"
+        if self.spec.orphans == "soft-delete":
+            self.soft_delete([key], applied)
+            return "soft-deleted" if applied.soft_deleted else "unchanged"
+        if self.spec.orphans == "delete":
+            self.hard_delete([key], applied)
+            return "conflict" if applied.conflicts else "deleted"
+        return "reported"
+
     def drop_stage(self) -> None:
         self.db.execute(f"DROP TABLE IF EXISTS {STAGE}")
 

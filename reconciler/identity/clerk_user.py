@@ -1,0 +1,34 @@
+"""Clerk's user object as a ``ProviderUser``: shared by the listing and the webhooks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.identity.base import ProviderUser
+
+
+def from_clerk(data: dict[str, Any]) -> ProviderUser:
+    """Map a Clerk user; the primary email is the address whose id is
+    ``primary_email_address_id``."""
+    primary = data.get("primary_email_address_id")
+    email = next(
+        (
+            e.get("email_address")
+            for e in data.get("email_addresses") or []
+            if isinstance(e, dict) and e.get("id") == primary
+        ),
+        None,
+    )
+    updated = data.get("updated_at")
+    return ProviderUser(
+        id=str(data["id"]),
+        email=email,
+        first_name=data.get("first_name"),
+        last_name=data.get("last_name"),
+        active=not (data.get("banned") or data.get("locked")),
+        updated_at=datetime.fromtimestamp(updated / 1000, UTC)
+        if isinstance(updated, int | float)
+        else None,
+        external_id=data.get("external_id"),
+    )

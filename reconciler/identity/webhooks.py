@@ -1,0 +1,120 @@
+"""Clerk webhooks, delivered by Svix: verified, deduplicated, ordered, applied.
+
+``ClerkWebhook.handle(headers, body)`` is framework-free, so the daemon's HTTP server (or
+any other) mounts it at ``/webhooks/clerk``. Before anything is read from the body:
+
+- the Svix signature is checked (HMAC-SHA256 with the ``whsec_`` secret over
+  ``{svix-id}.{svix-timestamp}.{body}``, constant-time, via the ``svix`` library), and a
+  timestamp more than 5 minutes off is refused: 401;
+- a delivery whose ``svix-id`` was already processed is a replay: 400, nothing changes;
+- an event older than one already applied to the same user (deliveries arrive out of
+  order) is acknowledged and ignored.
+
+``user.created`` / ``user.updated`` carry the full user; ``user.deleted`` only its id and
+follows the policy's ``orphans`` mode (report, soft-delete or delete).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from svix.webhooks import Webhook, WebhookVerificationError
+
+from reconciler.db.connection import connect
+from reconciler.errors import ReconcilerError
+from reconciler.identity.clerk_user import from_clerk
+from reconciler.identity.sync import UsersTable
+from reconciler.ledger import Ledger
+from reconciler.policy.model import Target
+from reconciler.secrets import redact
+
+HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class ClerkWebhook:
+    """The ``/webhooks/clerk`` endpoint of one target."""
+
+    def __init__(self, target: Target, ledger: Ledger) -> None:
+        spec = target.identity
+        if spec is None or spec.clerk is None or spec.clerk.webhook_secret is None:
+            raise ReconcilerError(f"target {target.name!r} has no identity.clerk.webhook_secret")
+        self.target = target
+        self.ledger = ledger
+        self.verifier = Webhook(spec.clerk.webhook_secret.reveal())
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        missing = [h for h in HEADERS if not lowered.get(h)]
+        if missing:
+            return WebhookResponse(400, {"error": f"missing header {missing[0]}"})
+        try:
+            self.verifier.verify(body, {h: lowered[h] for h in HEADERS})
+        except WebhookVerificationError as exc:
+            return WebhookResponse(401, {"error": f"rejected: {exc}"})
+        event_id = lowered["svix-id"]
+        if self.ledger.webhook_seen(event_id):
+            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"})
+        try:
+            event = json.loads(body)
+            kind, data = str(event["type"]), event["data"]
+            key = str(data["id"])
+        except (ValueError, KeyError, TypeError):
+            return WebhookResponse(400, {"error": "not a Clerk user event"})
+        sent = datetime.fromtimestamp(int(lowered["svix-timestamp"]), UTC)
+        when = _event_time(data, sent)
+        if kind not in ("user.created", "user.updated", "user.deleted"):
+            self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "ignored")
+            return WebhookResponse(200, {"result": "ignored", "type": kind})
+        latest = self.ledger.latest_event_time(self.target.name, key)
+        if latest is not None and when < latest:
+            self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "out-of-order")
+            return WebhookResponse(200, {"result": "ignored: older than an applied event"})
+        try:
+            result = self._apply(kind, key, data)
+        except ReconcilerError as exc:
+            return WebhookResponse(503, {"error": redact(str(exc))})
+        if not self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "applied"):
+            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"})
+        return WebhookResponse(200, {"result": result})
+
+    def _apply(self, kind: str, key: str, data: dict[str, Any]) -> str:
+        spec = self.target.identity
+        assert spec is not None
+        db = connect(self.target.database, application_name="reconciler-webhook")
+        try:
+            table = UsersTable(db, spec)
+            if kind == "user.deleted":
+                return table.remove_one(key)
+            return table.upsert_one(from_clerk(data), create=spec.missing == "create")
+        finally:
+            db.close()
+
+
+def _event_time(data: dict[str, Any], sent: datetime) -> datetime:
+    """The user's own ``updated_at`` when present (ms), else when Svix sent the event."""
+    updated = data.get("updated_at")
+    if isinstance(updated, int | float):
+        return datetime.fromtimestamp(updated / 1000, UTC)
+    return sent
+
+
+def webhook_route(
+    hook: ClerkWebhook,
+) -> Callable[[Mapping[str, str], bytes], tuple[int, str, bytes]]:
+    """The handler in the shape the daemon's HTTP server mounts."""
+
+    def serve(headers: Mapping[str, str], body: bytes) -> tuple[int, str, bytes]:
+        response = hook.handle(headers, body)
+        return response.status, "application/json", json.dumps(response.body).encode()
+
+    return serve

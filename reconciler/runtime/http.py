@@ -1,0 +1,94 @@
+"""A small HTTP server for the daemon's endpoints, on the standard library.
+
+Routes are ``(method, path) -> handler``; a handler gets the request's headers and raw body
+and returns ``(status, content type, body bytes)``. Threads serve requests concurrently;
+the server binds where the policy says (``server.listen``) and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Reply = tuple[int, str, bytes]
+Handler = Callable[[Mapping[str, str], bytes], Reply]
+MAX_BODY = 1 << 20
+
+
+def json_reply(status: int, body: Any) -> Reply:
+    return status, "application/json", json.dumps(body).encode()
+
+
+class Server:
+    def __init__(self, host: str, port: int, routes: Mapping[tuple[str, str], Handler]) -> None:
+        self.routes = dict(routes)
+        server = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self, method: str) -> None:
+                path = self.path.split("?", 1)[0]
+                handler = server.routes.get((method, path))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    status, kind, body = json_reply(413, {"error": "body too large"})
+                elif handler is None:
+                    known = any(p == path for _, p in server.routes)
+                    status, kind, body = json_reply(
+                        405 if known else 404,
+                        {"error": "not found" if not known else "method not allowed"},
+                    )
+                else:
+                    raw = self.rfile.read(length) if length else b""
+                    try:
+                        status, kind, body = handler(dict(self.headers.items()), raw)
+                    except Exception:  # one bad request must not take the server down
+                        log.exception("handler for %s %s failed", method, path)
+                        status, kind, body = json_reply(500, {"error": "internal error"})
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s %s", self.address_string(), format % args)
+
+        self.httpd = ThreadingHTTPServer((host, port), RequestHandler)
+        self.httpd.daemon_threads = True
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Server:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
