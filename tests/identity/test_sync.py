@@ -1,0 +1,242 @@
+"""Identity sync against real databases: the users table follows the provider, and a bad
+listing never deletes anyone."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.act import reconcile_schema
+from reconciler.act.identity import IdentityOutcome, reconcile_identity
+from reconciler.errors import IncompleteListing
+from reconciler.identity.base import ProviderUser
+from reconciler.ledger import Ledger
+from reconciler.policy import Policy, load_policy
+from tests.conftest import PRISMA_PG, PRISMA_SQLITE, pg_query
+
+
+def user(i: int, **changes: Any) -> dict[str, Any]:
+    record = {"id": f"user_{i:05d}", "email": f"u{i}@example.com", "first_name": f"F{i}",
+              "last_name": f"L{i}"}
+    record.update(changes)
+    return record
+
+
+class Shop:
+    """A migrated shop database, a users file, and a policy tying them together."""
+
+    def __init__(self, tmp_path: Path, url: str, orphans: str, extra: str = "") -> None:
+        self.tmp_path, self.url = tmp_path, url
+        self.users_file = tmp_path / "users.yaml"
+        shutil.copytree(PRISMA_PG if url.startswith("postgresql") else PRISMA_SQLITE,
+                        tmp_path / "migrations")
+        self.policy_path = tmp_path / "policy.yaml"
+        self.policy_path.write_text(
+            "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
+            f"    database: {url}\n"
+            "    migrations: {layout: prisma, path: migrations}\n"
+            "    identity:\n      provider: file\n      file: {path: users.yaml}\n"
+            "      key: clerk_id\n"
+            "      columns: {email: email, first_name: first_name, last_name: last_name}\n"
+            f"      orphans: {orphans}\n      soft_delete_column: deleted_at\n"
+            "      max_deletions: {count: 10, percent: 50}\n" + extra)
+        self.write([])
+        with Ledger(self.policy.ledger) as ledger:
+            reconcile_schema(self.target, ledger, trigger="t", source="p")
+
+    @property
+    def policy(self) -> Policy:
+        return load_policy(self.policy_path, environ={})
+
+    @property
+    def target(self) -> Any:
+        return self.policy.targets[0]
+
+    def write(self, users: list[dict[str, Any]]) -> None:
+        self.users_file.write_text(yaml.safe_dump({"users": users}))
+
+    def sync(self, dry_run: bool = False, **kwargs: Any) -> IdentityOutcome:
+        with Ledger(self.policy.ledger) as ledger:
+            return reconcile_identity(self.target, ledger, dry_run=dry_run, trigger="t",
+                                      source="p", **kwargs)
+
+    def rows(self) -> dict[str, tuple[Any, ...]]:
+        sql = ("SELECT clerk_id, email, first_name, last_name, deleted_at IS NOT NULL "
+               "FROM users WHERE clerk_id IS NOT NULL")
+        if self.url.startswith("sqlite"):
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
+                found = conn.execute(sql).fetchall()
+        else:
+            found = pg_query(self.url, sql)
+        return {str(r[0]): tuple(bool(v) if i == 3 else v for i, v in enumerate(r[1:]))
+                for r in found}
+
+    def execute(self, sql: str) -> None:
+        if self.url.startswith("sqlite"):
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
+                conn.execute(sql)
+        else:
+            pg_query(self.url, sql)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'shop.db'}"
+
+
+def test_first_sync_then_a_no_op_resync(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "soft-delete")
+    shop.write([user(i) for i in range(1, 301)])
+    plan = shop.sync(dry_run=True)
+    assert plan.reason == "Pending"
+    assert plan.diff is not None
+    assert (plan.diff.missing, plan.diff.changed, plan.diff.orphans) == (300, 0, 0)
+    assert shop.rows() == {}, "a dry run changes nothing"
+
+    first = shop.sync()
+    assert first.in_sync, first.message
+    assert first.applied is not None
+    assert first.applied.created == 300
+    assert shop.rows()["user_00042"] == ("u42@example.com", "F42", "L42", False)
+
+    again = shop.sync()
+    assert again.applied is not None
+    assert (again.applied.created, again.applied.updated, again.applied.soft_deleted) == \
+        (0, 0, 0)
+
+
+def test_changes_are_applied_to_mapped_columns_only(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "report")
+    shop.write([user(i) for i in range(1, 11)])
+    shop.sync()
+    shop.execute("UPDATE users SET name = 'kept by the app' WHERE clerk_id = 'user_00003'")
+    shop.write([user(i, email=f"new{i}@example.com") if i in (3, 4) else user(i)
+                for i in range(1, 11)])
+    outcome = shop.sync()
+    assert outcome.applied is not None
+    assert outcome.applied.updated == 2
+    assert shop.rows()["user_00003"][0] == "new3@example.com"
+    assert shop.rows()["user_00005"][0] == "u5@example.com"
+
+
+@pytest.mark.parametrize("mode", ["report", "soft-delete", "delete"])
+def test_orphans_follow_the_policy(database: str, tmp_path: Path, mode: str) -> None:
+    shop = Shop(tmp_path, database, mode)
+    shop.write([user(i) for i in range(1, 21)])
+    shop.sync()
+    shop.write([user(i) for i in range(1, 21) if i not in (7, 8)])
+    outcome = shop.sync()
+    assert outcome.in_sync, outcome.message
+    rows = shop.rows()
+    if mode == "report":
+        assert rows["user_00007"][3] is False
+        assert "2 orphans reported, not deleted" in outcome.message
+    elif mode == "soft-delete":
+        assert rows["user_00007"][3] is True
+        assert rows["user_00008"][3] is True
+        assert rows["user_00009"][3] is False
+        # A soft-deleted user who comes back is restored.
+        shop.write([user(i) for i in range(1, 21)])
+        restored = shop.sync()
+        assert restored.applied is not None
+        assert restored.applied.updated == 2
+        assert shop.rows()["user_00007"][3] is False
+    else:
+        assert "user_00007" not in rows
+        assert len(rows) == 18
+
+
+def test_hard_delete_reports_foreign_key_conflicts(pg_url: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, pg_url, "delete")
+    shop.write([user(i) for i in range(1, 21)])
+    shop.sync()
+    pg_query(pg_url, "INSERT INTO subscriptions (user_id, plan) SELECT id, 'pro' FROM users "
+             "WHERE clerk_id = 'user_00007'")
+    shop.write([user(i) for i in range(1, 21) if i not in (7, 8)])
+    outcome = shop.sync()
+    assert outcome.applied is not None
+    assert outcome.applied.deleted == 1
+    assert outcome.applied.conflicts == ["user_00007"]
+    assert "1 not deleted (still referenced): user_00007" in outcome.message
+    assert "user_00007" in shop.rows()
+    assert pg_query(pg_url, "SELECT count(*) FROM subscriptions") == [(1,)]
+
+
+def test_hard_delete_refuses_to_cascade(pg_url: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, pg_url, "delete")
+    pg_query(pg_url, "CREATE TABLE notes (id serial, user_id int REFERENCES users(id) "
+             "ON DELETE CASCADE)")
+    shop.write([user(i) for i in range(1, 21)])
+    shop.sync()
+    shop.write([user(i) for i in range(1, 20)])
+    outcome = shop.sync()
+    assert outcome.reason == "IdentityFailed"
+    assert "ON DELETE CASCADE" in outcome.message
+    assert "notes" in outcome.message
+    assert "user_00020" in shop.rows()
+
+
+def test_empty_listing_never_deletes(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "delete")
+    shop.write([user(i) for i in range(1, 21)])
+    shop.sync()
+    shop.write([])
+    outcome = shop.sync()
+    assert outcome.reason == "IncompleteListing"
+    assert "listed no users while users has 20" in outcome.message
+    assert len(shop.rows()) == 20
+
+
+def test_too_many_deletions_wait_for_approval(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "soft-delete")
+    shop.write([user(i) for i in range(1, 101)])
+    shop.sync()
+    shop.write([user(i) for i in range(1, 101) if i > 30])
+    outcome = shop.sync()
+    assert outcome.reason == "AwaitingApproval"
+    assert "30 users would be soft deleted, above max_deletions (10 for 100 users)" in \
+        outcome.message
+    assert "user_00001" in outcome.message
+    assert not any(r[3] for r in shop.rows().values())
+    allowed = shop.sync(allow_deletions=30)
+    assert allowed.applied is not None
+    assert allowed.applied.soft_deleted == 30
+
+
+class Breaking:
+    """A provider whose listing breaks off after some users, like page 37 of 40."""
+
+    name = "clerk"
+
+    def __init__(self, users: list[dict[str, Any]], fail_after: int) -> None:
+        self.records, self.fail_after = users, fail_after
+
+    def users(self) -> Iterator[ProviderUser]:
+        for index, record in enumerate(self.records):
+            if index == self.fail_after:
+                raise IncompleteListing("clerk: HTTP 502 on page 37")
+            yield ProviderUser(record["id"], record["email"])
+
+    def count(self) -> int:
+        return len(self.records)
+
+
+def test_listing_that_breaks_off_changes_nothing(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "delete")
+    everyone = [user(i) for i in range(1, 41)]
+    shop.write(everyone)
+    shop.sync()
+    with Ledger(shop.policy.ledger) as ledger:
+        outcome = reconcile_identity(shop.target, ledger, dry_run=False, trigger="t",
+                                     source="p", provider=Breaking(everyone, 36))
+    assert outcome.reason == "IncompleteListing"
+    assert "page 37" in outcome.message
+    assert len(shop.rows()) == 40
