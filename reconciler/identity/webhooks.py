@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from svix.webhooks import Webhook, WebhookVerificationError
@@ -101,11 +101,12 @@ class ClerkWebhook:
 
 
 def _event_time(data: dict[str, Any], sent: datetime) -> datetime:
-    """The user's own ``updated_at`` when present (ms), else when Svix sent the event."""
+    """The user's own ``updated_at`` when present (ms), else the end of the second Svix
+    sent the event in (its timestamp has whole seconds; a deletion follows the update)."""
     updated = data.get("updated_at")
     if isinstance(updated, int | float):
         return datetime.fromtimestamp(updated / 1000, UTC)
-    return sent
+    return sent + timedelta(milliseconds=999)
 
 
 def webhook_route(
