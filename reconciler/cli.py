@@ -343,6 +343,28 @@ def resolve(config: Path, target: str, rolled_back: str | None, applied: str | N
     click.echo(f"{spec.name}: {name} marked {'rolled back' if rolled_back else 'applied'}.")
 
 
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="One full cycle of every target, then exit.")
+@errors_to_exit
+def run(config: Path, once: bool) -> None:
+    """The daemon: every target on its cadence, with /metrics, /status and webhooks."""
+    from reconciler.runtime.daemon import Daemon
+    from reconciler.runtime.logs import configure
+
+    configure()
+    daemon = Daemon(config)
+    if once:
+        code = daemon.run_once()
+        for name, runtime in daemon.targets.items():
+            for concern, state in runtime.concerns.items():
+                click.echo(f"{name} {concern}: {state.reason}: {redact(state.message)}")
+        daemon.stop(grace=0)
+        sys.exit(code)
+    daemon.start()
+    sys.exit(daemon.serve_until_signalled())
+
+
 main.add_command(backup)
 main.add_command(backups)
 main.add_command(restore)

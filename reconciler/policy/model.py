@@ -21,6 +21,7 @@ from pydantic import (
     PlainSerializer,
     ValidationInfo,
     WrapValidator,
+    field_validator,
     model_validator,
 )
 
@@ -184,29 +185,6 @@ class Backup(Strict):
         return self
 
 
-class Target(Strict):
-    name: Name
-    """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
-    environment: Literal["production", "staging", "development"] = "production"
-    """Guards destructive verbs: ``reset`` runs only on ``development``."""
-    database: DatabaseUrlField
-    """The application database; use ``${ENV}`` for anything holding a password."""
-    migrations: Migrations
-    apply: Literal["auto", "manual"] = "auto"
-    """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
-    them when a person asks."""
-    timeouts: Timeouts = Timeouts()
-    safety: Safety = Safety()
-    backup: Backup | None = None
-    identity: Identity | None = None
-    rehearse: bool = False
-    """Run pending migrations on a copy (restored from the fresh backup, or a Neon branch)
-    first, and measure what data each step loses; needs ``backup``."""
-    seed: PolicyPath | None = None
-    """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
-    ``DATABASE_URL`` in its environment."""
-
-
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
 """A table or column name (quoted when used, so case is kept)."""
 ProviderField = Literal["email", "first_name", "last_name", "external_id", "active"]
@@ -268,6 +246,75 @@ class Identity(Strict):
         return self
 
 
+Percent = Annotated[float, BeforeValidator(lambda v: _percent(v))]
+
+
+def _percent(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        number = float(value.strip()[:-1])
+    else:
+        raise ValueError("must be a percentage such as 10%")
+    if not 0 <= number <= 100:
+        raise ValueError("must be between 0% and 100%")
+    return number
+
+
+class Schedule(Strict):
+    schema_: Seconds | None = Field(default=300.0, alias="schema")
+    """How often the schema is reconciled (default 5m); null: never on a timer."""
+    identity: Seconds | None = 900.0
+    """How often users are reconciled (default 15m), when the target has ``identity``."""
+    backup: str | None = None
+    """A cron expression (``0 3 * * *``, UTC) for scheduled backups, besides those taken
+    before changes."""
+    jitter: Percent = 10.0
+    """Spread each run by up to this share of its interval, so a fleet does not wake at once."""
+    retry: Seconds = 60.0
+    """After a failure, retry this soon, doubling each time, never later than the interval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("backup")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"not a cron expression: {exc}") from None
+        return value
+
+
+class Target(Strict):
+    name: Name
+    """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
+    environment: Literal["production", "staging", "development"] = "production"
+    """Guards destructive verbs: ``reset`` runs only on ``development``."""
+    database: DatabaseUrlField
+    """The application database; use ``${ENV}`` for anything holding a password."""
+    migrations: Migrations
+    apply: Literal["auto", "manual"] = "auto"
+    """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
+    them when a person asks."""
+    timeouts: Timeouts = Timeouts()
+    safety: Safety = Safety()
+    backup: Backup | None = None
+    identity: Identity | None = None
+    schedule: Schedule = Schedule()
+    suspend: bool = False
+    """Stop acting (keep observing and exporting): condition ``Suspended``."""
+    rehearse: bool = False
+    """Run pending migrations on a copy (restored from the fresh backup, or a Neon branch)
+    first, and measure what data each step loses; needs ``backup``."""
+    seed: PolicyPath | None = None
+    """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
+    ``DATABASE_URL`` in its environment."""
+
+
 def _check_target(target: Target) -> Target:
     backup = target.backup
     if backup is not None:
@@ -283,11 +330,44 @@ def _check_target(target: Target) -> Target:
     return target
 
 
+class Server(Strict):
+    listen: str = "127.0.0.1:9108"
+    """host:port for /metrics, /healthz, /readyz, /status, webhooks and run-now requests."""
+    token: SecretField | None = None
+    """Bearer token for /status and POST /targets/{name}/reconcile (which always needs one)."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9108")
+        return value
+
+
+class GitSource(Strict):
+    url: str
+    """A repository the ``git`` command can fetch (https, ssh, or a local path)."""
+    ref: str = "main"
+    path: str = "policy.yaml"
+    """The policy file inside the repository."""
+    interval: Seconds = 60.0
+
+
+class Source(Strict):
+    git: GitSource
+
+
 class Policy(Strict):
     ledger: DatabaseUrlField
     """reconciler's own store of runs and steps; SQLite by default, PostgreSQL in production.
     A relative SQLite path is resolved against the policy file's folder."""
     targets: list[Annotated[Target, AfterValidator(_check_target)]] = Field(min_length=1)
+    server: Server = Server()
+    source: Source | None = None
+    """Where the desired state lives when not in this file: the daemon fetches it."""
+    grace: Seconds = 30.0
+    """On SIGTERM, how long a running migration may take to finish before the process exits."""
 
     @model_validator(mode="before")
     @classmethod

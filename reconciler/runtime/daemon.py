@@ -1,0 +1,377 @@
+"""``reconciler run``: every target's concerns on their cadence, one pipeline, one process.
+
+Each run is shaped like a Flux reconcile: take leadership, set ``Reconciling`` before the
+slow work, drive the same pipeline as the CLI (``act``), and end in an always-run block
+that writes conditions, the ledger and the metrics. APScheduler keeps the cadence (interval
+with jitter, cron for backups, coalesced: a slow run never piles up); failures retry after
+``schedule.retry``, doubling, capped at the interval.
+
+The desired state is a local policy file (reloaded on SIGHUP) or a git repository the daemon
+fetches on ``source.git.interval``; a new commit is reconciled at once. A policy that fails
+to load keeps the last good one running and reports ``InvalidPolicy``. SIGTERM stops the
+scheduling, lets a running migration finish (up to ``grace``), releases the locks, exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from reconciler.act import plan_target, reconcile_schema
+from reconciler.act.backups import take_backup
+from reconciler.act.identity import reconcile_identity
+from reconciler.errors import ReconcilerError
+from reconciler.ledger import Ledger
+from reconciler.policy import Policy, load_policy, parse_policy
+from reconciler.runtime import views
+from reconciler.runtime.conditions import SUCCESS, evaluate
+from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.target import TargetRuntime
+from reconciler.source.git import GitCheckout
+
+log = logging.getLogger("reconciler.daemon")
+CONCERNS = ("schema", "identity", "backup")
+
+
+class Daemon:
+    def __init__(self, config: Path, *, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.bootstrap = load_policy(config)
+        self.ledger = Ledger(self.bootstrap.ledger)
+        self.metrics = metrics or Metrics()
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self.commit: str | None = None
+        self.policy_error: str | None = None
+        self.checkout: GitCheckout | None = None
+        self.targets: dict[str, TargetRuntime] = {}
+        self.policy = self.bootstrap
+        if self.bootstrap.source is not None:
+            git = self.bootstrap.source.git
+            folder = (
+                self.bootstrap.ledger.sqlite_path.parent / "source"
+                if self.bootstrap.ledger.dialect == "sqlite"
+                else Path("var/source")
+            )
+            self.checkout = GitCheckout(git.url, git.ref, folder)
+            self.policy = self._fetch_policy(first=True) or self.bootstrap
+        self._adopt(self.policy)
+
+    # -- desired state --------------------------------------------------------------
+
+    def _fetch_policy(self, first: bool = False) -> Policy | None:
+        """The policy at the source's newest commit; None when unchanged or invalid."""
+        assert self.checkout is not None
+        assert self.bootstrap.source is not None
+        try:
+            commit = self.checkout.fetch()
+        except ReconcilerError as exc:
+            log.warning("cannot fetch the source: %s", exc)
+            if first:
+                raise
+            return None
+        if commit == self.commit:
+            return None
+        path = self.checkout.directory / self.bootstrap.source.git.path
+        try:
+            text = path.read_text(encoding="utf-8")
+            policy = parse_policy(text, path, os.environ)
+        except (OSError, ReconcilerError) as exc:
+            self.policy_error = f"commit {commit[:12]}: {exc}"
+            log.error(
+                "invalid policy, keeping the last good one: %s",
+                self.policy_error,
+                extra={"commit": commit},
+            )
+            if first:
+                raise ReconcilerError(self.policy_error) from None
+            return None
+        self.commit, self.policy_error = commit, None
+        self.metrics.set_source(commit)
+        log.info("desired state at commit %s", commit[:12], extra={"commit": commit})
+        return policy
+
+    def _adopt(self, policy: Policy) -> None:
+        with self.lock:
+            self.policy = policy
+            old = self.targets
+            self.targets = {}
+            for spec in policy.targets:
+                runtime = old.get(spec.name)
+                if runtime is None:
+                    runtime = TargetRuntime.create(spec, self.bootstrap.ledger)
+                runtime.spec = spec
+                self.targets[spec.name] = runtime
+            for name in set(old) - set(self.targets):
+                old[name].leadership.release()
+                self.metrics.forget(name)
+        if self.scheduler is not None:
+            self._schedule()
+        server = getattr(self, "server", None)
+        if server is not None:
+            from reconciler.runtime.endpoints import routes
+
+            server.routes = routes(self)
+
+    def reload(self) -> None:
+        """SIGHUP or a source poll: load the new desired state if it is valid."""
+        if self.checkout is not None:
+            policy = self._fetch_policy()
+        else:
+            try:
+                policy = load_policy(self.config)
+                self.policy_error = None
+            except ReconcilerError as exc:
+                self.policy_error = str(exc).splitlines()[0]
+                log.error("invalid policy, keeping the last good one: %s", self.policy_error)
+                policy = None
+        if policy is None:
+            self._refresh_conditions()
+            return
+        self._adopt(policy)
+        for name in list(self.targets):
+            self.trigger(name)
+
+    # -- runs -----------------------------------------------------------------------
+
+    def reconcile(self, name: str, concern: str, trigger: str = "schedule") -> str | None:
+        """One run of one concern of one target; the outcome's reason, or None if skipped."""
+        runtime = self.targets.get(name)
+        if runtime is None or (self.stopping.is_set() and trigger != "once"):
+            return None
+        if not runtime.busy.acquire(blocking=False):
+            return None  # a run of this target is under way: coalesce
+        try:
+            return self._run(runtime, concern, trigger)
+        finally:
+            runtime.busy.release()
+
+    def _run(self, runtime: TargetRuntime, concern: str, trigger: str) -> str | None:
+        spec = runtime.spec
+        if concern == "identity" and spec.identity is None:
+            return None
+        if concern == "backup" and spec.backup is None:
+            return None
+        runtime.leader = runtime.leadership.acquire()
+        self.metrics.leader.labels(spec.name).set(1 if runtime.leader else 0)
+        if not runtime.leader:
+            return None
+        state = runtime.concern(concern)
+        runtime.conditions = evaluate(
+            "Progressing",
+            f"reconciling {concern}",
+            datetime.now(UTC),
+            reconciling=True,
+            previous=runtime.conditions,
+        )
+        self.metrics.set_conditions(spec.name, runtime.conditions)
+        started = time.perf_counter()
+        reason, message = "ApplyFailed", "interrupted"
+        try:
+            reason, message = self._act(runtime, concern, trigger)
+        except ReconcilerError as exc:
+            reason, message = "ApplyFailed", str(exc)
+        except Exception as exc:  # a bug must not kill the loop; it stalls the target
+            log.exception("unexpected error", extra={"target": spec.name, "concern": concern})
+            reason, message = "ApplyFailed", f"internal error: {type(exc).__name__}"
+        finally:
+            seconds = time.perf_counter() - started
+            ok = reason in SUCCESS or reason in ("AwaitingGracePeriod", "Suspended")
+            state.reason, state.message = reason, message
+            state.finished_at, state.seconds = datetime.now(UTC), seconds
+            state.failures = 0 if ok else state.failures + 1
+            self.metrics.duration.labels(spec.name, concern).observe(seconds)
+            self.metrics.runs.labels(spec.name, concern, "success" if ok else "failure").inc()
+            if ok:
+                self.metrics.last_success.labels(spec.name, concern).set(time.time())
+            self._refresh_conditions(runtime)
+            log.info(
+                "%s %s: %s: %s",
+                spec.name,
+                concern,
+                reason,
+                message,
+                extra={"target": spec.name, "concern": concern, "outcome": reason},
+            )
+            if not ok and not self.stopping.is_set():
+                self._retry(runtime, concern, state.failures)
+        return reason
+
+    def _act(self, runtime: TargetRuntime, concern: str, trigger: str) -> tuple[str, str]:
+        spec = runtime.spec
+        source = self.commit or str(self.config)
+        acting = not spec.suspend and spec.apply == "auto"
+        if concern == "schema":
+            if acting:
+                outcome = reconcile_schema(
+                    spec, self.ledger, trigger=trigger, source=source, commit=self.commit
+                )
+                views.schema(self, runtime, outcome.plan, outcome.applied)
+                return outcome.reason, outcome.message
+            plan = plan_target(spec)
+            views.schema(self, runtime, plan, 0)
+            if spec.suspend:
+                return "Suspended", "suspend: true; observing only"
+            return (
+                "InSync" if plan.in_sync else "Planned",
+                f"apply: manual; {len(plan.steps)} pending migration(s)",
+            )
+        if concern == "identity":
+            result = reconcile_identity(
+                spec, self.ledger, dry_run=not acting, trigger=trigger, source=source
+            )
+            views.identity(self, runtime, result)
+            if spec.suspend:
+                return "Suspended", "suspend: true; observing only"
+            return result.reason, result.message
+        if spec.suspend:
+            return "Suspended", "suspend: true; no scheduled backup"
+        backup = take_backup(spec, self.ledger, reason="scheduled")
+        views.backup(self, runtime)
+        return "InSync", f"backup {backup.artifact.id}: {backup.message}"
+
+    def _refresh_conditions(self, runtime: TargetRuntime | None = None) -> None:
+        for item in [runtime] if runtime else list(self.targets.values()):
+            worst = views.worst(item)
+            reason, message = worst if worst else ("Progressing", "not reconciled yet")
+            if self.policy_error:
+                reason, message = (
+                    "InvalidPolicy",
+                    (f"{self.policy_error}; still reconciling the last good policy"),
+                )
+            item.conditions = evaluate(reason, message, datetime.now(UTC), previous=item.conditions)
+            self.metrics.set_conditions(item.spec.name, item.conditions)
+
+    # -- scheduling -----------------------------------------------------------------
+
+    def trigger(self, name: str, concern: str | None = None) -> bool:
+        """Run now (an API call, a new commit); False for an unknown target."""
+        if name not in self.targets or self.scheduler is None:
+            return name in self.targets
+        for item in (concern,) if concern else ("schema", "identity"):
+            self.scheduler.add_job(
+                self.reconcile,
+                args=(name, item, "api"),
+                id=f"{name}:{item}:now",
+                replace_existing=True,
+            )
+        return True
+
+    def _retry(self, runtime: TargetRuntime, concern: str, failures: int) -> None:
+        if self.scheduler is None:
+            return
+        schedule = runtime.spec.schedule
+        interval = {"schema": schedule.schema_, "identity": schedule.identity}.get(concern)
+        delay = schedule.retry * 2 ** (failures - 1)
+        if interval:
+            delay = min(delay, interval)
+        self.scheduler.add_job(
+            self.reconcile,
+            "date",
+            run_date=datetime.now(UTC) + timedelta(seconds=delay),
+            args=(runtime.spec.name, concern, "retry"),
+            id=f"{runtime.spec.name}:{concern}:retry",
+            replace_existing=True,
+        )
+
+    def _schedule(self) -> None:
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            if job.id != "source":
+                job.remove()
+        for name, runtime in self.targets.items():
+            schedule = runtime.spec.schedule
+            for concern, every in (("schema", schedule.schema_), ("identity", schedule.identity)):
+                if every is None or (concern == "identity" and runtime.spec.identity is None):
+                    continue
+                self.scheduler.add_job(
+                    self.reconcile,
+                    IntervalTrigger(seconds=every, jitter=every * schedule.jitter / 100),
+                    args=(name, concern),
+                    id=f"{name}:{concern}",
+                    next_run_time=datetime.now(UTC)
+                    + timedelta(seconds=random.uniform(0, every * schedule.jitter / 100)),
+                )
+            if schedule.backup and runtime.spec.backup is not None:
+                self.scheduler.add_job(
+                    self.reconcile,
+                    CronTrigger.from_crontab(schedule.backup, timezone=UTC),
+                    args=(name, "backup"),
+                    id=f"{name}:backup",
+                )
+
+    def start(self) -> None:
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._schedule()
+        if self.checkout is not None and self.bootstrap.source is not None:
+            self.scheduler.add_job(
+                self.reload,
+                IntervalTrigger(seconds=self.bootstrap.source.git.interval),
+                id="source",
+            )
+        self.scheduler.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop scheduling; wait for running work (a migration finishes or rolls back)."""
+        self.stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + (self.policy.grace if grace is None else grace)
+        for runtime in list(self.targets.values()):
+            remaining = max(deadline - time.monotonic(), 0)
+            if runtime.busy.acquire(timeout=remaining):
+                runtime.busy.release()
+            runtime.leadership.release()
+        self.ledger.close()
+
+    def run_once(self) -> int:
+        """One full cycle of every target; the exit code of the cycle."""
+        reasons: list[str] = []
+        for name in list(self.targets):
+            for concern in ("schema", "identity"):
+                reason = self.reconcile(name, concern, trigger="once")
+                if reason is not None:
+                    reasons.append(reason)
+        if any(r in ("AwaitingApproval", "AwaitingGracePeriod") for r in reasons):
+            return 3
+        return 0 if all(r in SUCCESS or r == "Suspended" for r in reasons) else 1
+
+    def serve_until_signalled(self) -> int:
+        from reconciler.runtime.endpoints import routes
+        from reconciler.runtime.http import Server
+
+        host, _, port = self.bootstrap.server.listen.rpartition(":")
+        self.server = Server(host, int(port), routes(self))
+        self.server.start()
+        log.info("serving on %s", self.server.url)
+        done = threading.Event()
+
+        def terminate(signum: int, frame: Any) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            done.set()
+
+        def hangup(signum: int, frame: Any) -> None:
+            threading.Thread(target=self.reload, name="reload", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, terminate)
+        signal.signal(signal.SIGINT, terminate)
+        signal.signal(signal.SIGHUP, hangup)
+        done.wait()
+        self.stop()
+        self.server.stop()
+        return 0
