@@ -42,6 +42,7 @@ from reconciler.source.git import GitCheckout
 
 log = logging.getLogger("reconciler.daemon")
 CONCERNS = ("schema", "identity", "backup")
+BUSY_WAIT_SECONDS = 900.0
 
 
 class Daemon:
@@ -151,8 +152,10 @@ class Daemon:
         runtime = self.targets.get(name)
         if runtime is None or (self.stopping.is_set() and trigger != "once"):
             return None
-        if not runtime.busy.acquire(blocking=False):
-            return None  # a run of this target is under way: coalesce
+        # Runs of one target never overlap: another concern's run waits for this one (the
+        # scheduler already coalesces repeats of the same concern).
+        if not runtime.busy.acquire(timeout=BUSY_WAIT_SECONDS):
+            return None
         try:
             return self._run(runtime, concern, trigger)
         finally:
@@ -302,7 +305,7 @@ class Daemon:
                     args=(name, concern),
                     id=f"{name}:{concern}",
                     next_run_time=datetime.now(UTC)
-                    + timedelta(seconds=random.uniform(0, every * schedule.jitter / 100)),
+                    + timedelta(seconds=random.uniform(0, min(every * schedule.jitter / 100, 2.0))),
                 )
             if schedule.backup and runtime.spec.backup is not None:
                 self.scheduler.add_job(
