@@ -5,7 +5,6 @@ from __future__ import annotations
 from reconciler.identity.base import Provider
 from reconciler.policy.model import Identity
 
-
 RETRIES, BACKOFF = 3, 0.5
 """A provider that fails three times in a row (0.5s, 1s, 2s apart) fails the run; the
 daemon's own retry schedule takes over from there."""
