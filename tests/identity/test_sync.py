@@ -22,8 +22,12 @@ from tests.conftest import PRISMA_PG, PRISMA_SQLITE, pg_query
 
 
 def user(i: int, **changes: Any) -> dict[str, Any]:
-    record = {"id": f"user_{i:05d}", "email": f"u{i}@example.com", "first_name": f"F{i}",
-              "last_name": f"L{i}"}
+    record = {
+        "id": f"user_{i:05d}",
+        "email": f"u{i}@example.com",
+        "first_name": f"F{i}",
+        "last_name": f"L{i}",
+    }
     record.update(changes)
     return record
 
@@ -34,8 +38,9 @@ class Shop:
     def __init__(self, tmp_path: Path, url: str, orphans: str, extra: str = "") -> None:
         self.tmp_path, self.url = tmp_path, url
         self.users_file = tmp_path / "users.yaml"
-        shutil.copytree(PRISMA_PG if url.startswith("postgresql") else PRISMA_SQLITE,
-                        tmp_path / "migrations")
+        shutil.copytree(
+            PRISMA_PG if url.startswith("postgresql") else PRISMA_SQLITE, tmp_path / "migrations"
+        )
         self.policy_path = tmp_path / "policy.yaml"
         self.policy_path.write_text(
             "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
@@ -45,7 +50,8 @@ class Shop:
             "      key: clerk_id\n"
             "      columns: {email: email, first_name: first_name, last_name: last_name}\n"
             f"      orphans: {orphans}\n      soft_delete_column: deleted_at\n"
-            "      max_deletions: {count: 10, percent: 50}\n" + extra)
+            "      max_deletions: {count: 10, percent: 50}\n" + extra
+        )
         self.write([])
         with Ledger(self.policy.ledger) as ledger:
             reconcile_schema(self.target, ledger, trigger="t", source="p")
@@ -63,19 +69,23 @@ class Shop:
 
     def sync(self, dry_run: bool = False, **kwargs: Any) -> IdentityOutcome:
         with Ledger(self.policy.ledger) as ledger:
-            return reconcile_identity(self.target, ledger, dry_run=dry_run, trigger="t",
-                                      source="p", **kwargs)
+            return reconcile_identity(
+                self.target, ledger, dry_run=dry_run, trigger="t", source="p", **kwargs
+            )
 
     def rows(self) -> dict[str, tuple[Any, ...]]:
-        sql = ("SELECT clerk_id, email, first_name, last_name, deleted_at IS NOT NULL "
-               "FROM users WHERE clerk_id IS NOT NULL")
+        sql = (
+            "SELECT clerk_id, email, first_name, last_name, deleted_at IS NOT NULL "
+            "FROM users WHERE clerk_id IS NOT NULL"
+        )
         if self.url.startswith("sqlite"):
             with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
                 found = conn.execute(sql).fetchall()
         else:
             found = pg_query(self.url, sql)
-        return {str(r[0]): tuple(bool(v) if i == 3 else v for i, v in enumerate(r[1:]))
-                for r in found}
+        return {
+            str(r[0]): tuple(bool(v) if i == 3 else v for i, v in enumerate(r[1:])) for r in found
+        }
 
     def execute(self, sql: str) -> None:
         if self.url.startswith("sqlite"):
@@ -109,8 +119,7 @@ def test_first_sync_then_a_no_op_resync(database: str, tmp_path: Path) -> None:
 
     again = shop.sync()
     assert again.applied is not None
-    assert (again.applied.created, again.applied.updated, again.applied.soft_deleted) == \
-        (0, 0, 0)
+    assert (again.applied.created, again.applied.updated, again.applied.soft_deleted) == (0, 0, 0)
 
 
 def test_changes_are_applied_to_mapped_columns_only(database: str, tmp_path: Path) -> None:
@@ -118,8 +127,9 @@ def test_changes_are_applied_to_mapped_columns_only(database: str, tmp_path: Pat
     shop.write([user(i) for i in range(1, 11)])
     shop.sync()
     shop.execute("UPDATE users SET name = 'kept by the app' WHERE clerk_id = 'user_00003'")
-    shop.write([user(i, email=f"new{i}@example.com") if i in (3, 4) else user(i)
-                for i in range(1, 11)])
+    shop.write(
+        [user(i, email=f"new{i}@example.com") if i in (3, 4) else user(i) for i in range(1, 11)]
+    )
     outcome = shop.sync()
     assert outcome.applied is not None
     assert outcome.applied.updated == 2
@@ -158,8 +168,11 @@ def test_hard_delete_reports_foreign_key_conflicts(pg_url: str, tmp_path: Path) 
     shop = Shop(tmp_path, pg_url, "delete")
     shop.write([user(i) for i in range(1, 21)])
     shop.sync()
-    pg_query(pg_url, "INSERT INTO subscriptions (user_id, plan) SELECT id, 'pro' FROM users "
-             "WHERE clerk_id = 'user_00007'")
+    pg_query(
+        pg_url,
+        "INSERT INTO subscriptions (user_id, plan) SELECT id, 'pro' FROM users "
+        "WHERE clerk_id = 'user_00007'",
+    )
     shop.write([user(i) for i in range(1, 21) if i not in (7, 8)])
     outcome = shop.sync()
     assert outcome.applied is not None
@@ -172,8 +185,9 @@ def test_hard_delete_reports_foreign_key_conflicts(pg_url: str, tmp_path: Path) 
 
 def test_hard_delete_refuses_to_cascade(pg_url: str, tmp_path: Path) -> None:
     shop = Shop(tmp_path, pg_url, "delete")
-    pg_query(pg_url, "CREATE TABLE notes (id serial, user_id int REFERENCES users(id) "
-             "ON DELETE CASCADE)")
+    pg_query(
+        pg_url, "CREATE TABLE notes (id serial, user_id int REFERENCES users(id) ON DELETE CASCADE)"
+    )
     shop.write([user(i) for i in range(1, 21)])
     shop.sync()
     shop.write([user(i) for i in range(1, 20)])
@@ -202,8 +216,9 @@ def test_too_many_deletions_wait_for_approval(database: str, tmp_path: Path) -> 
     shop.write([user(i) for i in range(1, 101) if i > 30])
     outcome = shop.sync()
     assert outcome.reason == "AwaitingApproval"
-    assert "30 users would be soft deleted, above max_deletions (10 for 100 users)" in \
-        outcome.message
+    assert (
+        "30 users would be soft deleted, above max_deletions (10 for 100 users)" in outcome.message
+    )
     assert "user_00001" in outcome.message
     assert not any(r[3] for r in shop.rows().values())
     allowed = shop.sync(allow_deletions=30)
@@ -235,8 +250,14 @@ def test_listing_that_breaks_off_changes_nothing(database: str, tmp_path: Path) 
     shop.write(everyone)
     shop.sync()
     with Ledger(shop.policy.ledger) as ledger:
-        outcome = reconcile_identity(shop.target, ledger, dry_run=False, trigger="t",
-                                     source="p", provider=Breaking(everyone, 36))
+        outcome = reconcile_identity(
+            shop.target,
+            ledger,
+            dry_run=False,
+            trigger="t",
+            source="p",
+            provider=Breaking(everyone, 36),
+        )
     assert outcome.reason == "IncompleteListing"
     assert "page 37" in outcome.message
     assert len(shop.rows()) == 40
