@@ -19,6 +19,7 @@ from reconciler import __version__
 from reconciler.act import Outcome, plan_target, reconcile_schema
 from reconciler.act.engine import StepResult
 from reconciler.act.lint import lint_paths, lint_policy
+from reconciler.act.rehearse import describe_rehearsal, rehearse_plan
 from reconciler.act.reset import check_resettable, reset_target
 from reconciler.act.resolve import resolve_failed
 from reconciler.cli_backups import backup, backups, restore
@@ -65,8 +66,14 @@ def main(verbose: int) -> None:
 @click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--rehearse",
+    is_flag=True,
+    help="Also run the runnable steps on a copy (from a fresh backup) and show "
+    "each step's duration and data loss. The live database is not changed.",
+)
 @errors_to_exit
-def plan(config: Path, target: str | None, output: str) -> None:
+def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
     """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
     policy = load_policy(config)
     plans: list[dict[str, Any]] = []
@@ -85,10 +92,30 @@ def plan(config: Path, target: str | None, output: str) -> None:
             code = EXIT_ERROR
         elif result.steps and code == EXIT_OK:
             code = EXIT_PENDING
+        rehearsal = None
+        if rehearse and result.steps and not result.blocker:
+            with Ledger(policy.ledger) as ledger:
+                rehearsal = rehearse_plan(spec, ledger, result)
         if output == "json":
-            plans.append(to_json(result))
+            entry = to_json(result)
+            if rehearsal is not None:
+                entry["rehearsal"] = [
+                    {
+                        "migration": r.step.migration.id,
+                        "seconds": r.seconds,
+                        "losses": [loss.describe() for loss in r.losses],
+                        "error": r.error,
+                        "unapproved": [loss.describe() for loss in r.unapproved],
+                    }
+                    for r in rehearsal.steps
+                ]
+            plans.append(entry)
         else:
             click.echo(("\n" if index else "") + render_text(result))
+            if rehearsal is not None:
+                click.echo("\n".join(describe_rehearsal(rehearsal)))
+        if rehearsal is not None and any(r.error for r in rehearsal.steps):
+            code = EXIT_ERROR
     if output == "json":
         click.echo(json.dumps({"targets": plans}, indent=2))
     sys.exit(code)

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from reconciler.backup import Artifact, BackupDriver, BackupError
 from reconciler.db.connection import connect
 from reconciler.errors import MigrationFailed, ReconcilerError
+from reconciler.ledger import Ledger
 from reconciler.observe.census import Loss, losses, take_census
-from reconciler.plan.model import Step
+from reconciler.plan.model import Plan, Step
 from reconciler.policy.model import Target
+from reconciler.source import open_layout
 from reconciler.source.base import Layout
 
 
@@ -114,3 +116,16 @@ def describe_rehearsal(rehearsal: Rehearsal) -> list[str]:
                 state = "NOT APPROVED" if loss in unapproved else "approved"
                 lines.append(f"{head}, lost {loss.describe()} ({state})")
     return lines
+
+
+def rehearse_plan(target: Target, ledger: Ledger, plan: Plan) -> Rehearsal:
+    """A fresh, verified backup and a rehearsal of every pending step, blocked ones too (what
+    they would lose is what a reviewer needs to approve them); nothing live changes."""
+    if target.backup is None:
+        raise BackupError(f"target {target.name!r} has no `backup:` section to rehearse from")
+    from reconciler.act.backups import take_backup
+    from reconciler.backup import open_driver
+
+    driver = open_driver(target)
+    backup = take_backup(target, ledger, reason="rehearsal", driver=driver)
+    return rehearse(target, open_layout(target.migrations), driver, backup.artifact, plan.steps)

@@ -171,3 +171,23 @@ def test_step_that_fails_on_the_copy_blocks_and_reports_the_error(
     assert pg_query(
         SERVER, "SELECT count(*) FROM pg_database WHERE datname LIKE 'rcl\\_scratch\\_%'"
     ) == [(0,)]
+
+
+def test_plan_rehearse_shows_what_a_blocked_step_would_lose(shop: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import main
+
+    add(tmp_path, "20261201000000_drop_name", 'ALTER TABLE "users" DROP COLUMN "name";\n')
+    write_policy(tmp_path, shop)
+    result = CliRunner().invoke(main, ["plan", "-c", str(tmp_path / "policy.yaml"), "--rehearse"])
+    assert result.exit_code == 2, result.output
+    assert "20261201000000_drop_name: " in result.output
+    assert (
+        "lost users.name: column dropped with 300 non-null values (NOT APPROVED)" in result.output
+    )
+    assert pg_query(
+        shop,
+        "SELECT count(*) FROM information_schema.columns WHERE "
+        "table_name = 'users' AND column_name = 'name'",
+    ) == [(1,)]

@@ -1,0 +1,407 @@
+"""The ``clerk`` provider: every user of a Clerk instance, through the Backend API.
+
+``GET /users`` answers a bare JSON array, at most 500 users a request, in the order asked
+(``order_by=+created_at``: oldest first, so users created during the listing come last).
+Pages are chained with the ``starting_after=<last user id>`` cursor; a server that refuses
+the cursor (a 400 or 422 naming ``starting_after``) is listed on with ``offset`` from where
+the cursor stopped, and one that ignores it is noticed (the page repeats the previous one)
+and listed on the same way. A page shorter than ``limit`` is the last. ``GET /users/count``
+gives the count the sync checks the listing against. Users are mapped by
+``clerk_user.from_clerk``, as the webhooks map them.
+
+``HttpProvider`` holds what the HTTP providers (this one and SCIM) share: one GET with its
+retries, the waits, and the one-line errors. ``429`` is waited out for as long as
+``Retry-After`` says; ``5xx`` answers and lost connections are retried with exponential
+backoff, ``max_retries`` times; ``401``/``403`` fail at once. A failure before the first page
+is ``ProviderUnavailable``; one after it, or a page that is not what the API promises
+(not JSON, not a list, a user without ``id``), is ``IncompleteListing``: the sync then deletes
+nothing. The credential travels in one request header and is never part of a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from reconciler.errors import IncompleteListing, ProviderUnavailable
+from reconciler.identity.base import ProviderUser
+from reconciler.identity.clerk_user import from_clerk
+from reconciler.secrets import Secret, redact
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 500
+"""Clerk's largest ``limit``."""
+
+_HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_MAX_BACKOFF = 30.0
+_MAX_WAIT = 300.0
+"""The longest ``Retry-After`` waited out; a longer one fails the request (and says when)."""
+_RATE_LIMITED_TRIES = 30
+"""429 answers waited out for one request before giving up."""
+_CURSOR = "starting_after"
+_REFUSALS = frozenset({400, 422})
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a request stands, for its error messages: what it fetches and what came before."""
+
+    what: str
+    pages: int = 0
+    """Pages already yielded: a failure now breaks a listing off."""
+    users: int = 0
+
+
+class HttpProvider:
+    """One GET at a time against a JSON API with a bearer credential, retried as it asks."""
+
+    name = "http"
+    credential = "credential"
+    """What the secret is called in messages (``secret key``, ``token``)."""
+    accept = "application/json"
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: Secret,
+        *,
+        client: httpx.Client | None = None,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        if backoff < 0:
+            raise ValueError("backoff must be 0 or more")
+        self._base = base_url.rstrip("/")
+        self._secret = secret
+        self._client = client
+        self.max_retries = max_retries
+        self.backoff = backoff
+
+    # -- to override ----------------------------------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        """Every wait before a retry."""
+        time.sleep(seconds)
+
+    def _detail(self, data: Any) -> str:
+        """The API's own explanation in an error answer's JSON body ('' if none)."""
+        return ""
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _api(self) -> Iterator[httpx.Client]:
+        """The client given, else one of our own for the length of one listing or count."""
+        if self._client is not None:
+            yield self._client
+            return
+        with httpx.Client(timeout=_HTTP_TIMEOUT) as client:
+            yield client
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._secret.reveal()}", "Accept": self.accept}
+
+    def _delay(self, retry: int) -> float:
+        return float(min(self.backoff * 2 ** min(retry, 16), _MAX_BACKOFF))
+
+    def _get(
+        self,
+        client: httpx.Client,
+        path: str,
+        params: dict[str, str | int],
+        place: Place,
+        *,
+        tolerate: Collection[int] = (),
+    ) -> httpx.Response:
+        """The answer to ``GET path``: a 2xx, or a status in ``tolerate``. Waits out 429s,
+        retries 5xx answers and lost connections; raises ``ProviderUnavailable`` (or
+        ``IncompleteListing`` once pages were yielded) when that does not help."""
+        url = self._base + path
+        failures = 0
+        limited = 0
+        while True:
+            try:
+                response = client.get(url, params=params, headers=self._headers())
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise self._failure(place, f"bad API URL {_host(self._base)}: {exc}") from None
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+                if failures >= self.max_retries:
+                    raise self._failure(
+                        place,
+                        f"cannot reach {_host(self._base)}: {reason} "
+                        f"(gave up after {failures + 1} attempts)",
+                    ) from None
+                wait = self._delay(failures)
+                failures += 1
+                log.debug("%s: %s: %s; retrying in %.2fs", self.name, place.what, reason, wait)
+                self._sleep(wait)
+                continue
+            status = response.status_code
+            if status < 300 or status in tolerate:
+                return response
+            if status in (401, 403):
+                raise self._failure(
+                    place, f"{self._status(response)}: the {self.credential} was refused"
+                )
+            asked = _retry_after(response)
+            if status == 429:
+                wait = self._delay(limited) if asked is None else asked
+                if wait > _MAX_WAIT or limited >= _RATE_LIMITED_TRIES:
+                    error = self._failure(
+                        place,
+                        f"{self._status(response)} (rate limited "
+                        + (f"for {wait:g}s" if wait > _MAX_WAIT else f"{limited + 1} times")
+                        + ")",
+                    )
+                    error.retry_after = max(wait, error.retry_after or 0.0)
+                    raise error
+                limited += 1
+            elif status >= 500:
+                if failures >= self.max_retries:
+                    raise self._failure(
+                        place,
+                        f"{self._status(response)} (gave up after {failures + 1} attempts)",
+                    )
+                wait = self._delay(failures) if asked is None else min(asked, _MAX_WAIT)
+                failures += 1
+            else:
+                raise self._failure(place, self._status(response))
+            log.debug("%s: %s: HTTP %s; retrying in %.2fs", self.name, place.what, status, wait)
+            self._sleep(wait)
+
+    # -- answers --------------------------------------------------------------------------
+
+    def _status(self, response: httpx.Response) -> str:
+        """``HTTP 503 Service Unavailable: <the API's code and message>``."""
+        text = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+        try:
+            detail = self._detail(response.json())
+        except ValueError:
+            detail = ""
+        return f"{text}: {detail}" if detail else text
+
+    def _failure(self, place: Place, text: str) -> ProviderUnavailable:
+        """The error for a request that cannot succeed: a listing that yielded pages broke off."""
+        if place.pages:
+            return IncompleteListing(
+                self._line(
+                    f"{self.name}: {place.what}: {text}; the listing broke off after "
+                    f"{_progress(place)}"
+                )
+            )
+        return ProviderUnavailable(self._line(f"{self.name}: {place.what}: {text}"))
+
+    def _truncated(self, place: Place, text: str) -> IncompleteListing:
+        """A page that is not what the API promises: the listing cannot be trusted."""
+        suffix = f" after {_progress(place)}" if place.pages else ""
+        return IncompleteListing(
+            self._line(f"{self.name}: {place.what} is truncated: {text}; listing stopped{suffix}")
+        )
+
+    def _line(self, text: str, limit: int = 400) -> str:
+        line = " ".join(redact(text).split())
+        key = self._secret.reveal()
+        if key:
+            line = line.replace(key, "***")
+        return line if len(line) <= limit else line[: limit - 3] + "..."
+
+    def _json(self, response: httpx.Response, place: Place) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise self._truncated(
+                place, f"HTTP {response.status_code} with a body that is not JSON"
+            ) from None
+
+
+class ClerkProvider(HttpProvider):
+    name = "clerk"
+    credential = "secret key"
+
+    def __init__(
+        self,
+        secret_key: Secret,
+        api_url: str = "https://api.clerk.com/v1",
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        client: httpx.Client | None = None,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        super().__init__(
+            api_url, secret_key, client=client, max_retries=max_retries, backoff=backoff
+        )
+        self.page_size = page_size
+
+    def __repr__(self) -> str:
+        return f"ClerkProvider(api_url={self._base!r}, page_size={self.page_size})"
+
+    def users(self) -> Iterator[ProviderUser]:
+        with self._api() as client:
+            yield from self._list(client)
+
+    def count(self) -> int | None:
+        place = Place("user count")
+        with self._api() as client:
+            response = self._get(client, "/users/count", {}, place)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        total = data.get("total_count") if isinstance(data, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise ProviderUnavailable(
+                f"clerk: user count: HTTP {response.status_code}: the answer holds no total_count"
+            )
+        return total
+
+    def _list(self, client: httpx.Client) -> Iterator[ProviderUser]:
+        cursor: str | None = None
+        use_cursor = True
+        pages = 0
+        listed = 0
+        previous: frozenset[str] = frozenset()
+        while True:
+            params: dict[str, str | int] = {"limit": self.page_size, "order_by": "+created_at"}
+            if cursor is not None and use_cursor:
+                params[_CURSOR] = cursor
+            elif pages:
+                params["offset"] = listed
+            place = Place(f"page {pages + 1} of the user listing", pages, listed)
+            response = self._get(
+                client, "/users", params, place, tolerate=_REFUSALS if _CURSOR in params else ()
+            )
+            if response.status_code in _REFUSALS:
+                if not _names_cursor(response):
+                    raise self._failure(place, self._status(response))
+                log.warning(
+                    "clerk: the API refused %s (%s); listing on with offset=%d",
+                    _CURSOR,
+                    self._status(response),
+                    listed,
+                )
+                use_cursor = False
+                continue
+            page = self._page(response, place)
+            ids = [entry["id"] for entry in page]
+            if pages and not previous.isdisjoint(ids):
+                if _CURSOR not in params:
+                    raise self._truncated(
+                        place, f"it repeats users of page {pages} (offset={listed} was ignored)"
+                    )
+                log.warning(
+                    "clerk: the API ignored %s (page %d repeats page %d); listing on with "
+                    "offset=%d",
+                    _CURSOR,
+                    pages + 1,
+                    pages,
+                    listed,
+                )
+                use_cursor = False
+                continue
+            users = [from_clerk(entry) for entry in page]
+            pages += 1
+            yield from users
+            listed += len(users)
+            if len(page) < self.page_size:
+                return
+            cursor = ids[-1]
+            previous = frozenset(ids)
+
+    def _page(self, response: httpx.Response, place: Place) -> list[dict[str, Any]]:
+        data = self._json(response, place)
+        if not isinstance(data, list):
+            raise self._truncated(place, f"expected a JSON array of users, got {json_kind(data)}")
+        for number, entry in enumerate(data, start=1):
+            if not isinstance(entry, dict):
+                raise self._truncated(place, f"entry {number} is {json_kind(entry)}, not a user")
+            user_id = entry.get("id")
+            if not isinstance(user_id, str) or not user_id:
+                raise self._truncated(place, f"entry {number} has no id")
+        return data
+
+    def _detail(self, data: Any) -> str:
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if not isinstance(errors, list):
+            return ""
+        parts = []
+        for error in errors[:3]:
+            if not isinstance(error, dict):
+                continue
+            code = error.get("code")
+            message = error.get("message") or error.get("long_message")
+            parts.append(": ".join(str(p) for p in (code, message) if p))
+        return "; ".join(p for p in parts if p)
+
+
+def _progress(place: Place) -> str:
+    pages = "1 page" if place.pages == 1 else f"{place.pages} pages"
+    return f"{pages} ({place.users:,} users)"
+
+
+def _names_cursor(response: httpx.Response) -> bool:
+    """Whether a 400/422 answer is about the ``starting_after`` parameter."""
+    try:
+        data = response.json()
+    except ValueError:
+        return _CURSOR in response.text
+    errors = data.get("errors") if isinstance(data, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
+        meta = error.get("meta")
+        if isinstance(meta, dict) and meta.get("param_name") == _CURSOR:
+            return True
+        if any(_CURSOR in str(error.get(k) or "") for k in ("message", "long_message")):
+            return True
+    return False
+
+
+def json_kind(value: object) -> str:
+    """How a JSON value reads in a message: ``a JSON object``, ``null``..."""
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if isinstance(value, int | float):
+        return "a JSON number"
+    return "a JSON string"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _host(api_url: str) -> str:
+    try:
+        return httpx.URL(api_url).host or api_url
+    except httpx.InvalidURL:
+        return "(invalid URL)"
