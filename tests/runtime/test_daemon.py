@@ -259,3 +259,16 @@ def test_sigterm_exits_cleanly(deployment: Deployment) -> None:
     url = deployment.start()
     wait_for(lambda: shop(url)["concerns"].get("schema"), what="a first run")
     assert deployment.stop_all() == [0]
+
+
+def test_metrics_pass_promtool(deployment: Deployment) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (.ci/run installs Debian's prometheus)")
+    url = deployment.start()
+    wait_for(lambda: shop(url)["concerns"].get("schema"), what="a first run")
+    text = httpx.get(f"{url}/metrics").text
+    assert "reconciler_build_info" in text
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
