@@ -21,9 +21,7 @@ from reconciler.rulebook import DEFAULT_BLOCK
 from reconciler.safety.findings import Finding
 from reconciler.safety.gate import gate_step
 from reconciler.source import open_layout
-from reconciler.source.alembic import AlembicLayout
 from reconciler.source.base import LiveHistory, Migration, sha256_hex
-from reconciler.source.prisma import PrismaLayout
 
 
 def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
@@ -95,6 +93,9 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
 
 
 def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
+    from reconciler.source.alembic import AlembicLayout
+    from reconciler.source.prisma import PrismaLayout
+
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix == ".py":

@@ -105,9 +105,14 @@ class PostgresDatabase:
                 f"cannot connect to {url.redacted}: {_pg_reason(exc)}"
             ) from None
 
+    _prelude = ""
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             with self.conn.cursor() as cur:
+                if self._prelude:
+                    cur.execute(self._prelude.encode())
+                    self._prelude = ""
                 cur.execute(sql.encode() if not params else sql, params or None)
                 return cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
@@ -119,6 +124,7 @@ class PostgresDatabase:
         self.query(sql, params)
 
     def run_script(self, script: str) -> None:
+        script, self._prelude = self._prelude + script, ""
         try:
             with self.conn.cursor() as cur:
                 cur.execute(script.encode())
@@ -137,16 +143,16 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self, lock_timeout: float = 0, statement_timeout: float = 0) -> Iterator[None]:
         with self.conn.transaction():
-            with self.conn.cursor() as cur:
-                cur.execute(
-                    pgsql.SQL(
-                        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}"
-                    ).format(
-                        pgsql.Literal(f"{int(lock_timeout * 1000)}ms"),
-                        pgsql.Literal(f"{int(statement_timeout * 1000)}ms"),
-                    )
-                )
-            yield
+            # Sent with the next statement (no extra round trip); no newline, so the line
+            # numbers of a failing script stay right.
+            self._prelude = (
+                f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'; "
+                f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'; "
+            )
+            try:
+                yield
+            finally:
+                self._prelude = ""
 
     @contextmanager
     def advisory_lock(self, key: int, wait: float) -> Iterator[None]:

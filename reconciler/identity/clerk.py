@@ -190,6 +190,7 @@ class HttpProvider:
             detail = self._detail(response.json())
         except ValueError:
             detail = ""
+        detail = self._line(detail, 200)  # redacted before it is cut short
         return f"{text}: {detail}" if detail else text
 
     def _failure(self, place: Place, text: str) -> ProviderUnavailable:

@@ -6,7 +6,10 @@ fewer resources than asked, so the next page starts after the resources received
 listing ends when ``startIndex - 1 + len(Resources)`` reaches ``totalResults``. An empty
 page before that, a page the server answers for another ``startIndex`` than asked, a page
 that repeats the previous one, or a resource without ``id`` is a truncated listing
-(``IncompleteListing``). ``count()`` is the ``totalResults`` of a page of no resources.
+(``IncompleteListing``). So is a ``totalResults`` that falls during the listing: users
+removed meanwhile move the later ones to lower indexes, and a page by ``startIndex`` may
+then skip a user the sync would take for deleted. ``count()`` is the ``totalResults`` of a
+page of no resources.
 
 Retries, waits and errors are those of every HTTP provider (``clerk.HttpProvider``);
 SCIM errors (``{"schemas": [...Error], "status", "scimType", "detail"}``) are named by
@@ -88,6 +91,7 @@ class ScimProvider(HttpProvider):
         pages = 0
         listed = 0
         previous: frozenset[str] = frozenset()
+        first_total: int | None = None
         while True:
             place = Place(f"page {pages + 1} of the user listing", pages, listed)
             response = self._get(
@@ -99,6 +103,14 @@ class ScimProvider(HttpProvider):
             total = _total(data)
             if total is None:
                 raise self._truncated(place, "the ListResponse holds no totalResults")
+            if first_total is None:
+                first_total = total
+            elif total < first_total:
+                raise self._truncated(
+                    place,
+                    f"totalResults fell from {first_total:,} to {total:,} during the listing "
+                    "(removed users shift the others: paging by startIndex may skip some)",
+                )
             answered = data.get("startIndex")
             if isinstance(answered, int) and not isinstance(answered, bool) and answered != start:
                 raise self._truncated(

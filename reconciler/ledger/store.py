@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from reconciler.db.url import DatabaseUrl
 from reconciler.errors import DatabaseUnavailable
@@ -116,7 +113,7 @@ class Ledger:
         self.url = url
         if url.dialect == "sqlite":
             url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url.sqlalchemy_url(), poolclass=NullPool)
+            self.engine: Engine = create_engine(url.sqlalchemy_url(), pool_size=2)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(url.sqlalchemy_url(), pool_pre_ping=True, pool_size=2)
@@ -135,6 +132,9 @@ class Ledger:
                 current = None
         if current == HEAD:
             return
+        from alembic import command  # only when the ledger's schema must move
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:

@@ -34,14 +34,30 @@ class Parsed:
     sql: ParsedSql
 
 
+_CACHE: dict[tuple[str, str, str, int], ParsedSql] = {}
+_CACHE_SIZE = 4096
+
+
 def parse_migration(migration: Migration, sql: str | None, dialect: Dialect) -> Parsed:
     """Operations of one migration; ``sql`` None means its SQL could not be obtained.
 
     SQL rendered from a Python revision (Alembic) has no lines of its own in the file:
-    its findings point at the revision's ``def upgrade``."""
+    its findings point at the revision's ``def upgrade``. Parses are cached by content, so a
+    plan re-made under the lock, or a daemon's next cycle, parses nothing twice."""
     where = str(migration.path)
     if sql is None:
         return Parsed(migration, where, ParsedSql())
+    key = (str(migration.path), migration.checksum, dialect, hash(sql))
+    cached = _CACHE.get(key)
+    if cached is None:
+        cached = _parse(migration, sql, dialect)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = cached
+    return Parsed(migration, where, cached)
+
+
+def _parse(migration: Migration, sql: str, dialect: Dialect) -> ParsedSql:
     if dialect == "postgresql":
         parsed = parse(sql)
     else:
@@ -53,7 +69,7 @@ def parse_migration(migration: Migration, sql: str | None, dialect: Dialect) -> 
             ops=tuple(replace(op, line=line) for op in parsed.ops),
             error_line=line if parsed.error else 0,
         )
-    return Parsed(migration, where, parsed)
+    return parsed
 
 
 _CREATE_TABLE = re.compile(
