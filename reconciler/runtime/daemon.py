@@ -167,10 +167,15 @@ class Daemon:
             return None
         if concern == "backup" and spec.backup is None:
             return None
+        was_leader = runtime.leader
         runtime.leader = runtime.leadership.acquire()
-        self.metrics.leader.labels(spec.name).set(1 if runtime.leader else 0)
         if not runtime.leader:
+            if was_leader:  # the lead moved: this replica's views and gauges are stale
+                self.metrics.forget(spec.name)
+                runtime.conditions, runtime.concerns = (), {}
+            self.metrics.leader.labels(spec.name).set(0)
             return None
+        self.metrics.leader.labels(spec.name).set(1)
         state = runtime.concern(concern)
         runtime.conditions = evaluate(
             "Progressing",

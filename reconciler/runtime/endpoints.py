@@ -68,6 +68,14 @@ def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
                 return json_reply(403, {"error": "set server.token to allow run-now requests"})
             if not _authorized(daemon, headers, required=True):
                 return json_reply(401, {"error": "a valid bearer token is required"})
+            if not daemon.targets[name].leadership.acquire():
+                return json_reply(
+                    409,
+                    {
+                        "error": f"this replica does not lead {name}; send "
+                        "the request to the one that does"
+                    },
+                )
             daemon.trigger(name)
             return json_reply(202, {"target": name, "queued": True})
 

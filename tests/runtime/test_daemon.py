@@ -269,6 +269,7 @@ def test_metrics_pass_promtool(deployment: Deployment) -> None:
     wait_for(lambda: shop(url)["concerns"].get("schema"), what="a first run")
     text = httpx.get(f"{url}/metrics").text
     assert "reconciler_build_info" in text
-    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                             text=True, check=False)
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
