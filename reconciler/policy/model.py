@@ -354,6 +354,12 @@ class GitSource(Strict):
     interval: Seconds = 60.0
 
 
+class Notifications(Strict):
+    url: SecretField
+    """The webhook to call when a target's condition changes (it often embeds a token)."""
+    format: Literal["json", "slack"] = "json"
+
+
 class Source(Strict):
     git: GitSource
 
@@ -364,6 +370,7 @@ class Policy(Strict):
     A relative SQLite path is resolved against the policy file's folder."""
     targets: list[Annotated[Target, AfterValidator(_check_target)]] = Field(min_length=1)
     server: Server = Server()
+    notifications: Notifications | None = None
     source: Source | None = None
     """Where the desired state lives when not in this file: the daemon fetches it."""
     grace: Seconds = 30.0

@@ -37,6 +37,7 @@ from reconciler.policy import Policy, load_policy, parse_policy
 from reconciler.runtime import views
 from reconciler.runtime.conditions import SUCCESS, evaluate
 from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.notify import Notifier
 from reconciler.runtime.target import TargetRuntime
 from reconciler.source.git import GitCheckout
 
@@ -59,6 +60,7 @@ class Daemon:
         self.checkout: GitCheckout | None = None
         self.targets: dict[str, TargetRuntime] = {}
         self.policy = self.bootstrap
+        self.notifier = Notifier(self.bootstrap.notifications)
         if self.bootstrap.source is not None:
             git = self.bootstrap.source.git
             folder = (
@@ -259,8 +261,10 @@ class Daemon:
                     "InvalidPolicy",
                     (f"{self.policy_error}; still reconciling the last good policy"),
                 )
-            item.conditions = evaluate(reason, message, datetime.now(UTC), previous=item.conditions)
+            before = item.conditions
+            item.conditions = evaluate(reason, message, datetime.now(UTC), previous=before)
             self.metrics.set_conditions(item.spec.name, item.conditions)
+            self.notifier.changed(item.spec.name, before, item.conditions, self.commit)
 
     # -- scheduling -----------------------------------------------------------------
 
