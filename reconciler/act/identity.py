@@ -197,6 +197,11 @@ def _run(
         f"created {applied.created:,}, updated {applied.updated:,}, soft-deleted "
         f"{applied.soft_deleted:,}, deleted {applied.deleted:,}"
     )
+    if applied.rejected:
+        done += (
+            f"; {len(applied.rejected)} not taken by {spec.table} (a required column "
+            f"empty, or a duplicate): {', '.join(applied.rejected[:10])}"
+        )
     if applied.conflicts:
         done += (
             f"; {len(applied.conflicts)} not deleted (still referenced): "

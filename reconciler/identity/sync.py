@@ -52,6 +52,9 @@ class Applied:
     deleted: int = 0
     conflicts: list[str] = field(default_factory=list)
     """Keys whose hard delete a foreign key refused (reported, never forced)."""
+    rejected: list[str] = field(default_factory=list)
+    """Keys the table refused to take (a required column the provider leaves empty, a
+    duplicate of a unique column): reported, the rest of the sync goes on."""
 
 
 class UsersTable:
@@ -83,12 +86,31 @@ class UsersTable:
         wanted = [self.spec.key, *self.spec.columns.values()]
         if self.spec.soft_delete_column:
             wanted.append(self.spec.soft_delete_column)
+        self.required = self._required_columns()
         absent = [c for c in wanted if c not in present]
         if absent:
             raise Refused(
                 f"identity: table {self.spec.table!r} has no column "
                 f"{', '.join(repr(c) for c in absent)}"
             )
+
+    def _required_columns(self) -> set[str]:
+        """Mapped columns that are NOT NULL without a default."""
+        if self.db.dialect == "postgresql":
+            rows = self.db.query(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attnum > 0 AND NOT attisdropped AND attnotnull AND NOT atthasdef",
+                (_q(self.spec.table),),
+            )
+        else:
+            rows = [
+                (r[1],)
+                for r in self.db.query(
+                    f"SELECT * FROM pragma_table_info({self.db.param})", (self.spec.table,)
+                )
+                if r[3] and r[4] is None
+            ]
+        return {r[0] for r in rows} & set(self.spec.columns.values())
 
     # -- staging --------------------------------------------------------------------
 
@@ -123,15 +145,6 @@ class UsersTable:
             yield (user.id, *(getattr(user, f) for f in self.fields))
 
     # -- the diff -------------------------------------------------------------------
-
-    def _changed_condition(self) -> str:
-        parts = [
-            f"u.{_q(column)} IS DISTINCT FROM s.{_q(provider_field)}"
-            for provider_field, column in self.spec.columns.items()
-        ]
-        if self.deleted:
-            parts.append(f"u.{self.deleted} IS NOT NULL")
-        return "(" + " OR ".join(parts) + ")"
 
     def _live(self, alias: str = "u") -> str:
         live = f"{alias}.{self.key} IS NOT NULL"
@@ -173,29 +186,73 @@ class UsersTable:
 
     # -- applying ---------------------------------------------------------------------
 
+    def _value(self, provider_field: str, column: str) -> str:
+        """The staged value, or the row's own when the provider has none for a column the
+        table requires (a Clerk user with no email keeps the email it had)."""
+        staged = f"s.{_q(provider_field)}"
+        return f"COALESCE({staged}, u.{_q(column)})" if column in self.required else staged
+
+    def _changed_condition(self) -> str:
+        parts = [
+            f"u.{_q(column)} IS DISTINCT FROM {self._value(field, column)}"
+            for field, column in self.spec.columns.items()
+        ]
+        if self.deleted:
+            parts.append(f"u.{self.deleted} IS NOT NULL")
+        return "(" + " OR ".join(parts) + ")"
+
     def create_and_update(self, *, create: bool, applied: Applied, batch: int = BATCH) -> None:
         db, t, k = self.db, self.table, self.key
         total = int(db.query(f"SELECT count(*) FROM {STAGE}")[0][0])
         columns = ", ".join(_q(c) for c in self.spec.columns.values())
         values = ", ".join(f"s.{_q(f)}" for f in self.spec.columns)
-        sets = ", ".join(f"{_q(c)} = s.{_q(f)}" for f, c in self.spec.columns.items())
+        sets = ", ".join(f"{_q(c)} = {self._value(f, c)}" for f, c in self.spec.columns.items())
         if self.deleted:
             sets += f", {self.deleted} = NULL"
+        complete = (
+            " AND ".join(
+                f"s.{_q(f)} IS NOT NULL" for f, c in self.spec.columns.items() if c in self.required
+            )
+            or "TRUE"
+        )
+        if create:
+            applied.rejected += [
+                str(r[0])
+                for r in db.query(
+                    f"SELECT s.key FROM {STAGE} s WHERE NOT ({complete}) AND NOT EXISTS "
+                    f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) ORDER BY s.key"
+                )
+            ]
+        insert = (
+            f"INSERT INTO {t} ({k}, {columns}) SELECT s.key, {values} FROM {STAGE} s "
+            f"WHERE {{window}} AND {complete} AND NOT EXISTS "
+            f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) RETURNING 1"
+        )
+        update = (
+            f"UPDATE {t} AS u SET {sets} FROM {STAGE} AS s WHERE u.{k} = s.key "
+            f"AND {{window}} AND {self._changed_condition()} RETURNING 1"
+        )
         for low in range(0, total, batch):
             window = f"s.n > {low} AND s.n <= {low + batch}"
-            with db.transaction():
-                if create:
-                    rows = db.query(
-                        f"INSERT INTO {t} ({k}, {columns}) SELECT s.key, {values} "
-                        f"FROM {STAGE} s WHERE {window} AND NOT EXISTS "
-                        f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) RETURNING 1"
-                    )
-                    applied.created += len(rows)
-                rows = db.query(
-                    f"UPDATE {t} AS u SET {sets} FROM {STAGE} AS s WHERE u.{k} = s.key "
-                    f"AND {window} AND {self._changed_condition()} RETURNING 1"
-                )
-                applied.updated += len(rows)
+            try:
+                with db.transaction():
+                    created = len(db.query(insert.format(window=window))) if create else 0
+                    updated = len(db.query(update.format(window=window)))
+                applied.created += created
+                applied.updated += updated
+            except DatabaseError:
+                # A constraint refused part of the batch (a duplicate email, say): user by
+                # user, so the others still go through and the refused ones are named.
+                for n, key in db.query(f"SELECT n, key FROM {STAGE} s WHERE {window}"):
+                    one = f"s.n = {int(n)}"
+                    try:
+                        with db.transaction():
+                            created = len(db.query(insert.format(window=one))) if create else 0
+                            updated = len(db.query(update.format(window=one)))
+                        applied.created += created
+                        applied.updated += updated
+                    except DatabaseError:
+                        applied.rejected.append(str(key))
 
     def soft_delete(self, keys: list[str], applied: Applied) -> None:
         assert self.deleted is not None
