@@ -12,11 +12,11 @@ import pytest
 from reconciler.act import reconcile_schema
 from reconciler.act.identity import IdentityOutcome, reconcile_identity
 from reconciler.identity.clerk import ClerkProvider
+from reconciler.identity.clerk_user import from_clerk
 from reconciler.ledger import Ledger
 from reconciler.policy import Policy, load_policy
 from reconciler.secrets import Secret
 from tests.conftest import PRISMA_PG, pg_query
-from reconciler.identity.clerk_user import from_clerk
 from tests.identity.doubles import ClerkDouble, Population, clerk_user
 
 KEY = "sk_test_double_key_123"
