@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from reconciler.db.url import DatabaseUrl
@@ -65,3 +70,50 @@ def chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
     read = stream.read  # type: ignore[attr-defined]
     while block := read(size):
         yield block
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """Where a backup is being written: a hidden ``.partial`` file, renamed into place only
+    once it is complete, so a crash or a full disk never leaves a half backup that looks whole."""
+
+    id: str
+    created_at: datetime
+    final: Path
+    partial: Path
+
+
+def new_file(directory: Path, target: str, suffix: str) -> NewFile:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"backup directory {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise BackupError(f"backup directory {directory} is not writable")
+    now = datetime.now(UTC)
+    artifact_id = f"{target}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    return NewFile(
+        artifact_id,
+        now,
+        directory / f"{artifact_id}{suffix}",
+        directory / f".{artifact_id}{suffix}.partial",
+    )
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """Hex sha256 and size of ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        for block in chunks(stream):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def created_from_name(stem: str) -> datetime | None:
+    """The UTC time written into a backup's file name."""
+    match = re.search(r"-(\d{8}T\d{6}Z)-", stem)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

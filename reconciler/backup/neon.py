@@ -28,7 +28,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +37,7 @@ from reconciler.backup.base import Artifact, BackupError, newest_first
 from reconciler.backup.pg_dump import PgDumpDriver, _conninfo
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.errors import ReconcilerError
+from reconciler.httputil import retry_after
 from reconciler.policy.model import NeonSettings
 from reconciler.secrets import redact
 
@@ -417,7 +417,7 @@ class NeonDriver:
                     raise BackupError(f"{_failure(what, response)} (tried {failures} times)")
             elif status not in _WAIT_OUT and status != 429:
                 raise BackupError(_failure(what, response))
-            asked = _retry_after(response)
+            asked = retry_after(response)
             wait = self._backoff(retries) if asked is None else asked
             if time.monotonic() + wait > deadline:
                 raise BackupError(
@@ -474,20 +474,6 @@ def _created_at(branch: _JSON) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def _failure(what: str, response: httpx.Response) -> str:

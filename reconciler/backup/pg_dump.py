@@ -9,18 +9,23 @@ used, and a server newer than every client is a clear error rather than a failed
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.backup.base import Artifact, BackupError, chunks, newest_first
+from reconciler.backup.base import (
+    Artifact,
+    BackupError,
+    created_from_name,
+    new_file,
+    newest_first,
+    sha256_file,
+)
 from reconciler.backup.scratch import drop_leftovers, scratch_database
 from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl
@@ -100,16 +105,8 @@ class PgDumpDriver:
     def _dump(self, snapshot: str | None) -> Artifact:
         major = self._server_major()
         pg_dump = self.tool("pg_dump", major)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BackupError(f"backup directory {self.directory}: {exc.strerror}") from None
-        if not os.access(self.directory, os.W_OK):
-            raise BackupError(f"backup directory {self.directory} is not writable")
-        now = datetime.now(UTC)
-        artifact_id = f"{self.target}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        final = self.directory / f"{artifact_id}{SUFFIX}"
-        partial = self.directory / f".{artifact_id}{SUFFIX}.partial"
+        file = new_file(self.directory, self.target, SUFFIX)
+        artifact_id, now, final, partial = file.id, file.created_at, file.final, file.partial
         try:
             snapshot_args = [f"--snapshot={snapshot}"] if snapshot else []
             self._run(
@@ -117,7 +114,7 @@ class PgDumpDriver:
                 self.url,
                 f"pg_dump of {self.target}",
             )
-            digest, size = _sha256(partial)
+            digest, size = sha256_file(partial)
             os.replace(partial, final)
         except OSError as exc:
             raise BackupError(
@@ -133,7 +130,7 @@ class PgDumpDriver:
         found = []
         for path in self.directory.glob(f"{self.target}-*{SUFFIX}"):
             stat = path.stat()
-            created = _created(path.stem) or datetime.fromtimestamp(stat.st_mtime, UTC)
+            created = created_from_name(path.stem) or datetime.fromtimestamp(stat.st_mtime, UTC)
             found.append(
                 Artifact(path.stem, self.target, self.name, str(path), created, stat.st_size)
             )
@@ -144,7 +141,7 @@ class PgDumpDriver:
         if not path.is_file():
             return f"{path} is missing"
         if artifact.sha256:
-            digest, _ = _sha256(path)
+            digest, _ = sha256_file(path)
             if digest != artifact.sha256:
                 return f"{path} changed since it was written (sha256 differs)"
         return None
@@ -185,23 +182,6 @@ class PgDumpDriver:
 def _conninfo(url: DatabaseUrl) -> str:
     """A libpq URI without the password (it travels in PGPASSWORD)."""
     return url.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as stream:
-        for block in chunks(stream):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
-
-
-def _created(stem: str) -> datetime | None:
-    match = re.search(r"-(\d{8}T\d{6}Z)-", stem)
-    if not match:
-        return None
-    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def _installed(name: str) -> dict[int, str]:

@@ -6,14 +6,19 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.backup.base import Artifact, BackupError, newest_first
-from reconciler.backup.pg_dump import _created, _sha256
+from reconciler.backup.base import (
+    Artifact,
+    BackupError,
+    created_from_name,
+    new_file,
+    newest_first,
+    sha256_file,
+)
 from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.observe.census import Census, take_census
@@ -33,17 +38,11 @@ class SqliteDriver:
         source = self.url.sqlite_path
         if not source.is_file():
             raise BackupError(f"{source}: the database file does not exist")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BackupError(f"backup directory {self.directory}: {exc.strerror}") from None
-        now = datetime.now(UTC)
-        artifact_id = f"{self.target}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        final = self.directory / f"{artifact_id}{SUFFIX}"
-        partial = self.directory / f".{artifact_id}{SUFFIX}.partial"
+        file = new_file(self.directory, self.target, SUFFIX)
+        artifact_id, now, final, partial = file.id, file.created_at, file.final, file.partial
         try:
             _copy(source, partial)
-            digest, size = _sha256(partial)
+            digest, size = sha256_file(partial)
             os.replace(partial, final)
         except (OSError, sqlite3.Error) as exc:
             raise BackupError(
@@ -73,7 +72,7 @@ class SqliteDriver:
                     self.target,
                     self.name,
                     str(p),
-                    _created(p.stem) or datetime.fromtimestamp(p.stat().st_mtime, UTC),
+                    created_from_name(p.stem) or datetime.fromtimestamp(p.stat().st_mtime, UTC),
                     p.stat().st_size,
                 )
                 for p in self.directory.glob(f"{self.target}-*{SUFFIX}")
@@ -84,7 +83,7 @@ class SqliteDriver:
         path = Path(artifact.location)
         if not path.is_file():
             return f"{path} is missing"
-        if artifact.sha256 and _sha256(path)[0] != artifact.sha256:
+        if artifact.sha256 and sha256_file(path)[0] != artifact.sha256:
             return f"{path} changed since it was written (sha256 differs)"
         return None
 

@@ -25,13 +25,12 @@ import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from reconciler.errors import IncompleteListing, ProviderUnavailable
+from reconciler.httputil import retry_after
 from reconciler.identity.base import ProviderUser
 from reconciler.identity.clerk_user import from_clerk
 from reconciler.secrets import Secret, redact
@@ -155,7 +154,7 @@ class HttpProvider:
                 raise self._failure(
                     place, f"{self._status(response)}: the {self.credential} was refused"
                 )
-            asked = _retry_after(response)
+            asked = retry_after(response)
             if status == 429:
                 wait = self._delay(limited) if asked is None else asked
                 if wait > _MAX_WAIT or limited >= _RATE_LIMITED_TRIES:
@@ -385,20 +384,6 @@ def json_kind(value: object) -> str:
     if isinstance(value, int | float):
         return "a JSON number"
     return "a JSON string"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 def _host(api_url: str) -> str:

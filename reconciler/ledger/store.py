@@ -288,47 +288,13 @@ class Ledger:
         if not include_deleted:
             query = query.where(models.BackupRecord.deleted_at.is_(None))
         with Session(self.engine) as session:
-            return [
-                BackupInfo(
-                    b.id,
-                    b.target,
-                    b.driver,
-                    b.location,
-                    b.reason,
-                    b.run_id,
-                    _utc(b.created_at) or _now(),
-                    b.size_bytes,
-                    b.sha256,
-                    b.census,
-                    b.verified,
-                    _utc(b.verified_at),
-                    b.verification,
-                    _utc(b.deleted_at),
-                )
-                for b in session.scalars(query.order_by(models.BackupRecord.created_at.desc()))
-            ]
+            ordered = query.order_by(models.BackupRecord.created_at.desc())
+            return [_backup_info(b) for b in session.scalars(ordered)]
 
     def backup(self, backup_id: str) -> BackupInfo | None:
         with Session(self.engine) as session:
-            b = session.get(models.BackupRecord, backup_id)
-            if b is None:
-                return None
-            return BackupInfo(
-                b.id,
-                b.target,
-                b.driver,
-                b.location,
-                b.reason,
-                b.run_id,
-                _utc(b.created_at) or _now(),
-                b.size_bytes,
-                b.sha256,
-                b.census,
-                b.verified,
-                _utc(b.verified_at),
-                b.verification,
-                _utc(b.deleted_at),
-            )
+            record = session.get(models.BackupRecord, backup_id)
+            return None if record is None else _backup_info(record)
 
     def record_rehearsal(
         self, run_id: int, target: str, backup_id: str | None, steps: list[RehearsalInfo]
@@ -505,6 +471,25 @@ class Ledger:
                 )
                 for s in session.scalars(query)
             ]
+
+
+def _backup_info(b: models.BackupRecord) -> BackupInfo:
+    return BackupInfo(
+        b.id,
+        b.target,
+        b.driver,
+        b.location,
+        b.reason,
+        b.run_id,
+        _utc(b.created_at) or _now(),
+        b.size_bytes,
+        b.sha256,
+        b.census,
+        b.verified,
+        _utc(b.verified_at),
+        b.verification,
+        _utc(b.deleted_at),
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -222,16 +222,21 @@ class PrismaLayout:
                 )
             raise
 
+    def _started(self, db: Database, migration: Migration) -> str:
+        """Commit the history row of a migration about to run outside one transaction (so
+        a crash leaves a failed row, as Prisma's does); its id."""
+        row_id = str(uuid.uuid4())
+        with db.transaction():
+            self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
+        return row_id
+
     def _apply_own_transaction(
         self, db: Database, migration: Migration, script: str, timeouts: Timeouts
     ) -> None:
         """As ``prisma migrate deploy`` runs it: the history row first, the script whole."""
-        row_id = str(uuid.uuid4())
-        with db.transaction():
-            self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
-        db.execute(f"SET lock_timeout = '{int(timeouts.lock * 1000)}ms'")
-        db.execute(f"SET statement_timeout = '{int(timeouts.statement * 1000)}ms'")
+        row_id = self._started(db, migration)
         try:
+            _session_timeouts(db, timeouts)
             db.run_script(script)
         except MigrationFailed as exc:
             db.execute("ROLLBACK")  # whatever the script left open
@@ -246,8 +251,7 @@ class PrismaLayout:
                 )
             raise
         finally:
-            db.execute("RESET lock_timeout")
-            db.execute("RESET statement_timeout")
+            _session_timeouts(db, None)
         with db.transaction():
             db.execute(
                 f'UPDATE "{TABLE}" SET finished_at = clock_timestamp(), applied_steps_count = 1 '
@@ -260,12 +264,9 @@ class PrismaLayout:
     ) -> None:
         from reconciler.source.sql import split_postgres
 
-        row_id = str(uuid.uuid4())
-        with db.transaction():
-            self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
-        db.execute(f"SET lock_timeout = '{int(timeouts.lock * 1000)}ms'")
-        db.execute(f"SET statement_timeout = '{int(timeouts.statement * 1000)}ms'")
+        row_id = self._started(db, migration)
         try:
+            _session_timeouts(db, timeouts)
             for line, statement in split_postgres(script):
                 try:
                     db.run_script(statement)
@@ -292,8 +293,7 @@ class PrismaLayout:
                     f'UPDATE "{TABLE}" SET finished_at = clock_timestamp() WHERE id = %s', (row_id,)
                 )
         finally:
-            db.execute("RESET lock_timeout")
-            db.execute("RESET statement_timeout")
+            _session_timeouts(db, None)
 
     def _insert(
         self,
@@ -337,6 +337,16 @@ class PrismaLayout:
                     (_now(db), row_id),
                 )
         return bool(rows)
+
+
+def _session_timeouts(db: Database, timeouts: Timeouts | None) -> None:
+    """Session-wide timeouts for statements that run outside a transaction; None resets."""
+    if timeouts is None:
+        db.execute("RESET lock_timeout")
+        db.execute("RESET statement_timeout")
+        return
+    db.execute(f"SET lock_timeout = '{int(timeouts.lock * 1000)}ms'")
+    db.execute(f"SET statement_timeout = '{int(timeouts.statement * 1000)}ms'")
 
 
 def _now(db: Database) -> Any:
