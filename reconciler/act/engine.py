@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -52,6 +52,8 @@ class Outcome:
     plan: Plan | None = None
     results: tuple[StepResult, ...] = ()
     run_id: int | None = None
+    rehearsal: Rehearsal | None = None
+    """The rehearsal that ran before the live apply, when the policy asks for one."""
 
     @property
     def in_sync(self) -> bool:
@@ -125,6 +127,8 @@ def reconcile_schema(
         with open_target(target) as session:
             session.report = report or (lambda line: None)
             outcome = _apply(session, ledger, run_id, on_step)
+            if session.rehearsal is not None:
+                outcome = replace(outcome, rehearsal=session.rehearsal)
     except ReconcilerError as exc:
         outcome = Outcome(target.name, _reason_for(exc), str(exc), run_id=run_id)
     finally:

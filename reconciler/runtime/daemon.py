@@ -229,6 +229,7 @@ class Daemon:
                     spec, self.ledger, trigger=trigger, source=source, commit=self.commit
                 )
                 views.schema(self, runtime, outcome.plan, outcome.applied)
+                views.rehearsal(self, runtime, outcome.rehearsal)
                 return outcome.reason, outcome.message
             plan = plan_target(spec)
             views.schema(self, runtime, plan, 0)

@@ -95,6 +95,18 @@ class Metrics:
             ["target", "action"],
             registry=r,
         )
+        self.rehearsal_seconds = Gauge(
+            "reconciler_rehearsal_duration_seconds",
+            "How long the last rehearsal's steps took on the copy.",
+            ["target"],
+            registry=r,
+        )
+        self.rehearsal_lost = Gauge(
+            "reconciler_rehearsal_lost_values",
+            "Rows and non-null values the last rehearsal measured as lost (approved or not).",
+            ["target"],
+            registry=r,
+        )
         self.leader = Gauge(
             "reconciler_leader", "1 while this replica acts on the target.", ["target"], registry=r
         )

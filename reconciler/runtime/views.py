@@ -11,6 +11,7 @@ from reconciler.runtime.target import TargetRuntime
 
 if TYPE_CHECKING:
     from reconciler.act.identity import IdentityOutcome
+    from reconciler.act.rehearse import Rehearsal
     from reconciler.runtime.daemon import Daemon
 
 ORDER = ("schema", "identity", "backup")
@@ -52,6 +53,28 @@ def schema(daemon: Daemon, runtime: TargetRuntime, plan: Plan | None, applied: i
     metrics.blocked.labels(name).set(sum(1 for s in pending if s.blocked))
     metrics.set_revision(name, runtime.schema["live_revision"] or "", plan.desired_revision or "")
     backup(daemon, runtime)
+
+
+def rehearsal(daemon: Daemon, runtime: TargetRuntime, result: Rehearsal | None) -> None:
+    if result is None:
+        return
+    name = runtime.spec.name
+    runtime.schema["rehearsal"] = {
+        "backup": result.backup_id,
+        "steps": [
+            {
+                "migration": r.step.migration.id,
+                "seconds": r.seconds,
+                "losses": [loss.describe() for loss in r.losses],
+                "error": r.error,
+            }
+            for r in result.steps
+        ],
+    }
+    daemon.metrics.rehearsal_seconds.labels(name).set(sum(r.seconds for r in result.steps))
+    daemon.metrics.rehearsal_lost.labels(name).set(
+        sum(loss.amount for r in result.steps for loss in r.losses)
+    )
 
 
 def identity(daemon: Daemon, runtime: TargetRuntime, outcome: IdentityOutcome) -> None:
