@@ -9,6 +9,7 @@ used, and a server newer than every client is a clear error rather than a failed
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import re
 import shutil
@@ -184,6 +185,7 @@ def _conninfo(url: DatabaseUrl) -> str:
     return url.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
 
 
+@functools.cache
 def _installed(name: str) -> dict[int, str]:
     """Installed client binaries by major version: versioned Debian paths, then PATH."""
     found: dict[int, str] = {}

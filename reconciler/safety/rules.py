@@ -129,6 +129,8 @@ class Judge:
         rows = self.rows(table)
         if rows == 0:
             return 0
+        if column and (table, column) in self.written_columns:
+            return None  # an earlier statement of this run changed the column
         if self.facts is None or table in self.written:
             return None
         facts = self.facts.table(table)
@@ -184,7 +186,9 @@ class Judge:
             self.added.add((op.table, op.column))
             if not op.has_default:
                 self.added_empty.add((op.table, op.column))
-        elif op.kind in ("insert", "update", "do-block", "delete", "truncate"):
+        elif op.kind == "update":  # rows stay; only the set columns' figures go stale
+            self.written_columns.update((op.table, c) for c in op.columns)
+        elif op.kind in ("insert", "do-block", "delete", "truncate"):
             self.written.add(op.table)
             self.written_columns.update((op.table, c) for c in op.columns)
         elif op.kind == "create-enum":
