@@ -179,7 +179,7 @@ def _apply(
                 return Outcome(
                     target.name,
                     "ApplyFailed",
-                    f"{migration.id} failed and was rolled back: {error}",
+                    f"{migration.id} failed: {error}",
                     plan,
                     tuple(results),
                     run_id,

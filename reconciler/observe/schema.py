@@ -63,7 +63,11 @@ def compare(
             drift.append(
                 Drift(entry.id, kind, f"{entry.id} is applied but has no file in {layout.path}")
             )
-        elif entry.checksum and not checksum_matches(migration.path.read_bytes(), entry.checksum):
+        elif (
+            entry.checksum
+            and entry.checksum != migration.checksum
+            and not checksum_matches(migration.path.read_bytes(), entry.checksum)
+        ):
             drift.append(
                 Drift(
                     entry.id,

@@ -138,7 +138,9 @@ class AlembicLayout:
             with EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id):
                 self.script.run_env()
         except Exception as exc:  # env.py and revisions are the application's code
-            raise MigrationFailed(_reason(exc)) from None
+            raise MigrationFailed(
+                f"{_reason(exc)} (env.py's transaction rolled back where the database allows it)"
+            ) from None
 
 
 def _load_scripts(config: Config, path: Path) -> ScriptDirectory:

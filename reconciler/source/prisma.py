@@ -220,7 +220,7 @@ class PrismaLayout:
                     logs=f"{exc}\n(transaction rolled back: no statement of "
                     "this migration is in effect)",
                 )
-            raise
+            raise MigrationFailed(f"{exc} (rolled back: nothing of it is in effect)") from None
 
     def _started(self, db: Database, migration: Migration) -> str:
         """Commit the history row of a migration about to run outside one transaction (so
@@ -249,7 +249,9 @@ class PrismaLayout:
                         row_id,
                     ),
                 )
-            raise
+            raise MigrationFailed(
+                f"{exc} (the script commits on its own: parts of it may be in effect)"
+            ) from None
         finally:
             _session_timeouts(db, None)
         with db.transaction():
@@ -281,7 +283,10 @@ class PrismaLayout:
                                 row_id,
                             ),
                         )
-                    raise MigrationFailed(message) from None
+                    raise MigrationFailed(
+                        f"{message} (run outside a transaction: the statements before it "
+                        "are in effect)"
+                    ) from None
                 with db.transaction():
                     db.execute(
                         f'UPDATE "{TABLE}" SET applied_steps_count = '
