@@ -147,6 +147,14 @@ def _apply(
     if early is not None:
         ledger.record_decisions(run_id, first_look.target, decisions(first_look))
         return early
+    if first_look.in_sync:  # nothing to do: no lock, no second look
+        return Outcome(
+            target.name,
+            "InSync",
+            f"at {first_look.desired_revision or 'an empty history'}",
+            first_look,
+            run_id=run_id,
+        )
     with layout.lock(db):
         plan = session.plan()
         ledger.record_decisions(run_id, plan.target, decisions(plan))

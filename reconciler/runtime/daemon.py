@@ -170,7 +170,23 @@ class Daemon:
         if concern == "backup" and spec.backup is None:
             return None
         was_leader = runtime.leader
-        runtime.leader = runtime.leadership.acquire()
+        try:
+            runtime.leader = runtime.leadership.acquire()
+        except ReconcilerError as exc:  # no connection for the lock: report, retry
+            state = runtime.concern(concern)
+            state.reason, state.message = "DatabaseUnavailable", f"leadership: {exc}"
+            state.failures += 1
+            self._refresh_conditions(runtime)
+            log.warning(
+                "%s %s: cannot take the lead: %s",
+                spec.name,
+                concern,
+                exc,
+                extra={"target": spec.name, "concern": concern},
+            )
+            if not self.stopping.is_set():
+                self._retry(runtime, concern, state.failures)
+            return "DatabaseUnavailable"
         if not runtime.leader:
             if was_leader:  # the lead moved: this replica's views and gauges are stale
                 self.metrics.forget(spec.name)

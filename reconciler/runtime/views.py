@@ -116,6 +116,8 @@ def identity(daemon: Daemon, runtime: TargetRuntime, outcome: IdentityOutcome) -
 
 def backup(daemon: Daemon, runtime: TargetRuntime) -> None:
     name = runtime.spec.name
+    if runtime.spec.backup is None:
+        return
     records = daemon.ledger.backups(name)
     if not records:
         return
