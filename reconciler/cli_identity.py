@@ -134,6 +134,19 @@ def identity_sync(config: Path, target: str | None, yes: bool, allow_deletions: 
     outcomes = []
     with Ledger(policy.ledger) as ledger:
         for spec in _with_identity(chosen_targets(policy, target)):
+            if yes:  # one listing: the guard runs inside the sync itself
+                outcome = reconcile_identity(
+                    spec,
+                    ledger,
+                    dry_run=False,
+                    trigger="cli",
+                    source=str(config),
+                    allow_deletions=allow_deletions,
+                    report=click.echo,
+                )
+                click.echo(_render(outcome))
+                outcomes.append(outcome)
+                continue
             preview = reconcile_identity(
                 spec,
                 ledger,
@@ -147,8 +160,7 @@ def identity_sync(config: Path, target: str | None, yes: bool, allow_deletions: 
                 outcomes.append(preview)
                 continue
             click.echo(_render(preview))
-            if not yes:
-                confirm(f"Apply these identity changes to {spec.name} ({spec.environment})?")
+            confirm(f"Apply these identity changes to {spec.name} ({spec.environment})?")
             outcome = reconcile_identity(
                 spec,
                 ledger,
