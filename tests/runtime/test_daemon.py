@@ -273,3 +273,41 @@ def test_metrics_pass_promtool(deployment: Deployment) -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_sigterm_during_a_slow_migration_lets_it_finish(deployment: Deployment) -> None:
+    url = deployment.start()
+    wait_for(
+        lambda: shop(url)["schema"].get("live_revision", "").endswith("canceled_at"),
+        what="the initial history",
+    )
+    deployment.add_migration(
+        "20261201000000_slow", 'SELECT pg_sleep(3);\nCREATE TABLE "slow_done" ("id" INTEGER);\n'
+    )
+    wait_for(
+        lambda: (
+            pg_query(
+                deployment.pg_url,
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()",
+            )
+            == [(1,)]
+        ),
+        what="the slow migration to start",
+    )
+    assert deployment.stop_all() == [0]
+    # It finished inside the grace period: the schema, Prisma's history and the ledger agree.
+    assert pg_query(deployment.pg_url, "SELECT to_regclass('slow_done') IS NOT NULL") == [(True,)]
+    assert pg_query(
+        deployment.pg_url,
+        "SELECT finished_at IS NOT NULL FROM _prisma_migrations "
+        "WHERE migration_name = '20261201000000_slow'",
+    ) == [(True,)]
+    import sqlite3
+
+    ledger = deployment.tmp_path / "replica0" / "ledger.db"
+    with sqlite3.connect(ledger) as conn:
+        steps = conn.execute(
+            "SELECT outcome FROM steps WHERE migration = '20261201000000_slow'"
+        ).fetchall()
+    assert steps == [("applied",)]
