@@ -17,9 +17,10 @@
 The Clerk double (``tests/identity/doubles.py``, ``ClerkDouble(Population(n), key)``) runs
 in a separate process. By default it renders every page of the listing once before the
 runs, so a request costs it a socket write and its own work (about 4 s of CPU per 100,000
-users) is not in the figures; ``--cold`` serves it as the tests do, each page made on
-request. Each measured command is a child process: wall time, and user/system CPU and peak
-RSS from ``/usr/bin/time -v`` (or ``wait4`` without it).
+users) is not in the figures; ``--cold-runs N`` (default 1) adds runs of (1) against the
+double as the tests use it, each page made on request. Each measured command is a child
+process: wall time, and user/system CPU and peak RSS from ``/usr/bin/time -v`` (or ``wait4``
+without it).
 
 Every database this script creates is dropped when it ends, also on failure, Ctrl-C or
 SIGTERM. Policies and the SQLite ledger go to bench/work/identity/.
@@ -672,6 +673,7 @@ def bench_loop(args: argparse.Namespace, server: Server, template: str) -> dict[
     runs: dict[str, list[float]] = {"sync-empty": [], "loop-empty": [], "sync-same": []}
     runs["loop-same"] = []
     with Double(n) as double:
+        floor = median([listing_floor(double.url)[0] for _ in range(5)])
         sync_dsn, loop_dsn = server.dsn(sync_db), server.dsn(loop_db)
         policy = write_policy(WORK / "loop.yaml", sync_dsn, double.url)
         sides: dict[str, Callable[[], Measured]] = {
@@ -715,13 +717,14 @@ def bench_loop(args: argparse.Namespace, server: Server, template: str) -> dict[
         "empty": medians["loop-empty"] / medians["sync-empty"],
         "same": medians["loop-same"] / medians["sync-same"],
     }
-    floor = startup()
+    started = startup()
     result: dict[str, Any] = {
         "users": n,
         "runs": runs,
         "medians": medians,
         "ratios": ratios,
-        "startup": floor,
+        "startup": started,
+        "listing_floor": floor,
         "target_met": min(ratios.values()) >= LOOP_TARGET,
     }
     if profile is not None:
@@ -732,7 +735,11 @@ def bench_loop(args: argparse.Namespace, server: Server, template: str) -> dict[
         f"{medians['sync-same']:.2f} s, loop {medians['loop-same']:.2f} s: "
         f"{ratios['same']:.2f}x"
     )
-    print(f"    start-up alone: `reconciler --version` {floor:.2f} s")
+    print(
+        f"    start-up alone: `reconciler --version` {started:.2f} s; listing floor (GET + JSON "
+        f"decode of every page) {floor:.2f} s: a sync doing nothing else would be "
+        f"{medians['loop-empty'] / floor:.1f}x / {medians['loop-same'] / floor:.1f}x"
+    )
     print(f"    target >= {LOOP_TARGET:g}x both ways: {verdict(result['target_met'])}")
     return result
 
@@ -807,6 +814,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"\nbench_identity: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nbench_identity: interrupted; dropping the databases", file=sys.stderr)
+        return 130
     finally:
         server.drop_all()
     if args.json:
