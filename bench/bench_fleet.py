@@ -12,8 +12,9 @@ a policy lists them all, with a PostgreSQL ledger (``bench_fleet_ledger``) and
 (a) cycle: ``Daemon(policy)`` in this process (start-up excluded), then ``run_once()`` timed
     ``--cycles`` times: median and p95, every target InSync with nothing applied, with the
     CPU time of this process and of the server, and the time of each phase. For comparison:
-    the same cycle ``--workers`` targets at a time, ``plan_target`` over every target one
-    after the other, and a bare connect + ``SELECT 1`` to every database.
+    the same cycle ``--workers`` targets at a time (default 1: one after the other),
+    ``plan_target`` over every target one after the other, and a bare connect + ``SELECT 1``
+    to every database.
     Target: one full cycle <= 2 s.
 (b) memory: peak RSS of whole ``reconciler run --config POLICY --once`` processes.
     Target: <= 150 MB.
@@ -21,11 +22,11 @@ a policy lists them all, with a PostgreSQL ledger (``bench_fleet_ledger``) and
     its CPU time (utime + stime from /proc) over ``--idle`` seconds. Target: < 1% of a core.
     Then SIGTERM: it must exit 0.
 
-The daemon holds one connection per target for leadership, so the server needs
-``max_connections`` of at least the number of targets plus about 25; the script refuses to
-start otherwise. Every database this script creates is dropped when it ends, also on
-failure, Ctrl-C or SIGTERM. Work files (policies, the template's SQLite ledger, the
-daemon's log) go to bench/work/fleet/.
+The daemon keeps one connection per target between runs, plus one that holds every
+leadership lock, so the server needs ``max_connections`` of at least the number of targets
+plus about 25; the script refuses to start otherwise. Every database this script creates
+is dropped when it ends, also on failure, Ctrl-C or SIGTERM. Work files (policies, the
+template's SQLite ledger, the daemon's log) go to bench/work/fleet/.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ LEDGER = "bench_fleet_ledger"
 CYCLE_TARGET_S = 2.0
 RSS_TARGET_MB = 150.0
 IDLE_TARGET_PCT = 1.0
-# Connections the daemon may need beyond one leadership connection per target: the
-# scheduler's 10 workers each with a target connection, the ledger's pool (2 + 10 overflow).
+# Connections the daemon may need beyond one kept connection per target: the leadership
+# connection, the ledger's pool (2 + 10 overflow), and room for the script's own.
 SPARE_CONNECTIONS = 25
 WORKERS = 4  # connections creating or dropping databases at once
 
@@ -381,6 +382,8 @@ def check_cycle(daemon: Any, code: int) -> None:
 PHASES = [
     ("reconciler.runtime.leader", "Leadership", "acquire", "leadership: check the lock"),
     ("reconciler.ledger.store", "Ledger", "start_run", "ledger: start_run"),
+    ("reconciler.ledger.store", "Ledger", "record_run", "ledger: record the run (one write)"),
+    ("reconciler.runtime.target", "TargetRuntime", "connection", "target: lend the kept one"),
     ("reconciler.act.engine", None, "open_layout", "files: read + hash"),
     ("reconciler.act.engine", None, "connect", "target: connect"),
     ("reconciler.act.engine", "TargetSession", "plan", "target: observe + plan (x2)"),
@@ -484,7 +487,7 @@ def bench_cycle(
         code = daemon.run_once()
         first = time.perf_counter() - started
         check_cycle(daemon, code)
-        print(f"    first cycle (opens {targets} leadership connections): {ms(first)}")
+        print(f"    first cycle (opens the {targets} kept connections): {ms(first)}")
         times, own, served = [], [], []
         for _ in range(args.cycles):
             server_before = server_cpu.seconds()
@@ -515,14 +518,19 @@ def bench_cycle(
         result.update(first=first, cycles=times, median=med, p95=p95)
         result["target_met"] = med <= CYCLE_TARGET_S
 
-        with instrumented() as totals:
+        with instrumented() as totals:  # one target at a time, so the phases add up
             started = time.perf_counter()
-            check_cycle(daemon, daemon.run_once())
+            for name in daemon.targets:
+                daemon.reconcile(name, "schema", trigger="once")
             whole = time.perf_counter() - started
+            check_cycle(daemon, 0)
         counted = sum(v[0] for v in totals.values())
         # The two plans run inside open_target, whose layout and connection are counted
         # apart; TargetSession.plan holds only observe + assess + plan.
-        print(f"    where one cycle's time goes (one more cycle, timed per call, {ms(whole)}):")
+        print(
+            "    where one target's run goes (one more cycle, one target at a time, timed per "
+            f"call, {ms(whole)}):"
+        )
         rows = [(label, v[0], int(v[1])) for label, v in totals.items() if v[1]]
         rows.append(("everything else (conditions, views, metrics, logging)", whole - counted, 0))
         for label, seconds, calls in sorted(rows, key=lambda r: -r[1]):
@@ -531,7 +539,7 @@ def bench_cycle(
         result["phases"] = {label: s for label, s, _ in rows}
         result["phases_cycle"] = whole
 
-        if args.workers > 1:
+        if args.workers > 0:
             result["workers"] = args.workers
             result["concurrent"] = concurrent_cycles(daemon, args.workers, args.cycles)
 
@@ -776,7 +784,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=["cycle", "memory", "idle"], help="run one part")
     parser.add_argument("--cycles", type=int, default=10, help="(a) timed run_once calls")
     parser.add_argument(
-        "--workers", type=int, default=4, help="(a) also time the cycle N targets at a time"
+        "--workers",
+        type=int,
+        default=1,
+        help="(a) also time the cycle N targets at a time (0: skip)",
     )
     parser.add_argument("--processes", type=int, default=3, help="(b) --once processes")
     parser.add_argument("--idle", type=float, default=30.0, help="(c) idle seconds sampled")

@@ -26,7 +26,7 @@ from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
 from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
 from reconciler.errors import MigrationFailed, ReconcilerError
-from reconciler.ledger import DecisionRecord, Ledger, RehearsalInfo
+from reconciler.ledger import DecisionRecord, Ledger, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
@@ -88,19 +88,24 @@ class TargetSession:
 
 
 @contextmanager
-def open_target(target: Target, layout: Layout | None = None) -> Iterator[TargetSession]:
-    """Read the target's migrations and connect to its database."""
+def open_target(
+    target: Target, layout: Layout | None = None, db: Database | None = None
+) -> Iterator[TargetSession]:
+    """Read the target's migrations and connect to its database. A connection passed in
+    (the daemon keeps one per target between runs) stays open afterwards."""
     layout = layout or open_layout(target.migrations)
-    db = connect(target.database)
+    own = db is None
+    live = connect(target.database) if db is None else db
     try:
-        yield TargetSession(target, layout, db)
+        yield TargetSession(target, layout, live)
     finally:
-        db.close()
+        if own:
+            live.close()
 
 
-def plan_target(target: Target) -> Plan:
+def plan_target(target: Target, db: Database | None = None) -> Plan:
     """Observe and plan one target; changes nothing."""
-    with open_target(target) as session:
+    with open_target(target, db=db) as session:
         return session.plan()
 
 
@@ -119,33 +124,35 @@ def reconcile_schema(
     commit: str | None = None,
     on_step: StepCallback | None = None,
     report: Reporter | None = None,
+    db: Database | None = None,
 ) -> Outcome:
-    """Bring ``target``'s schema to its desired revision, as far as the gate allows."""
-    run_id = ledger.start_run(target.name, "schema", trigger, source, commit)
+    """Bring ``target``'s schema to its desired revision, as far as the gate allows.
+    ``db``: a live connection to reuse (left open); else one is opened and closed."""
+    run = ledger.run(target.name, "schema", trigger, source, commit)
     outcome = Outcome(target.name, "ApplyFailed", "interrupted")
     try:
-        with open_target(target) as session:
+        with open_target(target, db=db) as session:
             session.report = report or (lambda line: None)
-            outcome = _apply(session, ledger, run_id, on_step)
+            outcome = _apply(session, ledger, run, on_step)
             if session.rehearsal is not None:
                 outcome = replace(outcome, rehearsal=session.rehearsal)
     except ReconcilerError as exc:
-        outcome = Outcome(target.name, _reason_for(exc), str(exc), run_id=run_id)
+        outcome = Outcome(target.name, _reason_for(exc), str(exc))
     finally:
-        ledger.finish_run(run_id, outcome.reason, outcome.message)
-    return outcome
+        run_id = run.finish(outcome.reason, outcome.message)
+    return replace(outcome, run_id=run_id)
 
 
 def _apply(
-    session: TargetSession, ledger: Ledger, run_id: int, on_step: StepCallback | None
+    session: TargetSession, ledger: Ledger, run: LiveRun, on_step: StepCallback | None
 ) -> Outcome:
     target, layout, db = session.target, session.layout, session.db
     # A first look without the lock: a plan that cannot run must not even create the
     # history table.
     first_look = session.plan()
-    early = _refusal(first_look, run_id)
+    early = _refusal(first_look)
     if early is not None:
-        ledger.record_decisions(run_id, first_look.target, decisions(first_look))
+        ledger.record_decisions(run.id, first_look.target, decisions(first_look))
         return early
     if first_look.in_sync:  # nothing to do: no lock, no second look
         return Outcome(
@@ -153,16 +160,15 @@ def _apply(
             "InSync",
             f"at {first_look.desired_revision or 'an empty history'}",
             first_look,
-            run_id=run_id,
         )
     with layout.lock(db):
         plan = session.plan()
-        ledger.record_decisions(run_id, plan.target, decisions(plan))
-        refusal = _refusal(plan, run_id)
+        ledger.record_decisions(run.id, plan.target, decisions(plan))
+        refusal = _refusal(plan)
         if refusal is not None:
             return refusal
         if plan.runnable and target.backup and "schema-change" in target.backup.before:
-            stop = _protect(session, ledger, run_id, plan)
+            stop = _protect(session, ledger, run.id, plan)
             if stop is not None:
                 return stop
         results: list[StepResult] = []
@@ -171,7 +177,7 @@ def _apply(
                 on_step(step, None)
             migration = step.migration
             step_id = ledger.start_step(
-                run_id, target.name, step.action, migration.id, migration.checksum
+                run.id, target.name, step.action, migration.id, migration.checksum
             )
             started = time.perf_counter()
             try:
@@ -190,7 +196,6 @@ def _apply(
                     f"{migration.id} failed: {error}",
                     plan,
                     tuple(results),
-                    run_id,
                 )
             seconds = time.perf_counter() - started
             ledger.finish_step(step_id, "applied", seconds)
@@ -209,13 +214,12 @@ def _apply(
                 f"{blocked.migration.id} {verb}: {first.location}: {first.rule}: {first.message}",
                 plan,
                 tuple(results),
-                run_id,
             )
         applied = len(results)
         message = (
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
-        return Outcome(target.name, "InSync", message, plan, tuple(results), run_id)
+        return Outcome(target.name, "InSync", message, plan, tuple(results))
 
 
 def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:
@@ -302,16 +306,14 @@ def decisions(plan: Plan) -> list[DecisionRecord]:
     return records
 
 
-def _refusal(plan: Plan, run_id: int) -> Outcome | None:
+def _refusal(plan: Plan) -> Outcome | None:
     """An outcome when nothing may run at all: a blocker, or SQL that cannot even parse."""
     if plan.blocker:
-        return Outcome(plan.target, plan.blocker.reason, plan.blocker.message, plan, run_id=run_id)
+        return Outcome(plan.target, plan.blocker.reason, plan.blocker.message, plan)
     invalid = [f for s in plan.steps for f in s.findings if f.rule == "syntax-error"]
     if invalid:
         where = "; ".join(f"{f.location}: {f.message}" for f in invalid)
-        return Outcome(
-            plan.target, "InvalidMigration", f"nothing applied: {where}", plan, run_id=run_id
-        )
+        return Outcome(plan.target, "InvalidMigration", f"nothing applied: {where}", plan)
     return None
 
 

@@ -56,6 +56,11 @@ class Database(Protocol):
         streaming: memory does not grow with the number of rows. Returns the row count."""
         ...
 
+    def idle(self) -> bool:
+        """Open, alive (one round trip to check) and outside any transaction: safe to lend
+        to the next run."""
+        ...
+
     def close(self) -> None: ...
 
     @property
@@ -143,8 +148,9 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self, lock_timeout: float = 0, statement_timeout: float = 0) -> Iterator[None]:
         with self.conn.transaction():
-            # Sent with the next statement (no extra round trip); no newline, so the line
-            # numbers of a failing script stay right.
+            # Sent ahead of the next statement: in the same round trip as a migration script
+            # (``run_script``), as one of its own before a parameterised ``query``. No
+            # newline, so the line numbers of a failing script stay right.
             self._prelude = (
                 f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'; "
                 f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'; "
@@ -187,6 +193,17 @@ class PostgresDatabase:
         except psycopg.Error as exc:
             raise DatabaseError(f"{self.url.redacted}: {_pg_reason(exc)}") from None
         return count
+
+    def idle(self) -> bool:
+        if self.conn.closed or self.conn.broken:
+            return False
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return False
+        try:
+            self.conn.execute(b"SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
 
     def close(self) -> None:
         self.conn.close()
@@ -288,6 +305,12 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             raise DatabaseError(f"{self.url.sqlite_path}: {_first_line(exc)}") from None
         return count
+
+    def idle(self) -> bool:
+        try:
+            return not self.conn.in_transaction
+        except sqlite3.ProgrammingError:  # closed
+            return False
 
     def close(self) -> None:
         self.conn.close()

@@ -96,6 +96,36 @@ class StepRecord:
     error: str | None
 
 
+@dataclass
+class LiveRun:
+    """A run in progress; ``id`` writes its row the first time something needs it."""
+
+    ledger: Ledger
+    target: str
+    concern: str
+    trigger: str
+    source: str
+    commit: str | None
+    started_at: datetime
+    _id: int | None = None
+
+    @property
+    def id(self) -> int:
+        if self._id is None:
+            self._id = self.ledger.start_run(
+                self.target, self.concern, self.trigger, self.source, self.commit, self.started_at
+            )
+        return self._id
+
+    def finish(self, outcome: str, message: str) -> int:
+        """Record the outcome; the run's id."""
+        if self._id is None:
+            self._id = self.ledger.record_run(self, outcome, message)
+        else:
+            self.ledger.finish_run(self._id, outcome, message)
+        return self._id
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -153,7 +183,13 @@ class Ledger:
     # -- runs -------------------------------------------------------------------------
 
     def start_run(
-        self, target: str, concern: str, trigger: str, source: str, commit: str | None = None
+        self,
+        target: str,
+        concern: str,
+        trigger: str,
+        source: str,
+        commit: str | None = None,
+        started_at: datetime | None = None,
     ) -> int:
         with Session(self.engine) as session, session.begin():
             run = models.Run(
@@ -162,7 +198,7 @@ class Ledger:
                 trigger=trigger,
                 source=source,
                 source_commit=commit,
-                started_at=_now(),
+                started_at=started_at or _now(),
             )
             session.add(run)
             session.flush()
@@ -175,6 +211,33 @@ class Ledger:
                 .where(models.Run.id == run_id)
                 .values(finished_at=_now(), outcome=outcome, message=redact(message))
             )
+
+    def run(
+        self, target: str, concern: str, trigger: str, source: str, commit: str | None = None
+    ) -> LiveRun:
+        """A run that reaches the ledger when it first has something to record (a step, a
+        decision, a backup) or when it ends: a run that only looked costs one write."""
+        return LiveRun(self, target, concern, trigger, source, commit, _now())
+
+    def record_run(self, run: LiveRun, outcome: str, message: str) -> int:
+        """A whole run in one write: it started, recorded nothing, and ended."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(models.Run).values(
+                    target=run.target,
+                    concern=run.concern,
+                    trigger=run.trigger,
+                    source=run.source,
+                    source_commit=run.commit,
+                    started_at=run.started_at,
+                    finished_at=_now(),
+                    outcome=outcome,
+                    message=redact(message),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def last_run(self, target: str, concern: str = "schema") -> RunRecord | None:
         runs = self.runs(target, concern, limit=1)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from reconciler.errors import ReconcilerError
 from reconciler.identity.webhooks import ClerkWebhook, webhook_route
 from reconciler.runtime import views
 from reconciler.runtime.http import Handler, Reply, json_reply
@@ -68,7 +69,11 @@ def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
                 return json_reply(403, {"error": "set server.token to allow run-now requests"})
             if not _authorized(daemon, headers, required=True):
                 return json_reply(401, {"error": "a valid bearer token is required"})
-            if not daemon.targets[name].leadership.acquire():
+            try:
+                leads = daemon.targets[name].leadership.acquire()
+            except ReconcilerError as exc:
+                return json_reply(503, {"error": f"cannot tell who leads {name}: {exc}"})
+            if not leads:
                 return json_reply(
                     409,
                     {

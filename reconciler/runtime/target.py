@@ -1,17 +1,24 @@
-"""One target inside the daemon: its policy, leadership, conditions and the latest views
-that ``/status`` and the metrics show. Runs of one target never overlap (``busy``)."""
+"""One target inside the daemon: its policy, leadership, conditions, the latest views that
+``/status`` and the metrics show, and a connection kept between runs.
+
+Runs of one target never overlap (``busy``), so the kept connection has one user at a time.
+Keeping it saves a new server process per run, the largest cost of an in-sync run across a
+fleet. It is kept only while it is known clean: idle, alive, and only used to look (a run
+that applied or failed closes it, so no session state a migration set can leak).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reconciler.db.url import DatabaseUrl
+from reconciler.db.connection import Database, connect
 from reconciler.policy.model import Target
 from reconciler.runtime.conditions import Condition
-from reconciler.runtime.leader import Leadership
+from reconciler.runtime.leader import Leaders, Leadership
 
 
 @dataclass
@@ -35,10 +42,28 @@ class TargetRuntime:
     backup: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     leader: bool = False
+    kept: Database | None = None
 
     @classmethod
-    def create(cls, spec: Target, ledger: DatabaseUrl) -> TargetRuntime:
-        return cls(spec, Leadership(spec.name, ledger, spec.database))
+    def create(cls, spec: Target, leaders: Leaders) -> TargetRuntime:
+        return cls(spec, leaders.leadership(spec.name, spec.database))
+
+    def connection(self) -> Database | None:
+        """The kept connection, (re)opened as needed; None where none is kept (SQLite:
+        a connection belongs to its thread, and opening one costs nothing)."""
+        if self.spec.database.dialect != "postgresql":
+            return None
+        if self.kept is not None and (self.kept.url != self.spec.database or not self.kept.idle()):
+            self.drop_connection()
+        if self.kept is None:
+            self.kept = connect(self.spec.database, application_name="reconciler")
+        return self.kept
+
+    def drop_connection(self) -> None:
+        if self.kept is not None:
+            with contextlib.suppress(Exception):  # a lost connection closes without a word
+                self.kept.close()
+            self.kept = None
 
     def concern(self, name: str) -> ConcernState:
         return self.concerns.setdefault(name, ConcernState())

@@ -1,0 +1,133 @@
+"""The daemon's cycle across targets, in-process: connections kept between runs, leadership
+on one shared connection, and targets that cannot be reached reported, never skipped."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.runtime.daemon import Daemon
+from tests.conftest import PRISMA_PG, pg_query
+
+RECONCILER_PIDS = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name = 'reconciler' AND pid <> pg_backend_pid()"
+)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop(grace=0)
+
+
+def policy_for(
+    write_policy: Callable[..., Path], tmp_path: Path, ledger: str, *targets: tuple[str, str]
+) -> Path:
+    migrations = tmp_path / "migrations"
+    if not migrations.exists():
+        shutil.copytree(PRISMA_PG, migrations)
+    listed = "".join(
+        f"""
+          - name: {name}
+            database: {url}
+            migrations: {{layout: prisma, path: migrations}}
+            schedule: {{schema: 1h, identity: null}}
+        """
+        for name, url in targets
+    )
+    return write_policy(f"ledger: {ledger}\ntargets:{listed}")  # type: ignore[no-any-return]
+
+
+def test_in_sync_runs_keep_one_connection_and_record_every_run(
+    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+) -> None:
+    policy = policy_for(write_policy, tmp_path, f"sqlite:///{tmp_path}/l.db", ("shop", pg_url))
+    daemon = Daemon(policy)
+    daemons.append(daemon)
+    assert daemon.run_once() == 0  # applies the history: that connection is not kept
+    assert pg_query(pg_url, RECONCILER_PIDS) == []
+    pids = []
+    for _ in range(3):
+        assert daemon.run_once() == 0
+        pids.append(pg_query(pg_url, RECONCILER_PIDS))
+    assert len(pids[0]) == 1
+    assert pids[0] == pids[1] == pids[2]
+    runs = daemon.ledger.runs("shop")
+    assert [r.outcome for r in runs] == ["InSync"] * 4
+    assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
+    assert runs[0].message == runs[1].message  # each look is its own record
+    daemon.stop(grace=0)
+    assert pg_query(pg_url, RECONCILER_PIDS) == []
+
+
+def test_a_setting_left_by_a_migration_does_not_reach_later_runs(
+    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+) -> None:
+    policy = policy_for(write_policy, tmp_path, f"sqlite:///{tmp_path}/l.db", ("shop", pg_url))
+    daemon = Daemon(policy)
+    daemons.append(daemon)
+    assert daemon.run_once() == 0
+    assert daemon.run_once() == 0  # now a connection is kept
+    leaves = tmp_path / "migrations" / "20990101000000_leaves_a_setting"
+    leaves.mkdir()
+    # A session-level setting: a connection kept after this run would carry it into the
+    # next one, and the next migration would fail there.
+    (leaves / "migration.sql").write_text(
+        "CREATE TABLE note (id int);\nSET default_transaction_read_only = on;\n",
+        encoding="utf-8",
+    )
+    assert daemon.run_once() == 0
+    assert daemon.targets["shop"].concerns["schema"].message.startswith("applied 1 migration")
+    after = tmp_path / "migrations" / "20990101000001_after_it"
+    after.mkdir()
+    (after / "migration.sql").write_text("CREATE TABLE later (id int);\n", encoding="utf-8")
+    assert daemon.run_once() == 0, daemon.targets["shop"].concerns["schema"].message
+    assert pg_query(pg_url, "SELECT to_regclass('later') IS NOT NULL") == [(True,)]
+
+
+def test_leadership_of_a_fleet_is_one_connection_and_moves_when_it_is_lost(
+    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+) -> None:
+    base = pg_url.rsplit("/", 1)[0]
+    shop_db, admin_db = pg_url, f"{base}/postgres"
+    ledger = pg_url  # a PostgreSQL ledger holds every target's lock
+    policy = policy_for(write_policy, tmp_path, ledger, ("shop", shop_db), ("admin", admin_db))
+    first, second = Daemon(policy), Daemon(policy)
+    daemons.extend([first, second])
+    assert first.run_once() == 0
+    assert second.run_once() == 0  # the other replica leads both: nothing to do here
+    assert [t.leader for t in first.targets.values()] == [True, True]
+    assert [t.leader for t in second.targets.values()] == [False, False]
+    holders = pg_query(
+        ledger,
+        "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND objid IS NOT NULL "
+        "AND classid = %s",
+        (0x7265636F,),
+    )
+    assert len(holders) == 1  # one connection holds both targets' locks
+    pg_query(ledger, "SELECT pg_terminate_backend(%s)", (holders[0][0],))
+    assert second.run_once() == 0  # the locks went with the connection: it leads now
+    assert [t.leader for t in second.targets.values()] == [True, True]
+    runs_before = len(first.ledger.runs("shop", limit=100))
+    assert first.run_once() == 0
+    assert [t.leader for t in first.targets.values()] == [False, False]
+    assert len(first.ledger.runs("shop", limit=100)) == runs_before  # it did not act
+
+
+def test_a_target_whose_lock_cannot_be_taken_is_reported(
+    tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+) -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:9/shop"  # nothing listens on port 9
+    policy = policy_for(write_policy, tmp_path, f"sqlite:///{tmp_path}/l.db", ("shop", unreachable))
+    daemon = Daemon(policy)
+    daemons.append(daemon)
+    assert daemon.run_once() == 1
+    state = daemon.targets["shop"].concerns["schema"]
+    assert state.reason == "DatabaseUnavailable"
+    assert "127.0.0.1:9" in state.message
