@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,16 +10,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from svix.webhooks import Webhook
 
 from tests.conftest import PRISMA_PG, pg_query
+from tests.identity.doubles import ClerkDouble, Population, clerk_user
 
 TOKEN = "tok-9f8e7d6c5b4a"
 PASSWORD_FREE_SECRET = "sk_test_Secret-Never-Shown-42"
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -56,14 +61,16 @@ class Deployment:
         self.processes: list[tuple[subprocess.Popen[str], Path]] = []
         self.files: list[Any] = []
 
-    def write_policy(self, extra: str = "") -> None:
+    def write_policy(self, extra: str = "", clerk: str = "http://127.0.0.1:9/v1") -> None:
         (self.repo / "policy.yaml").write_text(
             "targets:\n  - name: shop\n    database: ${SHOP_DB}\n"
             "    migrations: {layout: prisma, path: migrations}\n"
-            "    schedule: {schema: 2s, jitter: 0%, retry: 1s}\n"
+            "    schedule: {schema: 2s, identity: 3s, jitter: 0%, retry: 1s}\n"
             "    identity:\n      provider: clerk\n"
-            "      clerk: {secret_key: '${CLERK_KEY}', api_url: 'http://127.0.0.1:9/v1'}\n"
-            "      key: clerk_id\n" + extra
+            f"      clerk: {{secret_key: '${{CLERK_KEY}}', api_url: '{clerk}',\n"
+            "              webhook_secret: '${CLERK_WEBHOOK_SECRET}'}\n"
+            "      key: clerk_id\n"
+            "      columns: {email: email, first_name: first_name, last_name: last_name}\n" + extra
         )
 
     def commit(self, message: str) -> str:
@@ -97,6 +104,7 @@ class Deployment:
             **os.environ,
             "SHOP_DB": self.pg_url,
             "CLERK_KEY": PASSWORD_FREE_SECRET,
+            "CLERK_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "RECONCILER_TOKEN": TOKEN,
         }
         process = subprocess.Popen(
@@ -195,6 +203,58 @@ def test_new_commit_is_applied_and_shown(deployment: Deployment) -> None:
     # Identity points at a closed port: the provider is unavailable, not the schema.
     assert conditions["Ready"]["reason"] == "ProviderUnavailable"
     assert conditions["Stalled"]["status"] == "False"
+
+
+def signed(kind: str, data: dict[str, Any], secret: str = WEBHOOK_SECRET) -> dict[str, Any]:
+    """A Clerk webhook delivery as Svix sends it: the body and its headers."""
+    msg_id, when = f"msg_{time.time_ns()}", datetime.now(UTC)
+    body = json.dumps({"type": kind, "object": "event", "data": data})
+    signature = Webhook(secret).sign(msg_id, when, body)
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(when.timestamp())),
+        "svix-signature": signature,
+        "content-type": "application/json",
+    }
+    return {"content": body, "headers": headers}
+
+
+def test_identity_follows_the_provider_and_its_webhooks(deployment: Deployment) -> None:
+    population = Population(40)
+    with ClerkDouble(population, PASSWORD_FREE_SECRET) as clerk:
+        deployment.write_policy(clerk=clerk.url)
+        deployment.commit("identity from the Clerk double")
+        url = deployment.start()
+        with_email = sum(1 for u in population if u["email_addresses"])
+        wait_for(
+            lambda: pg_query(deployment.pg_url, "SELECT count(*) FROM users") == [(with_email,)],
+            what="the periodic sync to create the provider's users",
+            log=deployment.processes[0][1],
+        )
+        wait_for(lambda: shop(url)["identity"].get("applied"), what="the sync shown in /status")
+        assert shop(url)["identity"]["listed"] == 40
+        metrics = httpx.get(f"{url}/metrics").text
+        assert (
+            f'reconciler_identity_changes_total{{action="created",target="shop"}} '
+            f"{float(with_email)}" in metrics
+        )
+        # A user created in the provider reaches the table through its webhook.
+        newcomer = clerk_user(1000)
+        forged = signed("user.created", newcomer, secret="whsec_" + "A" * 32)
+        assert httpx.post(f"{url}/webhooks/clerk", **forged).status_code == 401
+        newcomer_email = newcomer["email_addresses"][0]["email_address"]
+        assert pg_query(
+            deployment.pg_url, "SELECT count(*) FROM users WHERE email = %s", (newcomer_email,)
+        ) == [(0,)]
+        delivery = signed("user.created", newcomer)
+        assert httpx.post(f"{url}/webhooks/clerk", **delivery).status_code == 200
+        assert pg_query(
+            deployment.pg_url, "SELECT clerk_id FROM users WHERE email = %s", (newcomer_email,)
+        ) == [(newcomer["id"],)]
+        assert httpx.post(f"{url}/webhooks/clerk", **delivery).status_code == 400  # replayed
+        shown = httpx.get(f"{url}/status", headers=auth()).text + metrics + deployment.logs()
+        assert WEBHOOK_SECRET not in shown
+        assert PASSWORD_FREE_SECRET not in shown
 
 
 def test_bad_commit_keeps_the_last_good_policy(deployment: Deployment) -> None:
