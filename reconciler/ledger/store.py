@@ -191,18 +191,14 @@ class Ledger:
         commit: str | None = None,
         started_at: datetime | None = None,
     ) -> int:
-        with Session(self.engine) as session, session.begin():
-            run = models.Run(
-                target=target,
-                concern=concern,
-                trigger=trigger,
-                source=source,
-                source_commit=commit,
-                started_at=started_at or _now(),
-            )
-            session.add(run)
-            session.flush()
-            return run.id
+        return self._insert_run(
+            target=target,
+            concern=concern,
+            trigger=trigger,
+            source=source,
+            source_commit=commit,
+            started_at=started_at or _now(),
+        )
 
     def finish_run(self, run_id: int, outcome: str, message: str) -> None:
         with self.engine.begin() as conn:
@@ -221,23 +217,23 @@ class Ledger:
 
     def record_run(self, run: LiveRun, outcome: str, message: str) -> int:
         """A whole run in one write: it started, recorded nothing, and ended."""
+        return self._insert_run(
+            target=run.target,
+            concern=run.concern,
+            trigger=run.trigger,
+            source=run.source,
+            source_commit=run.commit,
+            started_at=run.started_at,
+            finished_at=_now(),
+            outcome=outcome,
+            message=redact(message),
+        )
+
+    def _insert_run(self, **values: object) -> int:
         with self.engine.begin() as conn:
-            result = conn.execute(
-                insert(models.Run).values(
-                    target=run.target,
-                    concern=run.concern,
-                    trigger=run.trigger,
-                    source=run.source,
-                    source_commit=run.commit,
-                    started_at=run.started_at,
-                    finished_at=_now(),
-                    outcome=outcome,
-                    message=redact(message),
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+            key = conn.execute(insert(models.Run).values(**values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def last_run(self, target: str, concern: str = "schema") -> RunRecord | None:
         runs = self.runs(target, concern, limit=1)

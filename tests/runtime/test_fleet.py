@@ -18,38 +18,37 @@ RECONCILER_PIDS = (
 )
 
 
+Deploy = Callable[..., Daemon]
+
+
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
+def deploy(tmp_path: Path, write_policy: Callable[..., Path]) -> Iterator[Deploy]:
+    """A daemon over ``(name, database URL)`` targets sharing one copy of the example
+    history; the ledger defaults to SQLite. Stopped after the test."""
     started: list[Daemon] = []
-    yield started
+    shutil.copytree(PRISMA_PG, tmp_path / "migrations")
+
+    def make(*targets: tuple[str, str], ledger: str = f"sqlite:///{tmp_path}/l.db") -> Daemon:
+        listed = "".join(
+            f"""
+              - name: {name}
+                database: {url}
+                migrations: {{layout: prisma, path: migrations}}
+                schedule: {{schema: 1h, identity: null}}
+            """
+            for name, url in targets
+        )
+        daemon = Daemon(write_policy(f"ledger: {ledger}\ntargets:{listed}"))
+        started.append(daemon)
+        return daemon
+
+    yield make
     for daemon in started:
         daemon.stop(grace=0)
 
 
-def policy_for(
-    write_policy: Callable[..., Path], tmp_path: Path, ledger: str, *targets: tuple[str, str]
-) -> Path:
-    migrations = tmp_path / "migrations"
-    if not migrations.exists():
-        shutil.copytree(PRISMA_PG, migrations)
-    listed = "".join(
-        f"""
-          - name: {name}
-            database: {url}
-            migrations: {{layout: prisma, path: migrations}}
-            schedule: {{schema: 1h, identity: null}}
-        """
-        for name, url in targets
-    )
-    return write_policy(f"ledger: {ledger}\ntargets:{listed}")  # type: ignore[no-any-return]
-
-
-def test_in_sync_runs_keep_one_connection_and_record_every_run(
-    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
-) -> None:
-    policy = policy_for(write_policy, tmp_path, f"sqlite:///{tmp_path}/l.db", ("shop", pg_url))
-    daemon = Daemon(policy)
-    daemons.append(daemon)
+def test_in_sync_runs_keep_one_connection_and_record_every_run(pg_url: str, deploy: Deploy) -> None:
+    daemon = deploy(("shop", pg_url))
     assert daemon.run_once() == 0  # applies the history: that connection is not kept
     assert pg_query(pg_url, RECONCILER_PIDS) == []
     pids = []
@@ -67,11 +66,9 @@ def test_in_sync_runs_keep_one_connection_and_record_every_run(
 
 
 def test_a_setting_left_by_a_migration_does_not_reach_later_runs(
-    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+    pg_url: str, tmp_path: Path, deploy: Deploy
 ) -> None:
-    policy = policy_for(write_policy, tmp_path, f"sqlite:///{tmp_path}/l.db", ("shop", pg_url))
-    daemon = Daemon(policy)
-    daemons.append(daemon)
+    daemon = deploy(("shop", pg_url))
     assert daemon.run_once() == 0
     assert daemon.run_once() == 0  # now a connection is kept
     leaves = tmp_path / "migrations" / "20990101000000_leaves_a_setting"
@@ -92,14 +89,12 @@ def test_a_setting_left_by_a_migration_does_not_reach_later_runs(
 
 
 def test_leadership_of_a_fleet_is_one_connection_and_moves_when_it_is_lost(
-    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+    pg_url: str, deploy: Deploy
 ) -> None:
     base = pg_url.rsplit("/", 1)[0]
-    shop_db, admin_db = pg_url, f"{base}/postgres"
     ledger = pg_url  # a PostgreSQL ledger holds every target's lock
-    policy = policy_for(write_policy, tmp_path, ledger, ("shop", shop_db), ("admin", admin_db))
-    first, second = Daemon(policy), Daemon(policy)
-    daemons.extend([first, second])
+    fleet = (("shop", pg_url), ("admin", f"{base}/postgres"))
+    first, second = deploy(*fleet, ledger=ledger), deploy(*fleet, ledger=ledger)
     assert first.run_once() == 0
     assert second.run_once() == 0  # the other replica leads both: nothing to do here
     assert [t.leader for t in first.targets.values()] == [True, True]
@@ -121,12 +116,9 @@ def test_leadership_of_a_fleet_is_one_connection_and_moves_when_it_is_lost(
 
 
 def test_a_target_whose_lock_cannot_be_taken_is_reported(
-    tmp_path: Path, write_policy: Callable[..., Path], daemons: list[Daemon]
+    deploy: Deploy,
 ) -> None:
-    unreachable = "postgresql://postgres@127.0.0.1:9/shop"  # nothing listens on port 9
-    policy = policy_for(write_policy, tmp_path, f"sqlite:///{tmp_path}/l.db", ("shop", unreachable))
-    daemon = Daemon(policy)
-    daemons.append(daemon)
+    daemon = deploy(("shop", "postgresql://postgres@127.0.0.1:9/shop"))  # nothing on port 9
     assert daemon.run_once() == 1
     state = daemon.targets["shop"].concerns["schema"]
     assert state.reason == "DatabaseUnavailable"
