@@ -75,20 +75,13 @@ def reconcile_identity(
     outcome = IdentityOutcome(target.name, "ProviderUnavailable", "interrupted", run_id=run_id)
     say = report or (lambda line: None)
     db: Database | None = None
+    opened: Provider | None = None
     try:
         db = connect(target.database)
         table = UsersTable(db, spec)
-        outcome = _run(
-            target,
-            spec,
-            table,
-            ledger,
-            run_id,
-            dry_run,
-            allow_deletions,
-            provider or open_provider(spec),
-            say,
-        )
+        if provider is None:
+            provider = opened = open_provider(spec)
+        outcome = _run(target, spec, table, ledger, run_id, dry_run, allow_deletions, provider, say)
         table.drop_stage()
     except IncompleteListing as exc:
         outcome = IdentityOutcome(
@@ -101,6 +94,8 @@ def reconcile_identity(
     except ReconcilerError as exc:
         outcome = IdentityOutcome(target.name, "IdentityFailed", str(exc), run_id=run_id)
     finally:
+        if opened is not None:
+            opened.close()
         if db is not None:
             db.close()
         ledger.finish_run(run_id, outcome.reason, outcome.message)

@@ -37,3 +37,7 @@ class Provider(Protocol):
     def count(self) -> int | None:
         """The provider's own count of users, to check a listing against; None if unknown."""
         ...
+
+    def close(self) -> None:
+        """Release what the provider holds between calls (its HTTP connection)."""
+        ...

@@ -23,9 +23,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -84,6 +83,7 @@ class HttpProvider:
         self._base = base_url.rstrip("/")
         self._secret = secret
         self._client = client
+        self._owns_client = False
         self.max_retries = max_retries
         self.backoff = backoff
 
@@ -99,14 +99,27 @@ class HttpProvider:
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    @contextmanager
-    def _api(self) -> Iterator[httpx.Client]:
-        """The client given, else one of our own for the length of one listing or count."""
-        if self._client is not None:
-            yield self._client
-            return
-        with httpx.Client(timeout=_HTTP_TIMEOUT) as client:
-            yield client
+    def _api(self) -> httpx.Client:
+        """The client given, else one of our own, made on first use and kept until
+        ``close()``: the counts and the listing of a sync share its connection and its SSL
+        context (building one takes 30 to 200 ms)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=_HTTP_TIMEOUT)
+            self._owns_client = True
+        return self._client
+
+    def close(self) -> None:
+        """Close the client this provider made (a client given is the caller's to close)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+            self._owns_client = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._secret.reveal()}", "Accept": self.accept}
@@ -251,13 +264,11 @@ class ClerkProvider(HttpProvider):
         return f"ClerkProvider(api_url={self._base!r}, page_size={self.page_size})"
 
     def users(self) -> Iterator[ProviderUser]:
-        with self._api() as client:
-            yield from self._list(client)
+        yield from self._list(self._api())
 
     def count(self) -> int | None:
         place = Place("user count")
-        with self._api() as client:
-            response = self._get(client, "/users/count", {}, place)
+        response = self._get(self._api(), "/users/count", {}, place)
         try:
             data = response.json()
         except ValueError:

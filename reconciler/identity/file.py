@@ -65,6 +65,9 @@ class FileProvider:
     def count(self) -> int | None:
         return len(self._records())
 
+    def close(self) -> None:
+        """Nothing is held between calls: the file is read whole each time."""
+
 
 def _text(value: object) -> str | None:
     if value is None or value == "":

@@ -59,29 +59,28 @@ class ScimProvider(HttpProvider):
         return f"ScimProvider(base_url={self._base!r}, page_size={self.page_size})"
 
     def users(self) -> Iterator[ProviderUser]:
-        with self._api() as client:
-            yield from self._list(client)
+        yield from self._list(self._api())
 
     def count(self) -> int | None:
-        with self._api() as client:
-            for count in (0, 1):
-                place = Place(f"user count (count={count})")
-                response = self._get(
-                    client,
-                    "/Users",
-                    {"startIndex": 1, "count": count},
-                    place,
-                    tolerate=_COUNT_REFUSALS if count == 0 else (),
-                )
-                if response.status_code in _COUNT_REFUSALS:
-                    continue
-                try:
-                    data = response.json()
-                except ValueError:
-                    data = None
-                total = _total(data)
-                if total is not None:
-                    return total
+        client = self._api()
+        for count in (0, 1):
+            place = Place(f"user count (count={count})")
+            response = self._get(
+                client,
+                "/Users",
+                {"startIndex": 1, "count": count},
+                place,
+                tolerate=_COUNT_REFUSALS if count == 0 else (),
+            )
+            if response.status_code in _COUNT_REFUSALS:
+                continue
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            total = _total(data)
+            if total is not None:
+                return total
         raise ProviderUnavailable(
             f"scim: user count: HTTP {response.status_code}: the answer holds no totalResults"
         )

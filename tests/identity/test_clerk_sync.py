@@ -54,9 +54,11 @@ def policy(pg_url: str, tmp_path: Path, clerk: ClerkDouble) -> Policy:
 
 
 def sync(policy: Policy, clerk: ClerkDouble) -> IdentityOutcome:
-    provider = ClerkProvider(Secret(KEY), clerk.url, backoff=0.01, max_retries=2)
-    provider._sleep = lambda seconds: None  # type: ignore[method-assign]
-    with Ledger(policy.ledger) as ledger:
+    with (
+        ClerkProvider(Secret(KEY), clerk.url, backoff=0.01, max_retries=2) as provider,
+        Ledger(policy.ledger) as ledger,
+    ):
+        provider._sleep = lambda seconds: None  # type: ignore[method-assign]
         return reconcile_identity(
             policy.targets[0], ledger, dry_run=False, trigger="t", source="p", provider=provider
         )

@@ -39,12 +39,24 @@ def at(ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
 
 
+OPENED: list[ClerkProvider | ScimProvider] = []
+"""Providers made by a test, closed after it (each keeps its HTTP client until then)."""
+
+
+@pytest.fixture(autouse=True)
+def close_providers() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 class Clerk(ClerkProvider):
     """The provider, its waits recorded instead of taken."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.waits: list[float] = []
+        OPENED.append(self)
 
     def _sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
@@ -54,6 +66,7 @@ class Scim(ScimProvider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.waits: list[float] = []
+        OPENED.append(self)
 
     def _sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
@@ -392,6 +405,35 @@ def test_clerk_count(clerk_api: Any) -> None:
     api.count_answer = 1200
     assert provider.count() == 1200
     assert api.requests == {"/users/count": 2}
+
+
+def test_clerk_counts_and_lists_with_one_client_closed_once(
+    clerk_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[httpx.Client] = []
+
+    class Counted(httpx.Client):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(httpx, "Client", Counted)
+    api = clerk_api(1200)
+    with clerk(api) as provider:
+        assert provider.count() == 1200
+        assert len(list(provider.users())) == 1200
+        assert provider.count() == 1200
+    assert len(made) == 1, "one client (one SSL context) for every call of the provider"
+    assert made[0].is_closed
+    provider.close()  # a second close does nothing
+
+
+def test_clerk_leaves_a_client_it_was_given_open(clerk_api: Any) -> None:
+    api = clerk_api(3)
+    with httpx.Client() as given:
+        with clerk(api, client=given) as provider:
+            assert provider.count() == 3
+        assert not given.is_closed
 
 
 # -- SCIM --------------------------------------------------------------------------------
