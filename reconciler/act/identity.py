@@ -169,7 +169,15 @@ def _run(
         f"{listed:,} listed; {diff.missing:,} missing, {diff.changed:,} changed, "
         f"{diff.orphans:,} orphaned"
     )
+    if diff.not_taken:
+        # Users the table can never take (a column it requires is empty at the provider):
+        # counted apart, so a table as in sync as it can be is InSync.
+        summary += f", {diff.not_taken:,} not taken"
     if dry_run:
+        if diff.not_taken:
+            shown = ", ".join(diff.not_taken_sample[:10])
+            more = " ..." if diff.not_taken > len(diff.not_taken_sample[:10]) else ""
+            summary += f" ({spec.table} requires a column they leave empty: {shown}{more})"
         return result(
             "InSync" if not (diff.missing or diff.changed or deleting) else "Pending", summary
         )
@@ -183,7 +191,7 @@ def _run(
         except BackupError as exc:
             return result("BackupFailed", f"nothing changed: {exc}", dry_run=False)
     applied = Applied()
-    table.create_and_update(create=spec.missing == "create", applied=applied)
+    table.create_and_update(diff, create=spec.missing == "create", applied=applied)
     if spec.orphans == "soft-delete":
         table.soft_delete(orphan_keys, applied)
     elif spec.orphans == "delete":

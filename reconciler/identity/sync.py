@@ -36,12 +36,17 @@ class IdentityDiff:
     table_users: int
     """Rows of the table holding a provider id (soft-deleted ones excluded)."""
     missing: int
+    """Users the table lacks and can take."""
     changed: int
     orphans: int
+    not_taken: int = 0
+    """Users the table lacks and can never take: a column it requires (NOT NULL, no
+    default) is empty at the provider. Not ``missing``: no sync can change them."""
     missing_sample: tuple[str, ...] = ()
     changed_sample: tuple[str, ...] = ()
     orphan_keys: tuple[str, ...] = ()
     """Every orphan's key when there are at most ``max_list`` of them, else a sample."""
+    not_taken_sample: tuple[str, ...] = ()
 
 
 @dataclass
@@ -152,37 +157,63 @@ class UsersTable:
             live += f" AND {alias}.{self.deleted} IS NULL"
         return live
 
+    def _complete(self) -> str:
+        """A staged user the table can take: every required column has a value."""
+        required = [
+            f"s.{_q(f)} IS NOT NULL" for f, c in self.spec.columns.items() if c in self.required
+        ]
+        return " AND ".join(required) or "TRUE"
+
     def diff(self, listed: int, max_list: int = 1000) -> IdentityDiff:
+        """What a sync would do, counted in two queries; a sample of keys is queried only
+        when its count is not 0."""
         db, t, k = self.db, self.table, self.key
-        missing_where = f"NOT EXISTS (SELECT 1 FROM {t} u WHERE u.{k} = s.key)"
+        absent = f"NOT EXISTS (SELECT 1 FROM {t} u WHERE u.{k} = s.key)"
         changed_from = f"{STAGE} s JOIN {t} u ON u.{k} = s.key WHERE {self._changed_condition()}"
         orphan_where = (
             f"{self._live()} AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.key = u.{k})"
         )
-        missing = int(db.query(f"SELECT count(*) FROM {STAGE} s WHERE {missing_where}")[0][0])
-        changed = int(db.query(f"SELECT count(*) FROM {changed_from}")[0][0])
-        orphans = int(db.query(f"SELECT count(*) FROM {t} u WHERE {orphan_where}")[0][0])
+        complete = self._complete()
+        # One join of the listing with the table counts everything but the orphans: the
+        # live rows it does not match (each row matches at most one staged user).
+        missing, not_taken, changed, matched = db.query(
+            f"SELECT count(*) FILTER (WHERE u.{k} IS NULL AND {complete}), "
+            f"count(*) FILTER (WHERE u.{k} IS NULL AND NOT ({complete})), "
+            f"count(*) FILTER (WHERE u.{k} IS NOT NULL AND {self._changed_condition()}), "
+            f"count(*) FILTER (WHERE {self._live()}) "
+            f"FROM {STAGE} s LEFT JOIN {t} u ON u.{k} = s.key"
+        )[0]
         table_users = int(db.query(f"SELECT count(*) FROM {t} u WHERE {self._live()}")[0][0])
-        samples = (
-            tuple(
-                r[0]
-                for r in db.query(
-                    f"SELECT s.key FROM {STAGE} s WHERE {missing_where} ORDER BY s.key "
-                    f"LIMIT {SAMPLE}"
-                )
+        orphans = table_users - int(matched)
+
+        def sample(count: int, query: str) -> tuple[str, ...]:
+            return tuple(str(r[0]) for r in db.query(query)) if count else ()
+
+        return IdentityDiff(
+            listed,
+            table_users,
+            int(missing),
+            int(changed),
+            orphans,
+            int(not_taken),
+            missing_sample=sample(
+                missing,
+                f"SELECT s.key FROM {STAGE} s WHERE {complete} AND {absent} "
+                f"ORDER BY s.key LIMIT {SAMPLE}",
             ),
-            tuple(
-                r[0]
-                for r in db.query(f"SELECT s.key FROM {changed_from} ORDER BY s.key LIMIT {SAMPLE}")
+            changed_sample=sample(
+                changed, f"SELECT s.key FROM {changed_from} ORDER BY s.key LIMIT {SAMPLE}"
             ),
-            tuple(
-                str(r[0])
-                for r in db.query(
-                    f"SELECT u.{k} FROM {t} u WHERE {orphan_where} ORDER BY u.{k} LIMIT {max_list}"
-                )
+            orphan_keys=sample(
+                orphans,
+                f"SELECT u.{k} FROM {t} u WHERE {orphan_where} ORDER BY u.{k} LIMIT {max_list}",
+            ),
+            not_taken_sample=sample(
+                not_taken,
+                f"SELECT s.key FROM {STAGE} s WHERE NOT ({complete}) AND {absent} "
+                f"ORDER BY s.key LIMIT {SAMPLE}",
             ),
         )
-        return IdentityDiff(listed, table_users, missing, changed, orphans, *samples)
 
     # -- applying ---------------------------------------------------------------------
 
@@ -201,21 +232,15 @@ class UsersTable:
             parts.append(f"u.{self.deleted} IS NOT NULL")
         return "(" + " OR ".join(parts) + ")"
 
-    def create_and_update(self, *, create: bool, applied: Applied, batch: int = BATCH) -> None:
-        db, t, k = self.db, self.table, self.key
-        total = int(db.query(f"SELECT count(*) FROM {STAGE}")[0][0])
-        columns = ", ".join(_q(c) for c in self.spec.columns.values())
-        values = ", ".join(f"s.{_q(f)}" for f in self.spec.columns)
-        sets = ", ".join(f"{_q(c)} = {self._value(f, c)}" for f, c in self.spec.columns.items())
-        if self.deleted:
-            sets += f", {self.deleted} = NULL"
-        complete = (
-            " AND ".join(
-                f"s.{_q(f)} IS NOT NULL" for f, c in self.spec.columns.items() if c in self.required
-            )
-            or "TRUE"
-        )
-        if create:
+    def create_and_update(
+        self, diff: IdentityDiff, *, create: bool, applied: Applied, batch: int = BATCH
+    ) -> None:
+        """Insert the missing users (``create``) and update the changed ones, a window of
+        ``batch`` staged users per transaction. Nothing is looked at when ``diff`` has
+        nothing to create or change."""
+        db, t, k, p = self.db, self.table, self.key, self.db.param
+        complete = self._complete()
+        if create and diff.not_taken:
             applied.rejected += [
                 str(r[0])
                 for r in db.query(
@@ -223,34 +248,47 @@ class UsersTable:
                     f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) ORDER BY s.key"
                 )
             ]
+        if not (diff.changed or (create and diff.missing)):
+            return
+        columns = ", ".join(_q(c) for c in self.spec.columns.values())
+        values = ", ".join(f"s.{_q(f)}" for f in self.spec.columns)
+        sets = ", ".join(f"{_q(c)} = {self._value(f, c)}" for f, c in self.spec.columns.items())
+        if self.deleted:
+            sets += f", {self.deleted} = NULL"
         insert = (
             f"INSERT INTO {t} ({k}, {columns}) SELECT s.key, {values} FROM {STAGE} s "
             f"WHERE {{window}} AND {complete} AND NOT EXISTS "
             f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) RETURNING 1"
         )
+        # The window's own key range (keys and n follow the same order) lets the update
+        # find the window's rows by the key's index instead of scanning the whole table.
         update = (
             f"UPDATE {t} AS u SET {sets} FROM {STAGE} AS s WHERE u.{k} = s.key "
-            f"AND {{window}} AND {self._changed_condition()} RETURNING 1"
+            f"AND {{window}} AND u.{k} BETWEEN {p} AND {p} AND {self._changed_condition()} "
+            "RETURNING 1"
         )
-        for low in range(0, total, batch):
+
+        def apply(window: str, first: str, last: str) -> None:
+            with db.transaction():
+                created = len(db.query(insert.format(window=window))) if create else 0
+                updated = len(db.query(update.format(window=window), (first, last)))
+            applied.created += created
+            applied.updated += updated
+
+        last_n = db.query(f"SELECT max(n) FROM {STAGE}")[0][0] or 0
+        for low in range(0, int(last_n), batch):
             window = f"s.n > {low} AND s.n <= {low + batch}"
+            first, last = db.query(f"SELECT min(key), max(key) FROM {STAGE} s WHERE {window}")[0]
+            if first is None:
+                continue
             try:
-                with db.transaction():
-                    created = len(db.query(insert.format(window=window))) if create else 0
-                    updated = len(db.query(update.format(window=window)))
-                applied.created += created
-                applied.updated += updated
+                apply(window, first, last)
             except DatabaseError:
                 # A constraint refused part of the batch (a duplicate email, say): user by
                 # user, so the others still go through and the refused ones are named.
                 for n, key in db.query(f"SELECT n, key FROM {STAGE} s WHERE {window}"):
-                    one = f"s.n = {int(n)}"
                     try:
-                        with db.transaction():
-                            created = len(db.query(insert.format(window=one))) if create else 0
-                            updated = len(db.query(update.format(window=one)))
-                        applied.created += created
-                        applied.updated += updated
+                        apply(f"s.n = {int(n)}", key, key)
                     except DatabaseError:
                         applied.rejected.append(str(key))
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import Result
 
 from reconciler.act import reconcile_schema
 from reconciler.act.identity import IdentityOutcome, reconcile_identity
+from reconciler.db.connection import connect
 from reconciler.errors import IncompleteListing
 from reconciler.identity.base import ProviderUser
+from reconciler.identity.file import FileProvider
+from reconciler.identity.sync import Applied, UsersTable
 from reconciler.ledger import Ledger
 from reconciler.policy import Policy, load_policy
 from tests.conftest import PRISMA_PG, PRISMA_SQLITE, pg_query
@@ -135,6 +139,68 @@ def test_changes_are_applied_to_mapped_columns_only(database: str, tmp_path: Pat
     assert outcome.applied.updated == 2
     assert shop.rows()["user_00003"][0] == "new3@example.com"
     assert shop.rows()["user_00005"][0] == "u5@example.com"
+
+
+def test_users_the_table_cannot_take_are_not_missing(
+    database: str, tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    """users.email is NOT NULL: a user without an email is counted as not taken, apart
+    from the missing ones, so a table holding everyone else is in sync."""
+    shop = Shop(tmp_path, database, "report")
+    shop.write([user(i, email=None) if i % 5 == 0 else user(i) for i in range(1, 21)])
+    plan = shop.sync(dry_run=True)
+    assert plan.reason == "Pending"
+    assert plan.diff is not None
+    assert (plan.diff.missing, plan.diff.not_taken) == (16, 4)
+    assert plan.diff.not_taken_sample == ("user_00005", "user_00010", "user_00015", "user_00020")
+    assert "user_00005" not in plan.diff.missing_sample
+
+    first = shop.sync()
+    assert first.applied is not None
+    assert first.applied.created == 16
+    assert first.applied.rejected == ["user_00005", "user_00010", "user_00015", "user_00020"]
+    assert "4 not taken by users" in first.message
+
+    after = cli("identity", "plan", "--config", shop.policy_path)
+    assert after.exit_code == 0, after.output
+    assert ": InSync: 20 listed; 0 missing, 0 changed, 0 orphaned, 4 not taken" in after.output
+    assert "user_00005" in after.output
+
+    again = shop.sync()
+    assert again.in_sync, again.message
+    assert again.diff is not None
+    assert (again.diff.missing, again.diff.not_taken) == (0, 4)
+    assert again.applied is not None
+    assert (again.applied.created, again.applied.updated) == (0, 0)
+    assert len(again.applied.rejected) == 4
+
+
+def test_changes_in_many_windows_reach_every_row(database: str, tmp_path: Path) -> None:
+    """Each window of the update is bounded by its own keys: rows at the edges of every
+    window, and in the last, short one, are created and updated."""
+    shop = Shop(tmp_path, database, "report")
+    everyone = [user(i) for i in range(1, 51)]
+    changed = {1, 7, 8, 14, 15, 29, 49, 50}
+    db = connect(shop.target.database)
+    try:
+        table = UsersTable(db, shop.target.identity)
+        for records in (
+            everyone,
+            [user(i, last_name="New") if i in changed else user(i) for i in range(1, 51)],
+        ):
+            shop.write(records)
+            listed = table.stage(FileProvider(shop.users_file).users())
+            applied = Applied()
+            table.create_and_update(table.diff(listed), create=True, applied=applied, batch=7)
+            table.drop_stage()
+    finally:
+        db.close()
+    assert (applied.created, applied.updated) == (0, len(changed))
+    rows = shop.rows()
+    assert len(rows) == 50
+    assert {key for key, row in rows.items() if row[2] == "New"} == {
+        f"user_{i:05d}" for i in changed
+    }
 
 
 @pytest.mark.parametrize("mode", ["report", "soft-delete", "delete"])
