@@ -12,14 +12,11 @@ def from_clerk(data: dict[str, Any]) -> ProviderUser:
     """Map a Clerk user; the primary email is the address whose id is
     ``primary_email_address_id``."""
     primary = data.get("primary_email_address_id")
-    email = next(
-        (
-            e.get("email_address")
-            for e in data.get("email_addresses") or []
-            if isinstance(e, dict) and e.get("id") == primary
-        ),
-        None,
-    )
+    email = None
+    for address in data.get("email_addresses") or ():
+        if isinstance(address, dict) and address.get("id") == primary:
+            email = address.get("email_address")
+            break
     updated = data.get("updated_at")
     return ProviderUser(
         id=str(data["id"]),

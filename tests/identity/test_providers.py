@@ -4,6 +4,7 @@ reported as incomplete (so the sync deletes nothing), never with the credential 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
@@ -434,6 +435,20 @@ def test_clerk_leaves_a_client_it_was_given_open(clerk_api: Any) -> None:
         with clerk(api, client=given) as provider:
             assert provider.count() == 3
         assert not given.is_closed
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_clerk_pages_leave_the_garbage_collector_as_they_found_it(
+    clerk_api: Any, collecting: bool
+) -> None:
+    api = clerk_api(1200)
+    if not collecting:
+        gc.disable()
+    try:
+        assert len(list(clerk(api).users())) == 1200
+        assert gc.isenabled() is collecting
+    finally:
+        gc.enable()
 
 
 # -- SCIM --------------------------------------------------------------------------------
