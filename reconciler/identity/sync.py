@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from reconciler.db.connection import Database
@@ -19,7 +20,6 @@ from reconciler.errors import DatabaseError, Refused
 from reconciler.identity.base import ProviderUser
 from reconciler.policy.model import Identity
 
-RAW = "rcl_identity_raw"
 STAGE = "rcl_identity_stage"
 BATCH = 5000
 SAMPLE = 20
@@ -120,34 +120,31 @@ class UsersTable:
     # -- staging --------------------------------------------------------------------
 
     def stage(self, users: Iterable[ProviderUser]) -> int:
-        """Load the listing into a temporary table; the number of distinct users."""
+        """Load the listing into a temporary table, one row a user; the number of users."""
         db = self.db
         columns = ["key", *self.fields]
         kinds = ", ".join(f"{_q(f)} {'boolean' if f == 'active' else 'text'}" for f in self.fields)
-        db.execute(f"DROP TABLE IF EXISTS {RAW}")
         db.execute(f"DROP TABLE IF EXISTS {STAGE}")
-        db.execute(f"CREATE TEMP TABLE {RAW} (key text NOT NULL, {kinds})")
-        db.copy_rows(RAW, columns, self._rows(users))
-        names = ", ".join(_q(f) for f in self.fields)
-        distinct = (
-            "SELECT DISTINCT ON (key) key, {names} FROM {raw} ORDER BY key"
-            if db.dialect == "postgresql"
-            else "SELECT key, {names} FROM {raw} GROUP BY key"
-        )
-        db.execute(
-            f"CREATE TEMP TABLE {STAGE} AS SELECT row_number() OVER (ORDER BY key) AS n, "
-            f"key, {names} FROM ({distinct.format(names=names, raw=RAW)}) AS d"
-        )
-        db.execute(f"CREATE UNIQUE INDEX {STAGE}_key ON {STAGE} (key)")
-        db.execute(f"CREATE UNIQUE INDEX {STAGE}_n ON {STAGE} (n)")
-        db.execute(f"DROP TABLE {RAW}")
+        db.execute(f"CREATE TEMP TABLE {STAGE} (key text NOT NULL, {kinds})")
+        listed = db.copy_rows(STAGE, columns, self._rows(users))
+        try:
+            db.execute(f"CREATE UNIQUE INDEX {STAGE}_key ON {STAGE} (key)")
+        except DatabaseError:
+            # A user listed twice (pages that shifted under an offset listing): keep the
+            # copy listed last.
+            row = "ctid" if db.dialect == "postgresql" else "rowid"
+            db.execute(
+                f"DELETE FROM {STAGE} WHERE {row} NOT IN "
+                f"(SELECT max({row}) FROM {STAGE} GROUP BY key)"
+            )
+            db.execute(f"CREATE UNIQUE INDEX {STAGE}_key ON {STAGE} (key)")
+            listed = int(db.query(f"SELECT count(*) FROM {STAGE}")[0][0])
         if db.dialect == "postgresql":
             db.execute(f"ANALYZE {STAGE}")
-        return int(db.query(f"SELECT count(*) FROM {STAGE}")[0][0])
+        return listed
 
     def _rows(self, users: Iterable[ProviderUser]) -> Iterator[tuple[Any, ...]]:
-        for user in users:
-            yield (user.id, *(getattr(user, f) for f in self.fields))
+        return map(attrgetter("id", *self.fields), users)
 
     # -- the diff -------------------------------------------------------------------
 
@@ -255,40 +252,42 @@ class UsersTable:
         sets = ", ".join(f"{_q(c)} = {self._value(f, c)}" for f, c in self.spec.columns.items())
         if self.deleted:
             sets += f", {self.deleted} = NULL"
+        # A window is a range of keys, ``batch`` staged users: both tables find its rows
+        # by their index on the key (PostgreSQL does not carry a range over the join).
         insert = (
             f"INSERT INTO {t} ({k}, {columns}) SELECT s.key, {values} FROM {STAGE} s "
-            f"WHERE {{window}} AND {complete} AND NOT EXISTS "
+            f"WHERE s.key BETWEEN {p} AND {p} AND {complete} AND NOT EXISTS "
             f"(SELECT 1 FROM {t} u WHERE u.{k} = s.key) RETURNING 1"
         )
-        # The window's own key range (keys and n follow the same order) lets the update
-        # find the window's rows by the key's index instead of scanning the whole table.
         update = (
             f"UPDATE {t} AS u SET {sets} FROM {STAGE} AS s WHERE u.{k} = s.key "
-            f"AND {{window}} AND u.{k} BETWEEN {p} AND {p} AND {self._changed_condition()} "
-            "RETURNING 1"
+            f"AND s.key BETWEEN {p} AND {p} AND u.{k} BETWEEN {p} AND {p} "
+            f"AND {self._changed_condition()} RETURNING 1"
         )
 
-        def apply(window: str, first: str, last: str) -> None:
+        def apply(first: str, last: str) -> None:
             with db.transaction():
-                created = len(db.query(insert.format(window=window))) if create else 0
-                updated = len(db.query(update.format(window=window), (first, last)))
+                created = len(db.query(insert, (first, last))) if create else 0
+                updated = len(db.query(update, (first, last, first, last)))
             applied.created += created
             applied.updated += updated
 
-        last_n = db.query(f"SELECT max(n) FROM {STAGE}")[0][0] or 0
-        for low in range(0, int(last_n), batch):
-            window = f"s.n > {low} AND s.n <= {low + batch}"
-            first, last = db.query(f"SELECT min(key), max(key) FROM {STAGE} s WHERE {window}")[0]
-            if first is None:
-                continue
+        windows = db.query(
+            f"SELECT min(key), max(key) FROM (SELECT key, (row_number() OVER (ORDER BY key) - 1) "
+            f"/ {int(batch)} AS w FROM {STAGE}) AS k GROUP BY w ORDER BY w"
+        )
+        for first, last in windows:
             try:
-                apply(window, first, last)
+                apply(first, last)
             except DatabaseError:
                 # A constraint refused part of the batch (a duplicate email, say): user by
                 # user, so the others still go through and the refused ones are named.
-                for n, key in db.query(f"SELECT n, key FROM {STAGE} s WHERE {window}"):
+                for (key,) in db.query(
+                    f"SELECT key FROM {STAGE} WHERE key BETWEEN {p} AND {p} ORDER BY key",
+                    (first, last),
+                ):
                     try:
-                        apply(f"s.n = {int(n)}", key, key)
+                        apply(key, key)
                     except DatabaseError:
                         applied.rejected.append(str(key))
 

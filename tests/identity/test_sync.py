@@ -175,6 +175,34 @@ def test_users_the_table_cannot_take_are_not_missing(
     assert len(again.applied.rejected) == 4
 
 
+class Twice:
+    """A provider without a count whose listing holds user 2 twice."""
+
+    name = "clerk"
+
+    def users(self) -> Iterator[ProviderUser]:
+        yield ProviderUser("user_00001", "u1@example.com")
+        yield ProviderUser("user_00002", "u2@example.com", last_name="Old")
+        yield ProviderUser("user_00003", "u3@example.com")
+        yield ProviderUser("user_00002", "u2@example.com", last_name="New")
+
+    def count(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_user_listed_twice_is_staged_once_as_listed_last(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "report")
+    outcome = shop.sync(provider=Twice())
+    assert outcome.diff is not None
+    assert outcome.diff.listed == 3
+    assert outcome.applied is not None
+    assert outcome.applied.created == 3
+    assert shop.rows()["user_00002"][2] == "New"
+
+
 def test_changes_in_many_windows_reach_every_row(database: str, tmp_path: Path) -> None:
     """Each window of the update is bounded by its own keys: rows at the edges of every
     window, and in the last, short one, are created and updated."""
