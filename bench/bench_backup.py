@@ -23,24 +23,30 @@ failure, Ctrl-C or SIGTERM; the dump files are deleted. Work files go to bench/w
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import resource
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from common import (
+    QueryLog,
+    Server,
+    add_json_option,
+    add_server_option,
+    counting,
+    ms,
+    reset_ledger,
+    run,
+    run_benchmarks,
+    verdict,
+)
 from psycopg import sql
 
 BENCH = Path(__file__).resolve().parent
@@ -55,117 +61,29 @@ def secs(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
 def mib(size: float) -> str:
     return f"{size / 2**20:,.0f} MiB"
 
 
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
-
-def timed(command: Sequence[str]) -> float:
-    started = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-        raise RuntimeError(f"{command[0]} exited {proc.returncode}:\n{tail}")
-    return seconds
-
-
-class Server:
-    """The PostgreSQL server; remembers the databases it created so it can drop them."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self.created: list[str] = []
-
-    def dsn(self, database: str) -> str:
-        return f"{self.url}/{database}"
-
-    def execute(self, database: str, statement: str | sql.Composable) -> None:
-        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
-            conn.execute(statement)
-
-    def scalar(self, database: str, query: str) -> Any:
-        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
-            row = conn.execute(query).fetchone()
-        return row[0] if row else None
-
-    def fresh(self, name: str) -> str:
-        self.drop(name)
-        if name not in self.created:
-            self.created.append(name)
-        self.execute("postgres", sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.dsn(name)
-
-    def drop(self, name: str) -> None:
-        self.execute(
-            "postgres",
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
-        )
-
-    def size(self, name: str) -> int:
-        return int(self.scalar(name, "SELECT pg_database_size(current_database())"))
-
-    def settle(self, name: str) -> None:
-        """Freeze and analyse, then flush: no measured run pays for hint bits, statistics
-        or dirty buffers left by the load."""
-        self.execute(name, "VACUUM (FREEZE, ANALYZE)")
-        self.execute("postgres", "CHECKPOINT")
-
-    def drop_all(self) -> None:
-        for name in reversed(self.created):
-            try:
-                self.drop(name)
-            except psycopg.Error as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        self.created.clear()
-
-
 # -- counting what reconciler sends --------------------------------------------------------
 
-SCAN = re.compile(r'^SELECT count\(\*\).* FROM ("(?:[^"]|"")+"\."(?:[^"]|"")+")(?: AS t)?$')
 
+class CensusLog(QueryLog):
+    """The statements of a census: its catalog query, its scans (and how many columns each
+    counts inside it), anything else."""
 
-class QueryLog:
     def __init__(self) -> None:
-        self.kinds: Counter[str] = Counter()
-        self.scans: Counter[str] = Counter()
+        super().__init__()
         self.columns_per_scan: list[int] = []
 
-    def record(self, text: str) -> None:
+    def classify(self, text: str) -> str:
         flat = " ".join(text.split())
-        match = SCAN.match(flat)
-        if match:
-            self.kinds["scan"] += 1
-            self.scans[match.group(1)] += 1
+        if super().classify(text) == "scan":
             self.columns_per_scan.append(flat.count("count(") - 1)
-        elif "pg_attribute" in flat and "array_agg" in flat:
-            self.kinds["catalog"] += 1
-        else:
-            self.kinds["other"] += 1
-
-
-@contextmanager
-def counting(log: QueryLog) -> Iterator[None]:
-    from reconciler.db.connection import PostgresDatabase
-
-    original = PostgresDatabase.query
-
-    def query(self: Any, text: str, params: Sequence[Any] = ()) -> list[Any]:
-        log.record(text)
-        return original(self, text, params)
-
-    PostgresDatabase.query = query  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        PostgresDatabase.query = original  # type: ignore[method-assign]
+            return "scan"
+        if "pg_attribute" in flat and "array_agg" in flat:
+            return "catalog"
+        return "other"
 
 
 @contextmanager
@@ -266,7 +184,7 @@ FROM generate_series({e_lo}::bigint, {e_hi}) AS g;
 
 def build_backup_db(server: Server, name: str, size_mb: int) -> dict[str, Any]:
     dsn = server.fresh(name)
-    server.execute(name, BACKUP_SCHEMA)
+    server.execute(BACKUP_SCHEMA, name)
     target = size_mb * 2**20
     empty = server.size(name)
     started = time.perf_counter()
@@ -287,12 +205,12 @@ def build_backup_db(server: Server, name: str, size_mb: int) -> dict[str, Any]:
             e_lo=events + 1,
             e_hi=events + n,
         )
-        server.execute(name, statement)
+        server.execute(statement, name)
         events += n
     load = time.perf_counter() - started
     server.settle(name)
     rows = {
-        t: int(server.scalar(name, f"SELECT count(*) FROM {t}"))
+        t: int(server.value(f"SELECT count(*) FROM {t}", name))
         for t in ("customers", "orders", "events")
     }
     size = server.size(name)
@@ -357,7 +275,7 @@ def bench_backup(args: argparse.Namespace, server: Server) -> dict[str, Any]:
 
     def by_hand() -> float:
         hand_file.unlink(missing_ok=True)
-        return timed(hand)
+        return run(hand)[0]
 
     def by_driver() -> float:
         clear_dumps(dumps)
@@ -375,7 +293,7 @@ def bench_backup(args: argparse.Namespace, server: Server) -> dict[str, Any]:
         order = ["hand", "driver"] if index % 2 == 0 else ["driver", "hand"]
         timings, cpus = {}, {}
         for side in order:
-            server.execute("postgres", "CHECKPOINT")
+            server.checkpoint()
             before = cpu_seconds()
             timings[side] = sides[side]()
             cpus[side] = cpu_seconds() - before
@@ -461,8 +379,7 @@ def full_backup(args: argparse.Namespace, server: Server, dsn: str) -> dict[str,
     from reconciler.policy import load_policy
 
     policy_file = write_backup_policy(WORK, dsn)
-    for suffix in ("", "-wal", "-shm"):
-        (WORK / f"ledger.db{suffix}").unlink(missing_ok=True)
+    reset_ledger(WORK)
     policy = load_policy(policy_file)
     target = policy.targets[0]
     ledger = Ledger(policy.ledger)
@@ -595,10 +512,10 @@ def bench_census(args: argparse.Namespace, server: Server) -> dict[str, Any]:
         "default": {},
     }
     try:
-        logs: dict[str, QueryLog] = {}
+        logs: dict[str, CensusLog] = {}
         checksummed: dict[str, int] = {}
         for mode, kwargs in modes.items():  # warm-up, counted
-            logs[mode] = QueryLog()
+            logs[mode] = CensusLog()
             with counting(logs[mode]):
                 result = take_census(db, **kwargs)
             checksummed[mode] = sum(1 for t in result.tables.values() if t.checksum)
@@ -665,11 +582,7 @@ def bench_census(args: argparse.Namespace, server: Server) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Backup and census benchmarks.")
     parser.add_argument("--only", choices=["backup", "census"], help="run one part")
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        help="PostgreSQL server URL without a database ($BENCH_POSTGRES; default %(default)s)",
-    )
+    add_server_option(parser)
     parser.add_argument("--size-mb", type=int, default=1024, help="backup database size (MB)")
     parser.add_argument("--repeats", type=int, default=5, help="backup rounds (default 5)")
     parser.add_argument("--full-repeats", type=int, default=1, help="take_backup runs (1)")
@@ -677,7 +590,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--census-tables", type=int, default=100, help="tables (default 100)")
     parser.add_argument("--census-rows", type=int, default=10_000_000, help="rows in all (10M)")
     parser.add_argument("--census-repeats", type=int, default=5, help="timed censuses (5)")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    add_json_option(parser)
     return parser.parse_args(argv)
 
 
@@ -699,31 +612,25 @@ def cleanup(server: Server) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # A SIGTERM must unwind through the finally below, which drops the databases.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
     server = Server(args.server)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-    }
-    try:
-        results["server"] = server.scalar("postgres", "SHOW server_version")
+
+    def run_all(results: dict[str, Any]) -> None:
+        results["server"] = server.value("SHOW server_version")
         if args.only in (None, "backup"):
             results["backup"] = bench_backup(args, server)
             if args.only is None:
                 server.drop_all()  # free the disk before the census database is built
         if args.only in (None, "census"):
             results["census"] = bench_census(args, server)
-    except (RuntimeError, psycopg.Error) as exc:
-        print(f"\nbench_backup: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        cleanup(server)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+
+    return run_benchmarks(
+        "bench_backup",
+        run_all,
+        cleanup=lambda: cleanup(server),
+        json_file=args.json,
+        errors=(RuntimeError, psycopg.Error),
+    )
 
 
 if __name__ == "__main__":

@@ -36,11 +36,8 @@ import contextlib
 import cProfile
 import functools
 import http.client
-import io
 import json
-import math
 import os
-import pstats
 import re
 import shutil
 import signal
@@ -51,12 +48,27 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from common import (
+    Server,
+    add_json_option,
+    add_profile_options,
+    add_server_option,
+    load_average,
+    percentile,
+    proc_fields,
+    process_cpu_seconds,
+    reconciler_command,
+    run,
+    run_benchmarks,
+    top_functions,
+    verdict,
+)
+from common import ms as common_ms
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -74,121 +86,18 @@ SPARE_CONNECTIONS = 25
 WORKERS = 4  # connections creating or dropping databases at once
 
 
-# -- the server -------------------------------------------------------------------------
-
-
-class Server:
-    """The PostgreSQL server; remembers the databases it created so it can drop them."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self.created: list[str] = []
-
-    def dsn(self, database: str) -> str:
-        return f"{self.url}/{database}"
-
-    def admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.dsn("postgres"), autocommit=True)
-
-    def value(self, query: str) -> Any:
-        with self.admin() as conn:
-            row = conn.execute(query.encode()).fetchone()
-        return row[0] if row else None
-
-    def create(self, name: str, template: str | None = None) -> None:
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        with self.admin() as conn:
-            self.created.append(name)
-            conn.execute(statement)
-
-    def drop(self, name: str) -> None:
-        with self.admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-    def leftovers(self) -> list[str]:
-        """Databases of an earlier run that did not end cleanly."""
-        with self.admin() as conn:
-            rows = conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
-            ).fetchall()
-        return sorted(r[0] for r in rows)
-
-    def drop_all(self) -> None:
-        if not self.created:
-            return
-        started = time.perf_counter()
-        names, self.created = list(reversed(self.created)), []
-
-        def drop(name: str) -> bool:
-            try:
-                self.drop(name)
-                return True
-            except psycopg.Error as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-                return False
-
-        # Several at once: each DROP DATABASE waits for a checkpoint, which they can share.
-        with ThreadPoolExecutor(WORKERS) as pool:
-            count = sum(pool.map(drop, names))
-        print(f"dropped {count} databases in {time.perf_counter() - started:.1f} s")
-
-
 # -- helpers ----------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
-
-def reconciler_command() -> list[str]:
-    """The installed console script next to this interpreter (not a version-manager shim,
-    whose own start-up is not reconciler's), else whatever ``reconciler`` is on PATH."""
-    beside = Path(sys.executable).with_name("reconciler")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("reconciler")
-    if found is None:
-        raise SystemExit("reconciler is not installed (pip install -e .)")
-    return [found]
+    """Whole milliseconds: the figures of a cycle need no finer grain."""
+    return common_ms(seconds, digits=0)
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
-def top_functions(source: cProfile.Profile, lines: int, key: str) -> str:
-    out = io.StringIO()
-    pstats.Stats(source, stream=out).strip_dirs().sort_stats(key).print_stats(lines)
-    body = out.getvalue()
-    start = body.find("   ncalls")
-    return "\n".join("      " + line for line in body[start:].rstrip().splitlines())
-
-
-def proc_fields(pid: int | str) -> list[str]:
-    """The fields of /proc/<pid>/stat after the command name (state is [0], ppid [1])."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
 
 
 class ServerCpu:
@@ -279,7 +188,7 @@ def setup(args: argparse.Namespace, server: Server) -> tuple[Path, list[str], di
     """The migrated template, its copies, the ledger database and the fleet's policy."""
     info: dict[str, Any] = {}
     print("setup:")
-    stale = server.leftovers()
+    stale = server.leftovers(PREFIX)
     if stale:
         print(f"    dropping {len(stale)} databases left by an earlier run")
         with ThreadPoolExecutor(WORKERS) as pool:
@@ -299,17 +208,7 @@ def setup(args: argparse.Namespace, server: Server) -> tuple[Path, list[str], di
         encoding="utf-8",
     )
     started = time.perf_counter()
-    proc = subprocess.run(
-        [*reconciler_command(), "apply", "--yes", "--config", str(policy)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"reconciler apply on the template exited {proc.returncode}:\n"
-            f"{(proc.stdout + proc.stderr).strip()}"
-        )
+    run([*reconciler_command(), "apply", "--yes", "--config", str(policy)])
     with psycopg.connect(server.dsn(TEMPLATE)) as conn:
         row = conn.execute(
             'SELECT count(*) FROM "_prisma_migrations" WHERE finished_at IS NOT NULL'
@@ -676,12 +575,6 @@ def status(port: int) -> dict[str, Any] | None:
         conn.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (all its threads), from /proc/<pid>/stat."""
-    fields = proc_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
@@ -729,9 +622,9 @@ def bench_idle(args: argparse.Namespace, policy: Path, port: int, targets: int) 
                 f"{span:.2f} s (start times spread over 2 s by jitter; up to 10 at once)"
             )
             time.sleep(args.settle)
-            before, wall = cpu_seconds(proc.pid), time.monotonic()
+            before, wall = process_cpu_seconds(proc.pid), time.monotonic()
             time.sleep(args.idle)
-            used, wall = cpu_seconds(proc.pid) - before, time.monotonic() - wall
+            used, wall = process_cpu_seconds(proc.pid) - before, time.monotonic() - wall
             pct = used / wall * 100
             info = proc_status(proc.pid)
             print(
@@ -775,11 +668,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Fleet benchmark: one daemon cycle over N in-sync targets, its memory, "
         "and the idle daemon's CPU."
     )
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        help="PostgreSQL server URL without a database ($BENCH_POSTGRES; default %(default)s)",
-    )
+    add_server_option(parser)
     parser.add_argument("--targets", type=int, default=200, help="databases in the fleet")
     parser.add_argument("--only", choices=["cycle", "memory", "idle"], help="run one part")
     parser.add_argument("--cycles", type=int, default=10, help="(a) timed run_once calls")
@@ -800,26 +689,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run even when max_connections has no room for the daemon",
     )
-    parser.add_argument("--profile", action="store_true", help="(a) cProfile one cycle")
-    parser.add_argument("--profile-lines", type=int, default=30, help="functions to show")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    add_profile_options(parser, "(a) cProfile one cycle", lines=30)
+    add_json_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # A SIGTERM must unwind through the finally below, which drops the databases.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
     server = Server(args.server)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-    }
-    try:
+
+    def run_all(results: dict[str, Any]) -> None:
         results["server"] = server.value("SHOW server_version")
-        print(f"{os.cpu_count()} cores, PostgreSQL {results['server']}, {load()}")
+        print(f"{os.cpu_count()} cores, PostgreSQL {results['server']}, {load_average()}")
         policy, names, results["setup"] = setup(args, server)
         port = results["setup"]["port"]
         if args.only in (None, "cycle"):
@@ -829,15 +711,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "idle"):
             results["idle"] = bench_idle(args, policy, port, len(names))
         check_untouched(server, names, results["setup"]["migrations"])
-        print(f"\nno database changed: no step in the ledger; {load()}")
-    except RuntimeError as exc:
-        print(f"\nbench_fleet: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        server.drop_all()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+        print(f"\nno database changed: no step in the ledger; {load_average()}")
+
+    # Several at once: each DROP DATABASE waits for a checkpoint, which they can share.
+    return run_benchmarks(
+        "bench_fleet",
+        run_all,
+        cleanup=lambda: server.drop_all(WORKERS, report=True),
+        json_file=args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -24,96 +24,37 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from common import (
+    QueryLog,
+    Server,
+    add_json_option,
+    add_server_option,
+    approve_all,
+    beside_python,
+    counting,
+    ms,
+    reconciler_command,
+    reset_ledger,
+    run,
+    run_benchmarks,
+    verdict,
+    write_policy,
+)
 from generate_history import write_history
 from psycopg import sql
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "work" / "lint"
 STATIC_TARGET = 5.0
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
-
-def beside_python(name: str) -> str:
-    """A console script installed next to this interpreter (not a version-manager shim,
-    whose own start-up would be measured), else whatever ``name`` is on PATH."""
-    beside = Path(sys.executable).with_name(name)
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name} is not installed")
-    return found
-
-
-def run(
-    command: Sequence[str], expect: Sequence[int] = (0,), env: dict[str, str] | None = None
-) -> tuple[float, str]:
-    """Wall-clock seconds of ``command`` (output captured) and its stdout."""
-    started = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    seconds = time.perf_counter() - started
-    if proc.returncode not in expect:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"{' '.join(command[:4])} ... exited {proc.returncode}:\n{tail}")
-    return seconds, proc.stdout
-
-
-class Server:
-    """The PostgreSQL server; remembers the databases it created so it can drop them."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self.created: list[str] = []
-
-    def dsn(self, database: str) -> str:
-        return f"{self.url}/{database}"
-
-    def _admin(self, statement: sql.Composable) -> None:
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(statement)
-
-    def fresh(self, name: str) -> str:
-        self.drop(name)
-        if name not in self.created:
-            self.created.append(name)
-        self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.dsn(name)
-
-    def drop(self, name: str) -> None:
-        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    def drop_all(self) -> None:
-        for name in reversed(self.created):
-            try:
-                self.drop(name)
-            except psycopg.Error as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        self.created.clear()
-
 
 # -- static: squawk against reconciler ---------------------------------------------------
 
@@ -194,7 +135,7 @@ def bench_static(args: argparse.Namespace) -> dict[str, Any]:
     files = write_history(migrations, args.count, args.seed)
     size = sum(f.stat().st_size for f in files)
     squawk = squawk_command(args, files)
-    rec = [beside_python("reconciler"), "lint", "--format", "json", str(migrations)]
+    rec = [*reconciler_command(), "lint", "--format", "json", str(migrations)]
     _, version = run([args.squawk, "--version"])
     print(f"static: {len(files)} migrations ({size / 1024:.0f} KiB of SQL) in {migrations}")
     print(f"    (i)   {version.strip()}: {' '.join(squawk[:8])} <{len(files)} files>")
@@ -252,7 +193,7 @@ def bench_static(args: argparse.Namespace) -> dict[str, Any]:
 
     # For reference: start-up, a fresh process's first call, and a cache hit.
     version_floor = statistics.median(
-        run([beside_python("reconciler"), "--version"])[0] for _ in range(args.repeats)
+        run([*reconciler_command(), "--version"])[0] for _ in range(args.repeats)
     )
     firsts = [
         float(run([sys.executable, "-c", FIRST_CALL, str(migrations)])[1].split()[0])
@@ -317,58 +258,6 @@ def process_timeline(migrations: Path, repeats: int) -> dict[str, float]:
 
 
 # -- data-aware: round trips -------------------------------------------------------------
-
-
-def write_policy(
-    path: Path,
-    dsn: str,
-    migrations: Path,
-    revision: str = "head",
-    approvals: Sequence[dict[str, Any]] = (),
-) -> None:
-    lines = [
-        "ledger: sqlite:///ledger.db",
-        "targets:",
-        "  - name: bench",
-        "    environment: development",
-        f"    database: {dsn}",
-        "    migrations:",
-        "      layout: prisma",
-        f"      path: {migrations.relative_to(path.parent)}",
-        f"      revision: {revision}",
-    ]
-    if approvals:
-        lines += ["    safety:", "      approvals:"]
-        for approval in approvals:
-            lines += [
-                f"        - migration: {approval['migration']}",
-                f"          checksum: {approval['checksum']}",
-                f"          rules: [{', '.join(approval['rules'])}]",
-                '          reason: "reviewed: the table holds only reference data"',
-            ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def approvals_for(policy: Path) -> list[dict[str, Any]]:
-    """Approvals for every step the gate stops on, as reviewers would commit them."""
-    from reconciler.act import plan_target
-    from reconciler.policy import load_policy
-
-    plan = plan_target(load_policy(policy).targets[0])
-    if plan.blocker:
-        raise RuntimeError(f"the plan is blocked: {plan.blocker.message}")
-    found = []
-    for step in plan.steps:
-        rules = sorted({f.rule for f in (*step.verdict.blocking, *step.verdict.waiting)})
-        if rules:
-            found.append(
-                {
-                    "migration": step.migration.id,
-                    "checksum": step.migration.checksum[:12],
-                    "rules": rules,
-                }
-            )
-    return found
 
 
 VALUES = {
@@ -443,26 +332,20 @@ def fill_tables(dsn: str, rows: int) -> dict[str, int]:
     return inserted
 
 
-SCAN = re.compile(r'^SELECT count\(\*\).* FROM ("(?:[^"]|"")+"\."(?:[^"]|"")+")$', re.DOTALL)
+class LintLog(QueryLog):
+    """The statements of a data-aware lint, by kind, and the tables each ``gather_facts``
+    call was asked about (see ``gathering``)."""
 
-
-@dataclass
-class QueryLog:
-    kinds: Counter[str] = field(default_factory=Counter)
-    scans: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
-    gathers: list[set[str]] = field(default_factory=list)
-    """The tables each ``gather_facts`` call was asked about."""
-    statements: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        super().__init__()
+        self.gathers: list[set[str]] = []
 
     def classify(self, text: str) -> str:
         if "pg_attribute" in text and "pg_total_relation_size" in text:
             return "catalog: columns and sizes"
         if "pg_enum" in text:
             return "catalog: enum labels"
-        match = SCAN.match(text.strip())
-        if match:
-            self.scans[match.group(1)] += 1
+        if super().classify(text) == "scan":
             return "scan"
         if "_prisma_migrations" in text:
             return "history: _prisma_migrations"
@@ -471,36 +354,22 @@ class QueryLog:
         return "other"
 
 
-def counting(log: QueryLog) -> Callable[[], None]:
-    """Wrap ``PostgresDatabase.query`` and ``gather_facts``; returns the undo."""
+@contextmanager
+def gathering(log: LintLog) -> Iterator[None]:
+    """While inside, every ``gather_facts`` call of the assessment records its tables."""
     from reconciler.act import assess
-    from reconciler.db.connection import PostgresDatabase
 
-    original_query = PostgresDatabase.query
-    original_gather = assess.gather_facts
-
-    def query(self: Any, text: str, params: Sequence[Any] = ()) -> list[Any]:
-        kind = log.classify(text)
-        log.kinds[kind] += 1
-        log.statements.append(text)
-        began = time.perf_counter()
-        try:
-            return original_query(self, text, params)
-        finally:
-            log.seconds[kind] += time.perf_counter() - began
+    original = assess.gather_facts
 
     def gather(db: Any, request: Any) -> Any:
         log.gathers.append(set(request.tables))
-        return original_gather(db, request)
+        return original(db, request)
 
-    PostgresDatabase.query = query  # type: ignore[method-assign]
     assess.gather_facts = gather  # type: ignore[assignment]
-
-    def undo() -> None:
-        PostgresDatabase.query = original_query  # type: ignore[method-assign]
-        assess.gather_facts = original_gather
-
-    return undo
+    try:
+        yield
+    finally:
+        assess.gather_facts = original
 
 
 def bench_data(args: argparse.Namespace, server: Server) -> dict[str, Any]:
@@ -515,15 +384,13 @@ def bench_data(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     applied = args.applied
     if not 0 < applied < len(files):
         raise RuntimeError(f"--applied must be between 1 and {len(files) - 1}")
-    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
-        (root / name).unlink(missing_ok=True)
+    reset_ledger(root)
     dsn = server.fresh(f"bench_lint_{os.getpid()}")
     revision = files[applied - 1].parent.name
     apply_policy, lint_file = root / "apply.yaml", root / "lint.yaml"
-    write_policy(apply_policy, dsn, migrations, revision)
-    write_policy(apply_policy, dsn, migrations, revision, approvals_for(apply_policy))
+    approve_all(apply_policy, dsn, migrations, revision)
     print(f"\ndata-aware: the first {applied} of {len(files)} migrations, then lint the rest")
-    seconds, _ = run([beside_python("reconciler"), "apply", "--yes", "--config", str(apply_policy)])
+    seconds, _ = run([*reconciler_command(), "apply", "--yes", "--config", str(apply_policy)])
     print(f"    applied {applied} with `reconciler apply` in {seconds:.2f} s")
     started = time.perf_counter()
     inserted = fill_tables(dsn, args.rows)
@@ -532,7 +399,7 @@ def bench_data(args: argparse.Namespace, server: Server) -> dict[str, Any]:
         f"({args.rows:,} per table, fewer where a unique index skipped some) in "
         f"{time.perf_counter() - started:.1f} s"
     )
-    write_policy(lint_file, dsn, migrations)
+    write_policy(lint_file, dsn, migrations, revision="head")
     policy = load_policy(lint_file)
     target = policy.targets[0]
 
@@ -546,21 +413,18 @@ def bench_data(args: argparse.Namespace, server: Server) -> dict[str, Any]:
 
     # Warm-up (imports, parse cache), then the counted run, then a few timed ones.
     lint_policy(policy, [target])
-    log = QueryLog()
-    undo = counting(log)
-    try:
+    log = LintLog()
+    with counting(log), gathering(log):
         began = time.perf_counter()
         report = lint_policy(policy, [target])
         counted_seconds = time.perf_counter() - began
-    finally:
-        undo()
     times = []
     for _ in range(args.repeats):
         began = time.perf_counter()
         lint_policy(policy, [target])
         times.append(time.perf_counter() - began)
     process_seconds, out = run(
-        [beside_python("reconciler"), "lint", "--format", "json", "--config", str(lint_file)],
+        [*reconciler_command(), "lint", "--format", "json", "--config", str(lint_file)],
         expect=(0, 1),
     )
     process_findings = len(json.loads(out)["findings"])
@@ -649,11 +513,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Lint benchmarks: static lint against squawk, data-aware round trips."
     )
     parser.add_argument("--only", choices=["static", "data"], help="run one part")
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        help="PostgreSQL server URL without a database ($BENCH_POSTGRES; default %(default)s)",
-    )
+    add_server_option(parser)
     parser.add_argument("--squawk", default=None, help="squawk binary (pip install squawk-cli)")
     parser.add_argument("--pg-version", default="15.0", help="squawk --pg-version (%(default)s)")
     parser.add_argument("--count", type=int, default=160, help="migrations (default 160)")
@@ -661,7 +521,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="measured rounds (default 7)")
     parser.add_argument("--applied", type=int, default=150, help="data: applied first (150)")
     parser.add_argument("--rows", type=int, default=5000, help="data: rows per table (5000)")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.only != "data":
         args.squawk = args.squawk or beside_python("squawk")
@@ -670,28 +530,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # A SIGTERM must unwind through the finally below, which drops the database.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
     server = Server(args.server)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-    }
-    try:
+
+    def run_all(results: dict[str, Any]) -> None:
         if args.only in (None, "static"):
             results["static"] = bench_static(args)
         if args.only in (None, "data"):
             results["data"] = bench_data(args, server)
-    except (RuntimeError, psycopg.Error) as exc:
-        print(f"\nbench_lint: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        server.drop_all()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+
+    return run_benchmarks(
+        "bench_lint",
+        run_all,
+        cleanup=server.drop_all,
+        json_file=args.json,
+        errors=(RuntimeError, psycopg.Error),
+    )
 
 
 if __name__ == "__main__":

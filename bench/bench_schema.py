@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
-import math
 import os
-import pstats
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,8 +31,23 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from common import (
+    Server,
+    add_json_option,
+    add_profile_options,
+    add_server_option,
+    approve_all,
+    ms,
+    percentile,
+    reconciler_command,
+    reset_ledger,
+    run,
+    run_benchmarks,
+    top_functions,
+    verdict,
+    write_policy,
+)
 from generate_history import write_history
-from psycopg import sql
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "work" / "schema"
@@ -45,46 +55,7 @@ APPLY_TARGET = 1.5
 PLAN_TARGET_MS = 50.0
 
 
-# -- the server -------------------------------------------------------------------------
-
-
-class Server:
-    """The PostgreSQL server; remembers the databases it created so it can drop them."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self.created: list[str] = []
-
-    def dsn(self, database: str) -> str:
-        return f"{self.url}/{database}"
-
-    def _admin(self, statement: sql.Composable) -> None:
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(statement)
-
-    def fresh(self, name: str) -> str:
-        """An empty database called ``name`` (dropped first if it exists); its DSN."""
-        self.drop(name)
-        self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        if name not in self.created:
-            self.created.append(name)
-        return self.dsn(name)
-
-    def drop(self, name: str) -> None:
-        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    def drop_all(self) -> None:
-        for name in reversed(self.created):
-            try:
-                self.drop(name)
-            except psycopg.Error as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        self.created.clear()
-
-    def checkpoint(self) -> None:
-        """Flush dirty buffers so one measured run does not pay for the previous one."""
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
+# -- the databases of (a) ---------------------------------------------------------------
 
 
 SCHEMA_QUERIES = {
@@ -138,31 +109,6 @@ def applied_rows(dsn: str) -> int:
 # -- processes --------------------------------------------------------------------------
 
 
-def reconciler_command() -> list[str]:
-    """The installed console script next to this interpreter (not a version-manager shim,
-    whose own start-up is not reconciler's), else whatever ``reconciler`` is on PATH."""
-    beside = Path(sys.executable).with_name("reconciler")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("reconciler")
-    if found is None:
-        raise SystemExit("reconciler is not installed (pip install -e .)")
-    return [found]
-
-
-def run(command: Sequence[str], expect: int = 0) -> tuple[float, str]:
-    """Wall-clock seconds of ``command`` (output captured); fails on an unexpected exit."""
-    started = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if proc.returncode != expect:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(
-            f"{' '.join(command)} exited {proc.returncode} (expected {expect}):\n{tail}"
-        )
-    return seconds, proc.stdout
-
-
 def median_of(command: Sequence[str], repeats: int, expect: int = 0) -> float:
     return statistics.median(run(command, expect)[0] for _ in range(repeats))
 
@@ -176,97 +122,12 @@ def write_driver(files: Sequence[Path], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def write_policy(
-    path: Path, dsn: str, migrations: Path, approvals: Sequence[dict[str, Any]] = ()
-) -> None:
-    """A policy with one target and a SQLite ledger beside the policy file; the default
-    safety settings, plus the approvals a team would have committed after review."""
-    lines = [
-        "ledger: sqlite:///ledger.db",
-        "targets:",
-        "  - name: bench",
-        "    environment: development",
-        f"    database: {dsn}",
-        "    migrations:",
-        "      layout: prisma",
-        f"      path: {migrations.relative_to(path.parent)}",
-    ]
-    if approvals:
-        lines += ["    safety:", "      approvals:"]
-        for approval in approvals:
-            lines += [
-                f"        - migration: {approval['migration']}",
-                f"          checksum: {approval['checksum']}",
-                f"          rules: [{', '.join(approval['rules'])}]",
-                f"          reason: {json.dumps(approval['reason'])}",
-            ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def reset_ledger(folder: Path) -> None:
-    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
-        (folder / name).unlink(missing_ok=True)
-
-
 def prepare_ledger(policy: Path) -> None:
     """Create the SQLite ledger before timing: a first run's one-off setup is not measured."""
     from reconciler.ledger import Ledger
     from reconciler.policy import load_policy
 
     Ledger(load_policy(policy).ledger).close()
-
-
-def review(policy: Path) -> list[dict[str, Any]]:
-    """Approvals for every step the gate would stop on an empty database (blocked, or
-    waiting for the contract grace period), as reviewers would write them."""
-    from reconciler.act import plan_target
-    from reconciler.policy import load_policy
-
-    plan = plan_target(load_policy(policy).targets[0])
-    if plan.blocker:
-        raise RuntimeError(f"the plan is blocked: {plan.blocker.message}")
-    approvals = []
-    for step in plan.steps:
-        verdict = step.verdict
-        rules = sorted({f.rule for f in (*verdict.blocking, *verdict.waiting)})
-        if "syntax-error" in rules:
-            raise RuntimeError(f"{step.migration.id}: the generated SQL does not parse")
-        if rules:
-            approvals.append(
-                {
-                    "migration": step.migration.id,
-                    "checksum": step.migration.checksum[:12],
-                    "rules": rules,
-                    "reason": "reviewed: the table holds only reference data",
-                }
-            )
-    return approvals
-
-
-def approve_all(policy: Path, dsn: str, migrations: Path) -> list[dict[str, Any]]:
-    write_policy(policy, dsn, migrations)
-    approvals = review(policy)
-    write_policy(policy, dsn, migrations, approvals)
-    if review(policy):
-        raise RuntimeError("steps still stop after approval; see `reconciler plan`")
-    return approvals
-
-
-# -- statistics -------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
 
 
 # -- (a) apply --------------------------------------------------------------------------
@@ -526,15 +387,6 @@ def breakdown(target: Any, repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def top_functions(source: str | cProfile.Profile, lines: int) -> str:
-    """The ``lines`` functions with the most cumulative time, as pstats prints them."""
-    out = io.StringIO()
-    pstats.Stats(source, stream=out).strip_dirs().sort_stats("cumulative").print_stats(lines)
-    body = out.getvalue()
-    start = body.find("   ncalls")
-    return "\n".join("      " + line for line in body[start:].rstrip().splitlines())
-
-
 # -- main -------------------------------------------------------------------------------
 
 
@@ -543,11 +395,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Schema benchmarks: apply (reconciler vs psql) and plan when in sync."
     )
     parser.add_argument("--only", choices=["apply", "plan"], help="run one benchmark")
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        help="PostgreSQL server URL without a database ($BENCH_POSTGRES; default %(default)s)",
-    )
+    add_server_option(parser)
     parser.add_argument("--psql", default=shutil.which("psql") or "psql", help="psql binary")
     parser.add_argument("--seed", type=int, default=1, help="history seed (default 1)")
     parser.add_argument("--apply-count", type=int, default=160, help="(a) migrations")
@@ -558,41 +406,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--process-repeats", type=int, default=5, help="(b) `reconciler plan` processes"
     )
-    parser.add_argument("--profile", action="store_true", help="also print cProfile tops")
-    parser.add_argument("--profile-lines", type=int, default=25, help="functions to show")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    add_profile_options(parser, "also print cProfile tops", lines=25)
+    add_json_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # A SIGTERM must unwind through the finally below, which drops the databases.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
     server = Server(args.server)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-    }
     benchmarks: dict[str, Callable[[argparse.Namespace, Server], dict[str, Any]]] = {
         "apply": bench_apply,
         "plan": bench_plan,
     }
-    try:
-        with psycopg.connect(server.dsn("postgres")) as conn:
-            results["server"] = conn.execute("SHOW server_version").fetchone()
+
+    def run_all(results: dict[str, Any]) -> None:
+        results["server"] = server.value("SHOW server_version")
         for name, bench in benchmarks.items():
             if args.only in (None, name):
                 results[name] = bench(args, server)
-    except RuntimeError as exc:
-        print(f"\nbench_schema: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        server.drop_all()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+
+    return run_benchmarks("bench_schema", run_all, cleanup=server.drop_all, json_file=args.json)
 
 
 if __name__ == "__main__":
