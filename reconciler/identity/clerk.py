@@ -362,8 +362,8 @@ class ClerkProvider(HttpProvider):
 
 
 def decode(content: bytes) -> Any:
-    """A page of JSON. ``orjson`` decodes a page of 500 Clerk users in 60% of the time of
-    ``json``. The cyclic garbage collector is paused meanwhile: such a page makes some 6,700
+    """A page of JSON. ``orjson`` decodes a page of 500 Clerk users in 60 to 70% of the time
+    of ``json``. The cyclic garbage collector is paused meanwhile: such a page makes some 6,700
     lists and dicts, all alive until the page is mapped, and the collections their making
     sets off (a full one, of every object the process holds, every dozen pages or so) made
     decoding up to twice as slow. JSON holds no cycles: there is nothing for it to find."""
