@@ -78,6 +78,7 @@ def _json(outcomes: list[IdentityOutcome]) -> str:
                     "message": redact(o.message),
                     "listed": o.diff.listed if o.diff else None,
                     "missing": o.diff.missing if o.diff else None,
+                    "not_taken": o.diff.not_taken if o.diff else None,
                     "changed": o.diff.changed if o.diff else None,
                     "orphans": o.diff.orphans if o.diff else None,
                     "orphan_keys": list(o.diff.orphan_keys) if o.diff else [],

@@ -84,6 +84,7 @@ def identity(daemon: Daemon, runtime: TargetRuntime, outcome: IdentityOutcome) -
         runtime.identity = {
             "listed": diff.listed,
             "missing": diff.missing,
+            "not_taken": diff.not_taken,
             "changed": diff.changed,
             "orphans": diff.orphans,
             "dry_run": outcome.dry_run,

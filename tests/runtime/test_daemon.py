@@ -220,7 +220,7 @@ def signed(kind: str, data: dict[str, Any], secret: str = WEBHOOK_SECRET) -> dic
 
 
 def test_identity_follows_the_provider_and_its_webhooks(deployment: Deployment) -> None:
-    population = Population(40)
+    population = Population(100)
     with ClerkDouble(population, PASSWORD_FREE_SECRET) as clerk:
         deployment.write_policy(clerk=clerk.url)
         deployment.commit("identity from the Clerk double")
@@ -232,7 +232,8 @@ def test_identity_follows_the_provider_and_its_webhooks(deployment: Deployment) 
             log=deployment.processes[0][1],
         )
         wait_for(lambda: shop(url)["identity"].get("applied"), what="the sync shown in /status")
-        assert shop(url)["identity"]["listed"] == 40
+        assert shop(url)["identity"]["listed"] == 100
+        assert shop(url)["identity"]["not_taken"] == 100 - with_email == 1  # no email address
         metrics = httpx.get(f"{url}/metrics").text
         assert (
             f'reconciler_identity_changes_total{{action="created",target="shop"}} '
