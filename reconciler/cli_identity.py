@@ -135,33 +135,20 @@ def identity_sync(config: Path, target: str | None, yes: bool, allow_deletions: 
     outcomes = []
     with Ledger(policy.ledger) as ledger:
         for spec in _with_identity(chosen_targets(policy, target)):
-            if yes:  # one listing: the guard runs inside the sync itself
-                outcome = reconcile_identity(
+            if not yes:  # with --yes, one listing: the guard runs inside the sync itself
+                preview = reconcile_identity(
                     spec,
                     ledger,
-                    dry_run=False,
+                    dry_run=True,
                     trigger="cli",
                     source=str(config),
                     allow_deletions=allow_deletions,
-                    report=click.echo,
                 )
-                click.echo(_render(outcome))
-                outcomes.append(outcome)
-                continue
-            preview = reconcile_identity(
-                spec,
-                ledger,
-                dry_run=True,
-                trigger="cli",
-                source=str(config),
-                allow_deletions=allow_deletions,
-            )
-            if preview.reason != "Pending":
                 click.echo(_render(preview))
-                outcomes.append(preview)
-                continue
-            click.echo(_render(preview))
-            confirm(f"Apply these identity changes to {spec.name} ({spec.environment})?")
+                if preview.reason != "Pending":
+                    outcomes.append(preview)
+                    continue
+                confirm(f"Apply these identity changes to {spec.name} ({spec.environment})?")
             outcome = reconcile_identity(
                 spec,
                 ledger,

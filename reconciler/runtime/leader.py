@@ -60,12 +60,6 @@ class LockConnection:
                 self._held.add(key)
             return got
 
-    def holds(self, key: Key) -> bool:
-        with self._lock:
-            if self._conn is not None and not self._alive():
-                self._drop()
-            return key in self._held
-
     def release(self, key: Key) -> None:
         with self._lock:
             if key not in self._held or self._conn is None:
@@ -108,9 +102,6 @@ class Leadership:
     def acquire(self) -> bool:
         """Try to lead (never waits); True while this replica leads the target."""
         return True if self.locks is None else self.locks.acquire(self.key)
-
-    def holds(self) -> bool:
-        return True if self.locks is None else self.locks.holds(self.key)
 
     def release(self) -> None:
         if self.locks is not None:
