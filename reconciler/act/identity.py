@@ -5,6 +5,9 @@ The guard is the point: a provider's bad day must never delete customers.
 - A listing that did not complete (an error mid-pagination, a count that disagrees with the
   provider's own count, an empty listing against a populated table) changes nothing:
   ``ProviderUnavailable`` / ``IncompleteListing``.
+- A user about to be deleted whom the provider still has, asked about on its own, means the
+  listing left users out (paged by offset while users were deleted): ``IncompleteListing``,
+  nothing changed.
 - Deletions (soft or hard) above ``max_deletions`` (count, or percent of the table) stop the
   run before any change (``AwaitingApproval``); the plan lists them. A person may allow
   them for one run (``--allow-deletions N``).
@@ -165,6 +168,14 @@ def _run(
             f"{deleting}`",
             dry_run=dry_run,
         )
+    if deleting and orphan_keys:
+        present = provider.still_present(orphan_keys)
+        if present:
+            shown = ", ".join(present[:10]) + (" ..." if len(present) > 10 else "")
+            raise IncompleteListing(
+                f"the listing left out {len(present):,} users that {provider.name} still "
+                f"has ({shown}): nothing deleted or changed; the next run lists again"
+            )
     summary = (
         f"{listed:,} listed; {diff.missing:,} missing, {diff.changed:,} changed, "
         f"{diff.orphans:,} orphaned"

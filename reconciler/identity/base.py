@@ -3,11 +3,17 @@
 A provider yields users page by page and never holds the whole listing in memory. When it
 cannot finish (an HTTP error on page 37 of 40, a truncated page), it raises
 ``IncompleteListing`` (or ``ProviderUnavailable``): the sync then deletes nothing.
+
+A listing that did finish can still leave a user out: paged by offset (SCIM's
+``startIndex``, Clerk's ``offset`` fallback), it skips one user for each user deleted
+before its position while it runs, and the counts before and after still agree with it.
+So before the sync deletes anyone, it asks the provider about each of them once more
+(``still_present``); the few it is about to delete are cheap to ask about.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -36,6 +42,11 @@ class Provider(Protocol):
 
     def count(self) -> int | None:
         """The provider's own count of users, to check a listing against; None if unknown."""
+        ...
+
+    def still_present(self, ids: Sequence[str]) -> list[str]:
+        """Those of ``ids`` (users the listing left out) that the provider has after all,
+        each asked about on its own."""
         ...
 
     def close(self) -> None:

@@ -6,8 +6,9 @@ Pages are chained with the ``starting_after=<last user id>`` cursor; a server th
 the cursor (a 400 or 422 naming ``starting_after``) is listed on with ``offset`` from where
 the cursor stopped, and one that ignores it is noticed (the page repeats the previous one)
 and listed on the same way. A page shorter than ``limit`` is the last. ``GET /users/count``
-gives the count the sync checks the listing against. Users are mapped by
-``clerk_user.from_clerk``, as the webhooks map them.
+gives the count the sync checks the listing against; ``GET /users/<id>`` (404
+``resource_not_found`` once a user is gone) confirms each user before the sync deletes it.
+Users are mapped by ``clerk_user.from_clerk``, as the webhooks map them.
 
 ``HttpProvider`` holds what the HTTP providers (this one and SCIM) share: one GET with its
 retries, the waits, and the one-line errors. ``429`` is waited out for as long as
@@ -23,9 +24,10 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -68,6 +70,8 @@ class HttpProvider:
     credential = "credential"
     """What the secret is called in messages (``secret key``, ``token``)."""
     accept = "application/json"
+    user_path = "/users/{}"
+    """One user by id (``{}``: the id, quoted)."""
 
     def __init__(
         self,
@@ -98,6 +102,35 @@ class HttpProvider:
     def _detail(self, data: Any) -> str:
         """The API's own explanation in an error answer's JSON body ('' if none)."""
         return ""
+
+    def _gone(self, response: httpx.Response) -> bool:
+        """A 404 that says the user does not exist: the API's own JSON error, not a page
+        from a proxy or a wrong path (any other answer stops the sync)."""
+        try:
+            response.json()
+        except ValueError:
+            return False
+        return response.status_code == 404
+
+    # -- asked about one by one -----------------------------------------------------------
+
+    def still_present(self, ids: Sequence[str]) -> list[str]:
+        client = self._api()
+        present: list[str] = []
+        for user_id in ids:
+            place = Place(f"user {user_id}")
+            path = self.user_path.format(quote(user_id, safe=""))
+            response = self._get(client, path, {}, place, tolerate=(404,))
+            if response.status_code < 300:
+                present.append(user_id)
+            elif not self._gone(response):
+                raise ProviderUnavailable(
+                    self._line(
+                        f"{self.name}: {place.what}: {self._status(response)} (not an answer "
+                        "that the user is gone: nothing deleted)"
+                    )
+                )
+        return present
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -359,6 +392,20 @@ class ClerkProvider(HttpProvider):
             message = error.get("message") or error.get("long_message")
             parts.append(": ".join(str(p) for p in (code, message) if p))
         return "; ".join(p for p in parts if p)
+
+    def _gone(self, response: httpx.Response) -> bool:
+        """Clerk answers a deleted or unknown user with 404 ``resource_not_found``."""
+        try:
+            data = response.json()
+        except ValueError:
+            return False
+        errors = data.get("errors") if isinstance(data, dict) else None
+        codes = (
+            [e.get("code") for e in errors if isinstance(e, dict)]
+            if isinstance(errors, list)
+            else []
+        )
+        return response.status_code == 404 and "resource_not_found" in codes
 
 
 def decode(content: bytes) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class FileProvider:
         return data
 
     def users(self) -> Iterator[ProviderUser]:
+        return self._read()
+
+    def _read(self) -> Iterator[ProviderUser]:
         for number, record in enumerate(self._records(), start=1):
             if not isinstance(record, dict) or not record.get("id"):
                 raise ProviderUnavailable(f"{self.path}: user #{number} has no `id`")
@@ -64,6 +67,13 @@ class FileProvider:
 
     def count(self) -> int | None:
         return len(self._records())
+
+    def still_present(self, ids: Sequence[str]) -> list[str]:
+        """The file read again: one rewritten while it was read (a shorter copy, a list cut
+        off where a CSV row ends) leaves users out of the listing, not out of the file."""
+        wanted = set(ids)
+        found = {user.id for user in self._read() if user.id in wanted}
+        return [user_id for user_id in ids if user_id in found]
 
     def close(self) -> None:
         """Nothing is held between calls: the file is read whole each time."""

@@ -39,6 +39,8 @@ class ScimProvider(HttpProvider):
     name = "scim"
     credential = "token"
     accept = "application/scim+json"
+    user_path = "/Users/{}"
+    """RFC 7644 3.4.1: a resource that does not exist is answered 404."""
 
     def __init__(
         self,

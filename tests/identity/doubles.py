@@ -8,13 +8,15 @@ of the test process; use it as a context manager (or ``start``/``stop``), its ba
 ``ClerkDouble`` serves ``GET /v1/users`` (a bare JSON array; ``limit`` 1..500, default 10,
 anything else a 422 with Clerk's error body; ``offset``; ``order_by`` ``+created_at`` or
 ``-created_at``, the default; ``starting_after=<user id>``, only with created_at ordering and
-never with ``offset``) and ``GET /v1/users/count``. Requests need
+never with ``offset``), ``GET /v1/users/count`` and ``GET /v1/users/<id>`` (404
+``resource_not_found`` for a user that is not there). Requests need
 ``Authorization: Bearer <secret key>``; errors are ``{"errors": [{"message",
 "long_message", "code", "meta"}], "clerk_trace_id"}``. Other orderings and filters are not
 served (422), which Clerk itself would serve.
 
 ``ScimDouble`` serves ``GET /scim/v2/Users`` (``startIndex``, 1-based, and ``count``; a
-``ListResponse``; pages capped at ``max_count`` resources, as servers do) with SCIM errors.
+``ListResponse``; pages capped at ``max_count`` resources, as servers do) and
+``GET /scim/v2/Users/<id>``, with SCIM errors.
 
 Users come from a ``Population``: ``count`` users made on demand by ``user(i)`` (so a
 million users cost no memory), changed or removed by index, or a list, or a factory of an
@@ -25,9 +27,11 @@ status)`` answers them 500/502/503; ``disconnect(n)`` drops the connection witho
 ``fail_from_page(k)`` fails every listing request from page k on; ``truncate_page(k, how)``
 answers page k with a broken body; ``count_answer`` makes the count another number (SCIM:
 the ``totalResults`` of requests for at most one resource);
-``delay`` slows every request. Clerk: ``reject_starting_after`` refuses the cursor with a
-400, ``ignore_starting_after`` ignores it. SCIM: ``max_count``, ``ignore_start_index``,
-``reject_zero_count``. ``requests`` counts requests per route and ``seen`` lists them.
+``after_page(k, action)`` runs action once page k is served; ``html_lookups`` answers
+requests for one user with a proxy's HTML 404; ``delay`` slows every request. Clerk:
+``reject_starting_after`` refuses the cursor with a 400, ``ignore_starting_after`` ignores
+it. SCIM: ``max_count``, ``ignore_start_index``, ``reject_zero_count``. ``requests``
+counts requests per route and ``seen`` lists them.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 Json = dict[str, Any]
 Breakage = Literal["cut", "no-id", "not-a-list", "empty"]
@@ -307,6 +311,11 @@ class Population:
             return None
         return index - bisect.bisect_left(self._removed, index)
 
+    def find(self, user_id: str) -> Json | None:
+        """The user with this id; None if there is none (or it was removed)."""
+        position = self.position_of(user_id)
+        return None if position is None else self.slice(position, position + 1)[0]
+
     def __iter__(self) -> Iterator[Json]:
         removed = set(self._removed)
         return (self.make(i) for i in range(self.count) if i not in removed)
@@ -422,6 +431,9 @@ class _Double:
         self._queue: deque[tuple[str, int, str | None]] = deque()
         self._failing_from: tuple[int, int] | None = None
         self._broken: dict[int, Breakage] = {}
+        self._after_page: dict[int, Callable[[], object]] = {}
+        self.html_lookups = False
+        """Answer every request for one user with a proxy's HTML 404 page."""
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -452,6 +464,23 @@ class _Double:
         """Answer page ``page`` with a broken body: ``cut`` (JSON cut in half), ``no-id`` (a
         user without id), ``not-a-list`` (the wrong JSON type), ``empty`` (no users)."""
         self._broken[page] = how
+
+    def after_page(self, page: int, action: Callable[[], object]) -> None:
+        """Run ``action`` once, right after page ``page`` is served (a user deleted while
+        the listing runs)."""
+        self._after_page[page] = action
+
+    def lookup(self, user_id: str) -> Answer | None:
+        """One user's JSON, or None when there is no such user."""
+        if self.html_lookups:
+            return 404, b"<html><body>404 Not Found</body></html>", {"Content-Type": "text/html"}
+        found = self.population.find(unquote(user_id))
+        return None if found is None else self.json(200, found)
+
+    def served(self, page: int) -> None:
+        action = self._after_page.pop(page, None)
+        if action is not None:
+            action()
 
     @property
     def total_requests(self) -> int:
@@ -609,6 +638,9 @@ class ClerkDouble(_Double):
         if path == "/users/count":
             total = len(self.population) if self.count_answer is None else self.count_answer
             return self.json(200, {"object": "total_count", "total_count": total})
+        if path.startswith("/users/"):
+            answer = self.lookup(path.removeprefix("/users/"))
+            return answer or self.error(404, "not found", code="resource_not_found")
         if path != "/users":
             return self.error(404, "Resource not found", code="resource_not_found")
         limit = _integer(query.get("limit", "10"))
@@ -657,6 +689,7 @@ class ClerkDouble(_Double):
             return self.json(200, {"data": users, "total_count": total})
         elif broken == "empty":
             users = []
+        self.served(page)
         return self.json(200, users)
 
 
@@ -704,6 +737,9 @@ class ScimDouble(_Double):
         return self.json(401, {"schemas": [SCIM_ERROR], "status": "401", "detail": detail})
 
     def route(self, path: str, query: dict[str, str]) -> Answer:
+        if path.startswith("/Users/"):
+            answer = self.lookup(path.removeprefix("/Users/"))
+            return answer or self.error(404, "Resource not found")
         if path != "/Users":
             return self.error(404, f"{path} not found")
         start = _integer(query.get("startIndex", "1"))
@@ -737,6 +773,7 @@ class ScimDouble(_Double):
             return self.json(200, {**self._list(total, start, []), "Resources": {"0": users}})
         elif broken == "empty":
             users = []
+        self.served(page)
         return self.json(200, self._list(total, start, users))
 
     @staticmethod

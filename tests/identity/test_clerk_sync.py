@@ -127,3 +127,43 @@ def test_a_removed_user_is_deleted_when_the_listing_is_whole(
     assert outcome.applied is not None
     assert outcome.applied.deleted == 1
     assert users(pg_url) == USERS - 1
+
+
+def test_a_user_skipped_by_offset_paging_is_not_deleted(
+    policy: Policy, clerk: ClerkDouble, pg_url: str
+) -> None:
+    """Listed by offset (an API without the cursor), a user deleted while the listing runs
+    moves every later user one place up: the first user of the next page is never listed,
+    and the counts before and after agree with the listing. Asked about on its own, that
+    user is still there: nothing is deleted, and the next run deletes only the one gone."""
+    sync(policy, clerk)
+    gone, skipped = EMAILS.index(True), 3 * 500
+    assert EMAILS[skipped]
+    clerk.reject_starting_after = True
+    clerk.after_page(3, lambda: clerk.population.remove(gone))
+    outcome = sync(policy, clerk)
+    assert outcome.reason == "IncompleteListing", outcome.message
+    assert "left out 1 users" in outcome.message
+    assert clerk_user(skipped)["id"] in outcome.message
+    assert users(pg_url) == USERS
+    again = sync(policy, clerk)
+    assert again.in_sync, again.message
+    assert again.applied is not None
+    assert again.applied.deleted == 1
+    assert users(pg_url) == USERS - 1
+    left = pg_query(pg_url, "SELECT 1 FROM users WHERE clerk_id = %s", (clerk_user(gone)["id"],))
+    assert left == []
+
+
+def test_an_answer_that_is_not_a_clerk_404_stops_the_deletion(
+    policy: Policy, clerk: ClerkDouble, pg_url: str
+) -> None:
+    sync(policy, clerk)
+    clerk.population.remove(EMAILS.index(True))
+    clerk.html_lookups = True
+    outcome = sync(policy, clerk)
+    assert outcome.reason == "ProviderUnavailable", outcome.message
+    assert "HTTP 404 Not Found (not an answer that the user is gone: nothing deleted)" in (
+        outcome.message
+    )
+    assert users(pg_url) == USERS

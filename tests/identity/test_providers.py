@@ -618,3 +618,56 @@ def test_scim_a_wrong_token_is_unavailable_at_once_and_never_shown(scim_api: Any
     assert "Authorization failure" in message
     assert "token was refused" in message
     assert api.total_requests == 1
+
+
+# -- asked about one by one, before anyone is deleted -----------------------------------
+
+
+def test_clerk_says_which_users_it_still_has(clerk_api: Any) -> None:
+    api = clerk_api(30)
+    api.population.remove(4)
+    provider = clerk(api)
+    asked = [clerk_id(3), clerk_id(4), "user_not/a real?id"]
+    assert provider.still_present(asked) == [clerk_id(3)]
+    assert api.requests[f"/users/{clerk_id(3)}"] == 1
+    assert any(s.path.endswith("/users/user_not%2Fa%20real%3Fid") for s in api.seen)
+
+
+def test_clerk_lookups_wait_out_rate_limits(clerk_api: Any) -> None:
+    api = clerk_api(30)
+    api.rate_limit(2, retry_after="3")
+    provider = clerk(api)
+    assert provider.still_present([clerk_id(7)]) == [clerk_id(7)]
+    assert provider.waits == [3.0, 3.0]
+
+
+def test_a_404_that_is_not_the_apis_stops_the_lookups(clerk_api: Any, scim_api: Any) -> None:
+    for provider, double in ((clerk, clerk_api(5)), (scim, scim_api(5))):
+        double.html_lookups = True
+        with pytest.raises(ProviderUnavailable, match="nothing deleted") as caught:
+            provider(double).still_present(["someone"])
+        assert not isinstance(caught.value, IncompleteListing)
+
+
+def test_scim_says_which_users_it_still_has(scim_api: Any) -> None:
+    api = scim_api(30)
+    api.population.remove(4)
+    assert scim(api).still_present([scim_id(4), scim_id(3)]) == [scim_id(3)]
+
+
+def test_scim_listing_skips_a_user_when_one_goes_and_one_comes(scim_api: Any) -> None:
+    """totalResults stays the same, so the listing cannot tell; asking about the users it
+    left out can."""
+    population = Population(233, scim_user)
+    api = scim_api(population)
+
+    def one_goes_one_comes() -> None:
+        population.remove(10)
+        population.count = 234  # user 233 is created: the total is unchanged
+
+    api.after_page(1, one_goes_one_comes)
+    provider = scim(api)
+    listed = {u.id for u in provider.users()}
+    left_out = sorted({scim_id(i) for i in range(233)} - listed)
+    assert left_out == [scim_id(100)]  # user 10 was listed before it went
+    assert provider.still_present([scim_id(10), *left_out]) == [scim_id(100)]

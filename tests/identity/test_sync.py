@@ -355,3 +355,28 @@ def test_listing_that_breaks_off_changes_nothing(database: str, tmp_path: Path) 
     assert outcome.reason == "IncompleteListing"
     assert "page 37" in outcome.message
     assert len(shop.rows()) == 40
+
+
+class CutShort(FileProvider):
+    """A users file read while it was being rewritten: the listing stops at a row boundary,
+    its last users missing, and the count read with it agrees."""
+
+    def users(self) -> Iterator[ProviderUser]:
+        yield from list(super().users())[:-3]
+
+    def count(self) -> int | None:
+        return sum(1 for _ in self.users())
+
+
+def test_users_a_listing_left_out_are_not_deleted(database: str, tmp_path: Path) -> None:
+    shop = Shop(tmp_path, database, "soft-delete")
+    shop.write([user(i) for i in range(1, 41)])
+    shop.sync()
+    outcome = shop.sync(provider=CutShort(shop.users_file))
+    assert outcome.reason == "IncompleteListing", outcome.message
+    assert "left out 3 users that file still has (user_00038, user_00039, user_00040)" in (
+        outcome.message
+    )
+    assert not any(row[3] for row in shop.rows().values())
+    assert shop.sync().in_sync
+    assert not any(row[3] for row in shop.rows().values())
