@@ -6,6 +6,7 @@ pending (``plan``), 3 stopped at a step awaiting approval (``apply``).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -396,3 +397,16 @@ main.add_command(backup)
 main.add_command(backups)
 main.add_command(restore)
 main.add_command(identity)
+
+
+def run_command_line() -> None:
+    """The ``reconciler`` script and ``python -m reconciler``: the command line, then a quick
+    exit. At exit the interpreter's last garbage collections walk every object the ~750
+    loaded modules made, 0.2 to 0.3 s on top of a 1 s process; ``gc.freeze()`` leaves those
+    objects out, and the process ends as it would anyway. Every connection is closed
+    before this point (the commands close theirs in ``finally``), so nothing depends on a
+    finaliser that the frozen objects skip."""
+    try:
+        main()
+    finally:
+        gc.freeze()
