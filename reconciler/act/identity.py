@@ -150,7 +150,8 @@ def _run(
         marks = ", ".join(table.db.param for _ in newer)
         table.db.execute(f"DELETE FROM {STAGE} WHERE key IN ({marks})", tuple(newer))
     diff = table.diff(listed)
-    orphan_keys = [k for k in diff.orphan_keys if k not in set(newer)]
+    newer_keys = set(newer)
+    orphan_keys = [k for k in diff.orphan_keys if k not in newer_keys]
     if listed == 0 and diff.table_users > 0:
         raise IncompleteListing(
             f"{provider.name} listed no users while {spec.table} has {diff.table_users:,}"
@@ -168,6 +169,8 @@ def _run(
             f"{deleting}`",
             dry_run=dry_run,
         )
+    if deleting > len(diff.orphan_keys):  # allowed: every orphan, not the first 1,000
+        orphan_keys = [k for k in table.orphan_keys() if k not in newer_keys]
     if deleting and orphan_keys:
         present = provider.still_present(orphan_keys)
         if present:

@@ -161,15 +161,25 @@ class UsersTable:
         ]
         return " AND ".join(required) or "TRUE"
 
+    def orphan_keys(self, limit: int | None = None) -> tuple[str, ...]:
+        """The keys of the live rows the listing does not hold, in key order (the first
+        ``limit`` of them)."""
+        k = self.key
+        return tuple(
+            str(row[0])
+            for row in self.db.query(
+                f"SELECT u.{k} FROM {self.table} u WHERE {self._live()} AND NOT EXISTS "
+                f"(SELECT 1 FROM {STAGE} s WHERE s.key = u.{k}) ORDER BY u.{k}"
+                + (f" LIMIT {int(limit)}" if limit is not None else "")
+            )
+        )
+
     def diff(self, listed: int, max_list: int = 1000) -> IdentityDiff:
         """What a sync would do, counted in two queries; a sample of keys is queried only
         when its count is not 0."""
         db, t, k = self.db, self.table, self.key
         absent = f"NOT EXISTS (SELECT 1 FROM {t} u WHERE u.{k} = s.key)"
         changed_from = f"{STAGE} s JOIN {t} u ON u.{k} = s.key WHERE {self._changed_condition()}"
-        orphan_where = (
-            f"{self._live()} AND NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.key = u.{k})"
-        )
         complete = self._complete()
         # One join of the listing with the table counts everything but the orphans: the
         # live rows it does not match (each row matches at most one staged user).
@@ -201,10 +211,7 @@ class UsersTable:
             changed_sample=sample(
                 changed, f"SELECT s.key FROM {changed_from} ORDER BY s.key LIMIT {SAMPLE}"
             ),
-            orphan_keys=sample(
-                orphans,
-                f"SELECT u.{k} FROM {t} u WHERE {orphan_where} ORDER BY u.{k} LIMIT {max_list}",
-            ),
+            orphan_keys=self.orphan_keys(max_list) if orphans else (),
             not_taken_sample=sample(
                 not_taken,
                 f"SELECT s.key FROM {STAGE} s WHERE NOT ({complete}) AND {absent} "

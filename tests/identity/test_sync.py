@@ -380,3 +380,19 @@ def test_users_a_listing_left_out_are_not_deleted(database: str, tmp_path: Path)
     assert not any(row[3] for row in shop.rows().values())
     assert shop.sync().in_sync
     assert not any(row[3] for row in shop.rows().values())
+
+
+def test_an_allowed_mass_deletion_reaches_every_orphan(database: str, tmp_path: Path) -> None:
+    """The diff keeps the first 1,000 orphan keys; allowed to delete more, the sync takes
+    them all, not those 1,000 only."""
+    shop = Shop(tmp_path, database, "soft-delete")
+    shop.write([user(i) for i in range(1, 1301)])
+    shop.sync()
+    shop.write([user(i) for i in range(1201, 1301)])
+    waiting = shop.sync()
+    assert waiting.reason == "AwaitingApproval"
+    allowed = shop.sync(allow_deletions=1200)
+    assert allowed.applied is not None
+    assert allowed.applied.soft_deleted == 1200
+    assert sum(1 for row in shop.rows().values() if row[3]) == 1200
+    assert shop.sync().in_sync
