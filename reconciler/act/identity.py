@@ -56,6 +56,10 @@ def _spec(target: Target) -> Identity:
     return target.identity
 
 
+def _users(count: int) -> str:
+    return f"{count:,} user" + ("" if count == 1 else "s")
+
+
 def deletion_limit(spec: Identity, table_users: int) -> int:
     """The most deletions one run may make: under both the count and the percentage."""
     by_percent = math.floor(table_users * spec.max_deletions.percent / 100)
@@ -163,7 +167,7 @@ def _run(
         shown = ", ".join(orphan_keys[:20]) + (" ..." if deleting > 20 else "")
         return result(
             "AwaitingApproval",
-            f"nothing changed: {deleting:,} users would be {spec.orphans.replace('-', ' ')}d, "
+            f"nothing changed: {_users(deleting)} would be {spec.orphans.replace('-', ' ')}d, "
             f"above max_deletions ({limit:,} for {diff.table_users:,} users): {shown}; "
             f"check the provider, then run `reconciler identity sync --allow-deletions "
             f"{deleting}`",
@@ -176,7 +180,7 @@ def _run(
         if present:
             shown = ", ".join(present[:10]) + (" ..." if len(present) > 10 else "")
             raise IncompleteListing(
-                f"the listing left out {len(present):,} users that {provider.name} still "
+                f"the listing left out {_users(len(present))} that {provider.name} still "
                 f"has ({shown}): nothing deleted or changed; the next run lists again"
             )
     summary = (

@@ -143,7 +143,7 @@ def test_a_user_skipped_by_offset_paging_is_not_deleted(
     clerk.after_page(3, lambda: clerk.population.remove(gone))
     outcome = sync(policy, clerk)
     assert outcome.reason == "IncompleteListing", outcome.message
-    assert "left out 1 users" in outcome.message
+    assert "left out 1 user that clerk still has" in outcome.message
     assert clerk_user(skipped)["id"] in outcome.message
     assert users(pg_url) == USERS
     again = sync(policy, clerk)
