@@ -189,11 +189,20 @@ def run(
     proc = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - started
     if proc.returncode not in expected:
-        shown = " ".join(command if len(command) <= 12 else [*command[:8], "..."])
-        codes = " or ".join(map(str, expected))
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"{shown} exited {proc.returncode} (expected {codes}):\n{tail}")
+        raise command_failed(command, proc.returncode, proc.stdout + proc.stderr, expected)
     return seconds, proc.stdout
+
+
+def command_failed(
+    command: Sequence[str], code: int, output: str, expected: Sequence[int] = (0,)
+) -> RuntimeError:
+    """The error of ``command`` exiting ``code`` instead of one of ``expected``, as ``run``
+    raises it: the command (shortened past 12 words), the codes and the last 15 lines of
+    ``output``."""
+    shown = " ".join(command if len(command) <= 12 else [*command[:8], "..."])
+    codes = " or ".join(map(str, expected))
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    return RuntimeError(f"{shown} exited {code} (expected {codes}):\n{tail}")
 
 
 def proc_fields(pid: int | str) -> list[str]:
