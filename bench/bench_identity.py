@@ -33,8 +33,6 @@ import json
 import os
 import pstats
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,13 +40,24 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from psycopg import sql
+from common import (
+    Server,
+    add_json_option,
+    add_profile_options,
+    add_server_option,
+    command_failed,
+    process_cpu_seconds,
+    reconciler_command,
+    reset_ledger,
+    run,
+    run_benchmarks,
+    verdict,
+)
 
 from reconciler.identity.clerk import decode
 
@@ -72,68 +81,27 @@ def with_email(users: int) -> int:
     return users - users // 97
 
 
-# -- the server -------------------------------------------------------------------------
+# -- the users tables -------------------------------------------------------------------
+
+VACUUM = "VACUUM ANALYZE users"
+"""How ``Server.settle`` readies a users table before a measured re-sync."""
 
 
-class Server:
-    """The PostgreSQL server; remembers the databases it created so it can drop them."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self.created: list[str] = []
-
-    def dsn(self, database: str) -> str:
-        return f"{self.url}/{database}"
-
-    def admin(self, statement: sql.Composable | str) -> None:
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(statement)
-
-    def fresh(self, name: str, template: str | None = None) -> str:
-        """An empty database (a copy of ``template`` if given), dropped first; its DSN."""
-        self.drop(name)
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        self.admin(statement)
-        if name not in self.created:
-            self.created.append(name)
-        return self.dsn(name)
-
-    def drop(self, name: str) -> None:
-        self.admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    def drop_all(self) -> None:
-        for name in reversed(self.created):
-            try:
-                self.drop(name)
-            except psycopg.Error as exc:
-                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-        self.created.clear()
-
-    def settle(self, *dsns: str) -> None:
-        """VACUUM ANALYZE the users tables, then a CHECKPOINT: a measured run starts from a
-        settled table and does not pay for the writes of the run before it."""
-        for dsn in dsns:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE users")
-        self.admin("CHECKPOINT")
+def check_users(server: Server, database: str, expected: int, what: str) -> None:
+    found = int(server.value("SELECT count(*) FROM users", database))
+    if found != expected:
+        raise RuntimeError(f"{what}: users holds {found:,} rows, expected {expected:,}")
 
 
-def users_in(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM users").fetchone()
-    return int(row[0]) if row else 0
-
-
-def content_of(dsn: str) -> str:
+def content_of(server: Server, database: str) -> str:
     """A digest of what both sides write: key, email and names of every user."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
+    return str(
+        server.value(
             "SELECT md5(string_agg(concat_ws('|', clerk_id, email, first_name, last_name), "
-            "',' ORDER BY clerk_id)) FROM users"
-        ).fetchone()
-    return str(row[0]) if row else ""
+            "',' ORDER BY clerk_id)) FROM users",
+            database,
+        )
+    )
 
 
 # -- the Clerk double, in its own process -----------------------------------------------
@@ -163,9 +131,7 @@ class Double:
 
     def cpu(self) -> float:
         """CPU seconds the double has used so far."""
-        text = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = text[text.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -322,23 +288,6 @@ class Measured:
         )
 
 
-def reconciler_command() -> list[str]:
-    """The installed console script next to this interpreter (not a version-manager shim,
-    whose own start-up is not reconciler's), else whatever ``reconciler`` is on PATH."""
-    beside = Path(sys.executable).with_name("reconciler")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("reconciler")
-    if found is None:
-        raise SystemExit("reconciler is not installed (pip install -e .)")
-    return [found]
-
-
-def _failed(command: Sequence[str], code: int, output: str) -> RuntimeError:
-    tail = "\n".join(output.strip().splitlines()[-15:])
-    return RuntimeError(f"{' '.join(command)} exited {code}:\n{tail}")
-
-
 def _time_field(report: str, name: str) -> float:
     match = re.search(rf"^\s*{re.escape(name)}: ([\d.]+)\s*$", report, re.MULTILINE)
     if match is None:
@@ -350,23 +299,14 @@ def measure(command: Sequence[str]) -> Measured:
     """Run ``command`` as a fresh child: its wall time, CPU and peak RSS."""
     if TIME.is_file():
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-            started = time.perf_counter()
-            proc = subprocess.run(
-                [str(TIME), "-v", "-o", report.name, *command],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            wall = time.perf_counter() - started
+            wall, stdout = run([str(TIME), "-v", "-o", report.name, *command])
             text = report.read()
-        if proc.returncode != 0:
-            raise _failed(command, proc.returncode, proc.stdout + proc.stderr)
         return Measured(
             wall,
             _time_field(text, "User time (seconds)"),
             _time_field(text, "System time (seconds)"),
             _time_field(text, "Maximum resident set size (kbytes)") / 1024,
-            proc.stdout,
+            stdout,
         )
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -378,7 +318,7 @@ def measure(command: Sequence[str]) -> Measured:
         err.seek(0)
         stdout = out.read()
         if code != 0:
-            raise _failed(command, code, stdout + err.read())
+            raise command_failed(command, code, stdout + err.read())
     # ru_maxrss is in kilobytes on Linux.
     return Measured(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, stdout)
 
@@ -501,7 +441,8 @@ def profile_sync(policy: Path, lines: int) -> dict[str, Any]:
         ]
         proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
         outcome_of(proc.stdout)
-        stats = pstats.Stats(out.name)
+        # total_tt, stats and fcn_list are pstats attributes its type stubs leave out.
+        stats: Any = pstats.Stats(out.name)
     table: dict[str, Any] = {"total": stats.total_tt}
     print(f"      cProfile, one sync: {stats.total_tt:.2f} s in all")
     entries = stats.stats
@@ -525,23 +466,6 @@ def profile_sync(policy: Path, lines: int) -> dict[str, Any]:
     return table
 
 
-# -- statistics -------------------------------------------------------------------------
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
-
-def check_users(dsn: str, expected: int, what: str) -> None:
-    found = users_in(dsn)
-    if found != expected:
-        raise RuntimeError(f"{what}: users holds {found:,} rows, expected {expected:,}")
-
-
 # -- (1) first sync of 100,000 ----------------------------------------------------------
 
 
@@ -554,7 +478,7 @@ def bench_first(args: argparse.Namespace, server: Server, template: str) -> dict
     with Double(n) as double:
         print(f"    double ready in {double.ready_after:.1f} s (pages rendered) at {double.url}")
         floors = [listing_floor(double.url) for _ in range(3)]
-        floor = median([f[0] for f in floors])
+        floor = statistics.median([f[0] for f in floors])
         print(
             f"    listing floor (GET + JSON decode of every page, {floors[0][2] / 1e6:.0f} MB): "
             f"{floor:.2f} s"
@@ -562,9 +486,9 @@ def bench_first(args: argparse.Namespace, server: Server, template: str) -> dict
         policy = write_policy(WORK / "first.yaml", server.dsn(database), double.url)
         for index in range(args.repeats + 1):
             server.fresh(database, template)
-            server.admin("CHECKPOINT")
+            server.checkpoint()
             measured, outcome, served = run_sync(policy, double)
-            check_users(server.dsn(database), expected, "first sync")
+            check_users(server, database, expected, "first sync")
             if outcome.created != expected or outcome.rejected != n - expected:
                 raise RuntimeError(f"first sync: unexpected outcome {outcome}")
             label = "warm-up" if index == 0 else f"run {index}"
@@ -580,13 +504,13 @@ def bench_first(args: argparse.Namespace, server: Server, template: str) -> dict
             result["profile"] = profile_sync(policy, args.profile_lines)
     walls = [r["wall"] for r in result["runs"]]
     result.update(
-        median=median(walls),
+        median=statistics.median(walls),
         min=min(walls),
         max=max(walls),
         rss_mb=max(r["max_rss_mb"] for r in result["runs"]),
-        cpu=median([r["user"] + r["system"] for r in result["runs"]]),
+        cpu=statistics.median([r["user"] + r["system"] for r in result["runs"]]),
         listing_floor=floor,
-        target_met=median(walls) <= FIRST_TARGET_S,
+        target_met=statistics.median(walls) <= FIRST_TARGET_S,
     )
     if args.cold_runs:
         with Double(n, cold=True) as double:
@@ -594,9 +518,9 @@ def bench_first(args: argparse.Namespace, server: Server, template: str) -> dict
             cold = []
             for _ in range(args.cold_runs):
                 server.fresh(database, template)
-                server.admin("CHECKPOINT")
+                server.checkpoint()
                 measured, _, served = run_sync(policy, double)
-                check_users(server.dsn(database), expected, "first sync (cold double)")
+                check_users(server, database, expected, "first sync (cold double)")
                 cold.append(record(measured, served))
                 print(f"    cold     {measured.brief()}  (double {served:.2f} s CPU)")
             result["cold_double"] = cold
@@ -627,18 +551,18 @@ def bench_million(args: argparse.Namespace, server: Server, template: str) -> di
         result["listing_floor"] = floor
         dsn = server.fresh(database, template)
         policy = write_policy(WORK / "million.yaml", dsn, double.url)
-        server.admin("CHECKPOINT")
+        server.checkpoint()
         measured, outcome, served = run_sync(policy, double)
-        check_users(dsn, expected, "first load")
+        check_users(server, database, expected, "first load")
         print(
             f"    first load  {measured.brief()}  (double {served:.2f} s CPU; "
             f"listed {'twice' if outcome.previewed else 'once'})"
         )
         result["first_load"] = record(measured, served)
         for index in range(args.million_repeats):
-            server.settle(dsn)
+            server.settle(database, vacuum=VACUUM)
             measured, outcome, served = run_sync(policy, double)
-            check_users(dsn, expected, "re-sync")
+            check_users(server, database, expected, "re-sync")
             if outcome.created or outcome.updated or outcome.changed:
                 raise RuntimeError(f"the no-change re-sync changed something: {outcome}")
             if outcome.missing or outcome.not_taken != n - expected:
@@ -651,15 +575,15 @@ def bench_million(args: argparse.Namespace, server: Server, template: str) -> di
             result["resyncs"].append(record(measured, served))
         result["listed_twice"] = outcome.previewed
         if args.profile:
-            server.settle(dsn)
+            server.settle(database, vacuum=VACUUM)
             result["profile"] = profile_sync(policy, args.profile_lines)
     server.drop(database)
     walls = [r["wall"] for r in result["resyncs"]]
     rss = max(r["max_rss_mb"] for r in result["resyncs"])
     result.update(
-        median=median(walls),
+        median=statistics.median(walls),
         rss_mb=rss,
-        target_met=median(walls) <= RESYNC_TARGET_S,
+        target_met=statistics.median(walls) <= RESYNC_TARGET_S,
         rss_met=rss <= RESYNC_RSS_MB,
     )
     print(
@@ -681,7 +605,7 @@ def bench_loop(args: argparse.Namespace, server: Server, template: str) -> dict[
     runs: dict[str, list[float]] = {"sync-empty": [], "loop-empty": [], "sync-same": []}
     runs["loop-same"] = []
     with Double(n) as double:
-        floor = median([listing_floor(double.url)[0] for _ in range(5)])
+        floor = statistics.median([listing_floor(double.url)[0] for _ in range(5)])
         sync_dsn, loop_dsn = server.dsn(sync_db), server.dsn(loop_db)
         policy = write_policy(WORK / "loop.yaml", sync_dsn, double.url)
         sides: dict[str, Callable[[], Measured]] = {
@@ -695,18 +619,18 @@ def bench_loop(args: argparse.Namespace, server: Server, template: str) -> dict[
             timings: dict[str, float] = {}
             for phase in ("empty", "same"):
                 if phase == "same":
-                    server.settle(sync_dsn, loop_dsn)
+                    server.settle(sync_db, loop_db, vacuum=VACUUM)
                 for side in order:
-                    server.admin("CHECKPOINT")
+                    server.checkpoint()
                     measured = sides[side]()
                     timings[f"{side}-{phase}"] = measured.wall
                     if side == "loop":
                         done = json.loads(measured.stdout)
                         if done["skipped"] != n - expected:
                             raise RuntimeError(f"the loop skipped {done['skipped']} users")
-            check_users(sync_dsn, expected, "sync")
-            check_users(loop_dsn, expected, "loop")
-            if content_of(sync_dsn) != content_of(loop_dsn):
+            check_users(server, sync_db, expected, "sync")
+            check_users(server, loop_db, expected, "loop")
+            if content_of(server, sync_db) != content_of(server, loop_db):
                 raise RuntimeError("the sync and the loop wrote different users tables")
             label = "warm-up" if index == 0 else f"run {index}"
             print(
@@ -720,7 +644,7 @@ def bench_loop(args: argparse.Namespace, server: Server, template: str) -> dict[
         profile = profile_sync(policy, args.profile_lines) if args.profile else None
     server.drop(sync_db)
     server.drop(loop_db)
-    medians = {key: median(values) for key, values in runs.items()}
+    medians = {key: statistics.median(values) for key, values in runs.items()}
     ratios = {
         "empty": medians["loop-empty"] / medians["sync-empty"],
         "same": medians["loop-same"] / medians["sync-same"],
@@ -760,11 +684,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Identity sync benchmarks: the Clerk double into a local PostgreSQL."
     )
     parser.add_argument("--only", choices=["first", "million", "loop"], help="one benchmark")
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
-        help="PostgreSQL server URL without a database ($BENCH_POSTGRES; default %(default)s)",
-    )
+    add_server_option(parser)
     parser.add_argument("--first-users", type=int, default=100_000, help="(1) users")
     parser.add_argument("--repeats", type=int, default=5, help="(1), (3) measured runs")
     parser.add_argument(
@@ -777,9 +697,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--million-users", type=int, default=1_000_000, help="(2) users")
     parser.add_argument("--million-repeats", type=int, default=2, help="(2) re-syncs")
     parser.add_argument("--loop-users", type=int, default=10_000, help="(3) users")
-    parser.add_argument("--profile", action="store_true", help="also profile one sync of each")
-    parser.add_argument("--profile-lines", type=int, default=15, help="functions to show")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    add_profile_options(parser, "also profile one sync of each", lines=15)
+    add_json_option(parser)
     parser.add_argument("--serve", type=int, metavar="USERS", help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--naive", nargs=2, metavar=("URL", "DSN"), help=argparse.SUPPRESS)
@@ -792,44 +711,36 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.serve, args.cold)
     if args.naive:
         return naive(*args.naive)
-    # A SIGTERM must unwind through the finally below, which drops the databases.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
-    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
-        (WORK / name).unlink(missing_ok=True)
+    reset_ledger(WORK)
     server = Server(args.server)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "time": "/usr/bin/time -v" if TIME.is_file() else "wait4",
+    benchmarks: dict[str, Callable[[argparse.Namespace, Server, str], dict[str, Any]]] = {
+        "first": bench_first,
+        "million": bench_million,
+        "loop": bench_loop,
     }
-    benchmarks = {"first": bench_first, "million": bench_million, "loop": bench_loop}
-    try:
-        with psycopg.connect(server.dsn("postgres")) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            results["server"] = row[0] if row else None
+
+    def run_all(results: dict[str, Any]) -> None:
+        results["time"] = "/usr/bin/time -v" if TIME.is_file() else "wait4"
+        results["server"] = server.value("SHOW server_version")
         # The schema once, by `reconciler apply`; every run starts from a copy of it.
         template = f"bench_identity_template_{os.getpid()}"
         dsn = server.fresh(template)
         policy = write_policy(WORK / "template.yaml", dsn, "http://127.0.0.1:9/v1")
-        measure([*reconciler_command(), "apply", "--yes", "--config", str(policy)])
+        run([*reconciler_command(), "apply", "--yes", "--config", str(policy)])
         print(f"schema: {MIGRATIONS.relative_to(ROOT)} applied by `reconciler apply`\n")
         for name, bench in benchmarks.items():
             if args.only in (None, name):
                 results[name] = bench(args, server, template)
                 print()
-    except RuntimeError as exc:
-        print(f"\nbench_identity: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nbench_identity: interrupted; dropping the databases", file=sys.stderr)
-        return 130
-    finally:
-        server.drop_all()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+
+    return run_benchmarks(
+        "bench_identity",
+        run_all,
+        cleanup=server.drop_all,
+        json_file=args.json,
+        interrupted="dropping the databases",
+    )
 
 
 if __name__ == "__main__":
