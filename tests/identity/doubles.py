@@ -640,7 +640,7 @@ class ClerkDouble(_Double):
             return self.json(200, {"object": "total_count", "total_count": total})
         if path.startswith("/users/"):
             answer = self.lookup(path.removeprefix("/users/"))
-            return answer or self.error(404, "not found", code="resource_not_found")
+            return answer or self.error(404, "No user was found", code="resource_not_found")
         if path != "/users":
             return self.error(404, "Resource not found", code="resource_not_found")
         limit = _integer(query.get("limit", "10"))
