@@ -147,18 +147,33 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self, lock_timeout: float = 0, statement_timeout: float = 0) -> Iterator[None]:
-        with self.conn.transaction():
-            # Sent ahead of the next statement: in the same round trip as a migration script
-            # (``run_script``), as one of its own before a parameterised ``query``. No
-            # newline, so the line numbers of a failing script stay right.
-            self._prelude = (
-                f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'; "
-                f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'; "
-            )
-            try:
-                yield
-            finally:
-                self._prelude = ""
+        """Every statement inside raises this module's errors; what psycopg raises here comes
+        from BEGIN, ROLLBACK or COMMIT. A COMMIT refused (a deferred constraint checked only
+        then) is ``MigrationFailed``, as the statement that broke it would have been: nothing
+        of the transaction is in effect."""
+        committing = False
+        try:
+            with self.conn.transaction():
+                # Sent ahead of the next statement: in the same round trip as a migration
+                # script (``run_script``), as one of its own before a parameterised ``query``.
+                # No newline, so the line numbers of a failing script stay right.
+                self._prelude = (
+                    f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'; "
+                    f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'; "
+                )
+                try:
+                    yield
+                finally:
+                    self._prelude = ""
+                committing = True
+        except psycopg.Error as exc:
+            where = "at COMMIT" if committing else "opening or closing a transaction"
+            if self._lost(exc):
+                unknown = " (whether the COMMIT took effect is unknown)" if committing else ""
+                raise DatabaseUnavailable(
+                    f"{self.url.redacted}: {where}: {_pg_reason(exc)}{unknown}"
+                ) from None
+            raise MigrationFailed(f"{where}: {_pg_reason(exc)}") from None
 
     @contextmanager
     def advisory_lock(self, key: int, wait: float) -> Iterator[None]:
@@ -268,14 +283,22 @@ class SqliteDatabase:
     def transaction(self, lock_timeout: float = 0, statement_timeout: float = 0) -> Iterator[None]:
         if lock_timeout:
             self.conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.url.sqlite_path}: BEGIN: {_first_line(exc)}") from None
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        else:
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # A refused COMMIT (a deferred foreign key) leaves the transaction open.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise MigrationFailed(f"at COMMIT: {_first_line(exc)}") from None
 
     @contextmanager
     def advisory_lock(self, key: int, wait: float) -> Iterator[None]:

@@ -144,6 +144,35 @@ def test_failing_migration_rolls_back_and_blocks_until_resolved(
     assert names.count("20261201000000_half_done") == 2  # the rolled-back row stays
 
 
+def test_a_migration_refused_at_commit_is_a_failed_migration(pg_url: str, tmp_path: Path) -> None:
+    """A deferred foreign key is checked at COMMIT, after the script ran without error: the
+    migration has failed all the same, nothing of it is in effect, and both ledgers say so."""
+    folder = prisma_copy(tmp_path, "postgresql")
+    add_migration(
+        folder,
+        "20261201000000_deferred_check",
+        'CREATE TABLE "parent" ("id" INTEGER PRIMARY KEY);\n'
+        'CREATE TABLE "child" ("id" INTEGER PRIMARY KEY, "parent_id" INTEGER\n'
+        '    REFERENCES "parent" ("id") DEFERRABLE INITIALLY DEFERRED);\n'
+        'INSERT INTO "child" VALUES (1, 42);\n',
+    )
+    policy = prisma_policy(tmp_path, pg_url, folder)
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "ApplyFailed", outcome.message
+    assert 'at COMMIT: insert or update on table "child" violates foreign key' in outcome.message
+    assert "child" not in tables(pg_url)
+    failed = [r for r in history(pg_url) if r[0] == "20261201000000_deferred_check"]
+    assert len(failed) == 1
+    assert failed[0][2] is None
+    assert "at COMMIT" in str(failed[0][4])
+    step = ledger_of(policy).steps(outcome.run_id or 0)[-1]
+    assert (step.migration, step.outcome) == ("20261201000000_deferred_check", "failed")
+    blocked = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert blocked.reason == "FailedMigration"
+
+
 def test_edited_and_missing_migrations_are_reported_as_drift(
     database: tuple[str, str], tmp_path: Path
 ) -> None:
