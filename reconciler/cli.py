@@ -276,6 +276,11 @@ def check(config: Path) -> None:
         dialect = spec.database.dialect
         for migration in layout.migrations():
             count += 1
+            try:
+                migration.read()  # text the tools can read: UTF-8
+            except ReconcilerError as exc:
+                problems.append(f"{spec.name}: {exc}")
+                continue
             if dialect != "postgresql":
                 continue
             parsed = parse_migration(migration, layout.sql(migration, dialect), dialect)

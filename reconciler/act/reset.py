@@ -14,6 +14,7 @@ from reconciler.db.connection import Database, connect
 from reconciler.errors import Refused
 from reconciler.ledger import Ledger
 from reconciler.policy.model import Target
+from reconciler.source.base import read_utf8
 
 
 def check_resettable(target: Target) -> None:
@@ -70,7 +71,7 @@ def run_seed(target: Target) -> None:
         db = connect(target.database)
         try:
             with db.transaction():
-                db.run_script(seed.read_text(encoding="utf-8"))
+                db.run_script(read_utf8(seed))
         finally:
             db.close()
         return

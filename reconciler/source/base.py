@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from reconciler.db.connection import Database
 from reconciler.db.url import Dialect
+from reconciler.errors import SourceError
 from reconciler.policy.model import Timeouts
 
 
@@ -37,7 +38,7 @@ class Migration:
     """Ids that must be applied first (Alembic down revisions; Prisma: the previous one)."""
 
     def read(self) -> str:
-        return self.path.read_text(encoding="utf-8")
+        return read_utf8(self.path)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,22 @@ class Layout(Protocol):
         """Apply one migration, in one transaction where the database allows it; on failure
         raise ``MigrationFailed`` after the history says exactly what happened."""
         ...
+
+
+def read_utf8(path: Path) -> str:
+    """A SQL file's text; ``SourceError`` naming the file and line when it is not UTF-8 (as
+    Prisma requires) or cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SourceError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def sha256_hex(data: bytes) -> str:

@@ -231,6 +231,24 @@ def test_syntax_error_blocks_before_anything_runs(
     assert pg_query(pg_url, "SELECT to_regclass('_prisma_migrations')") == [(None,)]
 
 
+def test_a_migration_that_is_not_utf8_is_named_with_its_line(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    bad = tmp_path / "migrations" / "20270101000000_latin1" / "migration.sql"
+    bad.parent.mkdir()
+    bad.write_bytes(b'-- AlterTable\nALTER TABLE "users" ADD COLUMN "caf\xe9" TEXT;\n')
+    expected = "20270101000000_latin1/migration.sql:2: not UTF-8 (byte 0xe9)"
+    for command in (["check"], ["plan"], ["apply", "--yes"]):
+        result = cli(*command, "-c", policy)
+        assert result.exit_code == 1, command
+        assert expected in result.stderr, command
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "var" / "shop.db").exists() or not user_tables(
+        tmp_path / "var" / "shop.db"
+    )
+
+
 def test_python_dash_m_runs_the_example_end_to_end(tmp_path: Path) -> None:
     """The README's first command, as a real process on a copy of the repository layout."""
     shutil.copy(ROOT / "config.example.yaml", tmp_path / "config.example.yaml")
