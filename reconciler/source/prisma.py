@@ -84,7 +84,6 @@ class PrismaLayout:
         if not path.is_dir():
             raise SourceError(f"{path}: Prisma migrations folder not found")
         self.path = path
-        self.problems: list[str] = []
         self.provider = self._read_provider()
         self._migrations = self._scan()
 
@@ -103,16 +102,25 @@ class PrismaLayout:
     def _scan(self) -> list[Migration]:
         found: list[Migration] = []
         previous: tuple[str, ...] = ()
+        empty: list[str] = []
         for folder in sorted(p for p in self.path.iterdir() if p.is_dir()):
+            if folder.name.startswith("."):
+                continue
             script = folder / "migration.sql"
             if not script.is_file():
-                self.problems.append(f"{folder}: no migration.sql in this migration folder")
+                empty.append(folder.name)
                 continue
             slug = folder.name.split("_", 1)[1] if "_" in folder.name else folder.name
             found.append(
                 Migration(folder.name, slug, script, sha256_hex(script.read_bytes()), previous)
             )
             previous = (folder.name,)
+        if empty:
+            # As Prisma's P3015: the migrations after it must not run without it.
+            raise SourceError(
+                f"{self.path}: no migration.sql in {', '.join(empty)}: restore the file, or "
+                "delete the folder if the migration was never applied anywhere"
+            )
         return found
 
     def migrations(self) -> Sequence[Migration]:
@@ -135,7 +143,7 @@ class PrismaLayout:
         return self._migrations[: matches[0] + 1]
 
     def check(self, dialect: Dialect) -> list[str]:
-        problems = list(self.problems)
+        problems: list[str] = []
         lock = self.path / "migration_lock.toml"
         if self.provider is None:
             problems.append(f"{lock}: missing; Prisma writes it with the provider's name")

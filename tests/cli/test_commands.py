@@ -103,8 +103,22 @@ def test_check_validates_offline(
     (tmp_path / "migrations" / "20261001090000_init" / "migration.sql").unlink()
     broken = cli("check", "-c", policy)
     assert broken.exit_code == 1
-    assert "20261001090000_init: no migration.sql" in broken.stderr
+    assert "no migration.sql in 20261001090000_init: restore the file" in broken.stderr
     assert not (tmp_path / "var").exists(), "check must not touch any database"
+
+
+def test_a_migration_folder_without_its_file_stops_plan_and_apply(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """As Prisma's P3015: the migrations after it must not run without it."""
+    policy = sqlite_policy(write_policy, tmp_path)
+    (tmp_path / "migrations" / "20261013101500_add_invoices" / "migration.sql").unlink()
+    for command in (["plan"], ["apply", "--yes"]):
+        result = cli(*command, "-c", policy)
+        assert result.exit_code == 1, command
+        assert "no migration.sql in 20261013101500_add_invoices" in result.stderr, command
+    shop = tmp_path / "var" / "shop.db"
+    assert not shop.exists() or not user_tables(shop)
 
 
 def test_reset_is_refused_outside_development(
