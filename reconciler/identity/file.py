@@ -13,6 +13,7 @@ import yaml
 
 from reconciler.errors import ProviderUnavailable
 from reconciler.identity.base import ProviderUser
+from reconciler.textfiles import read_utf8
 
 FIELDS = ("id", "email", "first_name", "last_name", "external_id", "active")
 
@@ -25,9 +26,11 @@ class FileProvider:
 
     def _records(self) -> list[dict[str, Any]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_utf8(self.path)
         except OSError as exc:
             raise ProviderUnavailable(f"{self.path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ProviderUnavailable(str(exc)) from None
         suffix = self.path.suffix.lower()
         try:
             if suffix == ".csv":

@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.errors import PolicyError
 from reconciler.policy.model import Policy
+from reconciler.textfiles import read_utf8
 
 Loc = tuple[str | int, ...]
 _SCALARS = yaml.constructor.SafeConstructor()
@@ -47,11 +48,13 @@ def load_policy(path: str | Path, environ: Mapping[str, str] | None = None) -> P
     """Read and validate the policy at ``path``; raises ``PolicyError`` listing every problem."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_utf8(file)
     except FileNotFoundError:
         raise PolicyError(f"{file}: policy file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PolicyError(f"{file}: cannot read the policy: {exc}") from None
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
     return parse_policy(text, file, os.environ if environ is None else environ)
 
 

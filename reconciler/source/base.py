@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+from reconciler import textfiles
 from reconciler.db.connection import Database
 from reconciler.db.url import Dialect
 from reconciler.errors import SourceError
@@ -109,19 +110,14 @@ class Layout(Protocol):
 
 
 def read_utf8(path: Path) -> str:
-    """A SQL file's text; ``SourceError`` naming the file and line when it is not UTF-8 (as
-    Prisma requires) or cannot be read."""
+    """A migration's or seed's text; ``SourceError`` naming the file (and the line, when it
+    is not UTF-8 as Prisma requires)."""
     try:
-        data = path.read_bytes()
+        return textfiles.read_utf8(path)
     except OSError as exc:
         raise SourceError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise SourceError(
-            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-        ) from None
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def sha256_hex(data: bytes) -> str:

@@ -16,7 +16,7 @@ from click.testing import Result
 from reconciler.act import reconcile_schema
 from reconciler.act.identity import IdentityOutcome, reconcile_identity
 from reconciler.db.connection import connect
-from reconciler.errors import IncompleteListing
+from reconciler.errors import IncompleteListing, ProviderUnavailable
 from reconciler.identity.base import ProviderUser
 from reconciler.identity.file import FileProvider
 from reconciler.identity.sync import Applied, UsersTable
@@ -396,3 +396,16 @@ def test_an_allowed_mass_deletion_reaches_every_orphan(database: str, tmp_path: 
     assert allowed.applied.soft_deleted == 1200
     assert sum(1 for row in shop.rows().values() if row[3]) == 1200
     assert shop.sync().in_sync
+
+
+def test_a_users_file_exported_with_a_bom_or_in_latin1(tmp_path: Path) -> None:
+    """Spreadsheets save CSV with a byte order mark: its first column is still ``id``. A
+    file in another encoding is one line naming its line, and nothing is listed."""
+    exported = tmp_path / "users.csv"
+    exported.write_bytes(b"\xef\xbb\xbfid,email,first_name\nuser_1,ada@example.com,Ada\n")
+    assert list(FileProvider(exported).users()) == [
+        ProviderUser("user_1", "ada@example.com", "Ada")
+    ]
+    exported.write_bytes(b"id,email\nuser_1,ada@example.com\nuser_2,caf\xe9@example.com\n")
+    with pytest.raises(ProviderUnavailable, match=r"users.csv:3: not UTF-8 \(byte 0xe9\)"):
+        list(FileProvider(exported).users())

@@ -142,6 +142,19 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
         load_policy(tmp_path / "nope.yaml")
 
 
+def test_text_that_is_not_utf8_is_named_by_line_and_a_bom_is_fine(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(b"ledger: sqlite:///l.db\n# caf\xe9\ntargets: []\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(policy, environ={})
+    assert str(caught.value) == f"{policy}:2: not UTF-8 (byte 0xe9); save the file as UTF-8"
+    policy.write_bytes(
+        b"\xef\xbb\xbfledger: sqlite:///l.db\ntargets:\n  - name: shop\n"
+        b"    database: sqlite:///shop.db\n    migrations: {layout: prisma, path: m}\n"
+    )
+    assert load_policy(policy, environ={}).targets[0].name == "shop"
+
+
 def test_secrets_never_show_in_repr_or_errors(write_policy: Callable[[str], Path]) -> None:
     secret = "s3cr3t-Pa55word"
     url = f"postgresql://app:{secret}@db.internal:5432/shop"
