@@ -3,12 +3,18 @@
 Routes are ``(method, path) -> handler``; a handler gets the request's headers and raw body
 and returns ``(status, content type, body bytes)``. Threads serve requests concurrently;
 the server binds where the policy says (``server.listen``) and stops cleanly.
+
+Connections are kept alive (HTTP/1.1), so a body the server does not read (too large, for a
+route that does not exist, sent chunked) would be read as the next request: the answer to
+such a request closes the connection instead. A client that goes away mid-answer is a debug
+line, not a traceback on stderr.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +31,25 @@ def json_reply(status: int, body: Any) -> Reply:
     return status, "application/json", json.dumps(body).encode()
 
 
+def _content_length(value: str | None) -> int | None:
+    """The declared body size: 0 without the header, None when it is not a number >= 0."""
+    if value is None:
+        return 0
+    text = value.strip()
+    return int(text) if text.isdigit() else None
+
+
+class _Httpd(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Through the log, not ``socketserver``'s traceback on stderr: a client gone
+        mid-answer (reset, broken pipe, timeout) is a debug line; anything else an error."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("client %s went away: %s", client_address[0], error)
+        else:
+            log.exception("request from %s failed", client_address[0])
+
+
 class Server:
     def __init__(self, host: str, port: int, routes: Mapping[tuple[str, str], Handler]) -> None:
         self.routes = dict(routes)
@@ -36,8 +61,13 @@ class Server:
             def _serve(self, method: str) -> None:
                 path = self.path.split("?", 1)[0]
                 handler = server.routes.get((method, path))
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
+                length = _content_length(self.headers.get("Content-Length"))
+                unread = length != 0  # the body is still in the stream, unless read below
+                if "Transfer-Encoding" in self.headers:
+                    status, kind, body = json_reply(411, {"error": "send a Content-Length"})
+                elif length is None:
+                    status, kind, body = json_reply(400, {"error": "bad Content-Length"})
+                elif length > MAX_BODY:
                     status, kind, body = json_reply(413, {"error": "body too large"})
                 elif handler is None:
                     known = any(p == path for _, p in server.routes)
@@ -47,14 +77,19 @@ class Server:
                     )
                 else:
                     raw = self.rfile.read(length) if length else b""
+                    unread = False
                     try:
                         status, kind, body = handler(dict(self.headers.items()), raw)
                     except Exception:  # one bad request must not take the server down
                         log.exception("handler for %s %s failed", method, path)
                         status, kind, body = json_reply(500, {"error": "internal error"})
+                if unread or "Transfer-Encoding" in self.headers:
+                    self.close_connection = True
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -67,7 +102,7 @@ class Server:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
-        self.httpd = ThreadingHTTPServer((host, port), RequestHandler)
+        self.httpd = _Httpd((host, port), RequestHandler)
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 
