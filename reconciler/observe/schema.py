@@ -40,7 +40,12 @@ class SchemaObservation:
 
     @property
     def desired_revision(self) -> str | None:
-        return self.desired[-1].id if self.desired else None
+        """The head, or the heads of an Alembic history with branches, as ``alembic_version``
+        will name them (``a, b``): a dependency counts as a parent, since Alembic folds it
+        into the head that depends on it."""
+        followed = {p for m in self.desired for p in m.parents}
+        heads = sorted(m.id for m in self.desired if m.id not in followed)
+        return ", ".join(heads) if heads else None
 
 
 def observe_schema(layout: Layout, db: Database, revision: str) -> SchemaObservation:

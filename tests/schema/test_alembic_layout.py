@@ -178,7 +178,9 @@ def test_alembic_both_branches_give_two_heads_and_the_merge_gives_one(
     assert sorted(order[1:]) == ["b1left", "b2right"]
     assert versions(url) == {"b1left", "b2right"}, "alembic_version holds both heads"
     assert {"accounts", "left_side", "right_side"} <= tables(url)
-    assert plan_target(heads.targets[0]).in_sync
+    split_plan = plan_target(heads.targets[0])
+    assert split_plan.in_sync
+    assert split_plan.desired_revision == split_plan.live_revision == "b1left, b2right"
 
     add_merge(folder)
     plan = plan_target(heads.targets[0])
@@ -286,6 +288,7 @@ def test_alembic_depends_on_pulls_in_the_other_branch_first(
     again = plan_target(alembic_policy(write_policy, url, folder, revision="heads")[1].targets[0])
     assert again.in_sync
     assert again.drift == ()
+    assert again.desired_revision == again.live_revision
     ledger.close()
 
 
