@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import traceback
+import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -144,19 +145,30 @@ class AlembicLayout:
 
 
 def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
-    try:
-        script = ScriptDirectory.from_config(config)
-        list(script.walk_revisions())  # imports every revision now: errors surface here
-    except SyntaxError as exc:
-        raise SourceError(f"{exc.filename}:{exc.lineno}: {exc.msg}") from None
-    except Exception as exc:  # a revision that fails to import: name its file and line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            script = ScriptDirectory.from_config(config)
+            list(script.walk_revisions())  # imports every revision now: errors surface here
+        except Exception as exc:  # a revision that fails to import: name its file and line
+            failure: Exception | None = exc
+        else:
+            failure = None
+    # Alembic only warns when two files declare one revision id, and keeps one of them (the
+    # other would never run); the graph it is left with fails in other words, or not at all.
+    twice = [str(w.message) for w in caught if "present more than once" in str(w.message)]
+    if twice:
+        raise SourceError(f"{path}: {'; '.join(twice)}: each revision id must be unique")
+    if isinstance(failure, SyntaxError):
+        raise SourceError(f"{failure.filename}:{failure.lineno}: {failure.msg}")
+    if failure is not None:
         frames = [
             f
-            for f in traceback.extract_tb(exc.__traceback__)
+            for f in traceback.extract_tb(failure.__traceback__)
             if Path(f.filename).is_relative_to(path)
         ]
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
-        raise SourceError(f"{where}: {_reason(exc)}") from None
+        raise SourceError(f"{where}: {_reason(failure)}")
     return script
 
 

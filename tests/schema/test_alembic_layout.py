@@ -469,6 +469,27 @@ def test_alembic_revision_that_fails_to_import_is_named(tmp_path: Path) -> None:
     assert str(broken) in message, message
 
 
+def test_alembic_two_files_with_one_revision_id_are_refused(tmp_path: Path) -> None:
+    """Alembic only warns and keeps one of the two: the other would never run."""
+    folder = script_dir(tmp_path)
+    add_revision(folder, "r1users", None, create_table("users"))
+    add_revision(folder, "r2orders", "r1users", create_table("orders"))
+    copy = folder / "versions" / "r2orders_copy.py"
+    copy.write_text(
+        (folder / "versions" / "r2orders.py")
+        .read_text(encoding="utf-8")
+        .replace('"orders"', '"invoices"'),
+        encoding="utf-8",
+    )
+
+    with pytest.raises(SourceError) as raised:
+        AlembicLayout(folder)
+
+    assert str(raised.value) == (
+        f"{folder}: Revision r2orders is present more than once: each revision id must be unique"
+    )
+
+
 def test_alembic_policy_revision_that_does_not_exist_is_a_clear_error(
     url: str, tmp_path: Path, write_policy: WritePolicy
 ) -> None:
