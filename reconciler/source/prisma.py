@@ -10,7 +10,6 @@ later runs, as Prisma's P3009 does, until a person resolves it.
 
 from __future__ import annotations
 
-import re
 import tomllib
 import uuid
 from collections.abc import Iterator, Sequence
@@ -24,6 +23,7 @@ from reconciler.db.url import Dialect
 from reconciler.errors import MigrationFailed, ProviderMismatch, SourceError
 from reconciler.policy.model import Timeouts
 from reconciler.source.base import AppliedMigration, LiveHistory, Migration, sha256_hex
+from reconciler.source.sql import split_postgres, transaction_mode
 
 PRISMA_ADVISORY_LOCK = 72707369
 """The key Prisma Migrate locks while migrating; holding it keeps both tools from racing."""
@@ -60,19 +60,6 @@ _PROVIDERS: dict[str, Dialect] = {
     "postgres": "postgresql",
     "sqlite": "sqlite",
 }
-# Statements PostgreSQL refuses inside a transaction block; such a migration runs the way
-# Prisma runs every migration: statement by statement, its history row written first.
-_NO_TRANSACTION = re.compile(
-    r"\bCONCURRENTLY\b|\bVACUUM\b|\bALTER\s+SYSTEM\b|\bCREATE\s+DATABASE\b|\bDROP\s+DATABASE\b",
-    re.IGNORECASE,
-)
-
-
-# A script with its own BEGIN/COMMIT (Prisma writes them around enum recreation) manages its
-# transaction itself; wrapping it in another would commit half of it early.
-_OWN_TRANSACTION = re.compile(
-    r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION|ROLLBACK|END)\s*;", re.IGNORECASE | re.MULTILINE
-)
 
 
 class PrismaLayout:
@@ -205,10 +192,15 @@ class PrismaLayout:
 
     def apply(self, db: Database, migration: Migration, timeouts: Timeouts) -> None:
         script = migration.read()
-        if db.dialect == "postgresql" and _NO_TRANSACTION.search(script):
+        mode = transaction_mode(script) if db.dialect == "postgresql" else "ours"
+        if mode == "none":
+            # PostgreSQL refuses part of it inside a transaction block: it runs the way
+            # Prisma runs every migration, statement by statement, its history row first.
             self._apply_outside_transaction(db, migration, script, timeouts)
             return
-        if db.dialect == "postgresql" and _OWN_TRANSACTION.search(script):
+        if mode == "own":
+            # Its own BEGIN/COMMIT (Prisma writes them around enum recreation): wrapping it
+            # in another transaction would commit half of it early.
             self._apply_own_transaction(db, migration, script, timeouts)
             return
         row_id, started = str(uuid.uuid4()), _now(db)
@@ -272,8 +264,6 @@ class PrismaLayout:
     def _apply_outside_transaction(
         self, db: Database, migration: Migration, script: str, timeouts: Timeouts
     ) -> None:
-        from reconciler.source.sql import split_postgres
-
         row_id = self._started(db, migration)
         try:
             _session_timeouts(db, timeouts)

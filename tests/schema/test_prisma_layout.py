@@ -173,6 +173,36 @@ def test_a_migration_refused_at_commit_is_a_failed_migration(pg_url: str, tmp_pa
     assert blocked.reason == "FailedMigration"
 
 
+def test_a_function_body_or_a_comment_never_takes_a_migration_out_of_its_transaction(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A plpgsql body ends with ``END;`` on its own line and a comment may mention VACUUM:
+    neither is the script's own transaction control, so the migration still runs in one
+    transaction and a failure leaves nothing of it."""
+    folder = prisma_copy(tmp_path, "postgresql")
+    add_migration(
+        folder,
+        "20261201000000_trigger_then_typo",
+        "-- Run VACUUM ANALYZE on users after this, or CREATE INDEX CONCURRENTLY later.\n"
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        'CREATE FUNCTION "touch"() RETURNS trigger AS $$\n'
+        "BEGIN\n"
+        "  RETURN NEW;\n"
+        "END;\n"
+        "$$ LANGUAGE plpgsql;\n"
+        'INSERT INTO "no_such_table" VALUES (1);\n',
+    )
+    policy = prisma_policy(tmp_path, pg_url, folder)
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "ApplyFailed"
+    assert "(rolled back: nothing of it is in effect)" in outcome.message
+    assert "line 8: " in outcome.message
+    assert "audit" not in tables(pg_url)
+    assert pg_query(pg_url, "SELECT count(*) FROM pg_proc WHERE proname = 'touch'") == [(0,)]
+
+
 def test_edited_and_missing_migrations_are_reported_as_drift(
     database: tuple[str, str], tmp_path: Path
 ) -> None:
