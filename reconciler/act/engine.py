@@ -89,13 +89,18 @@ class TargetSession:
 
 @contextmanager
 def open_target(
-    target: Target, layout: Layout | None = None, db: Database | None = None
+    target: Target,
+    layout: Layout | None = None,
+    db: Database | None = None,
+    *,
+    create: bool = True,
 ) -> Iterator[TargetSession]:
     """Read the target's migrations and connect to its database. A connection passed in
-    (the daemon keeps one per target between runs) stays open afterwards."""
+    (the daemon keeps one per target between runs) stays open afterwards. ``create=False``:
+    a SQLite file that does not exist yet is not created (see ``connect``)."""
     layout = layout or open_layout(target.migrations)
     own = db is None
-    live = connect(target.database) if db is None else db
+    live = connect(target.database, create=create) if db is None else db
     try:
         yield TargetSession(target, layout, live)
     finally:
@@ -104,8 +109,8 @@ def open_target(
 
 
 def plan_target(target: Target, db: Database | None = None) -> Plan:
-    """Observe and plan one target; changes nothing."""
-    with open_target(target, db=db) as session:
+    """Observe and plan one target; changes nothing (not even a SQLite file is created)."""
+    with open_target(target, db=db, create=False) as session:
         return session.plan()
 
 

@@ -33,7 +33,7 @@ def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
     for target in targets:
         layout = open_layout(target.migrations)
         try:
-            db = connect(target.database)
+            db = connect(target.database, create=False)
         except DatabaseUnavailable as exc:
             notes.append(f"{target.name}: {exc}; linting every migration statically")
             observation = compare(

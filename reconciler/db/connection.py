@@ -70,14 +70,20 @@ class Database(Protocol):
 
 
 def connect(
-    url: DatabaseUrl, *, application_name: str = "reconciler", read_only: bool = False
+    url: DatabaseUrl,
+    *,
+    application_name: str = "reconciler",
+    read_only: bool = False,
+    create: bool = True,
 ) -> Database:
     """Open a connection; raises ``DatabaseUnavailable`` with a one-line, secret-free reason.
     ``read_only`` (SQLite): open an existing file without changing it, not even its journal
-    mode (backup files stay single files)."""
+    mode (backup files stay single files). ``create=False`` (SQLite): a file that does not
+    exist yet is looked at as the empty database it would be, without creating it (a plan
+    changes nothing)."""
     if url.dialect == "postgresql":
         return PostgresDatabase(url, application_name)
-    return SqliteDatabase(url, read_only=read_only)
+    return SqliteDatabase(url, read_only=read_only, create=create)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -247,11 +253,13 @@ class SqliteDatabase:
     dialect: Dialect = "sqlite"
     param = "?"
 
-    def __init__(self, url: DatabaseUrl, *, read_only: bool = False) -> None:
+    def __init__(self, url: DatabaseUrl, *, read_only: bool = False, create: bool = True) -> None:
         self.url = url
         path = url.sqlite_path
         try:
-            if read_only:
+            if not create and not path.exists():
+                self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            elif read_only:
                 self.conn = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10.0
                 )

@@ -67,6 +67,23 @@ def test_plan_apply_status_cycle(
     assert entry["last_run"]["outcome"] == "InSync"
 
 
+def test_plan_status_and_lint_create_no_sqlite_file(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Looking changes nothing: a database file that does not exist yet is planned as the
+    empty database it would be, and only apply creates it."""
+    policy = sqlite_policy(write_policy, tmp_path)
+    shop = tmp_path / "var" / "shop.db"
+    planned = cli("plan", "-c", policy)
+    assert planned.exit_code == 2
+    assert "Plan: 7 migrations to apply." in planned.stdout
+    assert cli("status", "-c", policy).exit_code == 0
+    assert cli("lint", "-c", policy).exit_code == 0
+    assert not shop.exists()
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    assert "users" in user_tables(shop)
+
+
 def test_plan_json_lists_every_step(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
