@@ -394,7 +394,6 @@ def run(config: Path, once: bool) -> None:
                 click.echo(f"{name} {concern}: {state.reason}: {redact(state.message)}")
         daemon.stop(grace=0)
         sys.exit(code)
-    daemon.start()
     sys.exit(daemon.serve_until_signalled())
 
 

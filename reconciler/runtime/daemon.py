@@ -402,11 +402,15 @@ class Daemon:
         return 0 if all(r in SUCCESS or r == "Suspended" for r in reasons) else 1
 
     def serve_until_signalled(self) -> int:
+        """Take the port, then start the schedule and serve until SIGTERM or SIGINT. The
+        port comes first: a daemon that cannot listen (another one holds the port) stops
+        before it has started any work."""
         from reconciler.runtime.endpoints import routes
         from reconciler.runtime.http import Server
 
         host, _, port = self.bootstrap.server.listen.rpartition(":")
         self.server = Server(host, int(port), routes(self))
+        self.start()
         self.server.start()
         log.info("serving on %s", self.server.url)
         done = threading.Event()

@@ -12,6 +12,7 @@ line, not a traceback on stderr.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -19,6 +20,8 @@ import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from reconciler.errors import ReconcilerError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,13 @@ class Server:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
-        self.httpd = _Httpd((host, port), RequestHandler)
+        try:
+            self.httpd = _Httpd((host, port), RequestHandler)
+        except OSError as exc:
+            raise ReconcilerError(
+                f"server.listen {host}:{port}: cannot listen: {exc.strerror or exc}"
+                + (" (another process holds the port)" if exc.errno == errno.EADDRINUSE else "")
+            ) from None
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 

@@ -4,13 +4,16 @@ next request on a kept-alive connection, and bad framing is refused in one answe
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
 from reconciler.runtime.http import MAX_BODY, Reply, Server, json_reply
+from tests.conftest import PRISMA_SQLITE, run_process
 
 SMUGGLED = b"GET /secret HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -107,3 +110,25 @@ def test_a_client_that_goes_away_is_a_debug_line_not_a_traceback(
         time.sleep(0.02)
     assert "Traceback" not in printed
     assert any("client 127.0.0.1 went away" in r.message for r in caplog.records)
+
+
+def test_a_daemon_that_cannot_take_its_port_starts_no_work(tmp_path: Path) -> None:
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "policy.yaml").write_text(
+            f"server: {{listen: '127.0.0.1:{port}'}}\n"
+            "ledger: sqlite:///ledger.db\n"
+            "targets:\n  - name: shop\n    database: sqlite:///shop.db\n"
+            "    migrations: {layout: prisma, path: migrations}\n",
+            encoding="utf-8",
+        )
+        result = run_process("run", "--config", tmp_path / "policy.yaml")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"reconciler: error: server.listen 127.0.0.1:{port}: cannot listen: Address already "
+        "in use (another process holds the port)"
+    )
+    assert not (tmp_path / "shop.db").exists(), "no migration may run"
