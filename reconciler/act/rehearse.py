@@ -126,6 +126,9 @@ def rehearse_plan(target: Target, ledger: Ledger, plan: Plan) -> Rehearsal:
     from reconciler.act.backups import take_backup
     from reconciler.backup import open_driver
 
+    if target.database.dialect == "sqlite" and not target.database.sqlite_path.exists():
+        # The backup it rehearses from needs the file: created empty, as apply would.
+        connect(target.database).close()
     driver = open_driver(target)
     backup = take_backup(target, ledger, reason="rehearsal", driver=driver)
     return rehearse(target, open_layout(target.migrations), driver, backup.artifact, plan.steps)

@@ -84,6 +84,17 @@ def test_plan_status_and_lint_create_no_sqlite_file(
     assert "users" in user_tables(shop)
 
 
+def test_plan_rehearse_on_a_database_that_does_not_exist_yet(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path, backup="{driver: sqlite, dir: var/backups}")
+    result = cli("plan", "-c", policy, "--rehearse")
+    assert result.exit_code == 2, result.output
+    assert "20261110150000_add_subscriptions_canceled_at: " in result.stdout
+    assert "no data lost" in result.stdout
+    assert not user_tables(tmp_path / "var" / "shop.db"), "the rehearsal ran on a copy"
+
+
 def test_plan_json_lists_every_step(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
