@@ -8,6 +8,8 @@ sub-models here; the names already published stay.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -200,6 +202,23 @@ class ClerkSettings(Strict):
     api_url: str = "https://api.clerk.com/v1"
     webhook_secret: SecretField | None = None
     """The Svix signing secret (``whsec_...``) of the webhook endpoint, if webhooks are used."""
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _signing_secret(cls, value: Secret | None) -> Secret | None:
+        """A secret that is not base64 after ``whsec_`` would make every delivery fail its
+        signature check; said here, without the value."""
+        if value is not None:
+            key = value.reveal().removeprefix("whsec_")
+            try:
+                valid = bool(key) and base64.b64decode(key, validate=True) != b""
+            except (binascii.Error, ValueError):
+                valid = False
+            if not valid:
+                raise ValueError(
+                    "must be the endpoint's signing secret as Clerk shows it: whsec_ and base64"
+                )
+        return value
 
 
 class ScimSettings(Strict):

@@ -52,6 +52,12 @@ BASE = """targets:
             "targets[0].safety.block[0]: must be one of data-loss, will-fail, locking, compat",
         ),
         ("server: {listen: localhost}\n", "server.listen: must be host:port"),
+        (
+            "    identity: {provider: clerk, key: clerk_id, clerk: {secret_key: sk_x, "
+            "webhook_secret: 'whsec_n0t*base64!'}}\n",
+            "targets[0].identity.clerk.webhook_secret: must be the endpoint's signing secret "
+            "as Clerk shows it: whsec_ and base64",
+        ),
     ],
 )
 def test_bad_sections(write_policy: Callable[[str], Path], extra: str, expected: str) -> None:
@@ -60,6 +66,7 @@ def test_bad_sections(write_policy: Callable[[str], Path], extra: str, expected:
         load_policy(write_policy(text), environ={})
     assert expected in str(caught.value)
     assert str(caught.value).count(":") >= 3  # file:line:column: field
+    assert "n0t*base64" not in str(caught.value)
 
 
 def test_secrets_in_sections_are_hidden(write_policy: Callable[[str], Path]) -> None:
