@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from svix.webhooks import Webhook
 
@@ -148,8 +149,8 @@ def wait_for(
             result = check()
             if result:
                 return result
-        except (httpx.HTTPError, KeyError, IndexError):
-            pass
+        except (httpx.HTTPError, KeyError, IndexError, psycopg.errors.UndefinedTable):
+            pass  # not yet: no answer, no such entry, no table before the first apply
         time.sleep(0.2)
     detail = log.read_text()[-3000:] if log else ""
     pytest.fail(f"timed out waiting for {what}\n{detail}")
