@@ -18,6 +18,7 @@ from reconciler.cli_support import (
     config_option,
     confirm,
     errors_to_exit,
+    fail,
     target_option,
 )
 from reconciler.ledger import Ledger
@@ -33,7 +34,9 @@ def identity() -> None:
 def _with_identity(targets: list[Target]) -> list[Target]:
     chosen = [t for t in targets if t.identity is not None]
     if not chosen:
-        raise click.UsageError("no target has an `identity:` section")
+        # An error (exit 1), not a usage error: exit 2 means "changes pending" for a plan.
+        names = ", ".join(t.name for t in targets)
+        fail(f"no identity to sync: target(s) {names} have no `identity:` section")
     return chosen
 
 
@@ -123,7 +126,7 @@ def identity_plan(config: Path, target: str | None, output: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (needed without a TTY).")
 @click.option(
     "--allow-deletions",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     metavar="N",
     help="Allow up to N deletions in this run, above max_deletions.",

@@ -409,3 +409,19 @@ def test_a_users_file_exported_with_a_bom_or_in_latin1(tmp_path: Path) -> None:
     exported.write_bytes(b"id,email\nuser_1,ada@example.com\nuser_2,caf\xe9@example.com\n")
     with pytest.raises(ProviderUnavailable, match=r"users.csv:3: not UTF-8 \(byte 0xe9\)"):
         list(FileProvider(exported).users())
+
+
+def test_identity_commands_on_a_policy_without_identity_are_errors(
+    cli: Callable[..., Result], write_policy: Callable[[str], Path]
+) -> None:
+    """Exit 1, not a usage error's 2: for a plan, 2 means changes pending."""
+    policy = write_policy(
+        "targets:\n  - name: shop\n    database: sqlite:///shop.db\n"
+        "    migrations: {layout: prisma, path: m}\n"
+    )
+    for command in (["plan"], ["sync", "--yes"]):
+        result = cli("identity", *command, "--config", policy)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == (
+            "reconciler: error: no identity to sync: target(s) shop have no `identity:` section"
+        )
