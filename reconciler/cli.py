@@ -48,7 +48,33 @@ from reconciler.secrets import RedactingFilter, redact
 from reconciler.source import open_layout
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _CommandLine(click.Group):
+    """A command line click cannot parse (an unknown option, a value out of range) exits 1,
+    not click's 2: 2 is "changes pending" for ``plan``, as for ``terraform plan
+    -detailed-exitcode``, which exits 1 for such errors too."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            error.exit_code = EXIT_ERROR
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:  # a subcommand's own arguments
+            error.exit_code = EXIT_ERROR
+            raise
+
+
+@click.group(cls=_CommandLine, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:

@@ -95,6 +95,21 @@ def test_plan_rehearse_on_a_database_that_does_not_exist_yet(
     assert not user_tables(tmp_path / "var" / "shop.db"), "the rehearsal ran on a copy"
 
 
+def test_a_command_line_that_cannot_be_parsed_exits_1_not_2(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """2 is "changes pending" for plan: a typo in CI must not read as one."""
+    policy = sqlite_policy(write_policy, tmp_path)
+    for args in (
+        ["plan", "-c", policy, "--outptu", "json"],
+        ["identity", "sync", "-c", policy, "--allow-deletions", "-1"],
+        ["no-such-verb"],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert "Usage: " in result.stderr, args
+
+
 def test_plan_json_lists_every_step(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
