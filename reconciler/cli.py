@@ -10,6 +10,8 @@ import gc
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,8 @@ from reconciler.source import open_layout
 class _CommandLine(click.Group):
     """A command line click cannot parse (an unknown option, a value out of range) exits 1,
     not click's 2: 2 is "changes pending" for ``plan``, as for ``terraform plan
-    -detailed-exitcode``, which exits 1 for such errors too."""
+    -detailed-exitcode``, which exits 1 for such errors too. The group's own arguments are
+    parsed in ``make_context``, a subcommand's in ``invoke``."""
 
     def make_context(
         self,
@@ -60,18 +63,21 @@ class _CommandLine(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
-        try:
+        with _usage_errors_exit_1():
             return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as error:
-            error.exit_code = EXIT_ERROR
-            raise
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with _usage_errors_exit_1():
             return super().invoke(ctx)
-        except click.UsageError as error:  # a subcommand's own arguments
-            error.exit_code = EXIT_ERROR
-            raise
+
+
+@contextmanager
+def _usage_errors_exit_1() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as error:
+        error.exit_code = EXIT_ERROR
+        raise
 
 
 @click.group(cls=_CommandLine, context_settings={"help_option_names": ["-h", "--help"]})

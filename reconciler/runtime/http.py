@@ -65,8 +65,9 @@ class Server:
                 path = self.path.split("?", 1)[0]
                 handler = server.routes.get((method, path))
                 length = _content_length(self.headers.get("Content-Length"))
-                unread = length != 0  # the body is still in the stream, unless read below
-                if "Transfer-Encoding" in self.headers:
+                chunked = "Transfer-Encoding" in self.headers
+                unread = chunked or length != 0  # the body is in the stream unless read below
+                if chunked:
                     status, kind, body = json_reply(411, {"error": "send a Content-Length"})
                 elif length is None:
                     status, kind, body = json_reply(400, {"error": "bad Content-Length"})
@@ -86,7 +87,7 @@ class Server:
                     except Exception:  # one bad request must not take the server down
                         log.exception("handler for %s %s failed", method, path)
                         status, kind, body = json_reply(500, {"error": "internal error"})
-                if unread or "Transfer-Encoding" in self.headers:
+                if unread:
                     self.close_connection = True
                 self.send_response(status)
                 self.send_header("Content-Type", kind)

@@ -42,7 +42,7 @@ def transaction_mode(script: str) -> TransactionMode:
     never counts. A script the lexer cannot read runs in ours, where its error stops it."""
     try:
         names = [t.name for t in parser.scan(script) if t.name not in _COMMENTS]
-    except Exception:
+    except parser.ParseError:  # an unterminated string or quote: the server will say so
         return "ours"
     own = False
     for index, name in enumerate(names):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.act import plan_target, reconcile_schema
+from reconciler.act import Outcome, plan_target, reconcile_schema
 from reconciler.db.connection import connect
+from reconciler.policy import Policy
 from tests.conftest import pg_query
 from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
 
@@ -46,6 +47,14 @@ def history(url: str) -> list[tuple[object, ...]]:
         "SELECT migration_name, checksum, finished_at, rolled_back_at, logs, "
         'applied_steps_count, id FROM "_prisma_migrations" ORDER BY started_at',
     )
+
+
+def apply_with(pg_url: str, tmp_path: Path, name: str, sql: str) -> tuple[Policy, Outcome]:
+    """The example history plus one migration ``name``, applied to PostgreSQL."""
+    folder = prisma_copy(tmp_path, "postgresql")
+    add_migration(folder, name, sql)
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    return policy, reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
 
 
 def test_fresh_database_reaches_head_and_history_matches_prisma(
@@ -147,18 +156,15 @@ def test_failing_migration_rolls_back_and_blocks_until_resolved(
 def test_a_migration_refused_at_commit_is_a_failed_migration(pg_url: str, tmp_path: Path) -> None:
     """A deferred foreign key is checked at COMMIT, after the script ran without error: the
     migration has failed all the same, nothing of it is in effect, and both ledgers say so."""
-    folder = prisma_copy(tmp_path, "postgresql")
-    add_migration(
-        folder,
+    policy, outcome = apply_with(
+        pg_url,
+        tmp_path,
         "20261201000000_deferred_check",
         'CREATE TABLE "parent" ("id" INTEGER PRIMARY KEY);\n'
         'CREATE TABLE "child" ("id" INTEGER PRIMARY KEY, "parent_id" INTEGER\n'
         '    REFERENCES "parent" ("id") DEFERRABLE INITIALLY DEFERRED);\n'
         'INSERT INTO "child" VALUES (1, 42);\n',
     )
-    policy = prisma_policy(tmp_path, pg_url, folder)
-
-    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
 
     assert outcome.reason == "ApplyFailed", outcome.message
     assert 'at COMMIT: insert or update on table "child" violates foreign key' in outcome.message
@@ -179,9 +185,9 @@ def test_a_function_body_or_a_comment_never_takes_a_migration_out_of_its_transac
     """A plpgsql body ends with ``END;`` on its own line and a comment may mention VACUUM:
     neither is the script's own transaction control, so the migration still runs in one
     transaction and a failure leaves nothing of it."""
-    folder = prisma_copy(tmp_path, "postgresql")
-    add_migration(
-        folder,
+    _, outcome = apply_with(
+        pg_url,
+        tmp_path,
         "20261201000000_trigger_then_typo",
         "-- Run VACUUM ANALYZE on users after this, or CREATE INDEX CONCURRENTLY later.\n"
         'CREATE TABLE "audit" ("id" INTEGER);\n'
@@ -192,9 +198,6 @@ def test_a_function_body_or_a_comment_never_takes_a_migration_out_of_its_transac
         "$$ LANGUAGE plpgsql;\n"
         'INSERT INTO "no_such_table" VALUES (1);\n',
     )
-    policy = prisma_policy(tmp_path, pg_url, folder)
-
-    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
 
     assert outcome.reason == "ApplyFailed"
     assert "(rolled back: nothing of it is in effect)" in outcome.message
