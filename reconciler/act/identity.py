@@ -17,7 +17,6 @@ The guard is the point: a provider's bad day must never delete customers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,12 +57,6 @@ def _spec(target: Target) -> Identity:
 
 def _users(count: int) -> str:
     return f"{count:,} user" + ("" if count == 1 else "s")
-
-
-def deletion_limit(spec: Identity, table_users: int) -> int:
-    """The most deletions one run may make: under both the count and the percentage."""
-    by_percent = math.floor(table_users * spec.max_deletions.percent / 100)
-    return min(spec.max_deletions.count, by_percent)
 
 
 def reconcile_identity(
@@ -161,7 +154,7 @@ def _run(
             f"{provider.name} listed no users while {spec.table} has {diff.table_users:,}"
         )
     deleting = diff.orphans if spec.orphans != "report" else 0
-    limit = deletion_limit(spec, diff.table_users)
+    limit = spec.max_deletions.limit(diff.table_users)
     result = partial(IdentityOutcome, name, diff=diff, provider_count=after, run_id=run_id)
     if deleting > limit and (allow_deletions is None or deleting > allow_deletions):
         shown = ", ".join(orphan_keys[:20]) + (" ..." if deleting > 20 else "")

@@ -161,6 +161,11 @@ class UsersTable:
         ]
         return " AND ".join(required) or "TRUE"
 
+    def live_users(self) -> int:
+        """Rows holding a provider's user that are not soft-deleted: what the deletion
+        guard's percentage is taken of."""
+        return int(self.db.query(f"SELECT count(*) FROM {self.table} u WHERE {self._live()}")[0][0])
+
     def orphan_keys(self, limit: int | None = None) -> tuple[str, ...]:
         """The keys of the live rows the listing does not hold, in key order (the first
         ``limit`` of them)."""
@@ -190,7 +195,7 @@ class UsersTable:
             f"count(*) FILTER (WHERE {self._live()}) "
             f"FROM {STAGE} s LEFT JOIN {t} u ON u.{k} = s.key"
         )[0]
-        table_users = int(db.query(f"SELECT count(*) FROM {t} u WHERE {self._live()}")[0][0])
+        table_users = self.live_users()
         orphans = table_users - int(matched)
 
         def sample(count: int, query: str) -> tuple[str, ...]:

@@ -12,6 +12,16 @@ any other) mounts it at ``/webhooks/clerk``. Before anything is read from the bo
 
 ``user.created`` / ``user.updated`` carry the full user; ``user.deleted`` only its id and
 follows the policy's ``orphans`` mode (report, soft-delete or delete).
+
+A webhook is a fast path, never a way around the rules the periodic sync keeps. An event is
+acknowledged but deferred (left to the sync, which lists the provider again) when:
+
+- the target does not act on its own (``suspend: true`` or ``apply: manual``);
+- it deletes, and ``backup.before`` asks for a backup before identity deletions (the sync
+  takes it);
+- it deletes, and the deletions webhooks made within the last identity interval already
+  reach ``max_deletions``: a burst of ``user.deleted`` is the provider's bad day the guard
+  exists for, and the sync stops it for approval.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ from reconciler.policy.model import Target
 from reconciler.secrets import redact
 
 HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
+DELETION_WINDOW = 900.0
+"""Seconds over which webhook deletions count against ``max_deletions`` when the target
+has no identity interval (``schedule.identity: null``)."""
 
 
 @dataclass(frozen=True)
@@ -80,22 +93,42 @@ class ClerkWebhook:
             self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "out-of-order")
             return WebhookResponse(200, {"result": "ignored: older than an applied event"})
         try:
-            result = self._apply(kind, key, data)
+            outcome, result = self._apply(kind, key, data)
         except ReconcilerError as exc:
             return WebhookResponse(503, {"error": redact(str(exc))})
-        if not self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "applied"):
+        if not self.ledger.record_webhook(event_id, self.target.name, key, kind, when, outcome):
             return WebhookResponse(400, {"error": f"replayed delivery {event_id}"})
         return WebhookResponse(200, {"result": result})
 
-    def _apply(self, kind: str, key: str, data: dict[str, Any]) -> str:
-        spec = self.target.identity
+    def _apply(self, kind: str, key: str, data: dict[str, Any]) -> tuple[str, str]:
+        """``("applied", what changed)``, or ``("deferred", why)`` for the sync to do."""
+        target, spec = self.target, self.target.identity
         assert spec is not None
-        db = connect(self.target.database, application_name="reconciler-webhook")
+        if target.suspend or target.apply == "manual":
+            held = "suspend: true" if target.suspend else "apply: manual"
+            return "deferred", f"deferred: {held}; the users table is changed only by a sync"
+        deletes = kind == "user.deleted" and spec.orphans != "report"
+        if deletes and target.backup and "identity-delete" in target.backup.before:
+            return "deferred", (
+                "deferred: backup.before includes identity-delete; the next sync backs up, "
+                "then deletes"
+            )
+        db = connect(target.database, application_name="reconciler-webhook")
         try:
             table = UsersTable(db, spec)
+            if deletes:
+                window = target.schedule.identity or DELETION_WINDOW
+                since = datetime.now(UTC) - timedelta(seconds=window)
+                spent = self.ledger.webhook_deletions_since(target.name, since)
+                limit = spec.max_deletions.limit(table.live_users())
+                if spent >= limit:
+                    return "deferred", (
+                        f"deferred: webhooks deleted {spent} of max_deletions ({limit}) in the "
+                        f"last {window:g} s; the next sync applies the guard"
+                    )
             if kind == "user.deleted":
-                return table.remove_one(key)
-            return table.upsert_one(from_clerk(data), create=spec.missing == "create")
+                return "applied", table.remove_one(key)
+            return "applied", table.upsert_one(from_clerk(data), create=spec.missing == "create")
         finally:
             db.close()
 

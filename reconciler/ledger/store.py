@@ -498,6 +498,18 @@ class Ledger:
         with Session(self.engine) as session:
             return _utc(session.scalar(query))
 
+    def webhook_deletions_since(self, target: str, since: datetime) -> int:
+        """``user.deleted`` events applied since ``since``: what webhooks spent of the
+        deletion guard's budget."""
+        query = select(func.count()).where(
+            models.WebhookEvent.target == target,
+            models.WebhookEvent.type == "user.deleted",
+            models.WebhookEvent.received_at >= since,
+            models.WebhookEvent.outcome == "applied",
+        )
+        with Session(self.engine) as session:
+            return int(session.scalar(query) or 0)
+
     def webhook_keys_since(self, target: str, since: datetime) -> list[str]:
         """Users a webhook changed after ``since``: newer than a listing that began then."""
         query = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -236,6 +237,10 @@ class MaxDeletions(Strict):
     count: int = Field(default=10, ge=0)
     percent: float = Field(default=2.0, ge=0, le=100)
     """Deletions (soft or hard) above either limit stop the run before any is applied."""
+
+    def limit(self, table_users: int) -> int:
+        """The most deletions one run may make: under both the count and the percentage."""
+        return min(self.count, math.floor(table_users * self.percent / 100))
 
 
 class Identity(Strict):

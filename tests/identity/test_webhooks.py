@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,17 +87,23 @@ class Endpoint:
         return {str(r[0]): (r[1], r[2]) for r in rows}
 
 
-@pytest.fixture
-def endpoint(pg_url: str, tmp_path: Path) -> Iterator[Endpoint]:
+@contextmanager
+def serving(
+    pg_url: str, tmp_path: Path, *, identity: str = "", target: str = ""
+) -> Iterator[Endpoint]:
+    """The webhook endpoint of a Clerk target on PostgreSQL, its schema applied; ``identity``
+    and ``target`` are policy lines added to those sections."""
     shutil.copytree(PRISMA_PG, tmp_path / "migrations")
     (tmp_path / "policy.yaml").write_text(
         "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
         f"    database: {pg_url}\n"
         "    migrations: {layout: prisma, path: migrations}\n"
+        f"{target}"
         "    identity:\n      provider: clerk\n"
         f"      clerk: {{secret_key: sk_test_x1y2z3, webhook_secret: '{SECRET}'}}\n"
         "      key: clerk_id\n      columns: {email: email, first_name: first_name}\n"
         "      orphans: soft-delete\n      soft_delete_column: deleted_at\n"
+        f"{identity}"
     )
     policy = load_policy(tmp_path / "policy.yaml", environ={})
     with Ledger(policy.ledger) as ledger:
@@ -104,6 +111,14 @@ def endpoint(pg_url: str, tmp_path: Path) -> Iterator[Endpoint]:
         hook = ClerkWebhook(policy.targets[0], ledger)
         with Server("127.0.0.1", 0, {("POST", "/webhooks/clerk"): webhook_route(hook)}) as srv:
             yield Endpoint(srv.url, pg_url)
+
+
+@pytest.fixture
+def endpoint(pg_url: str, tmp_path: Path) -> Iterator[Endpoint]:
+    with serving(
+        pg_url, tmp_path, identity="      max_deletions: {count: 10, percent: 100}\n"
+    ) as served:
+        yield served
 
 
 def test_created_updated_deleted(endpoint: Endpoint) -> None:
@@ -160,3 +175,63 @@ def test_out_of_order_events_keep_the_newest(endpoint: Endpoint) -> None:
     assert older.status_code == 200
     assert older.json()["result"].startswith("ignored")
     assert endpoint.users()["user_5"][0] == "v3@example.com"
+
+
+def deleted(endpoint: Endpoint, i: int) -> httpx.Response:
+    return endpoint.send("user.deleted", {"object": "user", "id": f"user_{i}", "deleted": True})
+
+
+def test_a_target_that_does_not_act_defers_every_event(pg_url: str, tmp_path: Path) -> None:
+    with serving(pg_url, tmp_path, target="    suspend: true\n") as endpoint:
+        now = int(time.time() * 1000)
+        created = endpoint.send("user.created", clerk_user(6, "s@example.com", now), msg_id="m6")
+        assert created.status_code == 200
+        assert created.json()["result"].startswith("deferred: suspend: true")
+        assert endpoint.users() == {}
+        # Acknowledged once: a redelivery is a replay.
+        again = endpoint.send("user.created", clerk_user(6, "s@example.com", now), msg_id="m6")
+        assert again.status_code == 400
+
+
+def test_deletions_wait_for_the_backup_the_policy_asks_for(pg_url: str, tmp_path: Path) -> None:
+    backup = (
+        "    backup: {driver: pg_dump, dir: backups, before: [schema-change, identity-delete]}\n"
+    )
+    with serving(
+        pg_url,
+        tmp_path,
+        target=backup,
+        identity="      max_deletions: {count: 10, percent: 100}\n",
+    ) as endpoint:
+        now = int(time.time() * 1000)
+        assert endpoint.send("user.created", clerk_user(7, "b@example.com", now)).status_code == 200
+        response = deleted(endpoint, 7)
+        assert response.status_code == 200
+        assert "identity-delete" in response.json()["result"]
+        assert endpoint.users() == {"user_7": ("b@example.com", False)}
+
+
+def test_a_burst_of_deletions_stops_at_max_deletions(pg_url: str, tmp_path: Path) -> None:
+    with serving(
+        pg_url, tmp_path, identity="      max_deletions: {count: 2, percent: 100}\n"
+    ) as endpoint:
+        now = int(time.time() * 1000)
+        for i in range(10, 14):
+            endpoint.send("user.created", clerk_user(i, f"u{i}@example.com", now))
+        results = [deleted(endpoint, i).json()["result"] for i in range(10, 14)]
+        assert results[:2] == ["soft-deleted", "soft-deleted"]
+        assert all(
+            r.startswith("deferred: webhooks deleted 2 of max_deletions (2)") for r in results[2:]
+        )
+        live = {key for key, (_, gone) in endpoint.users().items() if not gone}
+        assert live == {"user_12", "user_13"}
+
+
+def test_the_percentage_counts_against_the_live_users(pg_url: str, tmp_path: Path) -> None:
+    # 2% of 4 users is 0: the default guard lets no webhook delete from so small a table.
+    with serving(pg_url, tmp_path) as endpoint:
+        now = int(time.time() * 1000)
+        for i in range(20, 24):
+            endpoint.send("user.created", clerk_user(i, f"u{i}@example.com", now))
+        assert deleted(endpoint, 20).json()["result"].startswith("deferred: webhooks deleted 0")
+        assert endpoint.users()["user_20"] == ("u20@example.com", False)
