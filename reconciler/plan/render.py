@@ -86,6 +86,10 @@ def summary(plan: Plan) -> str:
     if plan.blocker:
         return f"Plan: blocked ({plan.blocker.reason}); nothing can be applied."
     if not plan.steps:
+        if any(d.kind == "ahead" for d in plan.drift):
+            return (
+                "No changes. The database is ahead of the desired revision; nothing is rolled back."
+            )
         return "No changes. The database is at the desired revision."
     count = len(plan.steps)
     runnable = len(plan.runnable)

@@ -319,3 +319,24 @@ def test_python_dash_m_runs_the_example_end_to_end(tmp_path: Path) -> None:
     assert "No changes." in second.stdout
     assert (tmp_path / "var" / "shop.db").is_file()
     assert (tmp_path / "var" / "reconciler.db").is_file()
+
+
+def test_a_pinned_revision_behind_the_database_rolls_nothing_back(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    text = policy.read_text().replace(
+        "path: migrations}", "path: migrations, revision: 20261001090000_init}"
+    )
+    policy.write_text(text)
+    tables = user_tables(tmp_path / "var" / "shop.db")
+
+    planned = cli("plan", "-c", policy)
+    assert planned.exit_code == 0, planned.output
+    assert "drift (ahead): 20261110150000_add_subscriptions_canceled_at is applied" in (
+        planned.stdout
+    )
+    assert "ahead of the desired revision; nothing is rolled back" in planned.stdout
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    assert user_tables(tmp_path / "var" / "shop.db") == tables
