@@ -5,15 +5,23 @@ application's ``env.py``, exactly as ``alembic upgrade <rev>`` would run them, s
 the application does there (naming conventions, schemas, extensions) still happens. The
 script directory is loaded once per layout, not once per revision. Timeouts reach the
 connections ``env.py`` opens through libpq's ``options`` in the URL.
+
+On SQLite, Python's driver begins a transaction only before INSERT, UPDATE or DELETE, so the
+DDL of a revision (CREATE, ALTER, DROP) would run outside ``env.py``'s transaction: a
+revision failing halfway would leave its first statements in place while ``alembic_version``
+stays behind. While a revision runs, connections ``env.py`` opens to the target's file get
+SQLAlchemy's documented remedy (the driver leaves transactions alone; SQLAlchemy's BEGIN is
+sent as written), whatever engine ``env.py`` builds, so a failed revision rolls back whole.
 """
 
 from __future__ import annotations
 
 import io
+import sqlite3
 import traceback
 import warnings
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +29,9 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from reconciler.db.connection import Database
 from reconciler.db.url import DatabaseUrl, Dialect
@@ -135,13 +146,50 @@ class AlembicLayout:
             # What ``alembic.command.upgrade`` does, on the script directory loaded once.
             return self.script._upgrade_revs(migration.id, rev)
 
+        transactional = (
+            _transactional_sqlite(db.url) if db.url.dialect == "sqlite" else nullcontext()
+        )
         try:
-            with EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id):
+            with (
+                transactional,
+                EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id),
+            ):
                 self.script.run_env()
         except Exception as exc:  # env.py and revisions are the application's code
-            raise MigrationFailed(
-                f"{_reason(exc)} (env.py's transaction rolled back where the database allows it)"
-            ) from None
+            raise MigrationFailed(f"{_reason(exc)} (env.py's transaction rolled back)") from None
+
+
+_OWN_BEGIN = "reconciler.sqlite_own_begin"
+"""Marks, in a pooled connection's ``info``, a SQLite connection whose BEGIN we send."""
+
+
+@event.listens_for(Engine, "begin")
+def _send_begin(conn: Connection) -> None:
+    # Permanent, so a connection an engine keeps pooled stays transactional after the run.
+    if conn.info.get(_OWN_BEGIN):
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
+    """While it is open, new connections to ``url``'s file leave transactions to SQLAlchemy."""
+    target = url.sqlite_path.resolve()
+
+    def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if not isinstance(dbapi_connection, sqlite3.Connection):
+            return
+        files = dbapi_connection.execute("PRAGMA database_list").fetchall()
+        if any(
+            name == "main" and file and Path(file).resolve() == target for _, name, file in files
+        ):
+            dbapi_connection.isolation_level = None
+            record.info[_OWN_BEGIN] = True
+
+    event.listen(Pool, "connect", on_connect)
+    try:
+        yield
+    finally:
+        event.remove(Pool, "connect", on_connect)
 
 
 def _load_scripts(config: Config, path: Path) -> ScriptDirectory:

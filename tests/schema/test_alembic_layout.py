@@ -316,8 +316,10 @@ def test_alembic_depends_on_a_branch_label_is_resolved(
 
 
 def test_alembic_failed_revision_rolls_back_and_is_retried_once_fixed(
-    pg_url: str, tmp_path: Path, write_policy: WritePolicy
+    url: str, tmp_path: Path, write_policy: WritePolicy
 ) -> None:
+    """On SQLite too: the driver would run the revision's CREATE TABLE outside env.py's
+    transaction, and leave it behind."""
     folder = script_dir(tmp_path)
     add_revision(folder, "f1users", None, create_table("users", "email"))
     bad = add_revision(
@@ -330,7 +332,7 @@ def test_alembic_failed_revision_rolls_back_and_is_retried_once_fixed(
         """,
     )
     add_revision(folder, "f3later", "f2audit", create_table("later"))
-    _, policy = alembic_policy(write_policy, pg_url, folder)
+    _, policy = alembic_policy(write_policy, url, folder)
     target = policy.targets[0]
     ledger = ledger_of(policy)
 
@@ -343,10 +345,10 @@ def test_alembic_failed_revision_rolls_back_and_is_retried_once_fixed(
         ("f1users", "applied"),
         ("f2audit", "failed"),
     ]
-    assert "users" in tables(pg_url)
-    assert "audit" not in tables(pg_url), "the failed revision's transaction must roll back"
-    assert "later" not in tables(pg_url), "nothing after a failure may run"
-    assert versions(pg_url) == {"f1users"}
+    assert "users" in tables(url)
+    assert "audit" not in tables(url), "the failed revision's transaction must roll back"
+    assert "later" not in tables(url), "nothing after a failure may run"
+    assert versions(url) == {"f1users"}
 
     run = ledger.runs("app")[0]
     assert (run.id, run.outcome) == (outcome.run_id, "ApplyFailed")
@@ -357,7 +359,7 @@ def test_alembic_failed_revision_rolls_back_and_is_retried_once_fixed(
     ]
     error = steps[1].error or ""
     assert str(bad) in error
-    assert 'relation "no_such_table" does not exist' in error
+    assert "no_such_table" in error
 
     # Alembic keeps no failed state: the next plan simply lists the revision again.
     plan = plan_target(target)
@@ -380,9 +382,9 @@ def test_alembic_failed_revision_rolls_back_and_is_retried_once_fixed(
         ("f2audit", "applied"),
         ("f3later", "applied"),
     ]
-    assert {"users", "audit", "later"} <= tables(pg_url)
-    assert query(pg_url, "SELECT what FROM audit") == [("fixed",)]
-    assert versions(pg_url) == {"f3later"}
+    assert {"users", "audit", "later"} <= tables(url)
+    assert query(url, "SELECT what FROM audit") == [("fixed",)]
+    assert versions(url) == {"f3later"}
     ledger.close()
 
 
