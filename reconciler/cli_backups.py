@@ -19,7 +19,7 @@ from reconciler.cli_support import (
     target_option,
 )
 from reconciler.db.connection import connect
-from reconciler.db.url import parse_database_url
+from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.errors import Refused
 from reconciler.ledger import Ledger
 from reconciler.observe.census import take_census
@@ -105,7 +105,10 @@ def _age(seconds: int) -> str:
 @click.option("--force", is_flag=True, help="Restore into a database that is not empty.")
 @errors_to_exit
 def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> None:
-    """Restore a backup into the database at --to (an empty one unless --force)."""
+    """Restore a backup into the database at --to (an empty one unless --force).
+
+    Restoring over the target's own database backs it up first (reason ``before-restore``),
+    so the data it held is one more restore away, never lost."""
     policy = load_policy(config)
     spec = _with_backup(policy.target(target))
     try:
@@ -114,41 +117,58 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
         raise Refused(f"--to: {exc}") from None
     with Ledger(policy.ledger) as ledger:
         info = ledger.backup(backup_id)
-    if info is None or info.target != spec.name:
-        raise Refused(f"no backup {backup_id!r} of target {spec.name!r} (see `reconciler backups`)")
-    if info.deleted_at is not None:
-        raise Refused(f"backup {backup_id} was deleted by retention on {info.deleted_at:%F}")
-    own = destination.url == spec.database.url
-    if own and spec.environment == "production":
+        if info is None or info.target != spec.name:
+            raise Refused(
+                f"no backup {backup_id!r} of target {spec.name!r} (see `reconciler backups`)"
+            )
+        if info.deleted_at is not None:
+            raise Refused(f"backup {backup_id} was deleted by retention on {info.deleted_at:%F}")
+        own = destination.url == spec.database.url
+        if own and spec.environment == "production":
+            _confirm_overwrite(spec, force)
         if not force:
-            raise Refused(
-                f"--to is {spec.name}'s own production database: refusing without --force"
-            )
-        if not interactive():
-            raise Refused(
-                "restoring over a production database needs a typed confirmation on a terminal"
-            )
-        typed = click.prompt(
-            f"Type the target name ({spec.name}) to overwrite its database",
-            default="",
-            show_default=False,
-        )
-        if typed.strip() != spec.name:
-            fail("restore cancelled. Nothing was changed.")
-    if not force:
-        db = connect(destination)
+            _refuse_unless_empty(destination)
+        driver = open_driver(spec)
+        if own:
+            click.echo(f"Backing up {spec.name}'s database before overwriting it ...")
+            try:
+                before = take_backup(
+                    spec, ledger, reason="before-restore", driver=driver, protect={backup_id}
+                )
+            except BackupError as exc:
+                fail(f"nothing restored: the backup of the current data failed: {exc}")
+            click.echo(f"  {describe_backup(before)}")
         try:
-            tables = take_census(db, checksums=False).tables
-        finally:
-            db.close()
-        if tables:
-            raise Refused(
-                f"{destination.redacted} is not empty ({len(tables)} tables); "
-                "restore into an empty database, or pass --force"
-            )
-    driver = open_driver(spec)
-    try:
-        driver.restore(artifact_of(info), destination)
-    except BackupError as exc:
-        fail(str(exc))
+            driver.restore(artifact_of(info), destination)
+        except BackupError as exc:
+            fail(str(exc))
     click.echo(f"Restored {backup_id} into {destination.redacted}.")
+
+
+def _confirm_overwrite(spec: Target, force: bool) -> None:
+    if not force:
+        raise Refused(f"--to is {spec.name}'s own production database: refusing without --force")
+    if not interactive():
+        raise Refused(
+            "restoring over a production database needs a typed confirmation on a terminal"
+        )
+    typed = click.prompt(
+        f"Type the target name ({spec.name}) to overwrite its database",
+        default="",
+        show_default=False,
+    )
+    if typed.strip() != spec.name:
+        fail("restore cancelled. Nothing was changed.")
+
+
+def _refuse_unless_empty(destination: DatabaseUrl) -> None:
+    db = connect(destination)
+    try:
+        tables = take_census(db, checksums=False).tables
+    finally:
+        db.close()
+    if tables:
+        raise Refused(
+            f"{destination.redacted} is not empty ({len(tables)} tables); "
+            "restore into an empty database, or pass --force"
+        )

@@ -8,6 +8,7 @@ census is taken inside the very snapshot pg_dump dumps (``pg_export_snapshot``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,9 +34,11 @@ def take_backup(
     reason: str,
     run_id: int | None = None,
     driver: BackupDriver | None = None,
+    protect: Collection[str] = (),
 ) -> BackupResult:
-    """Take, verify (when the policy says so), record and prune; raises ``BackupError``
-    when the backup cannot be taken or fails verification (recorded as failed)."""
+    """Take, verify (when the policy says so), record and prune (never the backups named in
+    ``protect``); raises ``BackupError`` when the backup cannot be taken or fails
+    verification (recorded as failed)."""
     assert target.backup is not None
     driver = driver or open_driver(target)
     artifact, census = _take(driver, target, reason)
@@ -67,7 +70,7 @@ def take_backup(
         ledger.mark_verified(artifact.id, verified, message)
         if not verified:
             raise BackupError(f"backup {artifact.id} failed verification: {message}")
-    pruned = prune(target, driver, ledger)
+    pruned = prune(target, driver, ledger, protect=protect)
     return BackupResult(artifact, verified, message, tuple(pruned))
 
 
@@ -120,10 +123,14 @@ def census_from_json(data: dict[str, object] | None) -> Census | None:
 
 
 def prune(
-    target: Target, driver: BackupDriver, ledger: Ledger, now: datetime | None = None
+    target: Target,
+    driver: BackupDriver,
+    ledger: Ledger,
+    now: datetime | None = None,
+    protect: Collection[str] = (),
 ) -> list[str]:
     """Delete backups beyond ``keep.last`` or older than ``keep.max_age``; never the newest
-    verified one, so there is always a proven way back."""
+    verified one, so there is always a proven way back, nor one in ``protect`` (in use)."""
     assert target.backup is not None
     keep = target.backup.keep
     now = now or datetime.now(UTC)
@@ -132,7 +139,7 @@ def prune(
     oldest_allowed = now - timedelta(seconds=keep.max_age)
     removed: list[str] = []
     for index, record in enumerate(records):
-        if record.id == newest_verified:
+        if record.id == newest_verified or record.id in protect:
             continue
         if index >= keep.last or record.created_at < oldest_allowed:
             driver.delete(
