@@ -151,9 +151,7 @@ class Daemon:
         if policy is None:
             self._refresh_conditions()
             return
-        self._adopt(policy)
-        for name in list(self.targets):
-            self.trigger(name)
+        self._adopt(policy)  # which schedules every concern to run within seconds
 
     # -- runs -----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ on one shared connection, and targets that cannot be reached reported, never ski
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,3 +124,19 @@ def test_a_target_whose_lock_cannot_be_taken_is_reported(
     state = daemon.targets["shop"].concerns["schema"]
     assert state.reason == "DatabaseUnavailable"
     assert "127.0.0.1:9" in state.message
+
+
+def test_a_reload_runs_each_concern_once(pg_url: str, deploy: Deploy) -> None:
+    daemon = deploy(("shop", pg_url))
+    daemon.start()
+
+    def runs_after(count: int) -> int:
+        deadline = time.monotonic() + 20
+        while len(daemon.ledger.runs("shop")) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # the schedule's first runs come within 2 s: any duplicate by now
+        return len(daemon.ledger.runs("shop"))
+
+    assert runs_after(1) == 1
+    daemon.reload()
+    assert runs_after(2) == 2
