@@ -42,6 +42,7 @@ from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.target import TargetRuntime
 from reconciler.source.git import GitCheckout
+from reconciler.textfiles import read_utf8
 
 log = logging.getLogger("reconciler.daemon")
 CONCERNS = ("schema", "identity", "backup")
@@ -96,9 +97,9 @@ class Daemon:
             return None
         path = self.checkout.directory / self.bootstrap.source.git.path
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_utf8(path)
             policy = parse_policy(text, path, os.environ)
-        except (OSError, ReconcilerError) as exc:
+        except (OSError, ValueError, ReconcilerError) as exc:
             self.policy_error = f"commit {commit[:12]}: {exc}"
             log.error(
                 "invalid policy, keeping the last good one: %s",

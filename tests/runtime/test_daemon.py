@@ -274,6 +274,13 @@ def test_bad_commit_keeps_the_last_good_policy(deployment: Deployment) -> None:
     assert "targets[0].databse: unknown key" in report["source"]["error"]
     assert {c["type"]: c["reason"] for c in shop(url)["conditions"]}["Stalled"] == "InvalidPolicy"
 
+    # A policy saved in Latin-1: named as such, and still the last good policy in force.
+    text = (deployment.repo / "policy.yaml").read_text()
+    (deployment.repo / "policy.yaml").write_bytes(f"# caf\xe9\n{text}".encode("latin-1"))
+    deployment.commit("latin-1 policy")
+    wait_for(lambda: "not UTF-8" in status(url)["source"]["error"], what="the encoding error")
+    assert status(url)["source"]["commit"] == good
+
 
 def test_tokens_are_enforced_and_secrets_never_shown(deployment: Deployment) -> None:
     url = deployment.start()
