@@ -10,6 +10,7 @@ line a person can act on, already free of secrets. Subclasses say whether retryi
     ├── DatabaseError                the target or ledger database misbehaved
     │   ├── DatabaseUnavailable      cannot connect; temporary, retried after ``retry_after``
     │   └── MigrationFailed          a migration's SQL failed; its transaction was rolled back
+    │       └── LocksUnavailable     it waited too long for a lock (or deadlocked): run it again
     ├── LedgerStateError             the migration ledger needs a person (failed or drifted rows)
     ├── ProviderUnavailable          the identity provider failed; retried later
     │   └── IncompleteListing        a listing stopped short: nothing may be deleted on it
@@ -53,6 +54,14 @@ class DatabaseUnavailable(DatabaseError):
 
 class MigrationFailed(DatabaseError):
     """A migration's SQL failed; where the database allows it, its transaction rolled back."""
+
+
+class LocksUnavailable(MigrationFailed):
+    """A migration run in one transaction waited longer than ``lock_timeout`` for a lock, or
+    lost a deadlock or a serialization conflict: the transaction rolled back whole, and the
+    same migration can simply run again once the application lets go of its tables."""
+
+    retry_after = 60.0
 
 
 class LedgerStateError(ReconcilerError):

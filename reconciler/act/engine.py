@@ -25,7 +25,7 @@ from reconciler.act.backups import describe_backup, take_backup
 from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
 from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
-from reconciler.errors import MigrationFailed, ReconcilerError
+from reconciler.errors import LocksUnavailable, MigrationFailed, ReconcilerError
 from reconciler.ledger import DecisionRecord, Ledger, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
@@ -197,7 +197,7 @@ def _apply(
                     on_step(step, result)
                 return Outcome(
                     target.name,
-                    "ApplyFailed",
+                    "LocksUnavailable" if isinstance(exc, LocksUnavailable) else "ApplyFailed",
                     f"{migration.id} failed: {error}",
                     plan,
                     tuple(results),

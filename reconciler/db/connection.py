@@ -19,7 +19,13 @@ import psycopg
 from psycopg import sql as pgsql
 
 from reconciler.db.url import DatabaseUrl, Dialect
-from reconciler.errors import DatabaseError, DatabaseUnavailable, MigrationFailed, Refused
+from reconciler.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    LocksUnavailable,
+    MigrationFailed,
+    Refused,
+)
 from reconciler.secrets import redact
 
 Row = tuple[Any, ...]
@@ -144,7 +150,7 @@ class PostgresDatabase:
                 raise DatabaseUnavailable(f"{self.url.redacted}: {_pg_reason(exc)}") from None
             position = getattr(exc.diag, "statement_position", None)
             where = f"line {_line_of(script, int(position) - 1)}: " if position else ""
-            raise MigrationFailed(f"{where}{_pg_reason(exc)}") from None
+            raise _failed(exc)(f"{where}{_pg_reason(exc)}") from None
 
     def _lost(self, exc: psycopg.Error) -> bool:
         """The connection is gone (as opposed to a statement that failed on a live one)."""
@@ -179,7 +185,7 @@ class PostgresDatabase:
                 raise DatabaseUnavailable(
                     f"{self.url.redacted}: {where}: {_pg_reason(exc)}{unknown}"
                 ) from None
-            raise MigrationFailed(f"{where}: {_pg_reason(exc)}") from None
+            raise _failed(exc)(f"{where}: {_pg_reason(exc)}") from None
 
     @contextmanager
     def advisory_lock(self, key: int, wait: float) -> Iterator[None]:
@@ -228,6 +234,16 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+CONTENDED = frozenset({"55P03", "40P01", "40001"})
+"""lock_not_available (``lock_timeout``), deadlock_detected, serialization_failure."""
+
+
+def _failed(exc: psycopg.Error) -> type[MigrationFailed]:
+    """``LocksUnavailable`` when the failure was waiting on other sessions, not the SQL."""
+    sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None)
+    return LocksUnavailable if sqlstate in CONTENDED else MigrationFailed
 
 
 def _pg_reason(exc: psycopg.Error) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from reconciler.db.connection import Database
 from reconciler.db.url import Dialect
-from reconciler.errors import MigrationFailed, ProviderMismatch, SourceError
+from reconciler.errors import LocksUnavailable, MigrationFailed, ProviderMismatch, SourceError
 from reconciler.policy.model import Timeouts
 from reconciler.source.base import AppliedMigration, LiveHistory, Migration, sha256_hex
 from reconciler.source.sql import split_postgres, transaction_mode
@@ -208,6 +208,25 @@ class PrismaLayout:
             with db.transaction(timeouts.lock, timeouts.statement):
                 db.run_script(script)
                 self._insert(db, row_id, migration, started, finished=True, steps=1, logs=None)
+        except LocksUnavailable as exc:
+            # Nothing of it ran and nothing is wrong with it: the attempt is recorded as
+            # rolled back (as `prisma migrate resolve --rolled-back` would), so the next run
+            # applies it again instead of refusing as for a broken migration (P3009).
+            with db.transaction():
+                self._insert(
+                    db,
+                    row_id,
+                    migration,
+                    started,
+                    finished=False,
+                    steps=0,
+                    logs=f"{exc}\n(transaction rolled back; to be run again)",
+                    rolled_back=True,
+                )
+            raise LocksUnavailable(
+                f"{exc} (within lock_timeout {timeouts.lock:g}s; rolled back: nothing of it is "
+                "in effect; it runs again on the next attempt)"
+            ) from None
         except MigrationFailed as exc:
             with db.transaction():
                 self._insert(
@@ -308,6 +327,7 @@ class PrismaLayout:
         finished: bool,
         steps: int,
         logs: str | None,
+        rolled_back: bool = False,
     ) -> None:
         p = db.param
         finished_sql = (
@@ -316,10 +336,11 @@ class PrismaLayout:
         params: list[Any] = [row_id, migration.checksum, migration.id, logs, started, steps]
         if finished and db.dialect == "sqlite":
             params.append(_now(db))
+        params.append(_now(db) if rolled_back else None)
         db.execute(
             f'INSERT INTO "{TABLE}" (id, checksum, migration_name, logs, started_at, '
-            f"applied_steps_count, finished_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, "
-            f"{finished_sql})",
+            f"applied_steps_count, finished_at, rolled_back_at) VALUES ({p}, {p}, {p}, {p}, "
+            f"{p}, {p}, {finished_sql}, {p})",
             params,
         )
 

@@ -318,7 +318,9 @@ def test_prisma_lock_is_respected(
     assert "users" not in tables(pg_url)
 
 
-def test_lock_timeout_stops_a_migration_stuck_behind_traffic(pg_url: str, tmp_path: Path) -> None:
+def test_a_migration_stuck_behind_traffic_times_out_and_runs_again(
+    pg_url: str, tmp_path: Path
+) -> None:
     folder = prisma_copy(tmp_path, "postgresql")
     policy = prisma_policy(tmp_path, pg_url, folder)
     reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
@@ -333,8 +335,24 @@ def test_lock_timeout_stops_a_migration_stuck_behind_traffic(pg_url: str, tmp_pa
         reader.query('SELECT * FROM "users"')  # holds ACCESS SHARE until commit
         outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
     reader.close()
-    assert outcome.reason == "ApplyFailed"
+    assert outcome.reason == "LocksUnavailable"
     assert "lock timeout" in outcome.message
+    assert "it runs again on the next attempt" in outcome.message
+    # Nothing is wrong with the migration: the attempt is history, not a failure to resolve.
+    assert query(
+        pg_url,
+        "SELECT finished_at IS NULL, rolled_back_at IS NOT NULL, logs LIKE '%lock timeout%' "
+        "FROM _prisma_migrations WHERE migration_name = '20261201000000_alter_users'",
+    ) == [(True, True, True)]
+
+    retried = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert retried.reason == "InSync", retried.message
+    assert [r.step.migration.id for r in retried.results] == ["20261201000000_alter_users"]
+    assert query(
+        pg_url,
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'users' AND column_name = 'plan'",
+    ) == [(1,)]
 
 
 PRISMA_COLUMNS_PG = [
