@@ -111,7 +111,10 @@ class SqliteDriver:
 
 def _copy(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    # Read-write but never created, and refusing writes: a read-only connection that is the
+    # last to close a WAL database leaves its -wal and -shm files behind.
+    src = sqlite3.connect(f"file:{source}?mode=rw", uri=True)
+    src.execute("PRAGMA query_only = ON")
     dst = sqlite3.connect(destination)
     try:
         src.backup(dst)

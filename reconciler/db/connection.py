@@ -281,8 +281,12 @@ class SqliteDatabase:
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                new = not path.exists()
                 self.conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-                self.conn.execute("PRAGMA journal_mode=WAL")
+                if new:
+                    # A database created here is in WAL mode, so its application reads while
+                    # a migration writes; an existing one keeps the mode its application chose.
+                    self.conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             raise DatabaseUnavailable(f"cannot open {path}: {_first_line(exc)}") from None
         self._in_transaction = False

@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,12 @@ def test_an_unknown_backup_is_one_line(cli: Cli, shop: tuple[Path, Path, str]) -
     assert missing.stderr.strip() == (
         "reconciler: error: no backup 'nope' of target 'shop' (see `reconciler backups`)"
     )
+
+
+def test_a_backup_leaves_no_journal_files_behind(cli: Cli, shop: tuple[Path, Path, str]) -> None:
+    """The shop database is in WAL mode, and the backup is its only connection."""
+    policy, db, _ = shop
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert cli("backup", "-c", policy, "-t", "shop").exit_code == 0
+    assert sorted(p.name for p in db.parent.glob("shop.db*")) == ["shop.db"]

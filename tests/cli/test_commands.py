@@ -340,3 +340,21 @@ def test_a_pinned_revision_behind_the_database_rolls_nothing_back(
     assert "ahead of the desired revision; nothing is rolled back" in planned.stdout
     assert cli("apply", "-c", policy, "--yes").exit_code == 0
     assert user_tables(tmp_path / "var" / "shop.db") == tables
+
+
+def test_an_existing_sqlite_database_keeps_its_journal_mode(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """The application chose it; a new database is created in WAL mode."""
+    policy = sqlite_policy(write_policy, tmp_path)
+    shop = tmp_path / "var" / "shop.db"
+    shop.parent.mkdir()
+    sqlite3.connect(shop).close()  # an empty file in the default rollback-journal mode
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    with sqlite3.connect(shop) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+    shop.unlink()
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    with sqlite3.connect(shop) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
