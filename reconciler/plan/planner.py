@@ -24,10 +24,18 @@ def plan_schema(
     if history.failed:
         failed = history.failed[0]
         when = f" (started {failed.started_at:%Y-%m-%d %H:%M} UTC)" if failed.started_at else ""
+        logs = (failed.logs or "").strip()
+        why = f": {logs.splitlines()[0][:200]}" if logs else ""
+        fix = (
+            "It ran longer than timeouts.statement: raise that for this target (or make the "
+            "migration faster)"
+            if "statement timeout" in logs
+            else "Fix its migration.sql"
+        )
         blocker = Blocker(
             "FailedMigration",
-            f"migration {failed.id} failed{when} and blocks every later one. Fix its "
-            f"migration.sql, then mark it with `reconciler resolve --config ... --target "
+            f"migration {failed.id} failed{when}{why}; it blocks every later one. {fix}, "
+            f"then mark it with `reconciler resolve --config ... --target "
             f"{target.name} --rolled-back {failed.id}` (or `prisma migrate resolve "
             f"--rolled-back {failed.id}`) and run again",
         )

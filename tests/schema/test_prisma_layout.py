@@ -140,6 +140,8 @@ def test_failing_migration_rolls_back_and_blocks_until_resolved(
     blocked = reconcile_schema(target, ledger_of(policy), trigger="t", source="p")
     assert blocked.reason == "FailedMigration"
     assert "--rolled-back 20261201000000_half_done" in blocked.message
+    assert "no_such_table" in blocked.message  # what failed, from the history's logs
+    assert "Fix its migration.sql" in blocked.message
     assert "later" not in tables(url)
 
     bad.write_text('CREATE TABLE "audit" ("id" INTEGER NOT NULL);\n', encoding="utf-8")
@@ -353,6 +355,23 @@ def test_a_migration_stuck_behind_traffic_times_out_and_runs_again(
         "SELECT count(*) FROM information_schema.columns "
         "WHERE table_name = 'users' AND column_name = 'plan'",
     ) == [(1,)]
+
+
+def test_a_migration_over_the_statement_timeout_says_which_setting_to_raise(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder = prisma_copy(tmp_path, "postgresql")
+    add_migration(folder, "20261201000000_slow_backfill", "SELECT pg_sleep(5);\n")
+    policy = prisma_policy(
+        tmp_path, pg_url, folder, extra="    timeouts: {lock: 5s, statement: 200ms}\n"
+    )
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert outcome.reason == "ApplyFailed"
+    assert "statement timeout" in outcome.message
+
+    blocked = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert blocked.reason == "FailedMigration"
+    assert "It ran longer than timeouts.statement" in blocked.message
 
 
 PRISMA_COLUMNS_PG = [
