@@ -89,13 +89,23 @@ def identity(daemon: Daemon, runtime: TargetRuntime, outcome: IdentityOutcome) -
             "orphans": diff.orphans,
             "dry_run": outcome.dry_run,
         }
-        pending = outcome.dry_run or outcome.applied is None
-        for kind, value in (
-            ("missing", diff.missing),
-            ("changed", diff.changed),
-            ("orphans", diff.orphans),
-        ):
-            daemon.metrics.drift.labels(name, kind).set(value if pending else 0)
+        left = diff.missing, diff.changed, diff.orphans  # nothing applied: all of it
+        applied, spec = outcome.applied, runtime.spec.identity
+        if applied is not None and not outcome.dry_run and spec is not None:
+            # What the sync left by policy (report) or could not do (refused by the table,
+            # still referenced) is drift all the same: the alert must see it.
+            left = (
+                # ``rejected`` holds the users never taken too; they have their own kind.
+                diff.missing
+                if spec.missing == "report"
+                else max(len(applied.rejected) - diff.not_taken, 0),
+                0,
+                diff.orphans if spec.orphans == "report" else len(applied.conflicts),
+            )
+        for kind, value in zip(("missing", "changed", "orphans"), left, strict=True):
+            daemon.metrics.drift.labels(name, kind).set(value)
+        # Users the table can never take (a column it requires is empty at the provider).
+        daemon.metrics.drift.labels(name, "not_taken").set(diff.not_taken)
     applied = outcome.applied
     if applied is not None and not outcome.dry_run:
         for action, count in (
