@@ -10,7 +10,8 @@ line a person can act on, already free of secrets. Subclasses say whether retryi
     ├── DatabaseError                the target or ledger database misbehaved
     │   ├── DatabaseUnavailable      cannot connect; temporary, retried after ``retry_after``
     │   └── MigrationFailed          a migration's SQL failed; its transaction was rolled back
-    │       └── LocksUnavailable     it waited too long for a lock (or deadlocked): run it again
+    │       ├── LocksUnavailable     it waited too long for a lock (or deadlocked): run it again
+    │       └── DataLossPrevented    it lost data no approval covers: rolled back before COMMIT
     ├── LedgerStateError             the migration ledger needs a person (failed or drifted rows)
     ├── ProviderUnavailable          the identity provider failed; retried later
     │   └── IncompleteListing        a listing stopped short: nothing may be deleted on it
@@ -62,6 +63,11 @@ class LocksUnavailable(MigrationFailed):
     same migration can simply run again once the application lets go of its tables."""
 
     retry_after = 60.0
+
+
+class DataLossPrevented(MigrationFailed):
+    """Measured inside a migration's transaction, before its COMMIT: it deleted rows (or, on
+    SQLite, values) that no approval covers, so it was rolled back whole."""
 
 
 class LedgerStateError(ReconcilerError):

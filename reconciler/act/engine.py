@@ -23,9 +23,15 @@ from typing import Literal
 from reconciler.act.assess import assess
 from reconciler.act.backups import describe_backup, take_backup
 from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
+from reconciler.act.verify import loss_check
 from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
-from reconciler.errors import LocksUnavailable, MigrationFailed, ReconcilerError
+from reconciler.errors import (
+    DataLossPrevented,
+    LocksUnavailable,
+    MigrationFailed,
+    ReconcilerError,
+)
 from reconciler.ledger import DecisionRecord, Ledger, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
@@ -186,7 +192,7 @@ def _apply(
             )
             started = time.perf_counter()
             try:
-                layout.apply(db, migration, target.timeouts)
+                layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
             except MigrationFailed as exc:
                 seconds = time.perf_counter() - started
                 error = f"{migration.path}: {exc}"
@@ -197,7 +203,7 @@ def _apply(
                     on_step(step, result)
                 return Outcome(
                     target.name,
-                    "LocksUnavailable" if isinstance(exc, LocksUnavailable) else "ApplyFailed",
+                    _failure_reason(exc),
                     f"{migration.id} failed: {error}",
                     plan,
                     tuple(results),
@@ -225,6 +231,14 @@ def _apply(
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
         return Outcome(target.name, "InSync", message, plan, tuple(results))
+
+
+def _failure_reason(exc: MigrationFailed) -> str:
+    if isinstance(exc, LocksUnavailable):
+        return "LocksUnavailable"  # nothing wrong with it: it runs again
+    if isinstance(exc, DataLossPrevented):
+        return "VerifyFailed"
+    return "ApplyFailed"
 
 
 def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:

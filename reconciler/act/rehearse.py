@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.backup import Artifact, BackupDriver, BackupError
 from reconciler.db.connection import connect
@@ -19,7 +19,8 @@ from reconciler.errors import MigrationFailed, ReconcilerError
 from reconciler.ledger import Ledger
 from reconciler.observe.census import Loss, losses, take_census
 from reconciler.plan.model import Plan, Step
-from reconciler.policy.model import Target
+from reconciler.policy.model import Safety, Target
+from reconciler.safety.gate import covers_loss
 from reconciler.source import open_layout
 from reconciler.source.base import Layout
 
@@ -31,10 +32,15 @@ class StepRehearsal:
     losses: tuple[Loss, ...] = ()
     error: str | None = None
 
+    safety: Safety = field(default_factory=Safety)
+    """The target's safety settings, which say what losses are accepted."""
+
     @property
     def unapproved(self) -> tuple[Loss, ...]:
-        covered = {f.table for f, _ in self.step.verdict.approved}
-        return tuple(loss for loss in self.losses if loss.table not in covered)
+        verdict = self.step.verdict
+        return tuple(
+            loss for loss in self.losses if not covers_loss(verdict, self.safety, loss.table)
+        )
 
     @property
     def outcome(self) -> str:
@@ -89,7 +95,11 @@ def rehearse(
                             break
                         seconds = time.perf_counter() - started
                         after = take_census(db, checksums=False)
-                        results.append(StepRehearsal(step, seconds, tuple(losses(before, after))))
+                        results.append(
+                            StepRehearsal(
+                                step, seconds, tuple(losses(before, after)), safety=target.safety
+                            )
+                        )
                         before = after
             finally:
                 db.close()

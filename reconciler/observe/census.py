@@ -52,15 +52,15 @@ class Loss:
     """``rows-deleted``, ``table-dropped``, ``values-lost`` or ``column-dropped``."""
 
     def describe(self) -> str:
+        rows = f"{self.amount:,} row{'' if self.amount == 1 else 's'}"
+        values = f"{self.amount:,} non-null value{'' if self.amount == 1 else 's'}"
         if self.kind == "table-dropped":
-            return f"{self.table}: table dropped with {self.amount:,} rows"
+            return f"{self.table}: table dropped with {rows}"
         if self.kind == "rows-deleted":
-            return f"{self.table}: {self.amount:,} rows deleted"
+            return f"{self.table}: {rows} deleted"
         if self.kind == "column-dropped":
-            return (
-                f"{self.table}.{self.column}: column dropped with {self.amount:,} non-null values"
-            )
-        return f"{self.table}.{self.column}: {self.amount:,} non-null values dropped"
+            return f"{self.table}.{self.column}: column dropped with {values}"
+        return f"{self.table}.{self.column}: {values} dropped"
 
 
 def take_census(db: Database, *, checksums: bool = True, like: Census | None = None) -> Census:
@@ -101,6 +101,17 @@ def losses(before: Census, after: Census, ignore: Iterable[str] = TOOL_TABLES) -
                 lost = count - new.non_null[column] - deleted
                 found.append(Loss(name, column, lost, "values-lost"))
     return found
+
+
+def deleted_tuples(db: Database) -> dict[str, int]:
+    """PostgreSQL's own count of the rows this session deleted from each table and has not
+    yet reported (this transaction's, and earlier ones' until the next report): read before
+    and after a script, the difference is what the script deleted, cascades and DO blocks
+    included, without scanning anything."""
+    rows = db.query(
+        "SELECT schemaname, relname, n_tup_del FROM pg_stat_xact_user_tables WHERE n_tup_del > 0"
+    )
+    return {(t if s == "public" else f"{s}.{t}"): int(n) for s, t, n in rows}
 
 
 def differences(a: Census, b: Census) -> list[str]:

@@ -26,12 +26,18 @@ def plan_schema(
         when = f" (started {failed.started_at:%Y-%m-%d %H:%M} UTC)" if failed.started_at else ""
         logs = (failed.logs or "").strip()
         why = f": {logs.splitlines()[0][:200]}" if logs else ""
-        fix = (
-            "It ran longer than timeouts.statement: raise that for this target (or make the "
-            "migration faster)"
-            if "statement timeout" in logs
-            else "Fix its migration.sql"
-        )
+        if "statement timeout" in logs:
+            fix = (
+                "It ran longer than timeouts.statement: raise that for this target (or make "
+                "the migration faster)"
+            )
+        elif logs.startswith("verify:"):
+            fix = (
+                "If that loss is intended, approve it in safety.approvals (the rules of its "
+                "findings; opaque-statement for a DO block); if not, fix its migration.sql"
+            )
+        else:
+            fix = "Fix its migration.sql"
         blocker = Blocker(
             "FailedMigration",
             f"migration {failed.id} failed{when}{why}; it blocks every later one. {fix}, "

@@ -18,6 +18,7 @@ STALLING = frozenset(
         "RehearsalLostData",
         "RehearsalFailed",
         "ApplyFailed",
+        "VerifyFailed",
         "FailedMigration",
         "InvalidMigration",
         "InvalidPolicy",

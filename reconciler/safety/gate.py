@@ -67,6 +67,10 @@ def gate_step(
             elif finding.wait_until and finding.wait_until > now:
                 waiting.append(finding)
             continue
+        if finding.rule == "opaque-statement":
+            if cover:  # a person read the DO block: what it measurably loses is approved
+                approved.append((finding, cover))
+            continue
         if finding.severity not in safety.block:
             continue
         if cover:
@@ -75,6 +79,15 @@ def gate_step(
             blocking.append(finding)
     decision: Decision = "blocked" if blocking else ("waiting" if waiting else "run")
     return Verdict(decision, tuple(blocking), tuple(approved), tuple(waiting), tuple(refused))
+
+
+def covers_loss(verdict: Verdict, safety: Safety, table: str) -> bool:
+    """Whether data a step measurably loses from ``table`` (on a copy, or inside its own
+    transaction) is accepted: the policy does not block data loss, an approval covers a
+    finding on that table, or one covers the step's DO blocks, which no rule sees into."""
+    if "data-loss" not in safety.block:
+        return True
+    return any(f.table == table or f.rule == "opaque-statement" for f, _ in verdict.approved)
 
 
 def _today(now: datetime) -> date:

@@ -38,7 +38,13 @@ from reconciler.db.url import DatabaseUrl, Dialect
 from reconciler.errors import MigrationFailed, SourceError
 from reconciler.policy.model import Timeouts
 from reconciler.secrets import redact
-from reconciler.source.base import AppliedMigration, LiveHistory, Migration, sha256_hex
+from reconciler.source.base import (
+    AppliedMigration,
+    LiveHistory,
+    Migration,
+    TransactionCheck,
+    sha256_hex,
+)
 
 TABLE = "alembic_version"
 
@@ -136,7 +142,15 @@ class AlembicLayout:
     def lock(self, db: Database) -> AbstractContextManager[None]:
         return nullcontext()
 
-    def apply(self, db: Database, migration: Migration, timeouts: Timeouts) -> None:
+    def apply(
+        self,
+        db: Database,
+        migration: Migration,
+        timeouts: Timeouts,
+        check: TransactionCheck | None = None,
+    ) -> None:
+        """``check`` is not run: the transaction is ``env.py``'s, on its own connection (the
+        rehearsal on a copy measures what a revision loses)."""
         config = Config()
         config.set_main_option("script_location", str(self.path))
         url = _url_with_timeouts(db.url, timeouts)

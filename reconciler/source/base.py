@@ -103,9 +103,28 @@ class Layout(Protocol):
         """Held while migrating: the tool's own lock, so two migrators never race."""
         ...
 
-    def apply(self, db: Database, migration: Migration, timeouts: Timeouts) -> None:
+    def apply(
+        self,
+        db: Database,
+        migration: Migration,
+        timeouts: Timeouts,
+        check: TransactionCheck | None = None,
+    ) -> None:
         """Apply one migration, in one transaction where the database allows it; on failure
-        raise ``MigrationFailed`` after the history says exactly what happened."""
+        raise ``MigrationFailed`` after the history says exactly what happened. ``check``
+        runs inside that transaction, where the layout owns it."""
+        ...
+
+
+class TransactionCheck(Protocol):
+    """Inspects a migration's transaction around its script, before anything commits."""
+
+    def before(self, db: Database) -> None:
+        """Right after BEGIN, before the script."""
+        ...
+
+    def after(self, db: Database) -> None:
+        """After the script, before COMMIT; raising ``MigrationFailed`` rolls it all back."""
         ...
 
 

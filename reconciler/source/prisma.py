@@ -22,7 +22,13 @@ from reconciler.db.connection import Database
 from reconciler.db.url import Dialect
 from reconciler.errors import LocksUnavailable, MigrationFailed, ProviderMismatch, SourceError
 from reconciler.policy.model import Timeouts
-from reconciler.source.base import AppliedMigration, LiveHistory, Migration, sha256_hex
+from reconciler.source.base import (
+    AppliedMigration,
+    LiveHistory,
+    Migration,
+    TransactionCheck,
+    sha256_hex,
+)
 from reconciler.source.sql import split_postgres, transaction_mode
 
 PRISMA_ADVISORY_LOCK = 72707369
@@ -190,7 +196,16 @@ class PrismaLayout:
                     db.execute(_CREATE_TABLE[db.dialect])
             yield
 
-    def apply(self, db: Database, migration: Migration, timeouts: Timeouts) -> None:
+    def apply(
+        self,
+        db: Database,
+        migration: Migration,
+        timeouts: Timeouts,
+        check: TransactionCheck | None = None,
+    ) -> None:
+        """``check`` runs only where the whole migration is one transaction of ours: a
+        script that commits on its own, or runs outside a transaction, has nothing it could
+        still roll back."""
         script = migration.read()
         mode = transaction_mode(script) if db.dialect == "postgresql" else "ours"
         if mode == "none":
@@ -206,7 +221,11 @@ class PrismaLayout:
         row_id, started = str(uuid.uuid4()), _now(db)
         try:
             with db.transaction(timeouts.lock, timeouts.statement):
+                if check is not None:
+                    check.before(db)
                 db.run_script(script)
+                if check is not None:
+                    check.after(db)
                 self._insert(db, row_id, migration, started, finished=True, steps=1, logs=None)
         except LocksUnavailable as exc:
             # Nothing of it ran and nothing is wrong with it: the attempt is recorded as
@@ -239,7 +258,8 @@ class PrismaLayout:
                     logs=f"{exc}\n(transaction rolled back: no statement of "
                     "this migration is in effect)",
                 )
-            raise MigrationFailed(f"{exc} (rolled back: nothing of it is in effect)") from None
+            # The same kind of failure (a loss the check refused stays one), now complete.
+            raise type(exc)(f"{exc} (rolled back: nothing of it is in effect)") from None
 
     def _started(self, db: Database, migration: Migration) -> str:
         """Commit the history row of a migration about to run outside one transaction (so

@@ -1,0 +1,67 @@
+"""Verify, on the live database: a migration loses no data that no approval covers.
+
+The rules judge each statement before anything runs, and the rehearsal measures a copy, but
+neither sees everything the live run does: rows written since the copy was taken, a DELETE
+inside a DO block or a trigger, a foreign key that cascades. So the check runs inside the
+migration's own transaction, after its script and before its COMMIT, where a loss can still
+be undone: the migration is rolled back whole and stops the target (``VerifyFailed``).
+
+- PostgreSQL: the server's per-session counters of deleted rows (``pg_stat_xact_user_tables``)
+  read before and after the script; no table is scanned.
+- SQLite: the census (row and non-null counts of every table) before and after, so a column
+  dropped by a table rebuild is seen too.
+
+It runs where the layout owns the transaction (Prisma migrations run whole in one); a
+script with its own COMMIT, one that cannot run in a transaction, and Alembic revisions
+(``env.py`` owns the transaction) are measured by the rehearsal only.
+"""
+
+from __future__ import annotations
+
+from reconciler.db.connection import Database
+from reconciler.errors import DataLossPrevented
+from reconciler.observe.census import TOOL_TABLES, Census, Loss, deleted_tuples, losses, take_census
+from reconciler.plan.model import Step
+from reconciler.policy.model import Safety
+from reconciler.safety.gate import covers_loss
+
+
+class LossCheck:
+    """The ``TransactionCheck`` of one step: what its transaction lost, against what its
+    approvals allow."""
+
+    def __init__(self, step: Step, safety: Safety) -> None:
+        self.step, self.safety = step, safety
+        self._deleted: dict[str, int] = {}
+        self._census: Census | None = None
+
+    def before(self, db: Database) -> None:
+        if db.dialect == "postgresql":
+            self._deleted = deleted_tuples(db)
+        else:
+            self._census = take_census(db, checksums=False)
+
+    def after(self, db: Database) -> None:
+        if db.dialect == "postgresql":
+            found = [
+                Loss(table, None, count - self._deleted.get(table, 0), "rows-deleted")
+                for table, count in sorted(deleted_tuples(db).items())
+                if count > self._deleted.get(table, 0) and table not in TOOL_TABLES
+            ]
+        else:
+            assert self._census is not None
+            found = losses(self._census, take_census(db, checksums=False))
+        unapproved = [
+            loss for loss in found if not covers_loss(self.step.verdict, self.safety, loss.table)
+        ]
+        if unapproved:
+            raise DataLossPrevented(
+                "verify: "
+                + "; ".join(loss.describe() for loss in unapproved)
+                + ", which no approval covers"
+            )
+
+
+def loss_check(step: Step, safety: Safety) -> LossCheck | None:
+    """The check for ``step``; None when the policy does not block data loss."""
+    return LossCheck(step, safety) if "data-loss" in safety.block else None

@@ -1,0 +1,135 @@
+"""Verify on the live database: what a migration loses is measured inside its transaction,
+before COMMIT, and a loss no approval covers rolls it back whole (``VerifyFailed``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from reconciler.act import plan_target, reconcile_schema
+from reconciler.policy import Policy
+from tests.conftest import pg_query
+from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
+
+# A DELETE no rule can see: inside a DO block, with a table created in the same migration.
+HIDDEN_DELETE = """CREATE TABLE "audit" ("id" INTEGER);
+DO $$
+BEGIN
+  DELETE FROM "users" WHERE "id" % 2 = 0;
+END
+$$;
+"""
+
+
+def migrated_with_users(pg_url: str, tmp_path: Path) -> tuple[Path, Policy]:
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    pg_query(
+        pg_url,
+        "INSERT INTO users (email) SELECT 'u' || i || '@example.com' FROM generate_series(1, 10) i",
+    )
+    return folder, policy
+
+
+def test_a_delete_no_rule_sees_is_rolled_back_before_commit(pg_url: str, tmp_path: Path) -> None:
+    folder, policy = migrated_with_users(pg_url, tmp_path)
+    add_migration(folder, "20261201000000_cleanup", HIDDEN_DELETE)
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "VerifyFailed", outcome.message
+    assert "users: 5 rows deleted, which no approval covers" in outcome.message
+    assert pg_query(pg_url, "SELECT count(*) FROM users") == [(10,)]
+    assert pg_query(pg_url, "SELECT to_regclass('audit')") == [(None,)]
+    assert pg_query(
+        pg_url,
+        "SELECT finished_at IS NULL, rolled_back_at IS NULL FROM _prisma_migrations "
+        "WHERE migration_name = '20261201000000_cleanup'",
+    ) == [(True, True)]
+    blocked = plan_target(policy.targets[0])
+    assert blocked.blocker is not None
+    assert "approve it in safety.approvals" in blocked.blocker.message
+
+
+def test_an_approved_do_block_deletes_what_it_was_approved_to(pg_url: str, tmp_path: Path) -> None:
+    folder, _ = migrated_with_users(pg_url, tmp_path)
+    add_migration(folder, "20261201000000_cleanup", HIDDEN_DELETE)
+    step = plan_target(prisma_policy(tmp_path, pg_url, folder).targets[0]).steps[0]
+    policy = prisma_policy(
+        tmp_path,
+        pg_url,
+        folder,
+        extra=(
+            "    safety:\n      approvals:\n"
+            f"        - {{migration: 20261201000000_cleanup, checksum: "
+            f"{step.migration.checksum[:12]}, rules: [opaque-statement], "
+            "reason: even ids were test accounts}\n"
+        ),
+    )
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "InSync", outcome.message
+    assert pg_query(pg_url, "SELECT count(*) FROM users") == [(5,)]
+
+
+def test_rows_a_foreign_key_cascades_to_are_counted(pg_url: str, tmp_path: Path) -> None:
+    folder, _ = migrated_with_users(pg_url, tmp_path)
+    add_migration(
+        folder,
+        "20261201000000_notes",
+        'CREATE TABLE "notes" ("id" SERIAL PRIMARY KEY, "user_id" INTEGER NOT NULL '
+        'REFERENCES "users" ("id") ON DELETE CASCADE);\n',
+    )
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    pg_query(pg_url, "INSERT INTO notes (user_id) SELECT id FROM users")
+    delete = add_migration(
+        folder, "20261202000000_drop_test_user", 'DELETE FROM "users" WHERE "id" = 1;\n'
+    )
+    step = plan_target(policy.targets[0]).steps[0]
+    rules = sorted({f.rule for f in step.findings if f.table == "users"})
+    approved = prisma_policy(
+        tmp_path,
+        pg_url,
+        folder,
+        extra=(
+            "    safety:\n      approvals:\n"
+            f"        - {{migration: {delete.parent.name}, checksum: "
+            f"{step.migration.checksum[:12]}, rules: [{', '.join(rules)}], "
+            "reason: the test user}\n"
+        ),
+    )
+
+    outcome = reconcile_schema(approved.targets[0], ledger_of(approved), trigger="t", source="p")
+
+    # The users row was approved; the note that went with it was not.
+    assert outcome.reason == "VerifyFailed", outcome.message
+    assert "notes: 1 row deleted" in outcome.message
+    assert "users:" not in outcome.message
+    assert pg_query(pg_url, "SELECT count(*) FROM notes") == [(10,)]
+
+
+def test_on_sqlite_a_trigger_that_deletes_is_rolled_back(tmp_path: Path) -> None:
+    folder = prisma_copy(tmp_path, "sqlite")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    policy = prisma_policy(tmp_path, url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        conn.execute("INSERT INTO users (email) VALUES ('ada@example.com')")
+    add_migration(
+        folder,
+        "20261201000000_audit",
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        'CREATE TRIGGER "purge" AFTER INSERT ON "audit" BEGIN DELETE FROM "users"; END;\n'
+        'INSERT INTO "audit" VALUES (1);\n',
+    )
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "VerifyFailed", outcome.message
+    assert "users: 1 row deleted" in outcome.message
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'audit'").fetchall() == []
