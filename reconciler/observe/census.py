@@ -108,8 +108,13 @@ def deleted_tuples(db: Database) -> dict[str, int]:
     yet reported (this transaction's, and earlier ones' until the next report): read before
     and after a script, the difference is what the script deleted, cascades and DO blocks
     included, without scanning anything."""
+    # The counter alone, for tables only: a third of the cost of pg_stat_xact_user_tables,
+    # which computes a dozen counters for every relation.
     rows = db.query(
-        "SELECT schemaname, relname, n_tup_del FROM pg_stat_xact_user_tables WHERE n_tup_del > 0"
+        "SELECT n.nspname, c.relname, pg_stat_get_xact_tuples_deleted(c.oid) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg\\_toast%' AND pg_stat_get_xact_tuples_deleted(c.oid) > 0"
     )
     return {(t if s == "public" else f"{s}.{t}"): int(n) for s, t, n in rows}
 
