@@ -7,16 +7,19 @@ ledger that says how far it got (a step still ``running`` was interrupted).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import (
     Engine,
+    and_,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -32,6 +35,8 @@ from reconciler.secrets import redact
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD = "0004"
 """The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
+PRUNE_BATCH = 2000
+"""Runs deleted per transaction by ``prune``."""
 
 # The two writes of every migration applied, built once: a statement made afresh on each call
 # costs SQLAlchemy its construction and cache key again (0.4 to 0.9 ms a write, against 0.15
@@ -295,6 +300,66 @@ class Ledger:
                 )
                 for r in session.scalars(query)
             ]
+
+    # -- retention --------------------------------------------------------------------
+
+    def prune(
+        self, *, runs: float, quiet: float, webhooks: float, now: datetime | None = None
+    ) -> tuple[int, int]:
+        """Delete runs finished more than ``runs`` seconds ago, and quiet ones (that changed
+        nothing: no step, no backup, no rehearsal, no user changed) more than ``quiet`` ago,
+        with what they recorded; webhook deliveries received more than ``webhooks`` ago. The
+        newest run of each target and concern stays, whatever its age. Works in batches, so
+        the ledger is never locked for long. Returns (runs, deliveries) deleted."""
+        now = now or _now()
+        run, identity = models.Run, models.IdentityRun
+        changed_users = (
+            identity.created + identity.updated + identity.soft_deleted + identity.deleted
+        )
+        did_something = or_(
+            select(models.Step.id).where(models.Step.run_id == run.id).exists(),
+            select(models.BackupRecord.id).where(models.BackupRecord.run_id == run.id).exists(),
+            select(models.RehearsalRecord.id)
+            .where(models.RehearsalRecord.run_id == run.id)
+            .exists(),
+            select(identity.run_id).where(identity.run_id == run.id, changed_users > 0).exists(),
+        )
+        newest = select(func.max(run.id)).group_by(run.target, run.concern)
+        old = and_(
+            run.finished_at.is_not(None),
+            run.id.not_in(newest),
+            or_(
+                run.finished_at < now - timedelta(seconds=runs),
+                and_(run.finished_at < now - timedelta(seconds=quiet), ~did_something),
+            ),
+        )
+        removed = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = list(conn.execute(select(run.id).where(old).limit(PRUNE_BATCH)).scalars())
+                if not ids:
+                    break
+                for child in (
+                    models.Step,
+                    models.FindingRecord,
+                    models.RehearsalRecord,
+                    models.IdentityRun,
+                ):
+                    conn.execute(delete(child).where(child.run_id.in_(ids)))
+                conn.execute(
+                    update(models.BackupRecord)
+                    .where(models.BackupRecord.run_id.in_(ids))
+                    .values(run_id=None)
+                )
+                conn.execute(delete(run).where(run.id.in_(ids)))
+            removed += len(ids)
+        with self.engine.begin() as conn:
+            deliveries = conn.execute(
+                delete(models.WebhookEvent).where(
+                    models.WebhookEvent.received_at < now - timedelta(seconds=webhooks)
+                )
+            ).rowcount
+        return removed, int(deliveries or 0)
 
     # -- findings ---------------------------------------------------------------------
 

@@ -388,6 +388,16 @@ class Source(Strict):
     git: GitSource
 
 
+class Retention(Strict):
+    """How long the ledger keeps runs; the daemon deletes older ones every few hours."""
+
+    runs: Seconds = 365 * 86400.0
+    """Runs that changed something or tried to (a migration, a backup, users), and every
+    other run after this long. The newest run of each target and concern is always kept."""
+    quiet: Seconds = 7 * 86400.0
+    """Runs that changed nothing (a daemon in sync writes one per target and interval)."""
+
+
 class Policy(Strict):
     ledger: DatabaseUrlField
     """reconciler's own store of runs and steps; SQLite by default, PostgreSQL in production.
@@ -399,6 +409,7 @@ class Policy(Strict):
     """Where the desired state lives when not in this file: the daemon fetches it."""
     grace: Seconds = 30.0
     """On SIGTERM, how long a running migration may take to finish before the process exits."""
+    retention: Retention = Retention()
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler.act import plan_target, reconcile_schema
 from reconciler.act.backups import take_backup
@@ -41,6 +42,7 @@ from reconciler.runtime.leader import Leaders
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.target import TargetRuntime
+from reconciler.secrets import redact
 from reconciler.source.git import GitCheckout
 from reconciler.textfiles import read_utf8
 
@@ -48,6 +50,12 @@ log = logging.getLogger("reconciler.daemon")
 CONCERNS = ("schema", "identity", "backup")
 BUSY_WAIT_SECONDS = 900.0
 WORKERS = 4
+RETENTION_EVERY = 6 * 3600.0
+RETENTION_FIRST = 60.0
+"""The ledger is pruned a minute after start (after the first cycle), then every 6 hours."""
+WEBHOOK_RETENTION = 7 * 86400.0
+"""Webhook deliveries are kept a week: replays are refused and events ordered within
+minutes (Svix timestamps more than 5 minutes off are refused anyway)."""
 """Targets ``run_once`` reconciles at once (the scheduler's pool runs up to 10). Runs mostly
 wait on their databases, far away ones above all; with all of them local on 2 cores, more
 threads only contend (bench/README.md, Fleet)."""
@@ -335,7 +343,7 @@ class Daemon:
     def _schedule(self) -> None:
         assert self.scheduler is not None
         for job in self.scheduler.get_jobs():
-            if job.id != "source":
+            if job.id not in ("source", "retention"):
                 job.remove()
         for name, runtime in self.targets.items():
             schedule = runtime.spec.schedule
@@ -370,7 +378,26 @@ class Daemon:
                 IntervalTrigger(seconds=self.bootstrap.source.git.interval),
                 id="source",
             )
+        self.scheduler.add_job(
+            self.prune_ledger,
+            IntervalTrigger(seconds=RETENTION_EVERY),
+            id="retention",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=RETENTION_FIRST),
+        )
         self.scheduler.start()
+
+    def prune_ledger(self) -> None:
+        """Keep the ledger from growing without end (``retention`` in the policy)."""
+        keep = self.policy.retention
+        try:
+            runs, deliveries = self.ledger.prune(
+                runs=keep.runs, quiet=keep.quiet, webhooks=WEBHOOK_RETENTION
+            )
+        except SQLAlchemyError as exc:
+            log.warning("ledger retention failed: %s", redact(str(exc).splitlines()[0]))
+            return
+        if runs or deliveries:
+            log.info("ledger retention: deleted %d runs, %d webhook deliveries", runs, deliveries)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop scheduling; wait for running work (a migration finishes or rolls back)."""

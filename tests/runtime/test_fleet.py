@@ -140,3 +140,31 @@ def test_a_reload_runs_each_concern_once(pg_url: str, deploy: Deploy) -> None:
     assert runs_after(1) == 1
     daemon.reload()
     assert runs_after(2) == 2
+
+
+def test_the_daemon_prunes_its_ledger_as_the_policy_says(
+    pg_url: str, tmp_path: Path, write_policy: Callable[..., Path]
+) -> None:
+    shutil.copytree(PRISMA_PG, tmp_path / "migrations", dirs_exist_ok=True)
+    daemon = Daemon(
+        write_policy(
+            f"""
+            ledger: sqlite:///{tmp_path}/l.db
+            retention: {{quiet: 0s}}
+            targets:
+              - name: shop
+                database: {pg_url}
+                migrations: {{layout: prisma, path: migrations}}
+                schedule: {{schema: 1h, identity: null}}
+            """
+        )
+    )
+    try:
+        for _ in range(3):
+            assert daemon.run_once() == 0
+        first, *_, last = [r.id for r in reversed(daemon.ledger.runs("shop"))]
+        daemon.prune_ledger()
+        # The run that applied the history stays; of the in-sync ones, only the newest.
+        assert sorted(r.id for r in daemon.ledger.runs("shop")) == [first, last]
+    finally:
+        daemon.stop(grace=0)
