@@ -11,14 +11,15 @@ be undone: the migration is rolled back whole and stops the target (``VerifyFail
 - SQLite: the census (row and non-null counts of every table) before and after, so a column
   dropped by a table rebuild is seen too.
 
-It runs where the layout owns the transaction (Prisma migrations run whole in one); a
-script with its own COMMIT, one that cannot run in a transaction, and Alembic revisions
-(``env.py`` owns the transaction) are measured by the rehearsal only.
+Prisma migrations run it in the one transaction they run in; Alembic revisions in the
+transaction ``env.py`` opens (through SQLAlchemy's begin and commit events). A Prisma script
+with its own COMMIT, or one that cannot run in a transaction, has nothing left to roll back:
+the rehearsal is what measures those.
 """
 
 from __future__ import annotations
 
-from reconciler.db.connection import Database
+from reconciler.db.connection import Queryable
 from reconciler.errors import DataLossPrevented
 from reconciler.observe.census import TOOL_TABLES, Census, Loss, deleted_tuples, losses, take_census
 from reconciler.plan.model import Step
@@ -35,13 +36,13 @@ class LossCheck:
         self._deleted: dict[str, int] = {}
         self._census: Census | None = None
 
-    def before(self, db: Database) -> None:
+    def before(self, db: Queryable) -> None:
         if db.dialect == "postgresql":
             self._deleted = deleted_tuples(db)
         else:
             self._census = take_census(db, checksums=False)
 
-    def after(self, db: Database) -> None:
+    def after(self, db: Queryable) -> None:
         if db.dialect == "postgresql":
             found = [
                 Loss(table, None, count - self._deleted.get(table, 0), "rows-deleted")

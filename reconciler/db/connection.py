@@ -31,15 +31,23 @@ from reconciler.secrets import redact
 Row = tuple[Any, ...]
 
 
-class Database(Protocol):
+class Queryable(Protocol):
+    """Enough of a connection to read from it: what the census and the checks need, so they
+    also run on a connection someone else opened (Alembic's ``env.py``)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of a read; ``%s`` placeholders on PostgreSQL, ``?`` on SQLite."""
+        ...
+
+
+class Database(Queryable, Protocol):
     """A live connection to one database."""
 
     url: DatabaseUrl
     dialect: Dialect
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Rows of a read; ``%s`` placeholders on PostgreSQL, ``?`` on SQLite (see ``param``)."""
-        ...
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reconciler.db.connection import Database
+from reconciler.db.connection import Queryable
 
 CHECKSUM_MAX_ROWS = 10_000
 """Tables up to this many rows (by the planner's estimate) get a content checksum."""
@@ -63,7 +63,7 @@ class Loss:
         return f"{self.table}.{self.column}: {values} dropped"
 
 
-def take_census(db: Database, *, checksums: bool = True, like: Census | None = None) -> Census:
+def take_census(db: Queryable, *, checksums: bool = True, like: Census | None = None) -> Census:
     """The census of ``db``. With ``like``, checksum exactly the tables ``like`` has
     checksums for, so two censuses compare cell for cell (a fresh restore has no
     statistics yet)."""
@@ -103,7 +103,7 @@ def losses(before: Census, after: Census, ignore: Iterable[str] = TOOL_TABLES) -
     return found
 
 
-def deleted_tuples(db: Database) -> dict[str, int]:
+def deleted_tuples(db: Queryable) -> dict[str, int]:
     """PostgreSQL's own count of the rows this session deleted from each table and has not
     yet reported (this transaction's, and earlier ones' until the next report): read before
     and after a script, the difference is what the script deleted, cascades and DO blocks
@@ -114,7 +114,8 @@ def deleted_tuples(db: Database) -> dict[str, int]:
         "SELECT n.nspname, c.relname, pg_stat_get_xact_tuples_deleted(c.oid) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg\\_toast%' AND pg_stat_get_xact_tuples_deleted(c.oid) > 0"
+        "AND NOT starts_with(n.nspname, 'pg_toast') "
+        "AND pg_stat_get_xact_tuples_deleted(c.oid) > 0"
     )
     return {(t if s == "public" else f"{s}.{t}"): int(n) for s, t, n in rows}
 
@@ -142,7 +143,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _tables(db: Database) -> list[tuple[str, list[str], int]]:
+def _tables(db: Queryable) -> list[tuple[str, list[str], int]]:
     if db.dialect == "postgresql":
         rows = db.query(
             "SELECT n.nspname, c.relname, array_agg(a.attname ORDER BY a.attnum), "
@@ -150,7 +151,7 @@ def _tables(db: Database) -> list[tuple[str, list[str], int]]:
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "
-            "'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
+            "'information_schema') AND NOT starts_with(n.nspname, 'pg_') "
             "GROUP BY n.nspname, c.relname ORDER BY 1, 2"
         )
         return [
@@ -159,14 +160,14 @@ def _tables(db: Database) -> list[tuple[str, list[str], int]]:
     names = [
         r[0]
         for r in db.query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
-            "ESCAPE '\\' ORDER BY name"
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name"
         )
     ]
     return [(n, [r[1] for r in db.query(f"PRAGMA table_info({_quote(n)})")], 0) for n in names]
 
 
-def _count(db: Database, name: str, columns: list[str], checksum: bool) -> TableCensus:
+def _count(db: Queryable, name: str, columns: list[str], checksum: bool) -> TableCensus:
     if db.dialect == "postgresql":
         schema, _, table = name.rpartition(".")
         target = f"{_quote(schema or 'public')}.{_quote(table)}"
@@ -186,7 +187,7 @@ def _count(db: Database, name: str, columns: list[str], checksum: bool) -> Table
     )
 
 
-def _sqlite_checksum(db: Database, target: str) -> str | None:
+def _sqlite_checksum(db: Queryable, target: str) -> str | None:
     rows = db.query(f"SELECT * FROM {target}")
     if len(rows) > CHECKSUM_MAX_ROWS:
         return None

@@ -30,7 +30,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from reconciler.db.connection import Database
@@ -149,8 +149,8 @@ class AlembicLayout:
         timeouts: Timeouts,
         check: TransactionCheck | None = None,
     ) -> None:
-        """``check`` is not run: the transaction is ``env.py``'s, on its own connection (the
-        rehearsal on a copy measures what a revision loses)."""
+        """``check`` runs in ``env.py``'s own transaction, on the connections it opens to
+        the target: after its BEGIN, and before its COMMIT, which a failing check prevents."""
         config = Config()
         config.set_main_option("script_location", str(self.path))
         url = _url_with_timeouts(db.url, timeouts)
@@ -163,12 +163,16 @@ class AlembicLayout:
         transactional = (
             _transactional_sqlite(db.url) if db.url.dialect == "sqlite" else nullcontext()
         )
+        checked = _checked(db.url, check) if check is not None else nullcontext()
         try:
             with (
                 transactional,
+                checked,
                 EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id),
             ):
                 self.script.run_env()
+        except MigrationFailed as exc:  # the check refused to let it commit
+            raise type(exc)(f"{exc} (env.py's transaction rolled back)") from None
         except Exception as exc:  # env.py and revisions are the application's code
             raise MigrationFailed(f"{_reason(exc)} (env.py's transaction rolled back)") from None
 
@@ -204,6 +208,57 @@ def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
         yield
     finally:
         event.remove(Pool, "connect", on_connect)
+
+
+@contextmanager
+def _checked(url: DatabaseUrl, check: TransactionCheck) -> Iterator[None]:
+    """While it is open, ``check`` runs in every transaction ``env.py`` opens on ``url``'s
+    database: ``before`` as it begins, ``after`` as it is about to commit (an exception
+    there leaves the COMMIT unsent, and the transaction rolls back as its connection
+    closes)."""
+    wanted = _identity(url.sqlalchemy_url())
+
+    def on_begin(conn: Connection) -> None:
+        if _identity(conn.engine.url) == wanted:
+            check.before(_Reads(conn))
+
+    def on_commit(conn: Connection) -> None:
+        if _identity(conn.engine.url) == wanted:
+            check.after(_Reads(conn))
+
+    event.listen(Engine, "begin", on_begin)
+    event.listen(Engine, "commit", on_commit)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "begin", on_begin)
+        event.remove(Engine, "commit", on_commit)
+
+
+def _identity(url: URL) -> tuple[str, str | None, int | None, str | None]:
+    """Which database a URL points at, whatever its driver and options."""
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database:
+        database = str(Path(database).resolve())
+    return url.get_backend_name(), url.host, url.port, database
+
+
+class _Reads:
+    """A SQLAlchemy connection seen as a ``Queryable``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite" if self.conn.dialect.name == "sqlite" else "postgresql"
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if params:
+            result = self.conn.exec_driver_sql(sql, tuple(params))
+        else:
+            result = self.conn.exec_driver_sql(sql)
+        return [tuple(row) for row in result.fetchall()]
 
 
 def _load_scripts(config: Config, path: Path) -> ScriptDirectory:

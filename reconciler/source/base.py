@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from reconciler import textfiles
-from reconciler.db.connection import Database
+from reconciler.db.connection import Database, Queryable
 from reconciler.db.url import Dialect
 from reconciler.errors import SourceError
 from reconciler.policy.model import Timeouts
@@ -119,11 +119,11 @@ class Layout(Protocol):
 class TransactionCheck(Protocol):
     """Inspects a migration's transaction around its script, before anything commits."""
 
-    def before(self, db: Database) -> None:
+    def before(self, db: Queryable) -> None:
         """Right after BEGIN, before the script."""
         ...
 
-    def after(self, db: Database) -> None:
+    def after(self, db: Queryable) -> None:
         """After the script, before COMMIT; raising ``MigrationFailed`` rolls it all back."""
         ...
 

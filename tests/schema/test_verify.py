@@ -4,11 +4,24 @@ before COMMIT, and a loss no approval covers rolls it back whole (``VerifyFailed
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from reconciler.act import plan_target, reconcile_schema
 from reconciler.policy import Policy
 from tests.conftest import pg_query
+from tests.schema.alembic_scripts import (
+    add_revision,
+    alembic_policy,
+    create_table,
+    script_dir,
+    tables,
+    versions,
+)
+from tests.schema.alembic_scripts import ledger_of as alembic_ledger
+from tests.schema.alembic_scripts import query as alembic_query
 from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
 
 # A DELETE no rule can see: inside a DO block, with a table created in the same migration.
@@ -133,3 +146,54 @@ def test_on_sqlite_a_trigger_that_deletes_is_rolled_back(tmp_path: Path) -> None
     with sqlite3.connect(tmp_path / "app.db") as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'audit'").fetchall() == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+def test_an_alembic_revision_is_checked_in_env_pys_transaction(
+    url: str, tmp_path: Path, write_policy: Callable[[str], Path]
+) -> None:
+    folder = script_dir(tmp_path)
+    add_revision(
+        folder,
+        "v1users",
+        None,
+        f"""
+        {create_table("users", "email")}
+        op.execute("INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        """,
+    )
+    if url.startswith("sqlite"):
+        purge = (
+            'op.execute("CREATE TRIGGER purge AFTER INSERT ON audit '
+            'BEGIN DELETE FROM users WHERE id > 1; END")'
+        )
+    else:
+        purge = (
+            'op.execute("CREATE RULE purge AS ON INSERT TO audit '
+            'DO ALSO DELETE FROM users WHERE id > 1")'
+        )
+    add_revision(
+        folder,
+        "v2audit",
+        "v1users",
+        f"""
+        {create_table("audit", "what")}
+        {purge}
+        op.execute("INSERT INTO audit (id, what) VALUES (1, 'x')")
+        """,
+    )
+    _, policy = alembic_policy(write_policy, url, folder)
+
+    outcome = reconcile_schema(policy.targets[0], alembic_ledger(policy), trigger="t", source="p")
+
+    assert outcome.reason == "VerifyFailed", outcome.message
+    assert "users: 2 rows deleted, which no approval covers" in outcome.message
+    assert versions(url) == {"v1users"}
+    assert "audit" not in tables(url)
+    assert alembic_query(url, "SELECT count(*) FROM users") == [(3,)]
