@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import threading
 import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -216,14 +217,19 @@ def _checked(url: DatabaseUrl, check: TransactionCheck) -> Iterator[None]:
     database: ``before`` as it begins, ``after`` as it is about to commit (an exception
     there leaves the COMMIT unsent, and the transaction rolls back as its connection
     closes)."""
-    wanted = _identity(url.sqlalchemy_url())
+    wanted, thread = _identity(url.sqlalchemy_url()), threading.get_ident()
+
+    def ours(conn: Connection) -> bool:
+        # env.py runs in this thread; other threads (the daemon's other targets, its ledger)
+        # may open transactions meanwhile, even on the same database.
+        return threading.get_ident() == thread and _identity(conn.engine.url) == wanted
 
     def on_begin(conn: Connection) -> None:
-        if _identity(conn.engine.url) == wanted:
+        if ours(conn):
             check.before(_Reads(conn))
 
     def on_commit(conn: Connection) -> None:
-        if _identity(conn.engine.url) == wanted:
+        if ours(conn):
             check.after(_Reads(conn))
 
     event.listen(Engine, "begin", on_begin)
