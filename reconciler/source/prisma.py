@@ -227,26 +227,11 @@ class PrismaLayout:
                 if check is not None:
                     check.after(db)
                 self._insert(db, row_id, migration, started, finished=True, steps=1, logs=None)
-        except LocksUnavailable as exc:
-            # Nothing of it ran and nothing is wrong with it: the attempt is recorded as
-            # rolled back (as `prisma migrate resolve --rolled-back` would), so the next run
-            # applies it again instead of refusing as for a broken migration (P3009).
-            with db.transaction():
-                self._insert(
-                    db,
-                    row_id,
-                    migration,
-                    started,
-                    finished=False,
-                    steps=0,
-                    logs=f"{exc}\n(transaction rolled back; to be run again)",
-                    rolled_back=True,
-                )
-            raise LocksUnavailable(
-                f"{exc} (within lock_timeout {timeouts.lock:g}s; rolled back: nothing of it is "
-                "in effect; it runs again on the next attempt)"
-            ) from None
         except MigrationFailed as exc:
+            # A lock timeout: nothing of it ran and nothing is wrong with it, so the attempt
+            # is recorded as rolled back (as `prisma migrate resolve --rolled-back` would)
+            # and the next run applies it again instead of refusing as Prisma's P3009 does.
+            again = isinstance(exc, LocksUnavailable)
             with db.transaction():
                 self._insert(
                     db,
@@ -255,9 +240,15 @@ class PrismaLayout:
                     started,
                     finished=False,
                     steps=0,
-                    logs=f"{exc}\n(transaction rolled back: no statement of "
-                    "this migration is in effect)",
+                    logs=f"{exc}\n(transaction rolled back: "
+                    + ("to be run again)" if again else "no statement of it is in effect)"),
+                    rolled_back=again,
                 )
+            if again:
+                raise LocksUnavailable(
+                    f"{exc} (within lock_timeout {timeouts.lock:g}s; rolled back: nothing of it "
+                    "is in effect; it runs again on the next attempt)"
+                ) from None
             # The same kind of failure (a loss the check refused stays one), now complete.
             raise type(exc)(f"{exc} (rolled back: nothing of it is in effect)") from None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.act import plan_target, reconcile_schema
+from reconciler.plan.model import Step
 from reconciler.policy import Policy
 from tests.conftest import pg_query
 from tests.schema.alembic_scripts import (
@@ -45,6 +46,20 @@ def migrated_with_users(pg_url: str, tmp_path: Path) -> tuple[Path, Policy]:
     return folder, policy
 
 
+def approving(tmp_path: Path, url: str, folder: Path, step: Step, rules: list[str]) -> Policy:
+    """The policy with an approval of ``rules`` for ``step``'s migration."""
+    return prisma_policy(
+        tmp_path,
+        url,
+        folder,
+        extra=(
+            "    safety:\n      approvals:\n"
+            f"        - {{migration: {step.migration.id}, checksum: "
+            f"{step.migration.checksum[:12]}, rules: [{', '.join(rules)}], reason: reviewed}}\n"
+        ),
+    )
+
+
 def test_a_delete_no_rule_sees_is_rolled_back_before_commit(pg_url: str, tmp_path: Path) -> None:
     folder, policy = migrated_with_users(pg_url, tmp_path)
     add_migration(folder, "20261201000000_cleanup", HIDDEN_DELETE)
@@ -69,17 +84,7 @@ def test_an_approved_do_block_deletes_what_it_was_approved_to(pg_url: str, tmp_p
     folder, _ = migrated_with_users(pg_url, tmp_path)
     add_migration(folder, "20261201000000_cleanup", HIDDEN_DELETE)
     step = plan_target(prisma_policy(tmp_path, pg_url, folder).targets[0]).steps[0]
-    policy = prisma_policy(
-        tmp_path,
-        pg_url,
-        folder,
-        extra=(
-            "    safety:\n      approvals:\n"
-            f"        - {{migration: 20261201000000_cleanup, checksum: "
-            f"{step.migration.checksum[:12]}, rules: [opaque-statement], "
-            "reason: even ids were test accounts}\n"
-        ),
-    )
+    policy = approving(tmp_path, pg_url, folder, step, ["opaque-statement"])
 
     outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
 
@@ -102,18 +107,9 @@ def test_rows_a_foreign_key_cascades_to_are_counted(pg_url: str, tmp_path: Path)
         folder, "20261202000000_drop_test_user", 'DELETE FROM "users" WHERE "id" = 1;\n'
     )
     step = plan_target(policy.targets[0]).steps[0]
+    assert step.migration.id == delete.parent.name
     rules = sorted({f.rule for f in step.findings if f.table == "users"})
-    approved = prisma_policy(
-        tmp_path,
-        pg_url,
-        folder,
-        extra=(
-            "    safety:\n      approvals:\n"
-            f"        - {{migration: {delete.parent.name}, checksum: "
-            f"{step.migration.checksum[:12]}, rules: [{', '.join(rules)}], "
-            "reason: the test user}\n"
-        ),
-    )
+    approved = approving(tmp_path, pg_url, folder, step, rules)
 
     outcome = reconcile_schema(approved.targets[0], ledger_of(approved), trigger="t", source="p")
 
