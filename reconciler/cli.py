@@ -40,7 +40,7 @@ from reconciler.cli_support import (
     target_option,
 )
 from reconciler.errors import ReconcilerError, Refused
-from reconciler.ledger import Ledger
+from reconciler.ledger import Ledger, RunRecord
 from reconciler.plan.lint_report import render as render_lint
 from reconciler.plan.model import Step
 from reconciler.plan.render import render_text, shown_path, to_json
@@ -241,18 +241,21 @@ def status(config: Path, target: str | None, output: str) -> None:
                 )
             except ReconcilerError as exc:
                 entry["error"] = redact(str(exc))
-            last = ledger.last_run(spec.name)
-            entry["last_run"] = (
-                None
-                if last is None
-                else {
-                    "started_at": last.started_at.isoformat(),
-                    "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-                    "outcome": last.outcome or "Interrupted",
-                    "message": last.message,
-                    "trigger": last.trigger,
-                }
-            )
+            entry["last_run"] = _run_entry(ledger.last_run(spec.name))
+            if spec.identity is not None:
+                entry["identity_last_run"] = _run_entry(ledger.last_run(spec.name, "identity"))
+            if spec.backup is not None:
+                newest = next(iter(ledger.backups(spec.name)), None)
+                entry["backup"] = (
+                    None
+                    if newest is None
+                    else {
+                        "id": newest.id,
+                        "created_at": newest.created_at.isoformat(),
+                        "size_bytes": newest.size_bytes,
+                        "verified": newest.verified,
+                    }
+                )
             report.append(entry)
     finally:
         ledger.close()
@@ -260,6 +263,28 @@ def status(config: Path, target: str | None, output: str) -> None:
         click.echo(json.dumps({"targets": report}, indent=2))
     else:
         click.echo("\n\n".join(_status_text(e) for e in report))
+
+
+def _run_entry(run: RunRecord | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "outcome": run.outcome or "Interrupted",
+        "message": run.message,
+        "trigger": run.trigger,
+    }
+
+
+def _run_line(label: str, run: dict[str, Any] | None) -> str:
+    if run is None:
+        return f"  {label:<10} never"
+    started = datetime.fromisoformat(run["started_at"]).astimezone(UTC)
+    return (
+        f"  {label:<10} {started:%Y-%m-%d %H:%M:%S} UTC via {run['trigger']}: "
+        f"{run['outcome']} ({run['message'] or ''})"
+    )
 
 
 def _status_text(entry: dict[str, Any]) -> str:
@@ -277,15 +302,20 @@ def _status_text(entry: dict[str, Any]) -> str:
         lines += [f"  drift      {d}" for d in entry["drift"]] or ["  drift      none"]
         if entry["blocker"]:
             lines.append(f"  blocked    {entry['blocker']}")
-    last = entry["last_run"]
-    if last is None:
-        lines.append("  last run   never")
-    else:
-        started = datetime.fromisoformat(last["started_at"]).astimezone(UTC)
-        lines.append(
-            f"  last run   {started:%Y-%m-%d %H:%M:%S} UTC via {last['trigger']}: "
-            f"{last['outcome']} ({last['message'] or ''})"
-        )
+    lines.append(_run_line("last run", entry["last_run"]))
+    if "identity_last_run" in entry:
+        lines.append(_run_line("identity", entry["identity_last_run"]))
+    if "backup" in entry:
+        backup = entry["backup"]
+        if backup is None:
+            lines.append("  backup     none yet")
+        else:
+            taken = datetime.fromisoformat(backup["created_at"]).astimezone(UTC)
+            state = {True: "verified", False: "FAILED verification", None: "not verified"}
+            lines.append(
+                f"  backup     {backup['id']} taken {taken:%Y-%m-%d %H:%M:%S} UTC, "
+                f"{state[backup['verified']]}"
+            )
     return "\n".join(lines)
 
 

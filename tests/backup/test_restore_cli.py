@@ -77,6 +77,9 @@ def test_restore_over_the_live_database_backs_it_up_first(
     backups = {str(b["reason"]): str(b["id"]) for b in listed(cli, policy)}
     assert backups["manual"] == ada_only
     before = backups["before-restore"]
+    status = cli("status", "-c", policy)
+    assert f"  backup     {before} taken " in status.stdout
+    assert status.stdout.rstrip().endswith(", verified")
     again = cli("restore", before, "-c", policy, "-t", "shop", "--to", "sqlite:///copy.db")
     assert again.exit_code == 0, again.output
     assert emails(tmp_path / "copy.db") == ["ada@example.com", "grace@example.com"]

@@ -165,6 +165,9 @@ def test_users_the_table_cannot_take_are_not_missing(
     assert after.exit_code == 0, after.output
     assert ": InSync: 20 listed; 0 missing, 0 changed, 0 orphaned, 4 not taken" in after.output
     assert "user_00005" in after.output
+    status = cli("status", "--config", shop.policy_path)
+    assert "  identity   " in status.output  # the last identity run, next to the schema's
+    assert "via cli: InSync (20 listed;" in status.output
 
     again = shop.sync()
     assert again.in_sync, again.message
