@@ -218,7 +218,7 @@ def _print_outcome(outcome: Outcome) -> None:
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
 @errors_to_exit
 def status(config: Path, target: str | None, output: str) -> None:
-    """Per target: live vs desired revision, pending, drift, last run."""
+    """Per target: live vs desired revision, pending, drift, last runs, newest backup."""
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     report: list[dict[str, Any]] = []
