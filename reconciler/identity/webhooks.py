@@ -52,6 +52,9 @@ has no identity interval (``schedule.identity: null``)."""
 class WebhookResponse:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "invalid"
+    """For metrics: ``applied``, ``deferred``, ``ignored``, ``out-of-order``, ``replayed``,
+    ``rejected`` (signature or timestamp), ``invalid`` (not a user event) or ``failed``."""
 
 
 class ClerkWebhook:
@@ -69,14 +72,14 @@ class ClerkWebhook:
         lowered = {k.lower(): v for k, v in headers.items()}
         missing = [h for h in HEADERS if not lowered.get(h)]
         if missing:
-            return WebhookResponse(400, {"error": f"missing header {missing[0]}"})
+            return WebhookResponse(400, {"error": f"missing header {missing[0]}"}, "rejected")
         try:
             self.verifier.verify(body, {h: lowered[h] for h in HEADERS})
         except WebhookVerificationError as exc:
-            return WebhookResponse(401, {"error": f"rejected: {exc}"})
+            return WebhookResponse(401, {"error": f"rejected: {exc}"}, "rejected")
         event_id = lowered["svix-id"]
         if self.ledger.webhook_seen(event_id):
-            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"})
+            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"}, "replayed")
         try:
             event = json.loads(body)
             kind, data = str(event["type"]), event["data"]
@@ -87,18 +90,20 @@ class ClerkWebhook:
         when = _event_time(data, sent)
         if kind not in ("user.created", "user.updated", "user.deleted"):
             self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "ignored")
-            return WebhookResponse(200, {"result": "ignored", "type": kind})
+            return WebhookResponse(200, {"result": "ignored", "type": kind}, "ignored")
         latest = self.ledger.latest_event_time(self.target.name, key)
         if latest is not None and when < latest:
             self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "out-of-order")
-            return WebhookResponse(200, {"result": "ignored: older than an applied event"})
+            return WebhookResponse(
+                200, {"result": "ignored: older than an applied event"}, "out-of-order"
+            )
         try:
             outcome, result = self._apply(kind, key, data)
         except ReconcilerError as exc:
-            return WebhookResponse(503, {"error": redact(str(exc))})
+            return WebhookResponse(503, {"error": redact(str(exc))}, "failed")
         if not self.ledger.record_webhook(event_id, self.target.name, key, kind, when, outcome):
-            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"})
-        return WebhookResponse(200, {"result": result})
+            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"}, "replayed")
+        return WebhookResponse(200, {"result": result}, outcome)
 
     def _apply(self, kind: str, key: str, data: dict[str, Any]) -> tuple[str, str]:
         """``("applied", what changed)``, or ``("deferred", why)`` for the sync to do."""
@@ -143,12 +148,15 @@ def _event_time(data: dict[str, Any], sent: datetime) -> datetime:
 
 
 def webhook_route(
-    hook: ClerkWebhook,
+    hook: ClerkWebhook, count: Callable[[str], None] | None = None
 ) -> Callable[[Mapping[str, str], bytes], tuple[int, str, bytes]]:
-    """The handler in the shape the daemon's HTTP server mounts."""
+    """The handler in the shape the daemon's HTTP server mounts; ``count`` is told each
+    delivery's outcome."""
 
     def serve(headers: Mapping[str, str], body: bytes) -> tuple[int, str, bytes]:
         response = hook.handle(headers, body)
+        if count is not None:
+            count(response.outcome)
         return response.status, "application/json", json.dumps(response.body).encode()
 
     return serve

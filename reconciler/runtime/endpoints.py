@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,6 +31,10 @@ def _authorized(daemon: Daemon, headers: Mapping[str, str], required: bool) -> b
     given = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
     expected = f"Bearer {token.reveal()}"
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _count_delivery(daemon: Daemon, target: str, outcome: str) -> None:
+    daemon.metrics.webhooks.labels(target, outcome).inc()
 
 
 def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
@@ -86,7 +91,9 @@ def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
 
         table[("POST", f"/targets/{name}/reconcile")] = run_now
         if spec.identity and spec.identity.clerk and spec.identity.clerk.webhook_secret:
-            hook = webhook_route(ClerkWebhook(spec, daemon.ledger))
+            hook = webhook_route(
+                ClerkWebhook(spec, daemon.ledger), partial(_count_delivery, daemon, name)
+            )
             table[("POST", f"/webhooks/clerk/{name}")] = hook
             hooks.append(hook)
     if len(hooks) == 1:

@@ -95,6 +95,13 @@ class Metrics:
             ["target", "action"],
             registry=r,
         )
+        self.webhooks = Counter(
+            "reconciler_webhook_deliveries",
+            "Webhook deliveries by outcome (applied, deferred, ignored, out-of-order, "
+            "replayed, rejected, invalid, failed).",
+            ["target", "outcome"],
+            registry=r,
+        )
         self.rehearsal_seconds = Gauge(
             "reconciler_rehearsal_duration_seconds",
             "How long the last rehearsal's steps took on the copy.",

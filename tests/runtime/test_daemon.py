@@ -254,6 +254,12 @@ def test_identity_follows_the_provider_and_its_webhooks(deployment: Deployment) 
             deployment.pg_url, "SELECT clerk_id FROM users WHERE email = %s", (newcomer_email,)
         ) == [(newcomer["id"],)]
         assert httpx.post(f"{url}/webhooks/clerk", **delivery).status_code == 400  # replayed
+        counted = httpx.get(f"{url}/metrics").text
+        for outcome in ("rejected", "applied", "replayed"):
+            assert (
+                f'reconciler_webhook_deliveries_total{{outcome="{outcome}",target="shop"}} 1.0'
+                in counted
+            )
         shown = httpx.get(f"{url}/status", headers=auth()).text + metrics + deployment.logs()
         assert WEBHOOK_SECRET not in shown
         assert PASSWORD_FREE_SECRET not in shown
