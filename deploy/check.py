@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from reconciler.runtime.conditions import REASONS
 from reconciler.runtime.metrics import Metrics
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +84,24 @@ def dashboard_expressions(problems: list[str]) -> list[tuple[str, str]]:
     return found
 
 
+def reason_colours(problems: list[str]) -> None:
+    """The condition tables colour every reason a target can show, and only those."""
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    for panel in board.get("panels", []):
+        for override in panel.get("fieldConfig", {}).get("overrides", []):
+            for prop in override.get("properties", []):
+                for mapping in prop.get("value", []) if prop.get("id") == "mappings" else []:
+                    mapped = set(mapping.get("options", {}))
+                    if mapped & REASONS and mapped != REASONS:
+                        title = panel.get("title", "?")
+                        for reason in sorted(REASONS - mapped):
+                            problems.append(
+                                f"{DASHBOARD.name}: {title!r} has no colour for {reason}"
+                            )
+                        for reason in sorted(mapped - REASONS):
+                            problems.append(f"{DASHBOARD.name}: {title!r} maps unknown {reason}")
+
+
 def alert_expressions() -> list[tuple[str, str]]:
     rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
     return [
@@ -119,6 +138,7 @@ def main() -> int:
     for where, expr in [*panels, *alert_expressions()]:
         for name in sorted(set(METRIC.findall(expr)) - known):
             problems.append(f"{where}: {name} is not a metric the daemon exports")
+    reason_colours(problems)
     parsed = promtool_parses(panels, problems)
     for line in problems:
         print(f"deploy/check.py: {line}", file=sys.stderr)

@@ -29,6 +29,21 @@ STALLING = frozenset(
 )
 """Reasons that need a person before the target can move again."""
 SUCCESS = frozenset({"InSync", "Pending", "Planned"})
+WAITING = frozenset(
+    {
+        "AwaitingGracePeriod",
+        "LocksUnavailable",
+        "Locked",
+        "DatabaseUnavailable",
+        "ProviderUnavailable",
+        "IncompleteListing",
+        "Suspended",
+    }
+)
+"""Reasons that clear by themselves (retried), or by the policy's own schedule."""
+REASONS = SUCCESS | WAITING | STALLING | {"Progressing"}
+"""Every reason a target can show (``Progressing``: a run under way, or none yet);
+``docs/reasons.md`` says what each means."""
 
 
 @dataclass(frozen=True)
