@@ -158,18 +158,23 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
 @config_option
 @target_option
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (needed without a TTY).")
+@click.option(
+    "--ignore-window",
+    is_flag=True,
+    help="Apply now, even outside the target's maintenance windows.",
+)
 @errors_to_exit
-def apply(config: Path, target: str | None, yes: bool) -> None:
+def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> None:
     """Apply pending migrations: one at a time, each in its own transaction."""
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     code = EXIT_OK
     try:
         for spec in chosen_targets(policy, target):
-            outcome = _apply_one(spec, ledger, str(config), yes)
+            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window)
             if outcome is None:
                 continue
-            if outcome.reason in ("AwaitingApproval", "AwaitingGracePeriod"):
+            if outcome.reason in ("AwaitingApproval", "AwaitingGracePeriod", "OutsideWindow"):
                 code = max(code, EXIT_BLOCKED)
             elif not outcome.in_sync:
                 code = EXIT_ERROR if code != EXIT_BLOCKED else code
@@ -178,7 +183,9 @@ def apply(config: Path, target: str | None, yes: bool) -> None:
     sys.exit(code)
 
 
-def _apply_one(spec: Target, ledger: Ledger, source: str, yes: bool) -> Outcome | None:
+def _apply_one(
+    spec: Target, ledger: Ledger, source: str, yes: bool, ignore_window: bool
+) -> Outcome | None:
     try:
         preview = plan_target(spec)
     except ReconcilerError as exc:
@@ -188,10 +195,17 @@ def _apply_one(spec: Target, ledger: Ledger, source: str, yes: bool) -> Outcome 
     if preview.in_sync:
         click.echo("")
         return None
-    if preview.runnable and not yes:
+    waits = preview.window_opens is not None and not ignore_window
+    if preview.runnable and not yes and not waits:
         confirm(f"Apply {len(preview.runnable)} migration(s) to {spec.name} ({spec.environment})?")
     outcome = reconcile_schema(
-        spec, ledger, trigger="cli", source=source, on_step=_print_step, report=click.echo
+        spec,
+        ledger,
+        trigger="cli",
+        source=source,
+        on_step=_print_step,
+        report=click.echo,
+        ignore_window=ignore_window,
     )
     _print_outcome(outcome)
     return outcome

@@ -136,15 +136,17 @@ def reconcile_schema(
     on_step: StepCallback | None = None,
     report: Reporter | None = None,
     db: Database | None = None,
+    ignore_window: bool = False,
 ) -> Outcome:
     """Bring ``target``'s schema to its desired revision, as far as the gate allows.
-    ``db``: a live connection to reuse (left open); else one is opened and closed."""
+    ``db``: a live connection to reuse (left open); else one is opened and closed.
+    ``ignore_window``: a person applies now, outside the target's maintenance windows."""
     run = ledger.run(target.name, "schema", trigger, source, commit)
     outcome = Outcome(target.name, "ApplyFailed", "interrupted")
     try:
         with open_target(target, db=db) as session:
             session.report = report or (lambda line: None)
-            outcome = _apply(session, ledger, run, on_step)
+            outcome = _apply(session, ledger, run, on_step, ignore_window)
             if session.rehearsal is not None:
                 outcome = replace(outcome, rehearsal=session.rehearsal)
     except ReconcilerError as exc:
@@ -155,7 +157,11 @@ def reconcile_schema(
 
 
 def _apply(
-    session: TargetSession, ledger: Ledger, run: LiveRun, on_step: StepCallback | None
+    session: TargetSession,
+    ledger: Ledger,
+    run: LiveRun,
+    on_step: StepCallback | None,
+    ignore_window: bool = False,
 ) -> Outcome:
     target, layout, db = session.target, session.layout, session.db
     # A first look without the lock: a plan that cannot run must not even create the
@@ -170,6 +176,16 @@ def _apply(
             target.name,
             "InSync",
             f"at {first_look.desired_revision or 'an empty history'}",
+            first_look,
+        )
+    opens = first_look.window_opens
+    if first_look.runnable and opens is not None and not ignore_window:
+        count = len(first_look.runnable)
+        return Outcome(
+            target.name,
+            "OutsideWindow",
+            f"{count} migration{'s' if count != 1 else ''} wait for the maintenance window, "
+            f"which opens {opens:%Y-%m-%d %H:%M} UTC",
             first_look,
         )
     with layout.lock(db):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from reconciler.observe.schema import Drift
@@ -56,6 +57,9 @@ class Plan:
     drift: tuple[Drift, ...] = ()
     blocker: Blocker | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    window_opens: datetime | None = None
+    """When the next maintenance window opens, if the plan was made outside every one: the
+    runnable steps wait for it (``OutsideWindow``)."""
 
     @property
     def in_sync(self) -> bool:

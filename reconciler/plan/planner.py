@@ -10,7 +10,7 @@ from reconciler.observe.schema import SchemaObservation
 from reconciler.plan.model import Blocker, Plan, Step
 from reconciler.policy.model import Target
 from reconciler.safety.findings import Finding
-from reconciler.safety.gate import gate_step
+from reconciler.safety.gate import gate_step, window_opens
 
 
 def plan_schema(
@@ -87,4 +87,5 @@ def plan_schema(
         drift=tuple(observation.drift),
         blocker=blocker,
         notes=tuple(notes),
+        window_opens=window_opens(target.windows, now),
     )

@@ -101,6 +101,11 @@ def summary(plan: Plan) -> str:
             f"; {runnable} can run now, then {first.migration.id} "
             f"{'waits for the grace period' if waits else 'needs an approval'}"
         )
+    if plan.window_opens is not None and runnable:
+        text += (
+            f"; outside the maintenance windows: they run when the next opens, "
+            f"{plan.window_opens:%Y-%m-%d %H:%M} UTC (or `apply --ignore-window`)"
+        )
     return text + "."
 
 
@@ -122,6 +127,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
             {"migration": d.migration, "kind": d.kind, "message": d.message} for d in plan.drift
         ],
         "notes": list(plan.notes),
+        "window_opens": plan.window_opens.isoformat() if plan.window_opens else None,
         "steps": [
             {
                 "action": s.action,

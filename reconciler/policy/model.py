@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -313,6 +314,51 @@ class Schedule(Strict):
         return value
 
 
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clock(value: Any) -> time:
+    """``"02:30"``; YAML reads an unquoted ``22:30`` as the number 1350 (minutes, base 60)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    if isinstance(value, str):
+        hours, _, minutes = value.strip().partition(":")
+        if hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60:
+            return time(int(hours), int(minutes))
+        if value.strip() == "24:00":
+            return time(0, 0)
+    raise ValueError('must be a time of day such as "02:30"')
+
+
+Clock = Annotated[time, BeforeValidator(_clock)]
+
+
+class Window(Strict):
+    """When migrations may be applied: ``from`` to ``to`` on ``days``, in ``timezone``. A
+    window whose ``to`` is not after its ``from`` ends the next day."""
+
+    days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1)
+    """The days the window opens on; every day by default."""
+    start: Clock = Field(alias="from")
+    end: Clock = Field(alias="to")
+    timezone: str = "UTC"
+    """An IANA name such as ``Europe/Berlin``; the window follows its daylight saving time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+
 class Target(Strict):
     name: Name
     """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
@@ -325,6 +371,9 @@ class Target(Strict):
     """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
     them when a person asks."""
     timeouts: Timeouts = Timeouts()
+    windows: list[Window] = Field(default_factory=list)
+    """Maintenance windows: pending migrations are applied only inside one of them (the
+    daemon waits, ``OutsideWindow``; ``apply --ignore-window`` overrides). None: any time."""
     safety: Safety = Safety()
     backup: Backup | None = None
     identity: Identity | None = None

@@ -32,6 +32,7 @@ SUCCESS = frozenset({"InSync", "Pending", "Planned"})
 WAITING = frozenset(
     {
         "AwaitingGracePeriod",
+        "OutsideWindow",
         "LocksUnavailable",
         "Locked",
         "DatabaseUnavailable",
@@ -41,6 +42,8 @@ WAITING = frozenset(
     }
 )
 """Reasons that clear by themselves (retried), or by the policy's own schedule."""
+SETTLED = SUCCESS | {"AwaitingGracePeriod", "OutsideWindow", "Suspended"}
+"""Not failures: the target is where the policy lets it be for now, so no retry."""
 REASONS = SUCCESS | WAITING | STALLING | {"Progressing"}
 """Every reason a target can show (``Progressing``: a run under way, or none yet);
 ``docs/reasons.md`` says what each means."""

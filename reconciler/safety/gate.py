@@ -4,11 +4,13 @@ edited file voids it), names the rules it covers, and may expire."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from reconciler.policy.model import Approval, Safety
+from reconciler.policy.model import DAYS, Approval, Safety, Window
 from reconciler.safety.findings import Finding
 from reconciler.source.base import Migration
 
@@ -88,6 +90,29 @@ def covers_loss(verdict: Verdict, safety: Safety, table: str) -> bool:
     if "data-loss" not in safety.block:
         return True
     return any(f.table == table or f.rule == "opaque-statement" for f, _ in verdict.approved)
+
+
+def window_opens(windows: Sequence[Window], now: datetime) -> datetime | None:
+    """None when migrations may run at ``now`` (inside a window, or no windows at all);
+    else when the next window opens (UTC)."""
+    if not windows:
+        return None
+    openings: list[datetime] = []
+    for window in windows:
+        zone = ZoneInfo(window.timezone)
+        today = now.astimezone(zone).date()
+        for offset in range(-1, 8):  # yesterday's window may still be open past midnight
+            day = today + timedelta(days=offset)
+            if DAYS[day.weekday()] not in window.days:
+                continue
+            start = datetime.combine(day, window.start, zone)
+            end_day = day if window.end > window.start else day + timedelta(days=1)
+            end = datetime.combine(end_day, window.end, zone)
+            if start <= now < end:
+                return None
+            if start > now:
+                openings.append(start)
+    return min(openings).astimezone(UTC)
 
 
 def _today(now: datetime) -> date:
