@@ -48,6 +48,7 @@ def schema(daemon: Daemon, runtime: TargetRuntime, plan: Plan | None, applied: i
         ],
         "drift": [d.message for d in plan.drift],
         "blocker": plan.blocker.message if plan.blocker else None,
+        "window_opens": plan.window_opens.isoformat() if plan.window_opens else None,
     }
     metrics.pending.labels(name).set(len(pending))
     metrics.blocked.labels(name).set(sum(1 for s in pending if s.blocked))

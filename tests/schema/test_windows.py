@@ -138,6 +138,8 @@ def test_the_daemon_waits_for_the_window_and_is_not_failing(tmp_path: Path) -> N
         state = daemon.targets["shop"].concern("schema")
         assert state.reason == "OutsideWindow"
         assert state.failures == 0  # waiting is not failing: no retries, no failure alert
+        opens = daemon.targets["shop"].schema["window_opens"]
+        assert datetime.fromisoformat(opens) > datetime.now(UTC)  # shown in /status
         assert "users" not in tables(tmp_path / "shop.db")
     finally:
         daemon.stop(grace=0)
