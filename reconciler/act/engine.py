@@ -37,6 +37,7 @@ from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
 from reconciler.policy.model import Target
+from reconciler.safety.gate import window_opens
 from reconciler.source import Layout, open_layout
 
 
@@ -199,7 +200,18 @@ def _apply(
             if stop is not None:
                 return stop
         results: list[StepResult] = []
-        for step in plan.runnable:
+        for index, step in enumerate(plan.runnable):
+            closed = None if ignore_window else window_opens(target.windows, datetime.now(UTC))
+            if closed is not None:  # the window closed while earlier steps ran
+                left = len(plan.runnable) - index
+                return Outcome(
+                    target.name,
+                    "OutsideWindow",
+                    f"applied {index}; the maintenance window closed, {left} wait for the "
+                    f"next, which opens {closed:%Y-%m-%d %H:%M} UTC",
+                    plan,
+                    tuple(results),
+                )
             if on_step:
                 on_step(step, None)
             migration = step.migration

@@ -143,3 +143,30 @@ def test_the_daemon_waits_for_the_window_and_is_not_failing(tmp_path: Path) -> N
         assert "users" not in tables(tmp_path / "shop.db")
     finally:
         daemon.stop(grace=0)
+
+
+def test_a_window_that_closes_mid_run_stops_before_the_next_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock is the one thing faked: the window is open for the first migration only."""
+    from reconciler.act import engine, reconcile_schema
+    from reconciler.ledger import Ledger
+
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(
+        "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
+        "    database: sqlite:///shop.db\n"
+        "    migrations: {layout: prisma, path: migrations}\n"
+    )
+    opens = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    answers = iter([None])
+    monkeypatch.setattr(engine, "window_opens", lambda windows, now: next(answers, opens))
+    policy = load_policy(policy_path, environ={})
+    with Ledger(policy.ledger) as ledger:
+        outcome = reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
+    assert outcome.reason == "OutsideWindow"
+    assert "applied 1; the maintenance window closed, 6 wait" in outcome.message
+    assert [r.outcome for r in outcome.results] == ["applied"]
+    assert "users" in tables(tmp_path / "shop.db")
+    assert "subscriptions" not in tables(tmp_path / "shop.db")
