@@ -252,6 +252,9 @@ def status(config: Path, target: str | None, output: str) -> None:
                     pending=len(current.steps),
                     drift=[d.message for d in current.drift],
                     blocker=current.blocker.message if current.blocker else None,
+                    window_opens=(
+                        current.window_opens.isoformat() if current.window_opens else None
+                    ),
                 )
             except ReconcilerError as exc:
                 entry["error"] = redact(str(exc))
@@ -316,6 +319,9 @@ def _status_text(entry: dict[str, Any]) -> str:
         lines += [f"  drift      {d}" for d in entry["drift"]] or ["  drift      none"]
         if entry["blocker"]:
             lines.append(f"  blocked    {entry['blocker']}")
+        if entry["window_opens"]:
+            opens = datetime.fromisoformat(entry["window_opens"])
+            lines.append(f"  window     closed; the next opens {opens:%Y-%m-%d %H:%M} UTC")
     lines.append(_run_line("last run", entry["last_run"]))
     if "identity_last_run" in entry:
         lines.append(_run_line("identity", entry["identity_last_run"]))

@@ -126,6 +126,9 @@ def test_outside_the_window_apply_waits_unless_a_person_overrides(cli: Cli, tmp_
     assert "OutsideWindow" in waited.output
     assert "users" not in tables(tmp_path / "shop.db")
 
+    status = cli("status", "-c", policy)
+    assert "  window     closed; the next opens " in status.stdout
+
     applied = cli("apply", "-c", policy, "--yes", "--ignore-window")
     assert applied.exit_code == 0, applied.output
     assert "users" in tables(tmp_path / "shop.db")
