@@ -6,8 +6,9 @@ inside a DO block or a trigger, a foreign key that cascades. So the check runs i
 migration's own transaction, after its script and before its COMMIT, where a loss can still
 be undone: the migration is rolled back whole and stops the target (``VerifyFailed``).
 
-- PostgreSQL: the server's per-session counters of deleted rows (``pg_stat_xact_user_tables``)
-  read before and after the script; no table is scanned.
+- PostgreSQL: the server's per-session counters of deleted rows
+  (``pg_stat_get_xact_tuples_deleted``, as ``pg_stat_xact_user_tables`` shows them), read
+  before and after the script; no table is scanned.
 - SQLite: the census (row and non-null counts of every table) before and after, so a column
   dropped by a table rebuild is seen too.
 
