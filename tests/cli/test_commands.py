@@ -311,9 +311,10 @@ def test_python_dash_m_runs_the_example_end_to_end(tmp_path: Path) -> None:
     shutil.copy(ROOT / "config.example.yaml", tmp_path / "config.example.yaml")
     shutil.copytree(EXAMPLES, tmp_path / "examples" / "shop")
     env = {"DATABASE_URL": ""}
-    first = run_process("apply", "--config", "config.example.yaml", "--yes", cwd=tmp_path, env=env)
+    first = run_process("run", "--config", "config.example.yaml", "--once", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
-    assert "Apply complete: shop: applied 7 migrations" in first.stdout
+    assert "shop schema: InSync: applied 7 migrations" in first.stdout
+    assert "shop identity: InSync: 5 listed; 5 missing" in first.stdout
     second = run_process("plan", "--config", "config.example.yaml", cwd=tmp_path, env=env)
     assert second.returncode == 0
     assert "No changes." in second.stdout
