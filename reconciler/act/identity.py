@@ -77,7 +77,7 @@ def reconcile_identity(
     db: Database | None = None
     opened: Provider | None = None
     try:
-        db = connect(target.database)
+        db = connect(target.database, create=not dry_run)  # a dry run creates no file
         table = UsersTable(db, spec)
         if provider is None:
             provider = opened = open_provider(spec)

@@ -87,7 +87,10 @@ class UsersTable:
             )
         present = {r[0] for r in rows}
         if not present:
-            raise Refused(f"identity.table: table {self.spec.table!r} does not exist")
+            raise Refused(
+                f"identity.table: table {self.spec.table!r} does not exist (apply the "
+                "migrations that create it first)"
+            )
         wanted = [self.spec.key, *self.spec.columns.values()]
         if self.spec.soft_delete_column:
             wanted.append(self.spec.soft_delete_column)

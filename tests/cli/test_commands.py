@@ -359,3 +359,20 @@ def test_an_existing_sqlite_database_keeps_its_journal_mode(
     assert cli("apply", "-c", policy, "--yes").exit_code == 0
     with sqlite3.connect(shop) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_identity_plan_creates_no_sqlite_file(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    (tmp_path / "users.yaml").write_text("users:\n  - {id: user_1, email: a@example.com}\n")
+    policy = sqlite_policy(
+        write_policy,
+        tmp_path,
+        identity="{provider: file, file: {path: users.yaml}, key: clerk_id}",
+    )
+    planned = cli("identity", "plan", "-c", policy)
+    assert planned.exit_code == 1
+    assert "table 'users' does not exist (apply the migrations that create it first)" in (
+        planned.output
+    )
+    assert not (tmp_path / "var" / "shop.db").exists()
