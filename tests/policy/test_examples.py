@@ -18,3 +18,21 @@ def test_shipped_policy_passes_check(cli: Callable[..., Result], policy: Path) -
     result = cli("check", "--config", policy)
     assert result.exit_code == 0, result.output
     assert "policy valid" in result.stdout
+
+
+def test_the_kubernetes_policy_validates_with_its_secret_filled_in() -> None:
+    """The policy the ConfigMap mounts, with the keys of secret.example.yaml set."""
+    import yaml
+
+    from reconciler.policy import parse_policy
+
+    manifest = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "configmap.yaml").read_text())
+    secret = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "secret.example.yaml").read_text())
+    keys = {**secret.get("stringData", {}), **secret.get("data", {})}
+    environ = dict.fromkeys(keys, "placeholder")
+    environ["LEDGER_URL"] = environ["DATABASE_URL"] = "postgresql://app@db.internal:5432/shop"
+    policy = parse_policy(
+        manifest["data"]["policy.yaml"], Path("/etc/reconciler/policy.yaml"), environ
+    )
+    assert [t.name for t in policy.targets] == ["shop"]
+    assert policy.server.listen == "0.0.0.0:9108"
