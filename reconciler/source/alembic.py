@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -164,7 +164,7 @@ class AlembicLayout:
         transactional = (
             _transactional_sqlite(db.url) if db.url.dialect == "sqlite" else nullcontext()
         )
-        checked = _checked(db.url, check) if check is not None else nullcontext()
+        checked = _checked(db, check) if check is not None else nullcontext()
         try:
             with (
                 transactional,
@@ -182,11 +182,25 @@ _OWN_BEGIN = "reconciler.sqlite_own_begin"
 """Marks, in a pooled connection's ``info``, a SQLite connection whose BEGIN we send."""
 
 
-@event.listens_for(Engine, "begin")
-def _send_begin(conn: Connection) -> None:
-    # Permanent, so a connection an engine keeps pooled stays transactional after the run.
-    if conn.info.get(_OWN_BEGIN):
-        conn.exec_driver_sql("BEGIN")
+@event.listens_for(Engine, "before_cursor_execute")
+def _begin_first(
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """BEGIN ahead of a transaction's first statement on a marked connection. Not in the
+    ``begin`` event: an ``env.py`` that already applies this remedy sends its own BEGIN
+    there, after ours, which SQLite would refuse. Permanent, so a connection an engine
+    keeps pooled stays transactional after the run."""
+    if not conn.info.get(_OWN_BEGIN) or not conn.in_transaction():
+        return
+    if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        return
+    if statement.lstrip()[:5].upper() != "BEGIN":  # env.py's own BEGIN, if it sends one
+        cursor.execute("BEGIN")
 
 
 @contextmanager
@@ -212,12 +226,14 @@ def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
 
 
 @contextmanager
-def _checked(url: DatabaseUrl, check: TransactionCheck) -> Iterator[None]:
-    """While it is open, ``check`` runs in every transaction ``env.py`` opens on ``url``'s
-    database: ``before`` as it begins, ``after`` as it is about to commit (an exception
-    there leaves the COMMIT unsent, and the transaction rolls back as its connection
-    closes)."""
-    wanted, thread = _identity(url.sqlalchemy_url()), threading.get_ident()
+def _checked(db: Database, check: TransactionCheck) -> Iterator[None]:
+    """While it is open, ``check`` runs in every transaction ``env.py`` opens on ``db``'s
+    database: ``after`` as it is about to commit (an exception there leaves the COMMIT
+    unsent, and the transaction rolls back as its connection closes); ``before`` as it
+    begins on PostgreSQL, whose counters belong to the session. On SQLite ``before`` reads
+    the census on our own connection just ahead: a query in the ``begin`` event would run
+    ahead of a BEGIN that ``env.py`` may send there itself."""
+    wanted, thread = _identity(db.url.sqlalchemy_url()), threading.get_ident()
 
     def ours(conn: Connection) -> bool:
         # env.py runs in this thread; other threads (the daemon's other targets, its ledger)
@@ -232,13 +248,18 @@ def _checked(url: DatabaseUrl, check: TransactionCheck) -> Iterator[None]:
         if ours(conn):
             check.after(_Reads(conn))
 
-    event.listen(Engine, "begin", on_begin)
-    event.listen(Engine, "commit", on_commit)
+    events: list[tuple[str, Callable[[Connection], None]]] = [("commit", on_commit)]
+    if db.dialect == "sqlite":
+        check.before(db)
+    else:
+        events.append(("begin", on_begin))
+    for name, listener in events:
+        event.listen(Engine, name, listener)
     try:
         yield
     finally:
-        event.remove(Engine, "begin", on_begin)
-        event.remove(Engine, "commit", on_commit)
+        for name, listener in events:
+            event.remove(Engine, name, listener)
 
 
 def _identity(url: URL) -> tuple[str, str | None, int | None, str | None]:

@@ -512,3 +512,58 @@ def test_alembic_policy_revision_that_does_not_exist_is_a_clear_error(
     assert ledger.steps(outcome.run_id or 0) == []
     assert tables(url) == set()
     ledger.close()
+
+
+RECIPE_ENV_PY = '''\
+"""An env.py that already makes pysqlite transactional, as SQLAlchemy's docs show."""
+
+from alembic import context
+from sqlalchemy import create_engine, event, pool
+
+config = context.config
+engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+
+
+@event.listens_for(engine, "connect")
+def _connect(dbapi_connection, record):
+    dbapi_connection.isolation_level = None
+
+
+@event.listens_for(engine, "begin")
+def _begin(conn):
+    conn.exec_driver_sql("BEGIN")
+
+
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
+'''
+
+
+def test_an_env_py_with_its_own_sqlite_begin_still_works(
+    tmp_path: Path, write_policy: WritePolicy
+) -> None:
+    folder = script_dir(tmp_path)
+    (folder / "env.py").write_text(RECIPE_ENV_PY, encoding="utf-8")
+    add_revision(folder, "r1users", None, create_table("users", "email"))
+    add_revision(
+        folder,
+        "r2broken",
+        "r1users",
+        f"""
+        {create_table("audit", "what")}
+        op.execute("INSERT INTO no_such_table VALUES (1)")
+        """,
+    )
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    _, policy = alembic_policy(write_policy, url, folder)
+    ledger = ledger_of(policy)
+    outcome = reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
+    ledger.close()
+    assert outcome.reason == "ApplyFailed"
+    assert "no_such_table" in outcome.message
+    assert "cannot start a transaction" not in outcome.message
+    assert versions(url) == {"r1users"}
+    assert "audit" not in tables(url)
