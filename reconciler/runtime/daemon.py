@@ -267,6 +267,17 @@ class Daemon:
                     runtime.drop_connection()  # it ran migrations, or it is gone
                 views.schema(self, runtime, outcome.plan, outcome.applied)
                 views.rehearsal(self, runtime, outcome.rehearsal)
+                opens = outcome.plan.window_opens if outcome.plan else None
+                if outcome.reason == "OutsideWindow" and opens and self.scheduler is not None:
+                    # Not up to an interval late: a run as the window opens.
+                    self.scheduler.add_job(
+                        self.reconcile,
+                        "date",
+                        run_date=opens + timedelta(seconds=1),
+                        args=(spec.name, "schema", "window"),
+                        id=f"{spec.name}:schema:window",
+                        replace_existing=True,
+                    )
                 return outcome.reason, outcome.message
             try:
                 plan = plan_target(spec, db)

@@ -173,3 +173,22 @@ def test_a_window_that_closes_mid_run_stops_before_the_next_migration(
     assert [r.outcome for r in outcome.results] == ["applied"]
     assert "users" in tables(tmp_path / "shop.db")
     assert "subscriptions" not in tables(tmp_path / "shop.db")
+
+
+def test_the_daemon_comes_back_as_the_window_opens(tmp_path: Path) -> None:
+    import time
+
+    daemon = Daemon(closed_window_policy(tmp_path))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 20
+        while daemon.targets["shop"].concern("schema").reason != "OutsideWindow":
+            assert time.monotonic() < deadline, "no schema run"
+            time.sleep(0.05)
+        assert daemon.scheduler is not None
+        job = daemon.scheduler.get_job("shop:schema:window")
+        opens = datetime.fromisoformat(daemon.targets["shop"].schema["window_opens"])
+        assert job is not None
+        assert job.next_run_time == opens + timedelta(seconds=1)
+    finally:
+        daemon.stop(grace=0)
