@@ -20,7 +20,7 @@ from reconciler.ledger import Ledger
 from reconciler.observe.census import Loss, losses, take_census
 from reconciler.plan.model import Plan, Step
 from reconciler.policy.model import Safety, Target
-from reconciler.safety.gate import covers_loss
+from reconciler.safety.gate import covers_loss, loss_approval
 from reconciler.source import open_layout
 from reconciler.source.base import Layout
 
@@ -68,7 +68,8 @@ class Rehearsal:
                 lost = "; ".join(loss.describe() for loss in result.unapproved)
                 return (
                     "RehearsalLostData",
-                    f"{migration} would lose data (measured on a copy): {lost}",
+                    f"{migration} would lose data (measured on a copy): {lost}; if intended, "
+                    f"approve it: {loss_approval(result.step.migration, result.unapproved)}",
                 )
         return None
 

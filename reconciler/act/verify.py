@@ -25,7 +25,7 @@ from reconciler.errors import DataLossPrevented
 from reconciler.observe.census import TOOL_TABLES, Census, Loss, deleted_tuples, losses, take_census
 from reconciler.plan.model import Step
 from reconciler.policy.model import Safety
-from reconciler.safety.gate import covers_loss
+from reconciler.safety.gate import covers_loss, loss_approval
 
 
 class LossCheck:
@@ -60,7 +60,8 @@ class LossCheck:
             raise DataLossPrevented(
                 "verify: "
                 + "; ".join(loss.describe() for loss in unapproved)
-                + ", which no approval covers"
+                + ", which no approval covers; if intended, approve it: "
+                + loss_approval(self.step.migration, unapproved)
             )
 
 

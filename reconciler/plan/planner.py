@@ -25,7 +25,7 @@ def plan_schema(
         failed = history.failed[0]
         when = f" (started {failed.started_at:%Y-%m-%d %H:%M} UTC)" if failed.started_at else ""
         logs = (failed.logs or "").strip()
-        why = f": {logs.splitlines()[0][:200]}" if logs else ""
+        why = f": {logs.splitlines()[0][:400]}" if logs else ""
         if "statement timeout" in logs:
             fix = (
                 "It ran longer than timeouts.statement: raise that for this target (or make "
@@ -33,8 +33,8 @@ def plan_schema(
             )
         elif logs.startswith("verify:"):
             fix = (
-                "If that loss is intended, approve it in safety.approvals (the rules of its "
-                "findings; opaque-statement for a DO block); if not, fix its migration.sql"
+                "If that loss is intended, add the approval above to safety.approvals; if "
+                "not, fix its migration"
             )
         else:
             fix = "Fix its migration.sql"

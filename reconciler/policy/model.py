@@ -118,8 +118,12 @@ class Approval(Strict):
     checksum: str = Field(pattern=r"^[0-9a-f]{8,64}$")
     """The start (8+ hex digits) of the migration's sha256: editing the file voids the
     approval. ``reconciler plan`` prints the exact snippet to paste."""
-    rules: list[str] = Field(min_length=1)
+    rules: list[str] = Field(default_factory=list)
     """Rule ids this approval covers, e.g. ``[drop-column]``."""
+    tables: list[str] = Field(default_factory=list)
+    """Tables whose measured loss the migration may cause although no rule flags it: rows
+    a foreign key cascades to, or a trigger deletes (measured on the copy and inside the
+    live transaction)."""
     reason: str = Field(min_length=3)
     """Why the loss is intended; recorded in the ledger with every use."""
     approved_by: str | None = None
@@ -129,6 +133,8 @@ class Approval(Strict):
 
     @model_validator(mode="after")
     def _known_rules(self) -> Approval:
+        if not self.rules and not self.tables:
+            raise ValueError("an approval needs `rules` (or `tables` for a measured loss)")
         unknown = [r for r in self.rules if r not in RULES]
         if unknown:
             raise ValueError(f"unknown rule {unknown[0]!r}; rules are: {', '.join(sorted(RULES))}")

@@ -4,10 +4,10 @@ edited file voids it), names the rules it covers, and may expire."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from reconciler.policy.model import DAYS, Approval, Safety, Window
@@ -15,6 +15,13 @@ from reconciler.safety.findings import Finding
 from reconciler.source.base import Migration
 
 Decision = Literal["run", "blocked", "waiting"]
+
+
+class HasTable(Protocol):
+    """A measured loss, as far as approvals care: the table it is on."""
+
+    @property
+    def table(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class Verdict:
     """``contract-too-soon`` findings: the step waits for the grace period."""
     refused: tuple[str, ...] = field(default_factory=tuple)
     """Why approvals that name this migration did not apply (edited file, expired)."""
+    accepted_tables: frozenset[str] = frozenset()
+    """Tables whose measured loss valid approvals accept (``tables:``): cascades, triggers."""
 
     @property
     def reason(self) -> str:
@@ -80,14 +89,18 @@ def gate_step(
         else:
             blocking.append(finding)
     decision: Decision = "blocked" if blocking else ("waiting" if waiting else "run")
-    return Verdict(decision, tuple(blocking), tuple(approved), tuple(waiting), tuple(refused))
+    accepted = frozenset(t for a in valid for t in a.tables)
+    return Verdict(
+        decision, tuple(blocking), tuple(approved), tuple(waiting), tuple(refused), accepted
+    )
 
 
 def covers_loss(verdict: Verdict, safety: Safety, table: str) -> bool:
     """Whether data a step measurably loses from ``table`` (on a copy, or inside its own
     transaction) is accepted: the policy does not block data loss, an approval covers a
-    finding on that table, or one covers the step's DO blocks, which no rule sees into."""
-    if "data-loss" not in safety.block:
+    finding on that table or names the table, or one covers the step's DO blocks, which no
+    rule sees into."""
+    if "data-loss" not in safety.block or table in verdict.accepted_tables:
         return True
     return any(f.table == table or f.rule == "opaque-statement" for f, _ in verdict.approved)
 
@@ -127,4 +140,14 @@ def approval_snippet(migration: Migration, findings: tuple[Finding, ...]) -> str
         f"          checksum: {migration.checksum[:12]}\n"
         f"          rules: [{', '.join(rules)}]\n"
         f'          reason: "<why this is intended, and how the data was preserved>"\n'
+    )
+
+
+def loss_approval(migration: Migration, lost: Iterable[HasTable]) -> str:
+    """The entry to paste under ``safety.approvals`` to accept a measured loss on the
+    tables of ``lost``."""
+    tables = sorted({item.table for item in lost})
+    return (
+        f"{{migration: {migration.id}, checksum: {migration.checksum[:12]}, "
+        f"tables: [{', '.join(tables)}], reason: ...}}"
     )

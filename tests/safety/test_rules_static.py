@@ -24,7 +24,7 @@ from reconciler.policy.model import Approval, Safety
 from reconciler.rulebook import RULES
 from reconciler.safety.analyse import judge_batch, parse_migration
 from reconciler.safety.findings import Finding
-from reconciler.safety.gate import Verdict, gate_step
+from reconciler.safety.gate import Verdict, covers_loss, gate_step
 from reconciler.safety.rules import Expansion
 from reconciler.source.alembic import AlembicLayout
 from reconciler.source.base import Migration
@@ -1578,6 +1578,20 @@ def test_syntax_errors_always_block_and_cannot_be_approved() -> None:
 def test_approval_names_known_rules_only() -> None:
     with pytest.raises(ValidationError, match="unknown rule 'drop-colum'"):
         approval(DROP_SQL, ["drop-colum"])
+    with pytest.raises(ValidationError, match="an approval needs `rules`"):
+        approval(DROP_SQL, [])
+
+
+def test_an_approval_may_accept_measured_losses_on_tables_no_rule_flags() -> None:
+    """Rows a cascade or a trigger deletes: accepted by naming the table, for that
+    migration only, and only while its checksum matches."""
+    sql = 'DELETE FROM "users" WHERE "id" = 1;'
+    verdict = gate(sql, Safety(approvals=[approval(sql, [], tables=["notes"])]))
+    assert verdict.accepted_tables == {"notes"}
+    assert covers_loss(verdict, Safety(), "notes")
+    assert not covers_loss(verdict, Safety(), "invoices")
+    edited = gate(sql + "\n", Safety(approvals=[approval(sql, [], tables=["notes"])]))
+    assert edited.accepted_tables == frozenset()
 
 
 def test_contract_too_soon_waits_for_the_grace_period() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.act import plan_target, reconcile_schema
+from reconciler.act.resolve import resolve_failed
 from reconciler.plan.model import Step
 from reconciler.policy import Policy
 from tests.conftest import pg_query
@@ -46,8 +47,16 @@ def migrated_with_users(pg_url: str, tmp_path: Path) -> tuple[Path, Policy]:
     return folder, policy
 
 
-def approving(tmp_path: Path, url: str, folder: Path, step: Step, rules: list[str]) -> Policy:
-    """The policy with an approval of ``rules`` for ``step``'s migration."""
+def approving(
+    tmp_path: Path,
+    url: str,
+    folder: Path,
+    step: Step,
+    rules: list[str],
+    tables: tuple[str, ...] | list[str] = (),
+) -> Policy:
+    """The policy with an approval of ``rules`` (and measured losses on ``tables``) for
+    ``step``'s migration."""
     return prisma_policy(
         tmp_path,
         url,
@@ -55,7 +64,8 @@ def approving(tmp_path: Path, url: str, folder: Path, step: Step, rules: list[st
         extra=(
             "    safety:\n      approvals:\n"
             f"        - {{migration: {step.migration.id}, checksum: "
-            f"{step.migration.checksum[:12]}, rules: [{', '.join(rules)}], reason: reviewed}}\n"
+            f"{step.migration.checksum[:12]}, rules: [{', '.join(rules)}], "
+            f"tables: [{', '.join(tables)}], reason: reviewed}}\n"
         ),
     )
 
@@ -77,7 +87,9 @@ def test_a_delete_no_rule_sees_is_rolled_back_before_commit(pg_url: str, tmp_pat
     ) == [(True, True)]
     blocked = plan_target(policy.targets[0])
     assert blocked.blocker is not None
-    assert "approve it in safety.approvals" in blocked.blocker.message
+    assert "add the approval above to safety.approvals" in blocked.blocker.message
+    assert "approve it: {migration: 20261201000000_cleanup, checksum: " in blocked.blocker.message
+    assert "tables: [users], reason: ...}" in blocked.blocker.message
 
 
 def test_an_approved_do_block_deletes_what_it_was_approved_to(pg_url: str, tmp_path: Path) -> None:
@@ -117,7 +129,15 @@ def test_rows_a_foreign_key_cascades_to_are_counted(pg_url: str, tmp_path: Path)
     assert outcome.reason == "VerifyFailed", outcome.message
     assert "notes: 1 row deleted" in outcome.message
     assert "users:" not in outcome.message
+    assert "tables: [notes]" in outcome.message  # the approval that would accept it
     assert pg_query(pg_url, "SELECT count(*) FROM notes") == [(10,)]
+
+    # A reviewer accepts the cascade too: the failed attempt is resolved, the run goes on.
+    both = approving(tmp_path, pg_url, folder, step, rules, tables=["notes"])
+    resolve_failed(both.targets[0], delete.parent.name, "rolled-back")
+    again = reconcile_schema(both.targets[0], ledger_of(both), trigger="t", source="p")
+    assert again.reason == "InSync", again.message
+    assert pg_query(pg_url, "SELECT count(*) FROM notes") == [(9,)]
 
 
 def test_on_sqlite_a_trigger_that_deletes_is_rolled_back(tmp_path: Path) -> None:
