@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reconciler.act.verify import renames_explained
 from reconciler.backup import Artifact, BackupDriver, BackupError
 from reconciler.db.connection import connect
 from reconciler.errors import MigrationFailed, ReconcilerError
@@ -96,10 +97,9 @@ def rehearse(
                             break
                         seconds = time.perf_counter() - started
                         after = take_census(db, checksums=False)
+                        lost = renames_explained(step, losses(before, after), before, after)
                         results.append(
-                            StepRehearsal(
-                                step, seconds, tuple(losses(before, after)), safety=target.safety
-                            )
+                            StepRehearsal(step, seconds, tuple(lost), safety=target.safety)
                         )
                         before = after
             finally:

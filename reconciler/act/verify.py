@@ -52,7 +52,8 @@ class LossCheck:
             ]
         else:
             assert self._census is not None
-            found = losses(self._census, take_census(db, checksums=False))
+            after = take_census(db, checksums=False)
+            found = renames_explained(self.step, losses(self._census, after), self._census, after)
         unapproved = [
             loss for loss in found if not covers_loss(self.step.verdict, self.safety, loss.table)
         ]
@@ -63,6 +64,29 @@ class LossCheck:
                 + ", which no approval covers; if intended, approve it: "
                 + loss_approval(self.step.migration, unapproved)
             )
+
+
+def renames_explained(step: Step, found: list[Loss], before: Census, after: Census) -> list[Loss]:
+    """``found`` without what the step's own renames explain. A census knows names only,
+    so ``RENAME COLUMN name TO full_name`` reads as ``name`` dropped: when the migration
+    renames on that table (its ``rename-column`` / ``rename-table`` findings) and a new
+    column (table) holds as many values (rows) as the one gone, nothing was lost."""
+    columns_renamed = {f.table for f in step.findings if f.rule == "rename-column"}
+    tables_renamed = {f.table for f in step.findings if f.rule == "rename-table"}
+    new_tables = [after.tables[t].rows for t in after.tables if t not in before.tables]
+    kept: list[Loss] = []
+    for loss in found:
+        if loss.kind == "column-dropped" and loss.table in columns_renamed:
+            old, new = before.tables[loss.table].non_null, after.tables[loss.table].non_null
+            fresh = [n for c, n in new.items() if c not in old]
+            if loss.amount in fresh:
+                continue
+        renamed_table = loss.kind == "table-dropped" and loss.table in tables_renamed
+        if renamed_table and loss.amount in new_tables:
+            new_tables.remove(loss.amount)
+            continue
+        kept.append(loss)
+    return kept
 
 
 def loss_check(step: Step, safety: Safety) -> LossCheck | None:

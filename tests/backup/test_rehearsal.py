@@ -191,3 +191,34 @@ def test_plan_rehearse_shows_what_a_blocked_step_would_lose(shop: str, tmp_path:
         "SELECT count(*) FROM information_schema.columns WHERE "
         "table_name = 'users' AND column_name = 'name'",
     ) == [(1,)]
+
+
+def test_renames_lose_nothing_but_a_drop_beside_a_rename_still_does(
+    shop: str, tmp_path: Path
+) -> None:
+    """The safe way to rename (golden rule 3) must not read as a dropped column or table."""
+    add(
+        tmp_path,
+        "20261201000000_renames",
+        'ALTER TABLE "users" RENAME COLUMN "name" TO "full_name";\n'
+        'ALTER TABLE "audit_log" RENAME TO "audit_events";\n',
+    )
+    policy = write_policy(tmp_path, shop)
+    with Ledger(policy.ledger) as ledger:
+        renamed = reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
+        assert renamed.reason == "InSync", renamed.message
+        assert renamed.rehearsal is not None
+        assert [s.losses for s in renamed.rehearsal.steps] == [()]
+
+        # A rename beside a drop of another column with as many values: the drop is a loss.
+        add(
+            tmp_path,
+            "20261202000000_rename_and_drop",
+            'ALTER TABLE "users" RENAME COLUMN "email" TO "login";\n'
+            'ALTER TABLE "users" ADD COLUMN "nick" TEXT;\n'
+            'UPDATE "users" SET "nick" = "full_name" WHERE "full_name" IS NOT NULL;\n'
+            'ALTER TABLE "users" DROP COLUMN "full_name";\n',
+        )
+        dropped = reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
+    assert dropped.reason in ("AwaitingApproval", "RehearsalLostData"), dropped.message
+    assert pg_query(shop, "SELECT count(full_name) FROM users") == [(300,)]

@@ -213,3 +213,19 @@ def test_an_alembic_revision_is_checked_in_env_pys_transaction(
     assert versions(url) == {"v1users"}
     assert "audit" not in tables(url)
     assert alembic_query(url, "SELECT count(*) FROM users") == [(3,)]
+
+
+def test_on_sqlite_a_rename_is_not_a_loss(tmp_path: Path) -> None:
+    folder = prisma_copy(tmp_path, "sqlite")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    policy = prisma_policy(tmp_path, url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        conn.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")
+    add_migration(
+        folder,
+        "20261201000000_full_name",
+        'ALTER TABLE "users" RENAME COLUMN "name" TO "full_name";\n',
+    )
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert outcome.reason == "InSync", outcome.message
