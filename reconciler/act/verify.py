@@ -68,23 +68,24 @@ class LossCheck:
 
 def renames_explained(step: Step, found: list[Loss], before: Census, after: Census) -> list[Loss]:
     """``found`` without what the step's own renames explain. A census knows names only,
-    so ``RENAME COLUMN name TO full_name`` reads as ``name`` dropped: when the migration
-    renames on that table (its ``rename-column`` / ``rename-table`` findings) and a new
-    column (table) holds as many values (rows) as the one gone, nothing was lost."""
-    columns_renamed = {f.table for f in step.findings if f.rule == "rename-column"}
-    tables_renamed = {f.table for f in step.findings if f.rule == "rename-table"}
-    new_tables = [after.tables[t].rows for t in after.tables if t not in before.tables]
+    so ``RENAME COLUMN name TO full_name`` reads as ``name`` dropped: it is not a loss when
+    the migration renames exactly that column (table) and the new name holds as many
+    values (rows) as the old one did."""
+    columns = {
+        (f.table, *f.renamed) for f in step.findings if f.rule == "rename-column" and f.renamed
+    }
+    tables = {f.renamed for f in step.findings if f.rule == "rename-table" and f.renamed}
     kept: list[Loss] = []
     for loss in found:
-        if loss.kind == "column-dropped" and loss.table in columns_renamed:
-            old, new = before.tables[loss.table].non_null, after.tables[loss.table].non_null
-            fresh = [n for c, n in new.items() if c not in old]
-            if loss.amount in fresh:
+        if loss.kind == "column-dropped":
+            new = after.tables[loss.table].non_null
+            targets = [n for t, old, n in columns if t == loss.table and old == loss.column]
+            if any(new.get(name) == loss.amount for name in targets):
                 continue
-        renamed_table = loss.kind == "table-dropped" and loss.table in tables_renamed
-        if renamed_table and loss.amount in new_tables:
-            new_tables.remove(loss.amount)
-            continue
+        if loss.kind == "table-dropped":
+            targets = [n for old, n in tables if old == loss.table]
+            if any(n in after.tables and after.tables[n].rows == loss.amount for n in targets):
+                continue
         kept.append(loss)
     return kept
 

@@ -26,6 +26,9 @@ class Finding:
     table: str = ""
     """The table the statement changes: a rehearsal's measured losses on it are covered
     by an approval of this finding."""
+    renamed: tuple[str, str] | None = None
+    """``rename-column``: (old, new) column; ``rename-table``: (old, new) table. What a
+    census, which knows names only, would otherwise read as dropped."""
 
     @property
     def location(self) -> str:

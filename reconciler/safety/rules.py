@@ -210,6 +210,11 @@ class Judge:
             message += ": nothing to lose"
         elif amount is None and self.facts is None and base in ("data-loss", "will-fail"):
             message += " (static analysis: live data unknown)"
+        renamed = None
+        if rule == "rename-column":
+            renamed = (op.column, op.new_name)
+        elif rule == "rename-table":
+            renamed = (op.table, _in_schema_of(op.table, op.new_name))
         return Finding(
             rule,
             base,
@@ -219,6 +224,7 @@ class Judge:
             op.statement,
             static=self.facts is None,
             table=op.table,
+            renamed=renamed,
         )
 
     def judge(self, op: Op, file: str, migration_id: str) -> list[Finding]:
@@ -674,3 +680,9 @@ def _bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def _in_schema_of(table: str, new_name: str) -> str:
+    """``ALTER TABLE billing.invoices RENAME TO bills`` makes ``billing.bills``."""
+    schema, _, _ = table.rpartition(".")
+    return f"{schema}.{new_name}" if schema else new_name
