@@ -140,13 +140,18 @@ def test_rows_a_foreign_key_cascades_to_are_counted(pg_url: str, tmp_path: Path)
     assert pg_query(pg_url, "SELECT count(*) FROM notes") == [(9,)]
 
 
-def test_on_sqlite_a_trigger_that_deletes_is_rolled_back(tmp_path: Path) -> None:
+def sqlite_shop_with_ada(tmp_path: Path) -> tuple[Path, Policy]:
+    """The example history on SQLite, applied, with one user who has a name."""
     folder = prisma_copy(tmp_path, "sqlite")
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    policy = prisma_policy(tmp_path, url, folder)
+    policy = prisma_policy(tmp_path, f"sqlite:///{tmp_path / 'app.db'}", folder)
     assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
     with sqlite3.connect(tmp_path / "app.db") as conn:
-        conn.execute("INSERT INTO users (email) VALUES ('ada@example.com')")
+        conn.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")
+    return folder, policy
+
+
+def test_on_sqlite_a_trigger_that_deletes_is_rolled_back(tmp_path: Path) -> None:
+    folder, policy = sqlite_shop_with_ada(tmp_path)
     add_migration(
         folder,
         "20261201000000_audit",
@@ -216,12 +221,7 @@ def test_an_alembic_revision_is_checked_in_env_pys_transaction(
 
 
 def test_on_sqlite_a_rename_is_not_a_loss(tmp_path: Path) -> None:
-    folder = prisma_copy(tmp_path, "sqlite")
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    policy = prisma_policy(tmp_path, url, folder)
-    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
-    with sqlite3.connect(tmp_path / "app.db") as conn:
-        conn.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")
+    folder, policy = sqlite_shop_with_ada(tmp_path)
     add_migration(
         folder,
         "20261201000000_full_name",
