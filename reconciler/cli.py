@@ -45,6 +45,7 @@ from reconciler.plan.lint_report import render as render_lint
 from reconciler.plan.model import Step
 from reconciler.plan.render import render_text, shown_path, to_json
 from reconciler.policy import Target, load_policy
+from reconciler.runtime.conditions import AWAITING
 from reconciler.safety.analyse import parse_migration, syntax_findings
 from reconciler.secrets import RedactingFilter, redact
 from reconciler.source import open_layout
@@ -174,7 +175,7 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
             outcome = _apply_one(spec, ledger, str(config), yes, ignore_window)
             if outcome is None:
                 continue
-            if outcome.reason in ("AwaitingApproval", "AwaitingGracePeriod", "OutsideWindow"):
+            if outcome.reason in AWAITING:
                 code = max(code, EXIT_BLOCKED)
             elif not outcome.in_sync:
                 code = EXIT_ERROR if code != EXIT_BLOCKED else code

@@ -26,12 +26,7 @@ from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
 from reconciler.act.verify import loss_check
 from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
-from reconciler.errors import (
-    DataLossPrevented,
-    LocksUnavailable,
-    MigrationFailed,
-    ReconcilerError,
-)
+from reconciler.errors import MigrationFailed, ReconcilerError
 from reconciler.ledger import DecisionRecord, Ledger, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
@@ -231,7 +226,7 @@ def _apply(
                     on_step(step, result)
                 return Outcome(
                     target.name,
-                    _failure_reason(exc),
+                    _reason_for(exc),
                     f"{migration.id} failed: {error}",
                     plan,
                     tuple(results),
@@ -259,14 +254,6 @@ def _apply(
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
         return Outcome(target.name, "InSync", message, plan, tuple(results))
-
-
-def _failure_reason(exc: MigrationFailed) -> str:
-    if isinstance(exc, LocksUnavailable):
-        return "LocksUnavailable"  # nothing wrong with it: it runs again
-    if isinstance(exc, DataLossPrevented):
-        return "VerifyFailed"
-    return "ApplyFailed"
 
 
 def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:
@@ -368,6 +355,8 @@ def _reason_for(exc: ReconcilerError) -> str:
     from reconciler import errors
 
     table: list[tuple[type[ReconcilerError], str]] = [
+        (errors.LocksUnavailable, "LocksUnavailable"),  # nothing wrong with it: runs again
+        (errors.DataLossPrevented, "VerifyFailed"),
         (errors.DatabaseUnavailable, "DatabaseUnavailable"),
         (errors.SourceError, "InvalidSource"),
         (errors.PolicyError, "InvalidPolicy"),

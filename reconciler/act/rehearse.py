@@ -66,11 +66,13 @@ class Rehearsal:
                     f"{migration} failed on a copy of the live data: {result.error}",
                 )
             if result.unapproved:
-                lost = "; ".join(loss.describe() for loss in result.unapproved)
+                unapproved = result.unapproved
+                lost = "; ".join(loss.describe() for loss in unapproved)
+                entry = loss_approval(result.step.migration, (loss.table for loss in unapproved))
                 return (
                     "RehearsalLostData",
                     f"{migration} would lose data (measured on a copy): {lost}; if intended, "
-                    f"approve it: {loss_approval(result.step.migration, result.unapproved)}",
+                    f"approve it: {entry}",
                 )
         return None
 

@@ -62,7 +62,7 @@ class LossCheck:
                 "verify: "
                 + "; ".join(loss.describe() for loss in unapproved)
                 + ", which no approval covers; if intended, approve it: "
-                + loss_approval(self.step.migration, unapproved)
+                + loss_approval(self.step.migration, (loss.table for loss in unapproved))
             )
 
 

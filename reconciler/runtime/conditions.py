@@ -42,6 +42,9 @@ WAITING = frozenset(
     }
 )
 """Reasons that clear by themselves (retried), or by the policy's own schedule."""
+AWAITING = frozenset({"AwaitingApproval", "AwaitingGracePeriod", "OutsideWindow"})
+"""Reasons ``apply`` and ``run --once`` exit 3 for: an approval, or the clock, must let the
+change through."""
 SETTLED = SUCCESS | {"AwaitingGracePeriod", "OutsideWindow", "Suspended"}
 """Not failures: the target is where the policy lets it be for now, so no retry."""
 REASONS = SUCCESS | WAITING | STALLING | {"Progressing"}

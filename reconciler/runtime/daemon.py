@@ -37,7 +37,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger
 from reconciler.policy import Policy, load_policy, parse_policy
 from reconciler.runtime import views
-from reconciler.runtime.conditions import SETTLED, SUCCESS, evaluate
+from reconciler.runtime.conditions import AWAITING, SETTLED, SUCCESS, evaluate
 from reconciler.runtime.leader import Leaders
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.notify import Notifier
@@ -434,7 +434,7 @@ class Daemon:
 
         with concurrent.futures.ThreadPoolExecutor(WORKERS, "once") as pool:
             reasons = [r for rs in pool.map(cycle, list(self.targets)) for r in rs]
-        if any(r in ("AwaitingApproval", "AwaitingGracePeriod", "OutsideWindow") for r in reasons):
+        if any(r in AWAITING for r in reasons):
             return 3
         return 0 if all(r in SUCCESS or r == "Suspended" for r in reasons) else 1
 

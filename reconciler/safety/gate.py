@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from reconciler.policy.model import DAYS, Approval, Safety, Window
@@ -15,13 +15,6 @@ from reconciler.safety.findings import Finding
 from reconciler.source.base import Migration
 
 Decision = Literal["run", "blocked", "waiting"]
-
-
-class HasTable(Protocol):
-    """A measured loss, as far as approvals care: the table it is on."""
-
-    @property
-    def table(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -143,11 +136,10 @@ def approval_snippet(migration: Migration, findings: tuple[Finding, ...]) -> str
     )
 
 
-def loss_approval(migration: Migration, lost: Iterable[HasTable]) -> str:
-    """The entry to paste under ``safety.approvals`` to accept a measured loss on the
-    tables of ``lost``."""
-    tables = sorted({item.table for item in lost})
+def loss_approval(migration: Migration, tables: Iterable[str]) -> str:
+    """The entry to paste under ``safety.approvals`` to accept a measured loss on
+    ``tables``."""
     return (
         f"{{migration: {migration.id}, checksum: {migration.checksum[:12]}, "
-        f"tables: [{', '.join(tables)}], reason: ...}}"
+        f"tables: [{', '.join(sorted(set(tables)))}], reason: ...}}"
     )

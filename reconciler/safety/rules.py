@@ -202,6 +202,7 @@ class Judge:
         message: str,
         amount: int | None,
         severity: Severity | None = None,
+        renamed: tuple[str, str] | None = None,
     ) -> Finding:
         """A finding whose severity drops to ``info`` when ``amount`` is 0."""
         base = severity or RULES[rule].severity
@@ -210,11 +211,6 @@ class Judge:
             message += ": nothing to lose"
         elif amount is None and self.facts is None and base in ("data-loss", "will-fail"):
             message += " (static analysis: live data unknown)"
-        renamed = None
-        if rule == "rename-column":
-            renamed = (op.column, op.new_name)
-        elif rule == "rename-table":
-            renamed = (op.table, _in_schema_of(op.table, op.new_name))
         return Finding(
             rule,
             base,
@@ -351,6 +347,7 @@ class Judge:
                     f"renames {table}.{op.column} to {op.new_name}: the "
                     "deployed application still uses the old name",
                     None,
+                    renamed=(op.column, op.new_name),
                 )
             )
         elif kind == "rename-table":
@@ -362,6 +359,7 @@ class Judge:
                     f"renames table {table} to {op.new_name}: the deployed "
                     "application still uses the old name",
                     None,
+                    renamed=(table, _in_schema_of(table, op.new_name)),
                 )
             )
         elif kind == "do-block":

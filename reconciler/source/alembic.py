@@ -10,8 +10,9 @@ On SQLite, Python's driver begins a transaction only before INSERT, UPDATE or DE
 DDL of a revision (CREATE, ALTER, DROP) would run outside ``env.py``'s transaction: a
 revision failing halfway would leave its first statements in place while ``alembic_version``
 stays behind. While a revision runs, connections ``env.py`` opens to the target's file get
-SQLAlchemy's documented remedy (the driver leaves transactions alone; SQLAlchemy's BEGIN is
-sent as written), whatever engine ``env.py`` builds, so a failed revision rolls back whole.
+SQLAlchemy's documented remedy (the driver leaves transactions alone; a BEGIN goes ahead of
+each transaction's first statement), whatever engine ``env.py`` builds, so a failed revision
+rolls back whole.
 """
 
 from __future__ import annotations
