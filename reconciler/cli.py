@@ -72,13 +72,22 @@ class _CommandLine(click.Group):
             return super().invoke(ctx)
 
 
+class _UsageError(click.UsageError):
+    """click's usage error, exiting 1. click declares ``exit_code`` a class variable, so the
+    code is changed by class, not by assigning to the error it raised."""
+
+    exit_code = EXIT_ERROR
+
+
 @contextmanager
 def _usage_errors_exit_1() -> Iterator[None]:
     try:
         yield
     except click.UsageError as error:
-        error.exit_code = EXIT_ERROR
-        raise
+        if isinstance(error, _UsageError):
+            raise
+        # format_message() keeps what the subclass adds (BadParameter names the option).
+        raise _UsageError(error.format_message(), error.ctx) from None
 
 
 @click.group(cls=_CommandLine, context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -43,22 +44,88 @@ def pg_server() -> str:
     return SERVER
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh empty PostgreSQL database, as a URL."""
+@pytest.fixture(scope="session", autouse=True)
+def neighbours() -> Iterator[None]:
+    """What a shared server holds besides the tests' own databases, for the whole run:
+    another application's database with sessions in it, one named like a rehearsal's
+    scratch database of a target called ``shop``, and the advisory locks another
+    deployment's reconciler and Prisma hold there (in PostgreSQL a lock belongs to one
+    database). Every test must pass beside them, and none may touch them."""
+    try:
+        admin = _admin()
+    except psycopg.OperationalError:
+        yield  # no server: the PostgreSQL tests fail on their own, with the reason
+        return
+    from reconciler.runtime.leader import lock_key
+    from reconciler.source.prisma import PRISMA_ADVISORY_LOCK
+
+    token = uuid.uuid4().hex[:6]
+    names = [f"rt_neighbour_{token}", f"rcl_scratch_shop_20000101000000_{token}"]
+    sessions: list[psycopg.Connection[tuple[object, ...]]] = []
+    try:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            url = f"{SERVER.rsplit('/', 1)[0]}/{name}"
+            for application in ("reconciler", "prisma-migrate"):
+                conn = psycopg.connect(url, autocommit=True, application_name=application)
+                sessions.append(conn)
+            sessions[-2].execute("SELECT pg_advisory_lock(%s)", (PRISMA_ADVISORY_LOCK,))
+            for target in ("shop", "admin"):
+                sessions[-1].execute("SELECT pg_advisory_lock(%s, %s)", lock_key(target))
+        yield
+        left = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)", (names,)
+        ).fetchall()
+        assert sorted(r[0] for r in left) == sorted(names), "a test dropped a neighbour"
+    finally:
+        for conn in sessions:
+            conn.close()
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextmanager
+def _fresh_database(server: str) -> Iterator[str]:
     name = f"rt_{uuid.uuid4().hex[:12]}"
     with _admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = pg_server.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with _admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh empty PostgreSQL database, as a URL."""
+    with _fresh_database(pg_server) as url:
+        yield url
+
+
+@pytest.fixture
+def other_pg_url(pg_server: str) -> Iterator[str]:
+    """A second fresh empty database, for tests of several targets."""
+    with _fresh_database(pg_server) as url:
+        yield url
 
 
 def pg_query(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         cur = conn.execute(sql, params or None)
         return cur.fetchall() if cur.description else []
+
+
+def scratch_databases(url: str, target: str = "shop") -> list[str]:
+    """The scratch databases that exist for ``target`` on the database at ``url``: only
+    this test's own, whatever else the shared server holds."""
+    from reconciler.backup.scratch import scratch_prefix
+    from reconciler.db.url import parse_database_url
+
+    pattern = scratch_prefix(parse_database_url(url), target).replace("_", "\\_") + "%"
+    rows = pg_query(SERVER, "SELECT datname FROM pg_database WHERE datname LIKE %s", (pattern,))
+    return [str(r[0]) for r in rows]
 
 
 @pytest.fixture

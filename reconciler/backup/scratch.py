@@ -1,12 +1,16 @@
 """Scratch databases: short-lived copies for verification and rehearsal.
 
-Named ``rcl_scratch_<target>_<time>_<random>`` on the target's own server, so a crash
-leaves something findable: ``drop_leftovers`` removes a target's scratch databases at the
-start of every run.
+Named ``rcl_scratch_<target>_<database>_<time>_<random>`` on the target's own server, so a
+crash leaves something findable: ``drop_leftovers`` removes a target's scratch databases at
+the start of every run. ``<database>`` is a short digest of the target database's name: a
+server is often shared (several applications, staging beside production, other tools), and
+another deployment's target may also be called ``shop``; only the scratch databases made
+for this very database are ever dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets as random
 import time
 from collections.abc import Iterator
@@ -24,8 +28,11 @@ def _maintenance(url: DatabaseUrl) -> Database:
     return connect(url.with_database("postgres"), application_name="reconciler-scratch")
 
 
-def _prefix(target: str) -> str:
-    return f"{PREFIX}{target.replace('-', '_')[:24]}_"
+def scratch_prefix(server: DatabaseUrl, target: str) -> str:
+    """What every scratch database of ``target`` (on ``server``'s database) is named with.
+    At most 39 characters, so the whole name stays within PostgreSQL's 63."""
+    digest = hashlib.sha256(server.database_name.encode()).hexdigest()[:8]
+    return f"{PREFIX}{target.replace('-', '_')[:16]}_{digest}_"
 
 
 def _quote(name: str) -> str:
@@ -35,7 +42,7 @@ def _quote(name: str) -> str:
 @contextmanager
 def scratch_database(server: DatabaseUrl, target: str) -> Iterator[DatabaseUrl]:
     """An empty database on ``server``'s host, dropped on exit whatever happens."""
-    name = f"{_prefix(target)}{time.strftime('%Y%m%d%H%M%S')}_{random.token_hex(3)}"
+    name = f"{scratch_prefix(server, target)}{time.strftime('%Y%m%d%H%M%S')}_{random.token_hex(3)}"
     admin = _maintenance(server)
     try:
         try:
@@ -57,7 +64,7 @@ def drop_leftovers(server: DatabaseUrl, target: str) -> list[str]:
     """Drop scratch databases a crashed run left behind for ``target``; their names."""
     admin = _maintenance(server)
     try:
-        pattern = _prefix(target).replace("_", "\\_") + "%"
+        pattern = scratch_prefix(server, target).replace("_", "\\_") + "%"
         names = [
             r[0]
             for r in admin.query(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from reconciler.act import reconcile_schema
 from reconciler.act.backups import prune, take_backup
 from reconciler.backup import BackupError, open_driver
 from reconciler.backup.pg_dump import PgDumpDriver
+from reconciler.backup.scratch import scratch_prefix
 from reconciler.db.connection import connect
 from reconciler.db.url import parse_database_url
 from reconciler.ledger import Ledger
 from reconciler.observe.census import differences, take_census
 from reconciler.policy import Policy, load_policy
-from tests.conftest import PRISMA_PG, PRISMA_SQLITE, SERVER, pg_query
+from tests.conftest import PRISMA_PG, PRISMA_SQLITE, SERVER, pg_query, scratch_databases
 
 FILL = """
 INSERT INTO users (email, name, clerk_id)
@@ -88,10 +90,7 @@ def test_pg_dump_backup_restores_every_row(
         copy.close()
     finally:
         pg_query(SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    leftovers = pg_query(
-        SERVER, "SELECT datname FROM pg_database WHERE datname LIKE 'rcl\\_scratch\\_%'"
-    )
-    assert leftovers == []
+    assert scratch_databases(url) == []
 
 
 def test_sqlite_backup_round_trip(tmp_path: Path) -> None:
@@ -232,14 +231,13 @@ def test_scratch_database_that_cannot_be_created_blocks(
     shop: tuple[str, Policy], tmp_path: Path
 ) -> None:
     url, _ = shop
-    database = url.rsplit("/", 1)[1]
-    pg_query(SERVER, "DROP ROLE IF EXISTS rt_nocreatedb")
-    pg_query(SERVER, "CREATE ROLE rt_nocreatedb LOGIN NOCREATEDB")
-    pg_query(url, "GRANT ALL ON ALL TABLES IN SCHEMA public TO rt_nocreatedb")
-    pg_query(url, "GRANT ALL ON SCHEMA public TO rt_nocreatedb")
-    pg_query(url, "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO rt_nocreatedb")
+    role = f"rt_nocreatedb_{uuid.uuid4().hex[:8]}"  # roles are server-wide: one of our own
+    pg_query(SERVER, f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    pg_query(url, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    pg_query(url, f"GRANT ALL ON SCHEMA public TO {role}")
+    pg_query(url, f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
     try:
-        weak = url.replace("postgres@", "rt_nocreatedb@")
+        weak = url.replace("postgres@", f"{role}@")
         policy = policy_for(tmp_path, weak)
         with (
             Ledger(policy.ledger) as ledger,
@@ -247,23 +245,27 @@ def test_scratch_database_that_cannot_be_created_blocks(
         ):
             take_backup(policy.targets[0], ledger, reason="manual")
     finally:
-        pg_query(url, "REASSIGN OWNED BY rt_nocreatedb TO postgres")
-        pg_query(url, "DROP OWNED BY rt_nocreatedb")
-        pg_query(SERVER, "DROP ROLE IF EXISTS rt_nocreatedb")
-    assert database
+        pg_query(url, f"REASSIGN OWNED BY {role} TO postgres")
+        pg_query(url, f"DROP OWNED BY {role}")
+        pg_query(SERVER, f"DROP ROLE IF EXISTS {role}")
 
 
 def test_leftover_scratch_databases_are_dropped_at_the_next_run(
-    shop: tuple[str, Policy], tmp_path: Path
+    shop: tuple[str, Policy], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    _, policy = shop
-    pg_query(SERVER, 'CREATE DATABASE "rcl_scratch_shop_20000101000000_dead01"')
+    url, policy = shop
+    leftover = f"{scratch_prefix(parse_database_url(url), 'shop')}20000101000000_dead01"
+    # Another deployment's target on this server is called shop too: its scratch database
+    # is not this target's to drop.
+    foreign = f"rcl_scratch_shop_20000101000000_{uuid.uuid4().hex[:6]}"
+    for name in (leftover, foreign):
+        pg_query(SERVER, f'CREATE DATABASE "{name}"')
+    request.addfinalizer(lambda: pg_query(SERVER, f'DROP DATABASE IF EXISTS "{foreign}"'))
     folder = tmp_path / "migrations" / "20261201000000_add_notes"
     folder.mkdir()
     (folder / "migration.sql").write_text('ALTER TABLE "users" ADD COLUMN "notes" TEXT;\n')
     with Ledger(policy.ledger) as ledger:
         outcome = reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
     assert outcome.in_sync, outcome.message
-    assert pg_query(
-        SERVER, "SELECT count(*) FROM pg_database WHERE datname LIKE 'rcl\\_scratch\\_shop\\_%'"
-    ) == [(0,)]
+    assert scratch_databases(url) == []
+    assert pg_query(SERVER, "SELECT 1 FROM pg_database WHERE datname = %s", (foreign,))

@@ -11,7 +11,7 @@ import pytest
 from reconciler.act import reconcile_schema
 from reconciler.ledger import Ledger
 from reconciler.policy import Policy, load_policy
-from tests.conftest import PRISMA_PG, SERVER, pg_query
+from tests.conftest import PRISMA_PG, pg_query, scratch_databases
 
 FILL = """
 INSERT INTO users (email, name) SELECT 'u' || i || '@x', CASE WHEN i <= 300 THEN 'n' || i END
@@ -168,9 +168,7 @@ def test_step_that_fails_on_the_copy_blocks_and_reports_the_error(
         "SELECT count(*) FROM information_schema.columns WHERE "
         "table_name = 'users' AND column_name = 'plan'",
     ) == [(0,)]
-    assert pg_query(
-        SERVER, "SELECT count(*) FROM pg_database WHERE datname LIKE 'rcl\\_scratch\\_%'"
-    ) == [(0,)]
+    assert scratch_databases(shop) == []
 
 
 def test_plan_rehearse_shows_what_a_blocked_step_would_lose(shop: str, tmp_path: Path) -> None:

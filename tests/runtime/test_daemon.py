@@ -363,8 +363,8 @@ def test_sigterm_during_a_slow_migration_lets_it_finish(deployment: Deployment) 
         lambda: (
             pg_query(
                 deployment.pg_url,
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()",
             )
             == [(1,)]
         ),

@@ -90,11 +90,10 @@ def test_a_setting_left_by_a_migration_does_not_reach_later_runs(
 
 
 def test_leadership_of_a_fleet_is_one_connection_and_moves_when_it_is_lost(
-    pg_url: str, deploy: Deploy
+    pg_url: str, other_pg_url: str, deploy: Deploy
 ) -> None:
-    base = pg_url.rsplit("/", 1)[0]
     ledger = pg_url  # a PostgreSQL ledger holds every target's lock
-    fleet = (("shop", pg_url), ("admin", f"{base}/postgres"))
+    fleet = (("shop", pg_url), ("admin", other_pg_url))
     first, second = deploy(*fleet, ledger=ledger), deploy(*fleet, ledger=ledger)
     assert first.run_once() == 0
     assert second.run_once() == 0  # the other replica leads both: nothing to do here
@@ -103,7 +102,8 @@ def test_leadership_of_a_fleet_is_one_connection_and_moves_when_it_is_lost(
     holders = pg_query(
         ledger,
         "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND objid IS NOT NULL "
-        "AND classid = %s",
+        "AND classid = %s AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())",
         (0x7265636F,),
     )
     assert len(holders) == 1  # one connection holds both targets' locks
