@@ -302,7 +302,7 @@ class QueryLog:
 def counting(log: QueryLog) -> Iterator[QueryLog]:
     """While inside, every ``PostgresDatabase.query`` is recorded in ``log`` and its time
     added to its kind; the original method is put back on leaving."""
-    from reconciler.db.connection import PostgresDatabase
+    from reconciler.db.postgres import PostgresDatabase
 
     original = PostgresDatabase.query
 

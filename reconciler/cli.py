@@ -1,5 +1,9 @@
 """The command line: the same engine as the daemon, for people and for CI.
 
+Each command imports the engine it drives when it runs, not when this module loads: ``--help``
+or ``lint PATH`` must not pay for SQLAlchemy, psycopg or Alembic (each a few tenths of a
+second to import) that only other commands use. ``tests/cli/test_startup.py`` keeps it so.
+
 Exit codes follow ``terraform plan -detailed-exitcode``: 0 in sync, 1 error, 2 changes
 pending (``plan``), 3 stopped at a step awaiting approval (``apply``).
 """
@@ -14,17 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import __version__
-from reconciler.act import Outcome, plan_target, reconcile_schema
-from reconciler.act.engine import StepResult
-from reconciler.act.lint import lint_paths, lint_policy
-from reconciler.act.rehearse import describe_rehearsal, rehearse_plan
-from reconciler.act.reset import check_resettable, reset_target
-from reconciler.act.resolve import resolve_failed
 from reconciler.cli_backups import backup, backups, restore
 from reconciler.cli_identity import identity
 from reconciler.cli_support import (
@@ -40,15 +38,14 @@ from reconciler.cli_support import (
     target_option,
 )
 from reconciler.errors import ReconcilerError, Refused
-from reconciler.ledger import Ledger, RunRecord
-from reconciler.plan.lint_report import render as render_lint
-from reconciler.plan.model import Step
-from reconciler.plan.render import render_text, shown_path, to_json
-from reconciler.policy import Target, load_policy
-from reconciler.runtime.conditions import AWAITING
-from reconciler.safety.analyse import parse_migration, syntax_findings
 from reconciler.secrets import RedactingFilter, redact
-from reconciler.source import open_layout
+
+if TYPE_CHECKING:
+    from reconciler.act import Outcome
+    from reconciler.act.engine import StepResult
+    from reconciler.ledger import Ledger, RunRecord
+    from reconciler.plan.model import Step
+    from reconciler.policy import Target
 
 
 class _CommandLine(click.Group):
@@ -118,6 +115,10 @@ def main(verbose: int) -> None:
 @errors_to_exit
 def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
     """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
+    from reconciler.act import plan_target
+    from reconciler.plan.render import render_text, to_json
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     plans: list[dict[str, Any]] = []
     code = EXIT_OK
@@ -137,6 +138,9 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
             code = EXIT_PENDING
         rehearsal = None
         if rehearse and result.steps and not result.blocker:
+            from reconciler.act.rehearse import rehearse_plan
+            from reconciler.ledger import Ledger
+
             with Ledger(policy.ledger) as ledger:
                 rehearsal = rehearse_plan(spec, ledger, result)
         if output == "json":
@@ -156,6 +160,8 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
         else:
             click.echo(("\n" if index else "") + render_text(result))
             if rehearsal is not None:
+                from reconciler.act.rehearse import describe_rehearsal
+
                 click.echo("\n".join(describe_rehearsal(rehearsal)))
         if rehearsal is not None and any(r.error for r in rehearsal.steps):
             code = EXIT_ERROR
@@ -176,6 +182,10 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
 @errors_to_exit
 def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> None:
     """Apply pending migrations: one at a time, each in its own transaction."""
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+    from reconciler.runtime.conditions import AWAITING
+
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     code = EXIT_OK
@@ -196,6 +206,9 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
 def _apply_one(
     spec: Target, ledger: Ledger, source: str, yes: bool, ignore_window: bool
 ) -> Outcome | None:
+    from reconciler.act import Outcome, plan_target, reconcile_schema
+    from reconciler.plan.render import render_text
+
     try:
         preview = plan_target(spec)
     except ReconcilerError as exc:
@@ -243,6 +256,10 @@ def _print_outcome(outcome: Outcome) -> None:
 @errors_to_exit
 def status(config: Path, target: str | None, output: str) -> None:
     """Per target: live vs desired revision, pending, drift, last runs, newest backup."""
+    from reconciler.act import plan_target
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     report: list[dict[str, Any]] = []
@@ -354,6 +371,11 @@ def _status_text(entry: dict[str, Any]) -> str:
 @errors_to_exit
 def check(config: Path) -> None:
     """Validate the policy and every migration folder offline (no database needed)."""
+    from reconciler.plan.render import shown_path
+    from reconciler.policy import load_policy
+    from reconciler.safety.analyse import parse_migration, syntax_findings
+    from reconciler.source import open_layout
+
     policy = load_policy(config)
     problems: list[str] = []
     count = 0
@@ -409,6 +431,10 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
     each target's pending migrations, data-aware when its database is reachable, with the
     policy's approvals. Exit 1 when a blocking finding is not approved.
     """
+    from reconciler.act.lint import lint_paths, lint_policy
+    from reconciler.plan.lint_report import render as render_lint
+    from reconciler.policy import load_policy
+
     if paths:
         report = lint_paths(list(paths))
     else:
@@ -425,6 +451,11 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
 @errors_to_exit
 def reset(config: Path, target: str, yes: bool) -> None:
     """Development only: drop everything, apply every migration, run the seed."""
+    from reconciler.act.reset import check_resettable, reset_target
+    from reconciler.ledger import Ledger
+    from reconciler.plan.render import shown_path
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     spec = policy.target(target)
     check_resettable(spec)
@@ -460,6 +491,9 @@ def reset(config: Path, target: str, yes: bool) -> None:
 @errors_to_exit
 def resolve(config: Path, target: str, rolled_back: str | None, applied: str | None) -> None:
     """Resolve a failed Prisma migration, like `prisma migrate resolve`."""
+    from reconciler.act.resolve import resolve_failed
+    from reconciler.policy import load_policy
+
     if bool(rolled_back) == bool(applied):
         raise Refused("give exactly one of --rolled-back MIGRATION or --applied MIGRATION")
     spec = load_policy(config).target(target)

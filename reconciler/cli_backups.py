@@ -1,15 +1,17 @@
-"""Backup verbs of the command line: ``backup``, ``backups``, ``restore``."""
+"""Backup verbs of the command line: ``backup``, ``backups``, ``restore``.
+
+Like ``cli``, the commands import the engine when they run, so loading them costs ``--help``
+nothing."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.act.backups import artifact_of, describe_backup, take_backup
-from reconciler.backup import BackupError, open_driver
 from reconciler.cli_support import (
     chosen_targets,
     config_option,
@@ -18,12 +20,11 @@ from reconciler.cli_support import (
     interactive,
     target_option,
 )
-from reconciler.db.connection import connect
-from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.errors import Refused
-from reconciler.ledger import Ledger
-from reconciler.observe.census import take_census
-from reconciler.policy import Target, load_policy
+
+if TYPE_CHECKING:
+    from reconciler.db.url import DatabaseUrl
+    from reconciler.policy import Target
 
 
 def _with_backup(target: Target) -> Target:
@@ -38,6 +39,10 @@ def _with_backup(target: Target) -> Target:
 @errors_to_exit
 def backup(config: Path, target: str) -> None:
     """Take a backup now, prove it by a restore, and apply retention."""
+    from reconciler.act.backups import describe_backup, take_backup
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     spec = _with_backup(policy.target(target))
     with Ledger(policy.ledger) as ledger:
@@ -52,6 +57,9 @@ def backup(config: Path, target: str) -> None:
 @errors_to_exit
 def backups(config: Path, target: str | None, output: str) -> None:
     """List backups: age, size, verification."""
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = []
@@ -109,6 +117,12 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
 
     Restoring over the target's own database backs it up first (reason ``before-restore``),
     so the data it held is one more restore away, never lost."""
+    from reconciler.act.backups import artifact_of, describe_backup, take_backup
+    from reconciler.backup import BackupError, open_driver
+    from reconciler.db.url import parse_database_url
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     spec = _with_backup(policy.target(target))
     try:
@@ -123,7 +137,7 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
             )
         if info.deleted_at is not None:
             raise Refused(f"backup {backup_id} was deleted by retention on {info.deleted_at:%F}")
-        own = destination.url == spec.database.url
+        own = destination == spec.database
         if own and spec.environment == "production":
             _confirm_overwrite(spec, force)
         if not force:
@@ -162,6 +176,9 @@ def _confirm_overwrite(spec: Target, force: bool) -> None:
 
 
 def _refuse_unless_empty(destination: DatabaseUrl) -> None:
+    from reconciler.db.connection import connect
+    from reconciler.observe.census import take_census
+
     db = connect(destination)
     try:
         tables = take_census(db, checksums=False).tables

@@ -1,14 +1,17 @@
-"""Identity verbs of the command line: ``identity plan`` and ``identity sync``."""
+"""Identity verbs of the command line: ``identity plan`` and ``identity sync``.
+
+Like ``cli``, the commands import the engine when they run, so loading them costs ``--help``
+nothing."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.act.identity import IdentityOutcome, reconcile_identity
 from reconciler.cli_support import (
     EXIT_BLOCKED,
     EXIT_ERROR,
@@ -21,9 +24,11 @@ from reconciler.cli_support import (
     fail,
     target_option,
 )
-from reconciler.ledger import Ledger
-from reconciler.policy import Target, load_policy
 from reconciler.secrets import redact
+
+if TYPE_CHECKING:
+    from reconciler.act.identity import IdentityOutcome
+    from reconciler.policy import Target
 
 
 @click.group()
@@ -109,6 +114,10 @@ def _json(outcomes: list[IdentityOutcome]) -> str:
 @errors_to_exit
 def identity_plan(config: Path, target: str | None, output: str) -> None:
     """What a sync would change (a dry run). Exit 0 in sync, 2 changes, 3 needs approval."""
+    from reconciler.act.identity import reconcile_identity
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     outcomes = []
     with Ledger(policy.ledger) as ledger:
@@ -134,6 +143,10 @@ def identity_plan(config: Path, target: str | None, output: str) -> None:
 @errors_to_exit
 def identity_sync(config: Path, target: str | None, yes: bool, allow_deletions: int | None) -> None:
     """Create, update and (per policy) soft-delete or delete users."""
+    from reconciler.act.identity import reconcile_identity
+    from reconciler.ledger import Ledger
+    from reconciler.policy import load_policy
+
     policy = load_policy(config)
     outcomes = []
     with Ledger(policy.ledger) as ledger:

@@ -6,13 +6,15 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import click
 
 from reconciler.errors import ReconcilerError
-from reconciler.policy import Policy, Target
 from reconciler.secrets import redact
+
+if TYPE_CHECKING:
+    from reconciler.policy import Policy, Target
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 P = ParamSpec("P")

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from reconciler.backup import Artifact, BackupDriver, BackupError, open_driver
 from reconciler.db.connection import connect
-from reconciler.ledger import BackupInfo, Ledger
+from reconciler.ledger import BackupInfo
 from reconciler.observe.census import Census, TableCensus, differences, take_census
 from reconciler.policy.model import Target
+
+if TYPE_CHECKING:
+    from reconciler.ledger import Ledger
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.act.assess import assess
 from reconciler.act.backups import describe_backup, take_backup
@@ -27,13 +27,16 @@ from reconciler.act.verify import loss_check
 from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
 from reconciler.errors import MigrationFailed, ReconcilerError
-from reconciler.ledger import DecisionRecord, Ledger, LiveRun, RehearsalInfo
+from reconciler.ledger import DecisionRecord, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
 from reconciler.policy.model import Target
 from reconciler.safety.gate import window_opens
 from reconciler.source import Layout, open_layout
+
+if TYPE_CHECKING:
+    from reconciler.ledger import Ledger
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from reconciler.act.backups import describe_backup, take_backup
 from reconciler.backup import BackupError
@@ -29,8 +30,10 @@ from reconciler.errors import IncompleteListing, ProviderUnavailable, Reconciler
 from reconciler.identity import open_provider
 from reconciler.identity.base import Provider
 from reconciler.identity.sync import STAGE, Applied, IdentityDiff, UsersTable
-from reconciler.ledger import Ledger
 from reconciler.policy.model import Identity, Target
+
+if TYPE_CHECKING:
+    from reconciler.ledger import Ledger
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ class NeonDriver:
     def copy(self, artifact: Artifact) -> Iterator[DatabaseUrl]:
         what = f"Neon copy of backup {artifact.id}"
         database = self.settings.database or self.url.database_name
-        role = self.settings.role or self.url.url.username
+        role = self.settings.role or self.url.username
         if not database or not role:
             raise BackupError(
                 f"{what}: set neon.database and neon.role (the target URL names "
@@ -567,8 +567,8 @@ def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
 
 def _env(url: DatabaseUrl) -> dict[str, str]:
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "reconciler-backup"}
-    if url.url.password:
-        env["PGPASSWORD"] = str(url.url.password)
+    if url.password:
+        env["PGPASSWORD"] = url.password
     return env
 
 

@@ -71,8 +71,8 @@ class PgDumpDriver:
 
     def _run(self, argv: list[str], url: DatabaseUrl, what: str) -> None:
         env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "reconciler-backup"}
-        if url.url.password:
-            env["PGPASSWORD"] = str(url.url.password)
+        if url.password:
+            env["PGPASSWORD"] = url.password
         try:
             result = subprocess.run(
                 [*argv, _conninfo(url)], env=env, capture_output=True, text=True, check=False
@@ -182,7 +182,7 @@ class PgDumpDriver:
 
 def _conninfo(url: DatabaseUrl) -> str:
     """A libpq URI without the password (it travels in PGPASSWORD)."""
-    return url.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    return url.libpq_conninfo(password=False)
 
 
 @functools.cache

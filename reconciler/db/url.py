@@ -4,32 +4,48 @@ A policy names databases as ``postgresql://user:pass@host/db`` (``postgres://`` 
 ``postgresql+psycopg://`` too) or ``sqlite:///relative/or/absolute.db``. Relative SQLite paths
 are resolved against the policy file's folder, like every other path in the policy, so a
 command gives the same result from any working directory.
+
+The URL is split with the standard library rather than SQLAlchemy's ``make_url``: every
+command reads a policy, and importing SQLAlchemy costs several tenths of a second that
+``plan``, ``lint`` and ``check`` have no other use for. SQLAlchemy's form is built only for
+the ledger and Alembic, which import it anyway (``sqlalchemy_url``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote, unquote, urlsplit
 
 from reconciler import secrets
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 Dialect = Literal["postgresql", "sqlite"]
+
+_BAD_URL = "must be a database URL such as postgresql://user@host/db or sqlite:///file.db"
 
 
 @dataclass(frozen=True, repr=False)
 class DatabaseUrl:
     """A parsed database URL; ``str`` and ``repr`` hide the password."""
 
-    url: URL
     dialect: Dialect
+    database: str
+    """The database name (PostgreSQL) or the absolute file path (SQLite)."""
+    username: str = ""
+    password: str = ""
+    hosts: str = ""
+    """What stands between ``@`` and the path: ``host``, ``host:port``, ``[::1]:5432``, or
+    libpq's ``h1:5432,h2:5432``; kept as written."""
+    query: str = ""
+    """libpq parameters (``sslmode=require``), as written."""
 
     @property
     def redacted(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        return self._render(show_password=False)
 
     def __str__(self) -> str:
         return self.redacted
@@ -41,50 +57,87 @@ class DatabaseUrl:
     def sqlite_path(self) -> Path:
         """The database file of a SQLite URL."""
         assert self.dialect == "sqlite"
-        assert self.url.database
-        return Path(self.url.database)
+        return Path(self.database)
 
     @property
     def database_name(self) -> str:
-        return self.url.database or ""
+        return self.database
 
     def sqlalchemy_url(self) -> URL:
         """The URL for SQLAlchemy and Alembic, pinned to the psycopg 3 driver."""
-        if self.dialect == "postgresql":
-            return self.url.set(drivername="postgresql+psycopg")
-        return self.url
+        from sqlalchemy.engine import make_url
 
-    def libpq_conninfo(self) -> str:
-        """A libpq URI for psycopg (password included: never log it)."""
+        if self.dialect != "postgresql":
+            return make_url(self._render())
+        if "," not in self.hosts:
+            return make_url(self._render(scheme="postgresql+psycopg"))
+        # libpq's several hosts: SQLAlchemy takes them as repeated ``host`` parameters.
+        hosts = "&".join(f"host={quote(h, safe=':[]')}" for h in self.hosts.split(","))
+        query = "&".join(q for q in (self.query, hosts) if q)
+        return make_url(replace(self, hosts="", query=query)._render(scheme="postgresql+psycopg"))
+
+    def libpq_conninfo(self, *, password: bool = True) -> str:
+        """A libpq URI for psycopg and the client tools. With ``password=False`` it carries
+        none (it travels in ``PGPASSWORD``, out of sight of ``ps`` and ``/proc``). Never log
+        the default form."""
         assert self.dialect == "postgresql"
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return self._render(show_password=password, mask="")
 
     def with_database(self, name: str) -> DatabaseUrl:
         """The same server with another database (scratch copies, maintenance connections)."""
-        return DatabaseUrl(self.url.set(database=name), self.dialect)
+        return replace(self, database=name)
+
+    def _render(
+        self, *, show_password: bool = True, mask: str = "***", scheme: str | None = None
+    ) -> str:
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.database}"
+        userinfo = quote(self.username, safe="")
+        shown = quote(self.password, safe="") if show_password else mask
+        if self.password and shown:
+            userinfo += ":" + shown
+        at = f"{userinfo}@" if userinfo else ""
+        query = f"?{self.query}" if self.query else ""
+        return f"{scheme or self.dialect}://{at}{self.hosts}/{quote(self.database, safe='')}{query}"
 
 
 def parse_database_url(text: str, base_dir: Path | None = None) -> DatabaseUrl:
     """Parse ``text``; raises ``ValueError`` with a one-line reason that holds no secret."""
-    try:
-        url = make_url(text.strip())
-    except (ArgumentError, ValueError):
-        raise ValueError(
-            "must be a database URL such as postgresql://user@host/db or sqlite:///file.db"
-        ) from None
-    backend = url.get_backend_name()
+    text = text.strip()
+    scheme, sep, rest = text.partition("://")
+    backend = scheme.split("+", 1)[0].lower()
+    if not sep or not backend.replace("_", "").isalnum():
+        raise ValueError(_BAD_URL)
     if backend in ("postgresql", "postgres"):
-        if url.password:
-            secrets.register(str(url.password))
-        if not url.database:
-            raise ValueError("a PostgreSQL URL must name a database: postgresql://host/dbname")
-        return DatabaseUrl(url.set(drivername="postgresql"), "postgresql")
+        return _postgres(text)
     if backend == "sqlite":
-        database = url.database or ""
+        database = unquote(rest.partition("/")[2].partition("?")[0])
         if not database or database == ":memory:":
             raise ValueError("a SQLite URL must name a file: sqlite:///path/to/file.db")
         path = Path(database)
         if not path.is_absolute() and base_dir is not None:
             path = (base_dir / path).resolve()
-        return DatabaseUrl(url.set(drivername="sqlite", database=str(path)), "sqlite")
+        return DatabaseUrl("sqlite", str(path))
     raise ValueError(f"unsupported database {backend!r}: use postgresql:// or sqlite:///")
+
+
+def _postgres(text: str) -> DatabaseUrl:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ValueError(_BAD_URL) from None
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if at else ("", "", "")
+    database = unquote(parts.path.lstrip("/"))
+    if password:
+        secrets.register(unquote(password))
+    if not database:
+        raise ValueError("a PostgreSQL URL must name a database: postgresql://host/dbname")
+    return DatabaseUrl(
+        "postgresql",
+        database,
+        username=unquote(username),
+        password=unquote(password),
+        hosts=hosts,
+        query=parts.query,
+    )

@@ -30,7 +30,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svix.webhooks import Webhook, WebhookVerificationError
 
@@ -38,9 +38,12 @@ from reconciler.db.connection import connect
 from reconciler.errors import ReconcilerError
 from reconciler.identity.clerk_user import from_clerk
 from reconciler.identity.sync import UsersTable
-from reconciler.ledger import Ledger
 from reconciler.policy.model import Target
 from reconciler.secrets import redact
+
+if TYPE_CHECKING:
+    from reconciler.ledger import Ledger
+
 
 HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 DELETION_WINDOW = 900.0

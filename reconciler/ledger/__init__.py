@@ -11,17 +11,26 @@ Later capabilities add their own tables through new ledger migrations, keyed by 
 ``findings`` (rule verdicts and the approvals that waived them), ``backups`` (driver,
 location, sha256, size, verification), ``identity_runs`` (counts created / updated /
 deleted), ``conditions`` (the last condition per target, for the daemon's status).
+
+``Ledger`` is imported from ``store`` on first use (PEP 562): the records are plain
+dataclasses, and a command that only plans should not import SQLAlchemy to name them.
 """
 
-from reconciler.ledger.store import (
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler.ledger.records import (
     BackupInfo,
     DecisionRecord,
-    Ledger,
     LiveRun,
     RehearsalInfo,
     RunRecord,
     StepRecord,
 )
+
+if TYPE_CHECKING:
+    from reconciler.ledger.store import Ledger
 
 __all__ = [
     "BackupInfo",
@@ -32,3 +41,11 @@ __all__ = [
     "RunRecord",
     "StepRecord",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Ledger":
+        from reconciler.ledger.store import Ledger
+
+        return Ledger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from reconciler.db.connection import split_sqlite_script
+from reconciler.db.sqlite import split_sqlite_script
 from reconciler.db.url import Dialect
 from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety.findings import Finding
