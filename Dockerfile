@@ -21,10 +21,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when they change.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
-    && pip wheel --wheel-dir /wheels --requirement requirements.txt
+# Dependencies first, exactly as uv.lock pins them (versions and hashes): this layer is
+# rebuilt only when the lock changes.
+COPY pyproject.toml uv.lock ./
+RUN pip install uv==0.13.9 \
+    && uv export --frozen --no-emit-project --format requirements-txt --output-file requirements.txt \
+    && pip wheel --require-hashes --wheel-dir /wheels --requirement requirements.txt
 
 # Then the project itself.
 COPY README.md ./

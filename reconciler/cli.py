@@ -433,11 +433,12 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
     """
     from reconciler.act.lint import lint_paths, lint_policy
     from reconciler.plan.lint_report import render as render_lint
-    from reconciler.policy import load_policy
 
     if paths:
         report = lint_paths(list(paths))
     else:
+        from reconciler.policy import load_policy
+
         policy = load_policy(config)
         report = lint_policy(policy, chosen_targets(policy, target))
     click.echo(render_lint(report, fmt))

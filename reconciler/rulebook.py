@@ -18,6 +18,8 @@ Blockable = Literal["data-loss", "will-fail", "locking", "compat"]
 
 SEVERITIES: tuple[Severity, ...] = ("data-loss", "will-fail", "locking", "compat", "syntax", "info")
 DEFAULT_BLOCK: tuple[Blockable, ...] = ("data-loss", "will-fail")
+DEFAULT_CONTRACT_GRACE = 7 * 86400.0
+"""Seconds between expand and contract (golden rule 2) when a policy does not say."""
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from reconciler.db.connection import Database
 from reconciler.observe.facts import Facts, gather_facts
-from reconciler.observe.schema import SchemaObservation
-from reconciler.policy.model import Target
 from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
-from reconciler.safety.findings import Finding
-from reconciler.safety.rules import Expansion
-from reconciler.source.base import Layout, Migration
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Database
+    from reconciler.observe.schema import SchemaObservation
+    from reconciler.policy.model import Target
+    from reconciler.safety.findings import Finding
+    from reconciler.safety.rules import Expansion
+    from reconciler.source.base import Layout, Migration
 
 DROPS = {"drop-column", "rebuild"}
 

@@ -17,10 +17,10 @@ from reconciler.backup import Artifact, BackupDriver, BackupError, open_driver
 from reconciler.db.connection import connect
 from reconciler.ledger import BackupInfo
 from reconciler.observe.census import Census, TableCensus, differences, take_census
-from reconciler.policy.model import Target
 
 if TYPE_CHECKING:
     from reconciler.ledger import Ledger
+    from reconciler.policy.model import Target
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ from reconciler.ledger import DecisionRecord, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
-from reconciler.policy.model import Target
 from reconciler.safety.gate import window_opens
 from reconciler.source import Layout, open_layout
 
 if TYPE_CHECKING:
     from reconciler.ledger import Ledger
+    from reconciler.policy.model import Target
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ from reconciler.backup import BackupError
 from reconciler.db.connection import Database, connect
 from reconciler.errors import IncompleteListing, ProviderUnavailable, ReconcilerError
 from reconciler.identity import open_provider
-from reconciler.identity.base import Provider
 from reconciler.identity.sync import STAGE, Applied, IdentityDiff, UsersTable
-from reconciler.policy.model import Identity, Target
 
 if TYPE_CHECKING:
+    from reconciler.identity.base import Provider
     from reconciler.ledger import Ledger
+    from reconciler.policy.model import Identity, Target
 
 
 @dataclass(frozen=True)

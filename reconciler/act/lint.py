@@ -10,18 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.act.assess import assess, static_assess
 from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
 from reconciler.observe.schema import SchemaObservation, compare, observe_schema
 from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
-from reconciler.policy.model import Policy, Safety, Target
-from reconciler.rulebook import DEFAULT_BLOCK
-from reconciler.safety.findings import Finding
-from reconciler.safety.gate import gate_step
+from reconciler.rulebook import DEFAULT_CONTRACT_GRACE
+from reconciler.safety.gate import DEFAULT_RULES, gate_step
 from reconciler.source import open_layout
 from reconciler.source.base import LiveHistory, Migration, sha256_hex
+
+if TYPE_CHECKING:
+    from reconciler.policy.model import Policy, Safety, Target
+    from reconciler.safety.findings import Finding
 
 
 def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
@@ -73,7 +76,6 @@ def _judged(
 def lint_paths(paths: Sequence[Path]) -> LintReport:
     """Static lint of folders and files, with the default blocking severities."""
     now = datetime.now(UTC)
-    safety = Safety(block=list(DEFAULT_BLOCK))
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
     for path in paths:
         for migration, sql, dialect in _collect(path):
@@ -83,10 +85,10 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
     if "sqlite" in groups:
         notes.append("SQLite migrations: statements PostgreSQL's grammar cannot read are skipped")
     for dialect, items in groups.items():
-        findings = static_assess(items, dialect, now, safety.contract_grace)
+        findings = static_assess(items, dialect, now, DEFAULT_CONTRACT_GRACE)
         for migration, _ in items:
             found = findings.get(migration.id, [])
-            verdict = gate_step(migration, found, safety, now)
+            verdict = gate_step(migration, found, DEFAULT_RULES, now)
             entries += entries_for(str(migration.path), migration.id, found, verdict.blocking, {})
     count = sum(len(items) for items in groups.values())
     return LintReport(tuple(entries), count, "static (no database)", tuple(notes))

@@ -19,14 +19,14 @@ from reconciler.backup import Artifact, BackupDriver, BackupError
 from reconciler.db.connection import connect
 from reconciler.errors import MigrationFailed, ReconcilerError
 from reconciler.observe.census import Loss, losses, take_census
-from reconciler.plan.model import Plan, Step
 from reconciler.policy.model import Safety, Target
 from reconciler.safety.gate import covers_loss, loss_approval
 from reconciler.source import open_layout
-from reconciler.source.base import Layout
 
 if TYPE_CHECKING:
     from reconciler.ledger import Ledger
+    from reconciler.plan.model import Plan, Step
+    from reconciler.source.base import Layout
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from reconciler.act.engine import Outcome, reconcile_schema
 from reconciler.db.connection import Database, connect
 from reconciler.errors import Refused
-from reconciler.policy.model import Target
 from reconciler.source.base import read_utf8
 
 if TYPE_CHECKING:
     from reconciler.ledger import Ledger
+    from reconciler.policy.model import Target
 
 
 def check_resettable(target: Target) -> None:

@@ -7,13 +7,15 @@ is in effect), ``--rolled-back`` marks the failed row so the next run applies th
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.db.connection import connect
 from reconciler.errors import Refused
-from reconciler.policy.model import Target
 from reconciler.source import open_layout
 from reconciler.source.prisma import PrismaLayout
+
+if TYPE_CHECKING:
+    from reconciler.policy.model import Target
 
 
 def resolve_failed(target: Target, migration: str, how: Literal["rolled-back", "applied"]) -> None:

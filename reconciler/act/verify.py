@@ -20,12 +20,16 @@ the rehearsal is what measures those.
 
 from __future__ import annotations
 
-from reconciler.db.connection import Queryable
+from typing import TYPE_CHECKING
+
 from reconciler.errors import DataLossPrevented
 from reconciler.observe.census import TOOL_TABLES, Census, Loss, deleted_tuples, losses, take_census
-from reconciler.plan.model import Step
-from reconciler.policy.model import Safety
 from reconciler.safety.gate import covers_loss, loss_approval
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Queryable
+    from reconciler.plan.model import Step
+    from reconciler.policy.model import Safety
 
 
 class LossCheck:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from reconciler.backup.base import BackupDriver
-from reconciler.policy.model import Target
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.backup.base import BackupDriver
+    from reconciler.policy.model import Target
 
 
 def open_driver(target: Target) -> BackupDriver:

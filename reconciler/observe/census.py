@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from reconciler.db.connection import Queryable
+if TYPE_CHECKING:
+    from reconciler.db.connection import Queryable
 
 CHECKSUM_MAX_ROWS = 10_000
 """Tables up to this many rows (by the planner's estimate) get a content checksum."""

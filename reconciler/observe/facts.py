@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.db.connection import Database
 from reconciler.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Database
 
 
 @dataclass

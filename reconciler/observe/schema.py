@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from reconciler.db.connection import Database
 from reconciler.source.base import Layout, LiveHistory, Migration, checksum_matches
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Database
 
 
 @dataclass(frozen=True)

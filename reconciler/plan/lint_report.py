@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.plan.render import shown_path
 from reconciler.rulebook import RULES
-from reconciler.safety.findings import Finding
+
+if TYPE_CHECKING:
+    from reconciler.safety.findings import Finding
 
 DOCS = "docs/rules"
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from reconciler.observe.schema import Drift
-from reconciler.safety.findings import Finding
 from reconciler.safety.gate import Verdict
-from reconciler.source.base import Migration
+
+if TYPE_CHECKING:
+    from reconciler.observe.schema import Drift
+    from reconciler.safety.findings import Finding
+    from reconciler.source.base import Migration
 
 Risk = Literal["low", "medium", "high"]
 

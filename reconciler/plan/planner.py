@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from reconciler.observe.schema import SchemaObservation
 from reconciler.plan.model import Blocker, Plan, Step
-from reconciler.policy.model import Target
-from reconciler.safety.findings import Finding
 from reconciler.safety.gate import gate_step, window_opens
+
+if TYPE_CHECKING:
+    from reconciler.observe.schema import SchemaObservation
+    from reconciler.policy.model import Target
+    from reconciler.safety.findings import Finding
 
 
 def plan_schema(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.plan.model import Plan, Step
 from reconciler.safety.gate import approval_snippet
+
+if TYPE_CHECKING:
+    from reconciler.plan.model import Plan, Step
 
 
 def shown_path(path: str | Path) -> str:

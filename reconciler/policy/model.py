@@ -32,7 +32,7 @@ from pydantic import (
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.durations import parse_duration
 from reconciler.errors import PolicyError
-from reconciler.rulebook import DEFAULT_BLOCK, RULES, Blockable
+from reconciler.rulebook import DEFAULT_BLOCK, DEFAULT_CONTRACT_GRACE, RULES, Blockable
 from reconciler.secrets import Secret
 
 DEFAULT_LEDGER = "sqlite:///var/reconciler.db"
@@ -88,7 +88,9 @@ Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 class Strict(BaseModel):
     """Base for every policy section: unknown keys rejected, values immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
 
 class Migrations(Strict):
@@ -147,7 +149,7 @@ class Safety(Strict):
     block: list[Blockable] = Field(default_factory=lambda: list(DEFAULT_BLOCK))
     """Severities that block a step unless approved: data-loss, will-fail, locking, compat.
     Syntax errors always block; info never does."""
-    contract_grace: Seconds = 7 * 86400.0
+    contract_grace: Seconds = DEFAULT_CONTRACT_GRACE
     """How long a column must be replaced before it may be dropped (golden rule 2)."""
     approvals: list[Approval] = Field(default_factory=list)
 
@@ -183,7 +185,7 @@ class Backup(Strict):
     neon: NeonSettings | None = None
     before: list[BackupMoment] = Field(default_factory=lambda: list(_SCHEMA_CHANGE))
     """Take a (verified) backup before these kinds of change."""
-    keep: Keep = Keep()
+    keep: Keep = Field(default_factory=Keep)
     verify: Literal["restore", "none"] = "restore"
     """``restore``: restore into a scratch database and compare its census with the live
     one; an unverified backup blocks the change."""
@@ -266,7 +268,7 @@ class Identity(Strict):
     """Rows in the table whose user the provider no longer has. A hard delete never
     cascades: a table referenced with ON DELETE CASCADE is refused."""
     soft_delete_column: Identifier | None = None
-    max_deletions: MaxDeletions = MaxDeletions()
+    max_deletions: MaxDeletions = Field(default_factory=MaxDeletions)
 
     @model_validator(mode="after")
     def _settings_present(self) -> Identity:
@@ -305,7 +307,7 @@ class Schedule(Strict):
     retry: Seconds = 60.0
     """After a failure, retry this soon, doubling each time, never later than the interval."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     @field_validator("backup")
     @classmethod
@@ -351,7 +353,7 @@ class Window(Strict):
     timezone: str = "UTC"
     """An IANA name such as ``Europe/Berlin``; the window follows its daylight saving time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     @field_validator("timezone")
     @classmethod
@@ -376,14 +378,14 @@ class Target(Strict):
     apply: Literal["auto", "manual"] = "auto"
     """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
     them when a person asks."""
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = Field(default_factory=Timeouts)
     windows: list[Window] = Field(default_factory=list)
     """Maintenance windows: pending migrations are applied only inside one of them (the
     daemon waits, ``OutsideWindow``; ``apply --ignore-window`` overrides). None: any time."""
-    safety: Safety = Safety()
+    safety: Safety = Field(default_factory=Safety)
     backup: Backup | None = None
     identity: Identity | None = None
-    schedule: Schedule = Schedule()
+    schedule: Schedule = Field(default_factory=Schedule)
     suspend: bool = False
     """Stop acting (keep observing and exporting): condition ``Suspended``."""
     rehearse: bool = False
@@ -458,13 +460,13 @@ class Policy(Strict):
     """reconciler's own store of runs and steps; SQLite by default, PostgreSQL in production.
     A relative SQLite path is resolved against the policy file's folder."""
     targets: list[Annotated[Target, AfterValidator(_check_target)]] = Field(min_length=1)
-    server: Server = Server()
+    server: Server = Field(default_factory=Server)
     notifications: Notifications | None = None
     source: Source | None = None
     """Where the desired state lives when not in this file: the daemon fetches it."""
     grace: Seconds = 30.0
     """On SIGTERM, how long a running migration may take to finish before the process exits."""
-    retention: Retention = Retention()
+    retention: Retention = Field(default_factory=Retention)
 
     @model_validator(mode="before")
     @classmethod

@@ -17,14 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.db.sqlite import split_sqlite_script
-from reconciler.db.url import Dialect
 from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import Op, ParsedSql, parse
 from reconciler.safety.rules import Expansion, Judge, request_facts
-from reconciler.source.base import Migration
+
+if TYPE_CHECKING:
+    from reconciler.db.url import Dialect
+    from reconciler.source.base import Migration
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,39 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from reconciler.policy.model import DAYS, Approval, Safety, Window
-from reconciler.safety.findings import Finding
-from reconciler.source.base import Migration
+from reconciler.rulebook import DEFAULT_BLOCK
+
+if TYPE_CHECKING:
+    from reconciler.policy.model import Approval, Window
+    from reconciler.safety.findings import Finding
+    from reconciler.source.base import Migration
 
 Decision = Literal["run", "blocked", "waiting"]
+
+
+class Rules(Protocol):
+    """What the gate reads of a target's ``safety`` settings. A policy's ``Safety`` is one;
+    static lint, which has no policy, judges by ``DEFAULT_RULES`` without importing the
+    policy model (and pydantic with it)."""
+
+    @property
+    def block(self) -> Sequence[str]: ...
+
+    @property
+    def approvals(self) -> Sequence[Approval]: ...
+
+
+@dataclass(frozen=True)
+class DefaultRules:
+    block: Sequence[str] = DEFAULT_BLOCK
+    approvals: Sequence[Approval] = ()
+
+
+DEFAULT_RULES = DefaultRules()
+"""The severities a policy blocks when it says nothing, and no approvals."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +66,7 @@ class Verdict:
 
 
 def gate_step(
-    migration: Migration, findings: list[Finding], safety: Safety, now: datetime
+    migration: Migration, findings: list[Finding], safety: Rules, now: datetime
 ) -> Verdict:
     approvals = [a for a in safety.approvals if a.migration == migration.id]
     valid: list[Approval] = []
@@ -88,7 +113,7 @@ def gate_step(
     )
 
 
-def covers_loss(verdict: Verdict, safety: Safety, table: str) -> bool:
+def covers_loss(verdict: Verdict, safety: Rules, table: str) -> bool:
     """Whether data a step measurably loses from ``table`` (on a copy, or inside its own
     transaction) is accepted: the policy does not block data loss, an approval covers a
     finding on that table or names the table, or one covers the step's DO blocks, which no
@@ -103,6 +128,8 @@ def window_opens(windows: Sequence[Window], now: datetime) -> datetime | None:
     else when the next window opens (UTC)."""
     if not windows:
         return None
+    from reconciler.policy.model import DAYS  # a policy with windows was loaded: no cost
+
     openings: list[datetime] = []
     for window in windows:
         zone = ZoneInfo(window.timezone)

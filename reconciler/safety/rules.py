@@ -15,12 +15,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from reconciler.durations import format_duration
-from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
-from reconciler.safety.ops import Op
+
+if TYPE_CHECKING:
+    from reconciler.observe.facts import Facts, FactsRequest
+    from reconciler.safety.ops import Op
 
 IGNORED_TABLES = {"alembic_version", "_prisma_migrations"}
 INTEGER_TYPES = {

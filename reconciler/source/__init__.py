@@ -7,8 +7,12 @@ its history table inside the target database (read and written live). ``prisma``
 
 from __future__ import annotations
 
-from reconciler.policy.model import Migrations
+from typing import TYPE_CHECKING
+
 from reconciler.source.base import AppliedMigration, Layout, LiveHistory, Migration
+
+if TYPE_CHECKING:
+    from reconciler.policy.model import Migrations
 
 
 def open_layout(spec: Migrations) -> Layout:

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -35,10 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
-from reconciler.db.connection import Database
-from reconciler.db.url import DatabaseUrl, Dialect
 from reconciler.errors import MigrationFailed, SourceError
-from reconciler.policy.model import Timeouts
 from reconciler.secrets import redact
 from reconciler.source.base import (
     AppliedMigration,
@@ -47,6 +44,11 @@ from reconciler.source.base import (
     TransactionCheck,
     sha256_hex,
 )
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Database
+    from reconciler.db.url import DatabaseUrl, Dialect
+    from reconciler.policy.model import Timeouts
 
 TABLE = "alembic_version"
 

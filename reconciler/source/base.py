@@ -14,13 +14,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from reconciler import textfiles
-from reconciler.db.connection import Database, Queryable
-from reconciler.db.url import Dialect
 from reconciler.errors import SourceError
-from reconciler.policy.model import Timeouts
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Database, Queryable
+    from reconciler.db.url import Dialect
+    from reconciler.policy.model import Timeouts
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.db.connection import Database
-from reconciler.db.url import Dialect
 from reconciler.errors import LocksUnavailable, MigrationFailed, ProviderMismatch, SourceError
-from reconciler.policy.model import Timeouts
 from reconciler.source.base import (
     AppliedMigration,
     LiveHistory,
@@ -30,6 +27,11 @@ from reconciler.source.base import (
     sha256_hex,
 )
 from reconciler.source.sql import split_postgres, transaction_mode
+
+if TYPE_CHECKING:
+    from reconciler.db.connection import Database
+    from reconciler.db.url import Dialect
+    from reconciler.policy.model import Timeouts
 
 PRISMA_ADVISORY_LOCK = 72707369
 """The key Prisma Migrate locks while migrating; holding it keeps both tools from racing."""
