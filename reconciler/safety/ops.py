@@ -5,19 +5,25 @@ the same way (quoted identifiers, schemas, ``DO $$`` bodies, multi-command ``ALT
 Each statement becomes zero or more small, typed operations with the line it starts on;
 statements no rule cares about become nothing. Names are folded as PostgreSQL folds them
 (unquoted lowercase), and the schema is dropped when it is ``public``.
+
+A script is parsed once into libpg_query's JSON tree, which is cheap; only the statements a
+rule reads in detail (``ALTER TABLE``, ``DROP``, ``UPDATE`` ...) are parsed again into pglast's
+node classes. Building those objects costs ten times the parse, and ``CREATE TABLE``, which
+the rules need only the name and column names of, is most of a history's text.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.enums import AlterTableType as AT
 from pglast.enums import ConstrType, ObjectType
-from pglast.parser import ParseError
-from pglast.stream import RawStream
+from pglast.parser import ParseError, parse_sql_json
 
 VOLATILE_DEFAULTS = {
     "random",
@@ -88,22 +94,79 @@ class ParsedSql:
 def parse(sql: str) -> ParsedSql:
     """The operations of ``sql``; a syntax error is returned, never raised."""
     try:
-        raw = parse_sql(sql)
+        tree = json.loads(parse_sql_json(sql))
+    except ParseError:
+        return _syntax_error(sql)
+    data = sql.encode()  # libpg_query's offsets count bytes
+    ops: list[Op] = []
+    items = tree.get("stmts", [])
+    for item in items:
+        start, length = item.get("stmt_location", 0), item.get("stmt_len", 0)
+        text = (data[start : start + length] if length else data[start:]).decode()
+        leading = len(text) - len(text.lstrip())
+        line = data.count(b"\n", 0, start) + text.count("\n", 0, leading) + 1
+        kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
+        if kind in _FROM_TREE:
+            ops.extend(_FROM_TREE[kind](node, partial(Op, line=line, statement=_clean(text))))
+        elif kind in _FROM_NODES:
+            stmt = parse_sql(text)[0].stmt
+            if stmt is not None:
+                ops.extend(_ops(stmt, line, _clean(text)))
+    opaque = tuple(o for o in ops if o.kind == "do-block")
+    return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
+
+
+def _syntax_error(sql: str) -> ParsedSql:
+    """pglast's own parse of the script reports the error at a character offset."""
+    try:
+        parse_sql(sql)
     except ParseError as exc:
         position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else -1
         line = _line(sql, position) if position >= 0 else _last_line(sql)
         return ParsedSql(error=f"line {line}: {exc.args[0]}", error_line=line)
-    ops: list[Op] = []
-    for item in raw:
-        # pglast 8 reports character offsets into the str it was given.
-        start = item.stmt_location or 0
-        text = sql[start : start + item.stmt_len] if item.stmt_len else sql[start:]
-        leading = len(text) - len(text.lstrip())
-        line = sql.count("\n", 0, start + leading) + 1
-        if item.stmt is not None:
-            ops.extend(_ops(item.stmt, line, _clean(text)))
-    opaque = tuple(o for o in ops if o.kind == "do-block")
-    return ParsedSql(tuple(ops), statements=len(raw), opaque=opaque)
+    raise AssertionError("libpg_query rejected what pglast accepts")  # pragma: no cover
+
+
+def _tree_name(relation: dict[str, Any]) -> str:
+    schema, name = relation.get("schemaname"), relation.get("relname", "")
+    return name if schema in (None, "public") else f"{schema}.{name}"
+
+
+def _create_table(node: dict[str, Any], mk: Callable[..., Op]) -> Iterator[Op]:
+    columns = tuple(
+        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
+    )
+    yield mk("create-table", _tree_name(node.get("relation", {})), columns=columns)
+
+
+def _insert(node: dict[str, Any], mk: Callable[..., Op]) -> Iterator[Op]:
+    cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
+    yield mk("insert", _tree_name(node.get("relation", {})), columns=cols)
+
+
+def _do_block(node: dict[str, Any], mk: Callable[..., Op]) -> Iterator[Op]:
+    yield mk("do-block")
+
+
+_FROM_TREE: dict[str, Callable[[dict[str, Any], Callable[..., Op]], Iterator[Op]]] = {
+    "CreateStmt": _create_table,
+    "InsertStmt": _insert,
+    "DoStmt": _do_block,
+}
+"""Statements whose operations the JSON tree gives directly."""
+_FROM_NODES = frozenset(
+    {
+        "AlterTableStmt",
+        "DropStmt",
+        "IndexStmt",
+        "RenameStmt",
+        "TruncateStmt",
+        "DeleteStmt",
+        "UpdateStmt",
+        "CreateEnumStmt",
+    }
+)
+"""Statements ``_ops`` reads as pglast nodes; any other kind yields no operation."""
 
 
 def _line(sql: str, offset: int) -> int:
@@ -151,7 +214,11 @@ def _type(type_name: ast.TypeName | None) -> tuple[str, int | None]:
 
 
 def _sql(node: ast.Node | None) -> str:
-    return RawStream()(node) if node is not None else ""
+    if node is None:
+        return ""
+    from pglast.stream import RawStream  # its printers take longer to import than most parses
+
+    return str(RawStream()(node))
 
 
 def _volatile(expr: ast.Node | None) -> bool:
@@ -209,16 +276,6 @@ def _ops(stmt: ast.Node, line: int, text: str) -> Iterator[Op]:
     elif isinstance(stmt, ast.CreateEnumStmt):
         labels = tuple(_names(stmt.vals))
         yield mk("create-enum", _qualified(_names(stmt.typeName)), labels=labels)
-    elif isinstance(stmt, ast.CreateStmt):
-        columns = tuple(
-            e.colname or "" for e in stmt.tableElts or () if isinstance(e, ast.ColumnDef)
-        )
-        yield mk("create-table", _name(stmt.relation), columns=columns)
-    elif isinstance(stmt, ast.InsertStmt):
-        cols = tuple(t.name or "" for t in stmt.cols or () if isinstance(t, ast.ResTarget))
-        yield mk("insert", _name(stmt.relation), columns=cols)
-    elif isinstance(stmt, ast.DoStmt):
-        yield mk("do-block")
 
 
 def _alter_table(stmt: ast.AlterTableStmt, mk: Callable[..., Op]) -> Iterator[Op]:
