@@ -16,6 +16,7 @@ import math
 import os
 import pstats
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -203,6 +204,50 @@ def command_failed(
     codes = " or ".join(map(str, expected))
     tail = "\n".join(output.strip().splitlines()[-15:])
     return RuntimeError(f"{shown} exited {code} (expected {codes}):\n{tail}")
+
+
+class Finished(NamedTuple):
+    """A child process that ran to its end (see ``run_timed``)."""
+
+    command: list[str]
+    code: int
+    stdout: str
+    stderr: str
+    wall: float
+    """Wall-clock seconds, from start to reaped."""
+    user: float
+    system: float
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds of the whole process: user + system."""
+        return self.user + self.system
+
+
+def run_timed(
+    command: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Finished:
+    """Run ``command`` to its end with its output captured (in ``env`` and ``cwd`` if
+    given): its exit code, output, wall-clock seconds and CPU seconds. The CPU time is the
+    difference of ``getrusage(RUSAGE_CHILDREN)`` across the run: the child's user and system
+    time, and that of any process it waited for. No exit code is an error here; the caller
+    judges the result."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        command, capture_output=True, text=True, errors="replace", check=False, env=env, cwd=cwd
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Finished(
+        list(command),
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        wall,
+        after.ru_utime - before.ru_utime,
+        after.ru_stime - before.ru_stime,
+    )
 
 
 def proc_fields(pid: int | str) -> list[str]:
