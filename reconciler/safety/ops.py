@@ -25,6 +25,7 @@ from pglast.enums import AlterTableType as AT
 from pglast.enums import ConstrType, ObjectType
 from pglast.parser import ParseError, parse_sql_json
 
+SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
 VOLATILE_DEFAULTS = {
     "random",
     "clock_timestamp",
@@ -106,8 +107,10 @@ def parse(sql: str) -> ParsedSql:
         leading = len(text) - len(text.lstrip())
         line = data.count(b"\n", 0, start) + text.count("\n", 0, leading) + 1
         kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
-        if kind in _FROM_TREE:
-            ops.extend(_FROM_TREE[kind](node, partial(Op, line=line, statement=_clean(text))))
+        read = _FROM_TREE.get(kind)
+        found = read(node, partial(Op, line=line, statement=_clean(text))) if read else None
+        if found is not None:
+            ops.extend(found)
         elif kind in _FROM_NODES:
             stmt = parse_sql(text)[0].stmt
             if stmt is not None:
@@ -127,33 +130,174 @@ def _syntax_error(sql: str) -> ParsedSql:
     raise AssertionError("libpg_query rejected what pglast accepts")  # pragma: no cover
 
 
-def _tree_name(relation: dict[str, Any]) -> str:
+# -- statements read from libpg_query's JSON tree ---------------------------------------------
+# In that tree a node is ``{"TypeName": {fields}}``, enums are their names, and a field that
+# is false, zero or empty is left out. Each reader gives the same operations as ``_ops``
+# would, or None where that takes an expression printed back to SQL (a ``USING`` clause, a
+# ``CHECK``): then the statement is read as pglast nodes, whose printer does that.
+Tree = dict[str, Any]
+TreeReader = Callable[[Tree, Callable[..., Op]], "list[Op] | None"]
+
+
+def _tree_name(relation: Tree) -> str:
     schema, name = relation.get("schemaname"), relation.get("relname", "")
     return name if schema in (None, "public") else f"{schema}.{name}"
 
 
-def _create_table(node: dict[str, Any], mk: Callable[..., Op]) -> Iterator[Op]:
+def _tree_strings(items: list[Tree] | None) -> list[str]:
+    return [n["String"].get("sval", "") for n in items or () if "String" in n]
+
+
+def _tree_type(type_name: Tree | None) -> tuple[str, int | None]:
+    if not type_name:
+        return "", None
+    parts = [p for p in _tree_strings(type_name.get("names")) if p != "pg_catalog"]
+    length = None
+    for mod in type_name.get("typmods", ()):
+        const = mod.get("A_Const", {})
+        if "ival" in const:
+            length = const["ival"].get("ival", 0)
+            break
+    return (parts[-1] if parts else ""), length
+
+
+def _tree_calls(node: object) -> Iterator[str]:
+    """The names of the functions an expression calls."""
+    if isinstance(node, dict):
+        call = node.get("FuncCall")
+        if isinstance(call, dict):
+            names = _tree_strings(call.get("funcname"))
+            if names:
+                yield names[-1].lower()
+        for value in node.values():
+            yield from _tree_calls(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _tree_calls(item)
+
+
+def _create_table(node: Tree, mk: Callable[..., Op]) -> list[Op]:
     columns = tuple(
         e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
     )
-    yield mk("create-table", _tree_name(node.get("relation", {})), columns=columns)
+    return [mk("create-table", _tree_name(node.get("relation", {})), columns=columns)]
 
 
-def _insert(node: dict[str, Any], mk: Callable[..., Op]) -> Iterator[Op]:
+def _insert(node: Tree, mk: Callable[..., Op]) -> list[Op]:
     cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
-    yield mk("insert", _tree_name(node.get("relation", {})), columns=cols)
+    return [mk("insert", _tree_name(node.get("relation", {})), columns=cols)]
 
 
-def _do_block(node: dict[str, Any], mk: Callable[..., Op]) -> Iterator[Op]:
-    yield mk("do-block")
+def _do_block(node: Tree, mk: Callable[..., Op]) -> list[Op]:
+    return [mk("do-block")]
 
 
-_FROM_TREE: dict[str, Callable[[dict[str, Any], Callable[..., Op]], Iterator[Op]]] = {
+def _create_index(node: Tree, mk: Callable[..., Op]) -> list[Op]:
+    params = (p.get("IndexElem", {}).get("name") for p in node.get("indexParams", ()))
+    return [
+        mk(
+            "create-index",
+            _tree_name(node.get("relation", {})),
+            concurrently=bool(node.get("concurrent")),
+            unique=bool(node.get("unique")),
+            columns=tuple(name for name in params if name),
+            new_name=node.get("idxname", ""),
+        )
+    ]
+
+
+_CONSTRAINT_KINDS = {
+    "CONSTR_FOREIGN": "foreign",
+    "CONSTR_CHECK": "check",
+    "CONSTR_UNIQUE": "unique",
+    "CONSTR_PRIMARY": "primary",
+}
+
+
+def _alter_table_tree(node: Tree, mk: Callable[..., Op]) -> list[Op] | None:
+    table = _tree_name(node.get("relation", {}))
+    out: list[Op] = []
+    for item in node.get("cmds", ()):
+        cmd = item.get("AlterTableCmd")
+        if cmd is None:
+            continue
+        sub, name, definition = cmd.get("subtype"), cmd.get("name", ""), cmd.get("def", {})
+        if sub == "AT_AddColumn" and "ColumnDef" in definition:
+            out.append(_add_column_tree(table, definition["ColumnDef"], mk))
+        elif sub == "AT_DropColumn":
+            out.append(
+                mk("drop-column", table, name, cascade=cmd.get("behavior") == "DROP_CASCADE")
+            )
+        elif sub == "AT_AlterColumnType" and "ColumnDef" in definition:
+            column = definition["ColumnDef"]
+            if "raw_default" in column:
+                return None  # USING: printed by pglast
+            type_name, length = _tree_type(column.get("typeName"))
+            out.append(
+                mk("alter-type", table, name, type_name=type_name, type_length=length, using="")
+            )
+        elif sub == "AT_SetNotNull":
+            out.append(mk("set-not-null", table, name))
+        elif sub == "AT_AddConstraint" and "Constraint" in definition:
+            con = definition["Constraint"]
+            if "raw_expr" in con:
+                return None  # CHECK (...): printed by pglast
+            kind = _CONSTRAINT_KINDS.get(con.get("contype", ""), "other")
+            keys = _tree_strings(con.get("keys")) or _tree_strings(con.get("fk_attrs"))
+            out.append(
+                mk(
+                    "add-constraint",
+                    table,
+                    constraint=kind,
+                    columns=tuple(keys),
+                    not_valid=bool(con.get("skip_validation")),
+                    unique=kind in ("unique", "primary"),
+                    new_name=con.get("conname", ""),
+                    where="",
+                    concurrently=bool(con.get("indexname")),
+                )
+            )
+    return out
+
+
+def _add_column_tree(table: str, col: Tree, mk: Callable[..., Op]) -> Op:
+    type_name, length = _tree_type(col.get("typeName"))
+    not_null = bool(col.get("is_not_null"))
+    has_default = volatile = False
+    for item in col.get("constraints", ()):
+        con = item.get("Constraint", {})
+        contype = con.get("contype")
+        if contype in ("CONSTR_NOTNULL", "CONSTR_PRIMARY"):
+            not_null = True
+        elif contype == "CONSTR_DEFAULT":
+            has_default = True
+            volatile = volatile or any(
+                fn in VOLATILE_DEFAULTS for fn in _tree_calls(con.get("raw_expr"))
+            )
+        elif contype in ("CONSTR_IDENTITY", "CONSTR_GENERATED"):
+            has_default = volatile = True  # computed for every existing row: a rewrite
+    if type_name.lower() in SERIALS:
+        has_default = volatile = True
+    return mk(
+        "add-column",
+        table,
+        col.get("colname", ""),
+        type_name=type_name,
+        type_length=length,
+        not_null=not_null,
+        has_default=has_default,
+        volatile_default=volatile,
+    )
+
+
+_FROM_TREE: dict[str, TreeReader] = {
     "CreateStmt": _create_table,
     "InsertStmt": _insert,
     "DoStmt": _do_block,
+    "IndexStmt": _create_index,
+    "AlterTableStmt": _alter_table_tree,
 }
-"""Statements whose operations the JSON tree gives directly."""
+"""Statements whose operations the JSON tree gives (unless their reader says None)."""
 _FROM_NODES = frozenset(
     {
         "AlterTableStmt",
@@ -222,10 +366,21 @@ def _sql(node: ast.Node | None) -> str:
 
 
 def _volatile(expr: ast.Node | None) -> bool:
-    if expr is None:
-        return False
-    text = _sql(expr).lower()
-    return any(f"{fn}(" in text for fn in VOLATILE_DEFAULTS)
+    """Whether the default calls a function whose value differs row by row."""
+    return any(fn in VOLATILE_DEFAULTS for fn in _calls(expr))
+
+
+def _calls(node: object) -> Iterator[str]:
+    if isinstance(node, ast.FuncCall):
+        names = _names(node.funcname)
+        if names:
+            yield names[-1].lower()
+    if isinstance(node, ast.Node):
+        for attr in node:  # pglast nodes iterate over their attribute names
+            yield from _calls(getattr(node, attr))
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _calls(item)
 
 
 def _ops(stmt: ast.Node, line: int, text: str) -> Iterator[Op]:
@@ -340,7 +495,7 @@ def _add_column(table: str, col: ast.ColumnDef, mk: Callable[..., Op]) -> Op:
             volatile = volatile or _volatile(con.raw_expr)
         elif con.contype in (ConstrType.CONSTR_IDENTITY, ConstrType.CONSTR_GENERATED):
             has_default = volatile = True  # computed for every existing row: a rewrite
-    if name.lower() in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
+    if name.lower() in SERIALS:
         has_default = volatile = True
     return mk(
         "add-column",
