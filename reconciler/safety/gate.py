@@ -8,7 +8,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
-from zoneinfo import ZoneInfo
 
 from reconciler.rulebook import DEFAULT_BLOCK
 
@@ -128,6 +127,8 @@ def window_opens(windows: Sequence[Window], now: datetime) -> datetime | None:
     else when the next window opens (UTC)."""
     if not windows:
         return None
+    from zoneinfo import ZoneInfo
+
     from reconciler.policy.model import DAYS  # a policy with windows was loaded: no cost
 
     openings: list[datetime] = []

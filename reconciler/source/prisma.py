@@ -11,7 +11,6 @@ later runs, as Prisma's P3009 does, until a person resolves it.
 from __future__ import annotations
 
 import tomllib
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -220,7 +219,7 @@ class PrismaLayout:
             # in another transaction would commit half of it early.
             self._apply_own_transaction(db, migration, script, timeouts)
             return
-        row_id, started = str(uuid.uuid4()), _now(db)
+        row_id, started = _new_id(), _now(db)
         try:
             with db.transaction(timeouts.lock, timeouts.statement):
                 if check is not None:
@@ -257,7 +256,7 @@ class PrismaLayout:
     def _started(self, db: Database, migration: Migration) -> str:
         """Commit the history row of a migration about to run outside one transaction (so
         a crash leaves a failed row, as Prisma's does); its id."""
-        row_id = str(uuid.uuid4())
+        row_id = _new_id()
         with db.transaction():
             self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
         return row_id
@@ -401,3 +400,11 @@ def _as_datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _new_id() -> str:
+    """A history row's id: a uuid4, as Prisma writes it. ``uuid`` is imported here, where a
+    row is written, not by ``plan`` or ``lint``, which never write one."""
+    import uuid
+
+    return str(uuid.uuid4())
