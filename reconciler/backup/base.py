@@ -84,20 +84,24 @@ class NewFile:
 
 
 def new_file(directory: Path, target: str, suffix: str) -> NewFile:
+    """A name for a new backup file, and its ``partial`` file, created empty and readable by
+    its owner alone (0600): a backup holds customer data. The tools that fill it (pg_dump
+    ``-f``, SQLite's backup API) keep the mode of a file that exists, and the rename to the
+    final name keeps it too. A backup directory that has to be created is 0700."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise BackupError(f"backup directory {directory}: {exc.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise BackupError(f"backup directory {directory} is not writable")
     now = datetime.now(UTC)
     artifact_id = f"{target}-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    return NewFile(
-        artifact_id,
-        now,
-        directory / f"{artifact_id}{suffix}",
-        directory / f".{artifact_id}{suffix}.partial",
-    )
+    partial = directory / f".{artifact_id}{suffix}.partial"
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise BackupError(f"backup directory {directory}: {exc.strerror}") from None
+    return NewFile(artifact_id, now, directory / f"{artifact_id}{suffix}", partial)
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

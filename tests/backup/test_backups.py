@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import stat
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,6 +63,10 @@ def shop(pg_url: str, tmp_path: Path) -> tuple[str, Policy]:
     return pg_url, policy
 
 
+def owner_only(path: Path) -> bool:
+    return stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_pg_dump_backup_restores_every_row(
     shop: tuple[str, Policy], pg_url: str, tmp_path: Path
 ) -> None:
@@ -76,6 +81,7 @@ def test_pg_dump_backup_restores_every_row(
     assert record.size_bytes == Path(result.artifact.location).stat().st_size
     assert len(record.sha256 or "") == 64
     assert not list(Path(result.artifact.location).parent.glob(".*partial"))
+    assert owner_only(Path(result.artifact.location))  # customer data: 0600
 
     name = pg_url.rsplit("/", 1)[1] + "_copy"
     pg_query(SERVER, f'CREATE DATABASE "{name}"')
@@ -105,6 +111,7 @@ def test_sqlite_backup_round_trip(tmp_path: Path) -> None:
             )
         result = take_backup(policy.targets[0], ledger, reason="manual")
     assert result.verified is True
+    assert owner_only(Path(result.artifact.location))
     restored = tmp_path / "restored.db"
     open_driver(policy.targets[0]).restore(
         result.artifact, parse_database_url(f"sqlite:///{restored}")
