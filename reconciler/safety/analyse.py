@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.db.sqlite import split_sqlite_script
 from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import Op, ParsedSql, parse
@@ -81,6 +80,8 @@ _CREATE_TABLE = re.compile(
 
 
 def _sqlite_ops(sql: str) -> list[Op]:
+    from reconciler.db.sqlite import split_sqlite_script  # sqlite3, for SQLite histories only
+
     ops: list[Op] = []
     for line, statement in split_sqlite_script(sql):
         parsed = parse(statement)
