@@ -21,6 +21,17 @@ def test_shipped_policy_passes_check(cli: Callable[..., Result], policy: Path) -
     assert "policy valid" in result.stdout
 
 
+def test_each_shipped_policy_has_a_ledger_and_target_names_of_its_own() -> None:
+    """Run one example after another: `status` and `backups` of one show only its runs."""
+    from reconciler.policy import load_policy
+
+    policies = {p.name: load_policy(p, environ={}) for p in SHIPPED}
+    ledgers = {name: policy.ledger.url for name, policy in policies.items()}
+    assert len(set(ledgers.values())) == len(ledgers), ledgers
+    names = [t.name for policy in policies.values() for t in policy.targets]
+    assert len(set(names)) == len(names), names
+
+
 DOCUMENTS = [
     ROOT / "README.md",
     ROOT / "deploy" / "README.md",
