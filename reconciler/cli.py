@@ -405,9 +405,10 @@ def check(config: Path) -> None:
 def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) -> None:
     """Analyse migrations for data loss and risky locks.
 
-    With PATHS (migration folders, Alembic directories, .sql files): static analysis. Without:
-    each target's pending migrations, data-aware when its database is reachable, with the
-    policy's approvals. Exit 1 when a blocking finding is not approved.
+    With PATHS (.sql files, Alembic revisions, Prisma migrations folders, Alembic script
+    directories): static analysis. Without: each target's pending migrations, data-aware
+    when its database is reachable, with the policy's approvals. Exit 1 when a blocking
+    finding is not approved.
     """
     if paths:
         report = lint_paths(list(paths))

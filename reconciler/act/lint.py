@@ -92,6 +92,13 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
     return LintReport(tuple(entries), count, "static (no database)", tuple(notes))
 
 
+ACCEPTS = (
+    "lint takes .sql files, Alembic revisions (.py), Prisma migrations folders and Alembic "
+    "script directories"
+)
+"""What ``lint PATH`` reads; anything else is refused by name, never read as SQL."""
+
+
 def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
     # Imported where needed: Alembic alone costs a tenth of a second to import.
     from reconciler.source.prisma import PrismaLayout
@@ -99,18 +106,10 @@ def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix == ".py":
-        for folder in path.resolve().parents[:3]:
-            if (folder / "env.py").is_file():
-                from reconciler.source.alembic import AlembicLayout
-
-                alembic = AlembicLayout(folder)
-                return [
-                    (m, alembic.sql(m, "postgresql"), "postgresql")
-                    for m in alembic.migrations()
-                    if m.path == path.resolve()
-                ]
-        raise SourceError(f"{path}: a Python file outside an Alembic script directory")
+        return _revision(path)
     if path.is_file():
+        if path.suffix.lower() != ".sql":
+            raise SourceError(f"{path}: not a migration; {ACCEPTS}")
         data = path.read_bytes()
         migration = Migration(_file_id(path), path.stem, path.resolve(), sha256_hex(data))
         return [(migration, data.decode("utf-8", errors="replace"), "postgresql")]
@@ -121,12 +120,34 @@ def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
         return [(m, alembic.sql(m, "postgresql"), "postgresql") for m in alembic.migrations()]
     if (path / "migration.sql").is_file():
         return _collect(path / "migration.sql")
+    if not (path / "migration_lock.toml").is_file() and not any(
+        (folder / "migration.sql").is_file() for folder in path.iterdir()
+    ):
+        raise SourceError(f"{path}: not a migrations folder; {ACCEPTS}")
     try:
         prisma = PrismaLayout(path.resolve())
     except ReconcilerError as exc:
         raise SourceError(f"{path}: not a migrations folder: {exc}") from None
     dialect = "sqlite" if prisma.provider == "sqlite" else "postgresql"
     return [(m, m.read(), dialect) for m in prisma.migrations()]
+
+
+def _revision(path: Path) -> list[tuple[Migration, str | None, str]]:
+    """An Alembic revision file, read through its script directory."""
+    for folder in path.resolve().parents[:3]:
+        if (folder / "env.py").is_file():
+            from reconciler.source.alembic import AlembicLayout
+
+            alembic = AlembicLayout(folder)
+            found = [
+                (m, alembic.sql(m, "postgresql"), "postgresql")
+                for m in alembic.migrations()
+                if m.path == path.resolve()
+            ]
+            if not found:
+                raise SourceError(f"{path}: not a revision of its Alembic script directory")
+            return found
+    raise SourceError(f"{path}: a Python file outside an Alembic script directory; {ACCEPTS}")
 
 
 def _file_id(path: Path) -> str:

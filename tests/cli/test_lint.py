@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from tests.conftest import ALEMBIC, PRISMA_PG, PRISMA_SQLITE, pg_query
+from tests.conftest import ALEMBIC, EXAMPLES, PRISMA_PG, PRISMA_SQLITE, pg_query
 
 Cli = Callable[..., Result]
 
@@ -47,6 +47,38 @@ def test_static_lint_of_the_example_histories_passes(cli: Cli, path: Path) -> No
     result = cli("lint", path)
     assert result.exit_code == 0, result.output
     assert "0 blocking" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        (EXAMPLES / "users.yaml", "not a migration"),
+        (EXAMPLES / "prisma" / "schema.prisma", "not a migration"),
+        (PRISMA_SQLITE / "migration_lock.toml", "not a migration"),
+        (EXAMPLES, "not a migrations folder"),
+        (ALEMBIC / "versions", "not a migrations folder"),
+    ],
+    ids=["yaml", "prisma-schema", "lock-file", "folder", "alembic-versions"],
+)
+def test_lint_of_what_is_not_a_migration_is_one_line_and_lints_nothing(
+    cli: Cli, path: Path, what: str
+) -> None:
+    """Never read as SQL: a YAML file is not a migration with a syntax error."""
+    result = cli("lint", PRISMA_PG, path)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"reconciler: error: {path}: {what}; lint takes .sql files, Alembic revisions (.py), "
+        "Prisma migrations folders and Alembic script directories"
+    ]
+
+
+def test_lint_of_a_python_file_that_is_no_revision_says_so(cli: Cli) -> None:
+    result = cli("lint", ALEMBIC / "env.py")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"reconciler: error: {ALEMBIC / 'env.py'}: not a revision of its Alembic script directory"
+    ]
 
 
 def test_sarif_output_is_valid_sarif(cli: Cli, tmp_path: Path) -> None:
