@@ -101,7 +101,7 @@ ACCEPTS = (
 
 def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
     # Imported where needed: Alembic alone costs a tenth of a second to import.
-    from reconciler.source.prisma import PrismaLayout
+    from reconciler.source.prisma import PrismaLayout, read_provider
 
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
@@ -112,7 +112,12 @@ def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
             raise SourceError(f"{path}: not a migration; {ACCEPTS}")
         data = path.read_bytes()
         migration = Migration(_file_id(path), path.stem, path.resolve(), sha256_hex(data))
-        return [(migration, data.decode("utf-8", errors="replace"), "postgresql")]
+        # A Prisma migration is written for the provider its folder's lock file names.
+        provider = (
+            read_provider(path.resolve().parent.parent) if path.name == "migration.sql" else None
+        )
+        dialect = "sqlite" if provider == "sqlite" else "postgresql"
+        return [(migration, data.decode("utf-8", errors="replace"), dialect)]
     if (path / "env.py").is_file():
         from reconciler.source.alembic import AlembicLayout
 

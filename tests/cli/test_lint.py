@@ -81,6 +81,15 @@ def test_lint_of_a_python_file_that_is_no_revision_says_so(cli: Cli) -> None:
     ]
 
 
+def test_one_migration_of_a_sqlite_history_is_linted_as_sqlite(cli: Cli) -> None:
+    """As its whole folder is: migration_lock.toml names the provider it was written for."""
+    for path in (PRISMA_SQLITE / "20261001090000_init", PRISMA_SQLITE):
+        result = cli("lint", path)
+        assert result.exit_code == 0, result.output
+        assert "note: SQLite migrations" in result.stdout
+        assert "syntax-error" not in result.stdout
+
+
 def test_sarif_output_is_valid_sarif(cli: Cli, tmp_path: Path) -> None:
     result = cli("lint", risky_folder(tmp_path), "--format", "sarif")
     assert result.exit_code == 1
