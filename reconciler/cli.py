@@ -430,7 +430,9 @@ def reset(config: Path, target: str, yes: bool) -> None:
     spec = policy.target(target)
     check_resettable(spec)
     if not yes:
-        confirm(f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?")
+        confirm(
+            f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?", "reset"
+        )
     ledger = Ledger(policy.ledger)
     try:
         outcome = reset_target(spec, ledger, source=str(config))

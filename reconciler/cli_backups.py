@@ -153,12 +153,16 @@ def _confirm_overwrite(spec: Target, force: bool) -> None:
             "restoring over a production database needs a typed confirmation on a terminal"
         )
     typed = click.prompt(
-        f"Type the target name ({spec.name}) to overwrite its database",
+        f"\nType the target's name to overwrite its production database "
+        f"({spec.database.redacted}). Only '{spec.name}' will be accepted",
         default="",
         show_default=False,
     )
     if typed.strip() != spec.name:
-        fail("restore cancelled. Nothing was changed.")
+        fail(
+            f"restore cancelled: only the target's name, {spec.name}, confirms. "
+            "Nothing was changed."
+        )
 
 
 def _refuse_unless_empty(destination: DatabaseUrl) -> None:

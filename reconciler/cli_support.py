@@ -58,14 +58,16 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def confirm(question: str) -> None:
+def confirm(question: str, action: str = "apply") -> None:
+    """Ask on the terminal; only ``yes`` goes on. ``action`` names what is refused or
+    cancelled otherwise."""
     if not interactive():
         fail(
-            "refusing to apply without --yes: standard input is not a terminal. "
+            f"refusing to {action} without --yes: standard input is not a terminal. "
             "Nothing was changed."
         )
     answer = click.prompt(
         f"\n{question} Only 'yes' will be accepted", default="", show_default=False
     )
     if answer.strip() != "yes":
-        fail("apply cancelled. Nothing was changed.")
+        fail(f"{action} cancelled: only 'yes' confirms. Nothing was changed.")

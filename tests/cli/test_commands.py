@@ -6,12 +6,21 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from tests.conftest import EXAMPLES, PRISMA_PG, PRISMA_SQLITE, ROOT, pg_query, run_process
+from tests.conftest import (
+    EXAMPLES,
+    PRISMA_PG,
+    PRISMA_SQLITE,
+    ROOT,
+    pg_query,
+    run_on_terminal,
+    run_process,
+)
 
 Cli = Callable[..., Result]
 
@@ -29,7 +38,7 @@ def sqlite_policy(write_policy: Callable[[str], Path], tmp_path: Path, **extra: 
 
 
 def user_tables(db: Path) -> set[str]:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
@@ -124,16 +133,37 @@ def test_plan_json_lists_every_step(
     assert all(len(s["checksum"]) == 64 for s in plan["steps"])
 
 
-def test_apply_confirms_on_a_terminal(
-    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_apply_on_a_terminal_says_that_only_yes_confirms(
+    write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
     policy = sqlite_policy(write_policy, tmp_path)
-    monkeypatch.setattr("reconciler.cli_support.interactive", lambda: True)
-    declined = cli("apply", "-c", policy, input="no\n")
-    assert declined.exit_code == 1
-    assert "apply cancelled" in declined.stderr
-    accepted = cli("apply", "-c", policy, input="yes\n")
-    assert accepted.exit_code == 0, accepted.output
+    question = "Apply 7 migration(s) to shop (production)? Only 'yes' will be accepted: "
+    code, shown = run_on_terminal("apply", "-c", policy, answer="y")
+    assert code == 1
+    assert f"{question}y\n" in shown
+    assert "apply cancelled: only 'yes' confirms. Nothing was changed." in shown
+    assert not (tmp_path / "var" / "shop.db").exists() or "users" not in user_tables(
+        tmp_path / "var" / "shop.db"
+    )
+    code, shown = run_on_terminal("apply", "-c", policy, answer="yes")
+    assert code == 0, shown
+    assert f"{question}yes\n" in shown
+    assert "users" in user_tables(tmp_path / "var" / "shop.db")
+
+
+def test_reset_on_a_terminal_names_what_it_refuses_and_cancels(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path, environment="development")
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    refused = cli("reset", "-c", policy, "-t", "shop")
+    assert refused.exit_code == 1
+    assert "refusing to reset without --yes: standard input is not a terminal" in refused.stderr
+    code, shown = run_on_terminal("reset", "-c", policy, "-t", "shop", answer="no")
+    assert code == 1
+    assert "and rebuild it? Only 'yes' will be accepted: no\n" in shown
+    assert "reset cancelled: only 'yes' confirms. Nothing was changed." in shown
+    assert "users" in user_tables(tmp_path / "var" / "shop.db")
 
 
 def test_check_validates_offline(
