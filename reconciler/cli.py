@@ -242,7 +242,8 @@ def _print_outcome(outcome: Outcome) -> None:
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
 @errors_to_exit
 def status(config: Path, target: str | None, output: str) -> None:
-    """Per target: live vs desired revision, pending, drift, last runs, newest backup."""
+    """Per target: live vs desired revision, pending, drift, last runs, newest backup.
+    Exit 1 when a target cannot be observed (its database or migrations)."""
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
     report: list[dict[str, Any]] = []
@@ -290,6 +291,7 @@ def status(config: Path, target: str | None, output: str) -> None:
         click.echo(json.dumps({"targets": report}, indent=2))
     else:
         click.echo("\n\n".join(_status_text(e) for e in report))
+    sys.exit(EXIT_ERROR if any("error" in e for e in report) else EXIT_OK)
 
 
 def _run_entry(run: RunRecord | None) -> dict[str, Any] | None:
@@ -319,7 +321,7 @@ def _status_text(entry: dict[str, Any]) -> str:
         f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
     ]
     if "error" in entry:
-        lines.append(f"  unreachable: {entry['error']}")
+        lines.append(f"  error      {entry['error']}")
     else:
         lines += [
             f"  live       {entry['live_revision'] or '(empty history)'}",
@@ -353,11 +355,17 @@ def _status_text(entry: dict[str, Any]) -> str:
 @config_option
 @errors_to_exit
 def check(config: Path) -> None:
-    """Validate the policy and every migration folder offline (no database needed)."""
+    """Validate the policy, every migration folder and the files the policy names (seed, a
+    file provider's users) offline: no database needed."""
     policy = load_policy(config)
     problems: list[str] = []
     count = 0
     for spec in policy.targets:
+        users = spec.identity.file if spec.identity and spec.identity.provider == "file" else None
+        if users is not None and not users.path.is_file():
+            problems.append(f"{spec.name}: identity.file.path: {users.path} not found")
+        if spec.seed is not None and not spec.seed.is_file():
+            problems.append(f"{spec.name}: seed {spec.seed} not found")
         try:
             layout = open_layout(spec.migrations)
             layout.desired(spec.migrations.revision)
@@ -380,8 +388,6 @@ def check(config: Path) -> None:
                 problems.append(
                     f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
                 )
-        if spec.seed is not None and not spec.seed.is_file():
-            problems.append(f"{spec.name}: seed {spec.seed} not found")
     if problems:
         fail("\n".join(problems))
     click.echo(

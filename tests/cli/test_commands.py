@@ -180,6 +180,37 @@ def test_check_validates_offline(
     assert not (tmp_path / "var").exists(), "check must not touch any database"
 
 
+def test_check_names_a_users_file_that_is_not_there(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(
+        write_policy,
+        tmp_path,
+        identity="{provider: file, file: {path: users.yaml}, key: clerk_id}",
+    )
+    missing = cli("check", "-c", policy)
+    assert missing.exit_code == 1
+    assert missing.stderr.splitlines() == [
+        f"reconciler: error: shop: identity.file.path: {tmp_path / 'users.yaml'} not found"
+    ]
+    (tmp_path / "users.yaml").write_text("users: []\n")
+    assert cli("check", "-c", policy).exit_code == 0
+
+
+def test_status_of_a_target_without_its_migrations_folder_says_so_and_exits_1(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    shutil.rmtree(tmp_path / "migrations")
+    problem = f"{tmp_path / 'migrations'}: Prisma migrations folder not found"
+    status = cli("status", "-c", policy)
+    assert status.exit_code == 1
+    assert f"  error      {problem}" in status.stdout.splitlines()
+    as_json = cli("status", "-c", policy, "-o", "json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["targets"][0]["error"] == problem
+
+
 def test_a_migration_folder_without_its_file_stops_plan_and_apply(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
