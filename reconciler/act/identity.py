@@ -161,7 +161,7 @@ def _run(
         return result(
             "AwaitingApproval",
             f"nothing changed: {_users(deleting)} would be {spec.orphans.replace('-', ' ')}d, "
-            f"above max_deletions ({limit:,} for {diff.table_users:,} users): {shown}; "
+            f"above max_deletions ({spec.max_deletions.describe(diff.table_users)}): {shown}; "
             f"check the provider, then run `reconciler identity sync --allow-deletions "
             f"{deleting}`",
             dry_run=dry_run,

@@ -247,7 +247,19 @@ class MaxDeletions(Strict):
 
     def limit(self, table_users: int) -> int:
         """The most deletions one run may make: under both the count and the percentage."""
-        return min(self.count, math.floor(table_users * self.percent / 100))
+        return min(self.count, self._by_percent(table_users))
+
+    def _by_percent(self, table_users: int) -> int:
+        return math.floor(table_users * self.percent / 100)
+
+    def describe(self, table_users: int) -> str:
+        """The limit and the setting it comes from, so a person knows which one to change:
+        ``0 here: the lower of count 10 and percent 2 of 3 users = 0``."""
+        return (
+            f"{self.limit(table_users):,} here: the lower of count {self.count:,} and percent "
+            f"{self.percent:g} of {table_users:,} user{'s' if table_users != 1 else ''} = "
+            f"{self._by_percent(table_users):,}"
+        )
 
 
 class Identity(Strict):
