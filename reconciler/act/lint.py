@@ -16,6 +16,7 @@ from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
 from reconciler.observe.schema import SchemaObservation, compare, observe_schema
 from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
+from reconciler.plan.render import shown_path
 from reconciler.policy.model import Policy, Safety, Target
 from reconciler.rulebook import DEFAULT_BLOCK
 from reconciler.safety.findings import Finding
@@ -75,9 +76,11 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
     now = datetime.now(UTC)
     safety = Safety(block=list(DEFAULT_BLOCK))
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
+    given: dict[Path, str] = {}  # each migration's path on the command line, as the report names it
     for path in paths:
         for migration, sql, dialect in _collect(path):
             groups.setdefault(dialect, []).append((migration, sql))
+            given.setdefault(migration.path, shown_path(path))
     entries: list[LintEntry] = []
     notes = []
     if "sqlite" in groups:
@@ -87,7 +90,7 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
         for migration, _ in items:
             found = findings.get(migration.id, [])
             verdict = gate_step(migration, found, safety, now)
-            entries += entries_for(str(migration.path), migration.id, found, verdict.blocking, {})
+            entries += entries_for(given[migration.path], migration.id, found, verdict.blocking, {})
     count = sum(len(items) for items in groups.values())
     return LintReport(tuple(entries), count, "static (no database)", tuple(notes))
 
