@@ -78,7 +78,7 @@ def parse_policy(text: str, file: Path, environ: Mapping[str, str]) -> Policy:
         raise PolicyError(f"{name}:1:1: the policy must be a mapping with `targets:`")
     base_dir = file.resolve().parent
     try:
-        return Policy.model_validate(data, context={"base_dir": base_dir})
+        return Policy.model_validate(data, context={"base_dir": base_dir, "policy_file": name})
     except ValidationError as exc:
         lines = sorted({(*located.at(tuple(e["loc"])), _describe(e)) for e in exc.errors()})
         raise PolicyError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import shlex
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     ValidationInfo,
     WrapValidator,
     field_validator,
@@ -404,6 +406,24 @@ class Target(Strict):
     seed: PolicyPath | None = None
     """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
     ``DATABASE_URL`` in its environment."""
+
+    _policy_file: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_the_file(self, info: ValidationInfo) -> Target:
+        self._policy_file = (info.context or {}).get("policy_file")
+        return self
+
+    @property
+    def policy_file(self) -> str | None:
+        """The policy file this target was read from, named as it was given (the command
+        line's ``--config``), for the commands a message tells a person to run."""
+        return self._policy_file
+
+    def command(self, verb: str) -> str:
+        """``reconciler VERB --config F --target T``: a command line for this target."""
+        config = f" --config {shlex.quote(self._policy_file)}" if self._policy_file else ""
+        return f"reconciler {verb}{config} --target {self.name}"
 
 
 def _check_target(target: Target) -> Target:

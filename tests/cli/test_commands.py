@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -223,6 +225,34 @@ def test_a_migration_folder_without_its_file_stops_plan_and_apply(
         assert "no migration.sql in 20261013101500_add_invoices" in result.stderr, command
     shop = tmp_path / "var" / "shop.db"
     assert not shop.exists() or not user_tables(shop)
+
+
+def test_a_failed_migration_names_the_resolve_command_to_run(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """The command in the message runs as it is: with the policy file the person gave."""
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    policy = write_policy(
+        "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
+        "    database: sqlite:///shop.db\n    migrations: {layout: prisma, path: migrations}\n",
+        name="shop policy.yaml",
+    )
+    broken = tmp_path / "migrations" / "20270101000000_broken" / "migration.sql"
+    broken.parent.mkdir()
+    broken.write_text('INSERT INTO "no_such_table" VALUES (1);\n')
+    assert cli("apply", "-c", policy, "--yes").exit_code == 1
+    planned = cli("plan", "-c", policy)
+    assert planned.exit_code == 1
+    hint = re.search(r"then mark it with `([^`]*)`", planned.stdout)
+    assert hint is not None, planned.stdout
+    assert hint.group(1) == (
+        f"reconciler resolve --config '{policy}' --target shop --rolled-back 20270101000000_broken"
+    )
+    broken.write_text('CREATE TABLE "fixed" ("id" INTEGER);\n')
+    resolved = cli(*shlex.split(hint.group(1))[1:])
+    assert resolved.exit_code == 0, resolved.output
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    assert "fixed" in user_tables(tmp_path / "shop.db")
 
 
 def test_reset_is_refused_outside_development(

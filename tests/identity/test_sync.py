@@ -336,7 +336,9 @@ def test_a_limit_of_zero_says_which_setting_makes_it_zero(database: str, tmp_pat
     assert outcome.reason == "AwaitingApproval"
     assert (
         "1 user would be soft deleted, above max_deletions (0 here: the lower of count 10 and "
-        "percent 2 of 3 users = 0): user_00003;" in outcome.message
+        "percent 2 of 3 users = 0): user_00003; check the provider, then run `reconciler "
+        f"identity sync --config {shop.policy_path} --target shop --allow-deletions 1`"
+        in outcome.message
     )
     assert not any(r[3] for r in shop.rows().values())
 
