@@ -172,7 +172,7 @@ def _github(report: LintReport) -> str:
         )
     blocking = sum(1 for e in report.entries if e.blocking)
     lines.append(
-        f"reconciler lint: {len(report.entries)} finding(s), {blocking} blocking ({report.mode})."
+        f"reconciler lint: {len(report.entries)} finding(s), {blocking} blocking, {report.mode}."
     )
     return "\n".join(lines)
 

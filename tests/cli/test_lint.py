@@ -157,6 +157,9 @@ def test_github_format_annotates_lines(cli: Cli, tmp_path: Path) -> None:
         for ln in lines
     )
     assert any(ln.startswith("::warning ") and "index-without-concurrently" in ln for ln in lines)
+    assert result.stdout.splitlines()[-1] == (
+        f"reconciler lint: {len(lines)} finding(s), 2 blocking, static (no database)."
+    )
 
 
 def test_json_format(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
