@@ -32,12 +32,14 @@ from reconciler.cli_support import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PENDING,
+    HelpContext,
     chosen_targets,
     config_option,
     confirm,
     errors_to_exit,
     fail,
     target_option,
+    whole_words_in_help,
 )
 from reconciler.errors import ReconcilerError, Refused
 from reconciler.ledger import Ledger, RunRecord
@@ -55,7 +57,13 @@ class _CommandLine(click.Group):
     """A command line click cannot parse (an unknown option, a value out of range) exits 1,
     not click's 2: 2 is "changes pending" for ``plan``, as for ``terraform plan
     -detailed-exitcode``, which exits 1 for such errors too. The group's own arguments are
-    parsed in ``make_context``, a subcommand's in ``invoke``."""
+    parsed in ``make_context``, a subcommand's in ``invoke``. Every command's help keeps
+    hyphenated words whole (``HelpFormatter``)."""
+
+    context_class = HelpContext
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(whole_words_in_help(cmd), name)
 
     def make_context(
         self,

@@ -107,8 +107,8 @@ def _age(seconds: int) -> str:
 def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> None:
     """Restore a backup into the database at --to (an empty one unless --force).
 
-    Restoring over the target's own database backs it up first (reason ``before-restore``),
-    so the data it held is one more restore away, never lost."""
+    Restoring over the target's own database backs it up first (reason before-restore), so
+    the data it held is one more restore away, never lost."""
     policy = load_policy(config)
     spec = _with_backup(policy.target(target))
     try:

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import click
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 
+from reconciler.cli import main
 from tests.conftest import (
     EXAMPLES,
     PRISMA_PG,
@@ -119,6 +121,27 @@ def test_a_command_line_that_cannot_be_parsed_exits_1_not_2(
         result = cli(*args)
         assert result.exit_code == 1, args
         assert "Usage: " in result.stderr, args
+
+
+def commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += commands(command, (*path, name))
+        else:
+            found.append((*path, name))
+    return found
+
+
+@pytest.mark.parametrize("command", commands(main), ids=lambda c: " ".join(c) or "reconciler")
+def test_help_never_splits_a_word_at_its_hyphen(command: tuple[str, ...]) -> None:
+    """click reflows help to the terminal: 80 columns at most, 50 at least, less 2."""
+    for width in range(50, 79):
+        shown = CliRunner().invoke(main, [*command, "--help"], terminal_width=width).output
+        split = [line for line in shown.splitlines() if re.search(r"\w-$", line)]
+        assert split == [], f"at {width} columns"
+        if command == ("restore",):
+            assert "(reason before-restore)" in " ".join(shown.split())
 
 
 def test_plan_json_lists_every_step(
