@@ -30,12 +30,14 @@ from reconciler.cli_support import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PENDING,
+    HelpContext,
     chosen_targets,
     config_option,
     confirm,
     errors_to_exit,
     fail,
     target_option,
+    whole_words_in_help,
 )
 from reconciler.errors import ReconcilerError, Refused
 from reconciler.secrets import RedactingFilter, redact
@@ -52,7 +54,13 @@ class _CommandLine(click.Group):
     """A command line click cannot parse (an unknown option, a value out of range) exits 1,
     not click's 2: 2 is "changes pending" for ``plan``, as for ``terraform plan
     -detailed-exitcode``, which exits 1 for such errors too. The group's own arguments are
-    parsed in ``make_context``, a subcommand's in ``invoke``."""
+    parsed in ``make_context``, a subcommand's in ``invoke``. Every command's help keeps
+    hyphenated words whole (``HelpFormatter``)."""
+
+    context_class = HelpContext
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(whole_words_in_help(cmd), name)
 
     def make_context(
         self,
@@ -255,7 +263,8 @@ def _print_outcome(outcome: Outcome) -> None:
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
 @errors_to_exit
 def status(config: Path, target: str | None, output: str) -> None:
-    """Per target: live vs desired revision, pending, drift, last runs, newest backup."""
+    """Per target: live vs desired revision, pending, drift, last runs, newest backup.
+    Exit 1 when a target cannot be observed (its database or migrations)."""
     from reconciler.act import plan_target
     from reconciler.ledger import Ledger
     from reconciler.policy import load_policy
@@ -307,6 +316,7 @@ def status(config: Path, target: str | None, output: str) -> None:
         click.echo(json.dumps({"targets": report}, indent=2))
     else:
         click.echo("\n\n".join(_status_text(e) for e in report))
+    sys.exit(EXIT_ERROR if any("error" in e for e in report) else EXIT_OK)
 
 
 def _run_entry(run: RunRecord | None) -> dict[str, Any] | None:
@@ -336,7 +346,7 @@ def _status_text(entry: dict[str, Any]) -> str:
         f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
     ]
     if "error" in entry:
-        lines.append(f"  unreachable: {entry['error']}")
+        lines.append(f"  error      {entry['error']}")
     else:
         lines += [
             f"  live       {entry['live_revision'] or '(empty history)'}",
@@ -370,7 +380,8 @@ def _status_text(entry: dict[str, Any]) -> str:
 @config_option
 @errors_to_exit
 def check(config: Path) -> None:
-    """Validate the policy and every migration folder offline (no database needed)."""
+    """Validate the policy, every migration folder and the files the policy names (seed, a
+    file provider's users) offline: no database needed."""
     from reconciler.plan.render import shown_path
     from reconciler.policy import load_policy
     from reconciler.safety.analyse import parse_migration, syntax_findings
@@ -380,6 +391,11 @@ def check(config: Path) -> None:
     problems: list[str] = []
     count = 0
     for spec in policy.targets:
+        users = spec.identity.file if spec.identity and spec.identity.provider == "file" else None
+        if users is not None and not users.path.is_file():
+            problems.append(f"{spec.name}: identity.file.path: {users.path} not found")
+        if spec.seed is not None and not spec.seed.is_file():
+            problems.append(f"{spec.name}: seed {spec.seed} not found")
         try:
             layout = open_layout(spec.migrations)
             layout.desired(spec.migrations.revision)
@@ -402,8 +418,6 @@ def check(config: Path) -> None:
                 problems.append(
                     f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
                 )
-        if spec.seed is not None and not spec.seed.is_file():
-            problems.append(f"{spec.name}: seed {spec.seed} not found")
     if problems:
         fail("\n".join(problems))
     click.echo(
@@ -427,9 +441,10 @@ def check(config: Path) -> None:
 def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) -> None:
     """Analyse migrations for data loss and risky locks.
 
-    With PATHS (migration folders, Alembic directories, .sql files): static analysis. Without:
-    each target's pending migrations, data-aware when its database is reachable, with the
-    policy's approvals. Exit 1 when a blocking finding is not approved.
+    With PATHS (.sql files, Alembic revisions, Prisma migrations folders, Alembic script
+    directories): static analysis. Without: each target's pending migrations, data-aware
+    when its database is reachable, with the policy's approvals. Exit 1 when a blocking
+    finding is not approved.
     """
     from reconciler.act.lint import lint_paths, lint_policy
     from reconciler.plan.lint_report import render as render_lint
@@ -461,7 +476,9 @@ def reset(config: Path, target: str, yes: bool) -> None:
     spec = policy.target(target)
     check_resettable(spec)
     if not yes:
-        confirm(f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?")
+        confirm(
+            f"Drop every table of {spec.name} ({spec.database.redacted}) and rebuild it?", "reset"
+        )
     ledger = Ledger(policy.ledger)
     try:
         outcome = reset_target(spec, ledger, source=str(config))

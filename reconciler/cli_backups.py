@@ -115,8 +115,8 @@ def _age(seconds: int) -> str:
 def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> None:
     """Restore a backup into the database at --to (an empty one unless --force).
 
-    Restoring over the target's own database backs it up first (reason ``before-restore``),
-    so the data it held is one more restore away, never lost."""
+    Restoring over the target's own database backs it up first (reason before-restore), so
+    the data it held is one more restore away, never lost."""
     from reconciler.act.backups import artifact_of, describe_backup, take_backup
     from reconciler.backup import BackupError, open_driver
     from reconciler.db.url import parse_database_url
@@ -167,12 +167,16 @@ def _confirm_overwrite(spec: Target, force: bool) -> None:
             "restoring over a production database needs a typed confirmation on a terminal"
         )
     typed = click.prompt(
-        f"Type the target name ({spec.name}) to overwrite its database",
+        f"\nType the target's name to overwrite its production database "
+        f"({spec.database.redacted}). Only '{spec.name}' will be accepted",
         default="",
         show_default=False,
     )
     if typed.strip() != spec.name:
-        fail("restore cancelled. Nothing was changed.")
+        fail(
+            f"restore cancelled: only the target's name, {spec.name}, confirms. "
+            "Nothing was changed."
+        )
 
 
 def _refuse_unless_empty(destination: DatabaseUrl) -> None:

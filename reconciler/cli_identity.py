@@ -164,7 +164,9 @@ def identity_sync(config: Path, target: str | None, yes: bool, allow_deletions: 
                 if preview.reason != "Pending":
                     outcomes.append(preview)
                     continue
-                confirm(f"Apply these identity changes to {spec.name} ({spec.environment})?")
+                confirm(
+                    f"Apply these identity changes to {spec.name} ({spec.environment})?", "sync"
+                )
             outcome = reconcile_identity(
                 spec,
                 ledger,

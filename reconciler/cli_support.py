@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
@@ -55,19 +56,59 @@ config_option = click.option(
 target_option = click.option("--target", "-t", "target", help="Only this target.")
 
 
+_NO_BREAK = "\u2011"  # a non-breaking hyphen: the wrapper splits lines at "-", not at this
+
+
+class HelpFormatter(click.HelpFormatter):
+    """click reflows help text to the terminal's width, and Python's wrapper breaks lines at
+    hyphens too: ``before-restore`` came out as ``before-`` and ``restore``. This one breaks
+    at spaces only, so a reason, a value or an option is never split."""
+
+    def write_text(self, text: str) -> None:
+        with self._hyphens_kept():
+            super().write_text(text.replace("-", _NO_BREAK))
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        with self._hyphens_kept():
+            kept = [(term, text.replace("-", _NO_BREAK)) for term, text in rows]
+            super().write_dl(kept, col_max, col_spacing)
+
+    @contextmanager
+    def _hyphens_kept(self) -> Iterator[None]:
+        start = len(self.buffer)
+        yield
+        self.buffer[start:] = [part.replace(_NO_BREAK, "-") for part in self.buffer[start:]]
+
+
+class HelpContext(click.Context):
+    formatter_class = HelpFormatter
+
+
+def whole_words_in_help(command: click.Command) -> click.Command:
+    """``command``'s help (and its subcommands', for a group) wrapped by ``HelpFormatter``."""
+    command.context_class = HelpContext
+    for sub in getattr(command, "commands", {}).values():
+        whole_words_in_help(sub)
+    return command
+
+
 def interactive() -> bool:
     """Whether a person can answer a question (standard input is a terminal)."""
     return sys.stdin.isatty()
 
 
-def confirm(question: str) -> None:
+def confirm(question: str, action: str = "apply") -> None:
+    """Ask on the terminal; only ``yes`` goes on. ``action`` names what is refused or
+    cancelled otherwise."""
     if not interactive():
         fail(
-            "refusing to apply without --yes: standard input is not a terminal. "
+            f"refusing to {action} without --yes: standard input is not a terminal. "
             "Nothing was changed."
         )
     answer = click.prompt(
         f"\n{question} Only 'yes' will be accepted", default="", show_default=False
     )
     if answer.strip() != "yes":
-        fail("apply cancelled. Nothing was changed.")
+        fail(f"{action} cancelled: only 'yes' confirms. Nothing was changed.")

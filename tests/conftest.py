@@ -8,9 +8,11 @@ dropped afterwards, so tests never see each other's tables.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -163,3 +165,42 @@ def run_process(
         timeout=120,
         check=False,
     )
+
+
+def run_on_terminal(*args: str | Path, answer: str, cwd: Path | None = None) -> tuple[int, str]:
+    """Run ``python -m reconciler`` on a pseudo-terminal, as a person at a terminal does,
+    and type ``answer`` at its prompt (output that ends in ``": "`` with no newline). Returns
+    the exit code and what the terminal showed, the typed answer included."""
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *map(str, args)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=cwd,
+    )
+    os.close(follower)
+    shown = b""
+    answered = False
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"no exit within 120 s; the terminal showed: {shown!r}")
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the process exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not answered and shown.endswith(b": "):
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+        return process.wait(timeout=60), shown.decode().replace("\r\n", "\n")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)

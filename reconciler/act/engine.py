@@ -113,6 +113,10 @@ def open_target(
             live.close()
 
 
+def _migrations_wait(count: int) -> str:
+    return f"{count} migration waits" if count == 1 else f"{count} migrations wait"
+
+
 def plan_target(target: Target, db: Database | None = None) -> Plan:
     """Observe and plan one target; changes nothing (not even a SQLite file is created)."""
     with open_target(target, db=db, create=False) as session:
@@ -183,7 +187,7 @@ def _apply(
         return Outcome(
             target.name,
             "OutsideWindow",
-            f"{count} migration{'s' if count != 1 else ''} wait for the maintenance window, "
+            f"{_migrations_wait(count)} for the maintenance window, "
             f"which opens {opens:%Y-%m-%d %H:%M} UTC",
             first_look,
         )
@@ -205,8 +209,8 @@ def _apply(
                 return Outcome(
                     target.name,
                     "OutsideWindow",
-                    f"applied {index}; the maintenance window closed, {left} wait for the "
-                    f"next, which opens {closed:%Y-%m-%d %H:%M} UTC",
+                    f"applied {index}; the maintenance window closed, {_migrations_wait(left)} "
+                    f"for the next, which opens {closed:%Y-%m-%d %H:%M} UTC",
                     plan,
                     tuple(results),
                 )

@@ -164,9 +164,9 @@ def _run(
         return result(
             "AwaitingApproval",
             f"nothing changed: {_users(deleting)} would be {spec.orphans.replace('-', ' ')}d, "
-            f"above max_deletions ({limit:,} for {diff.table_users:,} users): {shown}; "
-            f"check the provider, then run `reconciler identity sync --allow-deletions "
-            f"{deleting}`",
+            f"above max_deletions ({spec.max_deletions.describe(diff.table_users)}): {shown}; "
+            f"check the provider, then run `{target.command('identity sync')} "
+            f"--allow-deletions {deleting}`",
             dry_run=dry_run,
         )
     if deleting > len(diff.orphan_keys):  # allowed: every orphan, not the first 1,000

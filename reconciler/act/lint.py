@@ -17,6 +17,7 @@ from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
 from reconciler.observe.schema import SchemaObservation, compare, observe_schema
 from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
+from reconciler.plan.render import shown_path
 from reconciler.rulebook import DEFAULT_CONTRACT_GRACE
 from reconciler.safety.gate import DEFAULT_RULES, gate_step
 from reconciler.source import open_layout
@@ -77,9 +78,11 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
     """Static lint of folders and files, with the default blocking severities."""
     now = datetime.now(UTC)
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
+    given: dict[Path, str] = {}  # each migration's path on the command line, as the report names it
     for path in paths:
         for migration, sql, dialect in _collect(path):
             groups.setdefault(dialect, []).append((migration, sql))
+            given.setdefault(migration.path, shown_path(path))
     entries: list[LintEntry] = []
     notes = []
     if "sqlite" in groups:
@@ -89,33 +92,37 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
         for migration, _ in items:
             found = findings.get(migration.id, [])
             verdict = gate_step(migration, found, DEFAULT_RULES, now)
-            entries += entries_for(str(migration.path), migration.id, found, verdict.blocking, {})
+            entries += entries_for(given[migration.path], migration.id, found, verdict.blocking, {})
     count = sum(len(items) for items in groups.values())
     return LintReport(tuple(entries), count, "static (no database)", tuple(notes))
 
 
+ACCEPTS = (
+    "lint takes .sql files, Alembic revisions (.py), Prisma migrations folders and Alembic "
+    "script directories"
+)
+"""What ``lint PATH`` reads; anything else is refused by name, never read as SQL."""
+
+
 def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
     # Imported where needed: Alembic alone costs a tenth of a second to import.
-    from reconciler.source.prisma import PrismaLayout
+    from reconciler.source.prisma import PrismaLayout, read_provider
 
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix == ".py":
-        for folder in path.resolve().parents[:3]:
-            if (folder / "env.py").is_file():
-                from reconciler.source.alembic import AlembicLayout
-
-                alembic = AlembicLayout(folder)
-                return [
-                    (m, alembic.sql(m, "postgresql"), "postgresql")
-                    for m in alembic.migrations()
-                    if m.path == path.resolve()
-                ]
-        raise SourceError(f"{path}: a Python file outside an Alembic script directory")
+        return _revision(path)
     if path.is_file():
+        if path.suffix.lower() != ".sql":
+            raise SourceError(f"{path}: not a migration; {ACCEPTS}")
         data = path.read_bytes()
         migration = Migration(_file_id(path), path.stem, path.resolve(), sha256_hex(data))
-        return [(migration, data.decode("utf-8", errors="replace"), "postgresql")]
+        # A Prisma migration is written for the provider its folder's lock file names.
+        provider = (
+            read_provider(path.resolve().parent.parent) if path.name == "migration.sql" else None
+        )
+        dialect = "sqlite" if provider == "sqlite" else "postgresql"
+        return [(migration, data.decode("utf-8", errors="replace"), dialect)]
     if (path / "env.py").is_file():
         from reconciler.source.alembic import AlembicLayout
 
@@ -123,12 +130,34 @@ def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
         return [(m, alembic.sql(m, "postgresql"), "postgresql") for m in alembic.migrations()]
     if (path / "migration.sql").is_file():
         return _collect(path / "migration.sql")
+    if not (path / "migration_lock.toml").is_file() and not any(
+        (folder / "migration.sql").is_file() for folder in path.iterdir()
+    ):
+        raise SourceError(f"{path}: not a migrations folder; {ACCEPTS}")
     try:
         prisma = PrismaLayout(path.resolve())
     except ReconcilerError as exc:
         raise SourceError(f"{path}: not a migrations folder: {exc}") from None
     dialect = "sqlite" if prisma.provider == "sqlite" else "postgresql"
     return [(m, m.read(), dialect) for m in prisma.migrations()]
+
+
+def _revision(path: Path) -> list[tuple[Migration, str | None, str]]:
+    """An Alembic revision file, read through its script directory."""
+    for folder in path.resolve().parents[:3]:
+        if (folder / "env.py").is_file():
+            from reconciler.source.alembic import AlembicLayout
+
+            alembic = AlembicLayout(folder)
+            found = [
+                (m, alembic.sql(m, "postgresql"), "postgresql")
+                for m in alembic.migrations()
+                if m.path == path.resolve()
+            ]
+            if not found:
+                raise SourceError(f"{path}: not a revision of its Alembic script directory")
+            return found
+    raise SourceError(f"{path}: a Python file outside an Alembic script directory; {ACCEPTS}")
 
 
 def _file_id(path: Path) -> str:

@@ -128,11 +128,12 @@ class ClerkWebhook:
                 window = target.schedule.identity or DELETION_WINDOW
                 since = datetime.now(UTC) - timedelta(seconds=window)
                 spent = self.ledger.webhook_deletions_since(target.name, since)
-                limit = spec.max_deletions.limit(table.live_users())
-                if spent >= limit:
+                users = table.live_users()
+                if spent >= spec.max_deletions.limit(users):
                     return "deferred", (
-                        f"deferred: webhooks deleted {spent} of max_deletions ({limit}) in the "
-                        f"last {window:g} s; the next sync applies the guard"
+                        f"deferred: webhooks deleted {spent} of max_deletions "
+                        f"({spec.max_deletions.describe(users)}) in the last {window:g} s; "
+                        "the next sync applies the guard"
                     )
             if kind == "user.deleted":
                 return "applied", table.remove_one(key)

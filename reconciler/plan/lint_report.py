@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from reconciler import __version__
 from reconciler.plan.render import shown_path
@@ -15,13 +17,12 @@ from reconciler.rulebook import RULES
 if TYPE_CHECKING:
     from reconciler.safety.findings import Finding
 
-DOCS = "docs/rules"
-
 
 @dataclass(frozen=True)
 class LintEntry:
     target: str
-    """The policy target, or the path given on the command line."""
+    """The policy target, or the path given on the command line (relative to the working
+    directory when below it)."""
     migration: str
     finding: Finding
     blocking: bool
@@ -79,7 +80,7 @@ def _json(report: LintReport) -> str:
                     "severity": e.finding.severity,
                     "blocking": e.blocking,
                     "approved": e.approved_by,
-                    "file": e.finding.file,
+                    "file": shown_path(e.finding.file),
                     "line": e.finding.line,
                     "message": e.finding.message,
                     "statement": e.finding.statement,
@@ -108,7 +109,6 @@ def _sarif(report: LintReport) -> str:
             "shortDescription": {"text": RULES[rule_id].title},
             "fullDescription": {"text": RULES[rule_id].why},
             "help": {"text": RULES[rule_id].safe_alternative},
-            "helpUri": f"{DOCS}/{rule_id}.md",
             "properties": {"severity": RULES[rule_id].severity},
         }
         for rule_id in used
@@ -123,7 +123,7 @@ def _sarif(report: LintReport) -> str:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": shown_path(e.finding.file)},
+                        "artifactLocation": {"uri": _uri(e.finding.file)},
                         "region": {"startLine": max(e.finding.line, 1)},
                     }
                 }
@@ -141,7 +141,6 @@ def _sarif(report: LintReport) -> str:
                         "driver": {
                             "name": "reconciler",
                             "version": __version__,
-                            "informationUri": f"{DOCS}/README.md",
                             "rules": rules,
                         }
                     },
@@ -151,6 +150,13 @@ def _sarif(report: LintReport) -> str:
         },
         indent=2,
     )
+
+
+def _uri(file: str) -> str:
+    """A SARIF artifact URI: relative to the working directory when below it (code scanning
+    resolves it against the checkout), else an absolute ``file://`` URI; percent-encoded."""
+    shown = Path(shown_path(file))
+    return shown.as_uri() if shown.is_absolute() else quote(shown.as_posix())
 
 
 def _github(report: LintReport) -> str:
@@ -168,7 +174,7 @@ def _github(report: LintReport) -> str:
         )
     blocking = sum(1 for e in report.entries if e.blocking)
     lines.append(
-        f"reconciler lint: {len(report.entries)} finding(s), {blocking} blocking ({report.mode})."
+        f"reconciler lint: {len(report.entries)} finding(s), {blocking} blocking, {report.mode}."
     )
     return "\n".join(lines)
 

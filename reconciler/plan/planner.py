@@ -44,9 +44,8 @@ def plan_schema(
         blocker = Blocker(
             "FailedMigration",
             f"migration {failed.id} failed{when}{why}; it blocks every later one. {fix}, "
-            f"then mark it with `reconciler resolve --config ... --target "
-            f"{target.name} --rolled-back {failed.id}` (or `prisma migrate resolve "
-            f"--rolled-back {failed.id}`) and run again",
+            f"then mark it with `{target.command('resolve')} --rolled-back {failed.id}` "
+            f"(or `prisma migrate resolve --rolled-back {failed.id}`) and run again",
         )
     elif observation.layout == "alembic" and history.unknown:
         blocker = Blocker(

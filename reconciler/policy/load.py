@@ -78,7 +78,7 @@ def parse_policy(text: str, file: Path, environ: Mapping[str, str]) -> Policy:
         raise PolicyError(f"{name}:1:1: the policy must be a mapping with `targets:`")
     base_dir = file.resolve().parent
     try:
-        return Policy.model_validate(data, context={"base_dir": base_dir})
+        return Policy.model_validate(data, context={"base_dir": base_dir, "policy_file": name})
     except ValidationError as exc:
         lines = sorted({(*located.at(tuple(e["loc"])), _describe(e)) for e in exc.errors()})
         raise PolicyError(
@@ -159,6 +159,10 @@ def _describe(error: ErrorDetails) -> str:
         return f"{_field(loc)}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "missing":
         return f"{_field(loc)}: required"
+    if kind == "model_type":  # pydantic names the class: say what to write instead
+        return f"{_field(loc)}: must be a mapping{_expected(_section_at(loc))}"
+    if kind == "dict_type":
+        return f"{_field(loc)}: must be a mapping"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         return f"{_field(loc)}: must be one of {', '.join(choices)}"
@@ -171,6 +175,26 @@ def _describe(error: ErrorDetails) -> str:
     elif msg.startswith("List should have at least 1 item"):
         msg = "must list at least one entry"
     return f"{_field(loc)}: {msg[0].lower() + msg[1:] if msg else msg}"
+
+
+def _expected(section: type[BaseModel] | None) -> str:
+    example = getattr(section, "EXAMPLE", None)
+    return f" such as {example}" if example else ""
+
+
+def _section_at(loc: Loc) -> type[BaseModel] | None:
+    """The policy section (model) a location names: ``targets[0].timeouts`` is Timeouts."""
+    section: type[BaseModel] = Policy
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an entry of a list: the list's own model
+        fields = {field.alias or name: field for name, field in section.model_fields.items()}
+        field = fields.get(str(part))
+        found = _model_args(field.annotation) if field is not None else []
+        if len(found) != 1:
+            return None
+        section = found[0]
+    return section
 
 
 def _known_keys() -> set[str]:

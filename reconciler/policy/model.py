@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import shlex
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     ValidationInfo,
     WrapValidator,
     field_validator,
@@ -92,8 +94,12 @@ class Strict(BaseModel):
         extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True
     )
 
+    EXAMPLE: ClassVar[str | None] = None
+    """The section in YAML's flow style, for the error a value of another kind gets."""
+
 
 class Migrations(Strict):
+    EXAMPLE = "{layout: prisma, path: prisma/migrations}"
     layout: Literal["prisma", "alembic"]
     """``prisma``: ``<id>_<name>/migration.sql`` folders; ``alembic``: a script directory."""
     path: PolicyPath
@@ -105,6 +111,7 @@ class Migrations(Strict):
 
 
 class Timeouts(Strict):
+    EXAMPLE = "{lock: 5s, statement: 10m}"
     lock: Seconds = 5.0
     """``lock_timeout`` for each migration: a statement waiting longer on a lock fails instead
     of queueing the application's traffic behind it. Default 5s; 0 disables."""
@@ -114,6 +121,11 @@ class Timeouts(Strict):
 
 class Approval(Strict):
     """A reviewed decision to let one migration do what a rule would block."""
+
+    EXAMPLE = (
+        "{migration: 20261201000000_drop_name, checksum: 5d41402abc4b, "
+        "rules: [drop-column], reason: copied to full_name}"
+    )
 
     migration: str
     """The migration id (Prisma folder name or Alembic revision)."""
@@ -146,6 +158,7 @@ class Approval(Strict):
 
 
 class Safety(Strict):
+    EXAMPLE = "{block: [data-loss, will-fail], contract_grace: 7d, approvals: []}"
     block: list[Blockable] = Field(default_factory=lambda: list(DEFAULT_BLOCK))
     """Severities that block a step unless approved: data-loss, will-fail, locking, compat.
     Syntax errors always block; info never does."""
@@ -155,6 +168,7 @@ class Safety(Strict):
 
 
 class NeonSettings(Strict):
+    EXAMPLE = "{project_id: odd-sky-123456, branch_id: br-main-123456, api_key: '${NEON_API_KEY}'}"
     project_id: str
     branch_id: str
     """The target's branch; backups are branches of it."""
@@ -168,6 +182,7 @@ class NeonSettings(Strict):
 
 
 class Keep(Strict):
+    EXAMPLE = "{last: 10, max_age: 30d}"
     last: int = Field(default=10, ge=1)
     """Keep at most this many backups (the newest verified one is always kept)."""
     max_age: Seconds = 30 * 86400.0
@@ -179,6 +194,7 @@ _SCHEMA_CHANGE: tuple[BackupMoment, ...] = ("schema-change",)
 
 
 class Backup(Strict):
+    EXAMPLE = "{driver: pg_dump, dir: var/backups, before: [schema-change]}"
     driver: Literal["pg_dump", "sqlite", "neon"]
     dir: PolicyPath = Path("var/backups")
     """Where ``pg_dump`` and ``sqlite`` backups are written, relative to the policy."""
@@ -207,6 +223,7 @@ def _email_only() -> dict[ProviderField, str]:
 
 
 class ClerkSettings(Strict):
+    EXAMPLE = "{secret_key: '${CLERK_SECRET_KEY}'}"
     secret_key: SecretField
     """Clerk's secret key (``sk_live_...``); write ``'${CLERK_SECRET_KEY}'``."""
     api_url: str = "https://api.clerk.com/v1"
@@ -232,27 +249,43 @@ class ClerkSettings(Strict):
 
 
 class ScimSettings(Strict):
+    EXAMPLE = "{url: 'https://idp.example.com/scim/v2', token: '${SCIM_TOKEN}'}"
     url: str
     """The SCIM 2.0 base URL (``.../scim/v2``)."""
     token: SecretField
 
 
 class FileSettings(Strict):
+    EXAMPLE = "{path: users.yaml}"
     path: PolicyPath
     """A YAML, JSON or CSV list of users (``id``, ``email``, ``first_name``, ``last_name``)."""
 
 
 class MaxDeletions(Strict):
+    EXAMPLE = "{count: 10, percent: 2}"
     count: int = Field(default=10, ge=0)
     percent: float = Field(default=2.0, ge=0, le=100)
     """Deletions (soft or hard) above either limit stop the run before any is applied."""
 
     def limit(self, table_users: int) -> int:
         """The most deletions one run may make: under both the count and the percentage."""
-        return min(self.count, math.floor(table_users * self.percent / 100))
+        return min(self.count, self._by_percent(table_users))
+
+    def _by_percent(self, table_users: int) -> int:
+        return math.floor(table_users * self.percent / 100)
+
+    def describe(self, table_users: int) -> str:
+        """The limit and the setting it comes from, so a person knows which one to change:
+        ``0 here: the lower of count 10 and percent 2 of 3 users = 0``."""
+        return (
+            f"{self.limit(table_users):,} here: the lower of count {self.count:,} and percent "
+            f"{self.percent:g} of {table_users:,} user{'s' if table_users != 1 else ''} = "
+            f"{self._by_percent(table_users):,}"
+        )
 
 
 class Identity(Strict):
+    EXAMPLE = "{provider: file, file: {path: users.yaml}, key: clerk_id}"
     provider: Literal["clerk", "scim", "file"]
     clerk: ClerkSettings | None = None
     scim: ScimSettings | None = None
@@ -295,6 +328,7 @@ def _percent(value: Any) -> float:
 
 
 class Schedule(Strict):
+    EXAMPLE = "{schema: 5m, identity: 15m}"
     schema_: Seconds | None = Field(default=300.0, alias="schema")
     """How often the schema is reconciled (default 5m); null: never on a timer."""
     identity: Seconds | None = 900.0
@@ -346,6 +380,10 @@ class Window(Strict):
     """When migrations may be applied: ``from`` to ``to`` on ``days``, in ``timezone``. A
     window whose ``to`` is not after its ``from`` ends the next day."""
 
+    EXAMPLE = (
+        '{days: [mon, tue, wed, thu, fri], from: "02:00", to: "05:00", timezone: Europe/Berlin}'
+    )
+
     days: list[Day] = Field(default_factory=lambda: list(DAYS), min_length=1)
     """The days the window opens on; every day by default."""
     start: Clock = Field(alias="from")
@@ -368,6 +406,10 @@ class Window(Strict):
 
 
 class Target(Strict):
+    EXAMPLE = (
+        "{name: shop, database: 'sqlite:///var/shop.db', migrations: {layout: prisma, "
+        "path: prisma/migrations}}"
+    )
     name: Name
     """Short unique name: used in the CLI, the ledger, metrics labels and log lines."""
     environment: Literal["production", "staging", "development"] = "production"
@@ -395,6 +437,24 @@ class Target(Strict):
     """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
     ``DATABASE_URL`` in its environment."""
 
+    _policy_file: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_the_file(self, info: ValidationInfo) -> Target:
+        self._policy_file = (info.context or {}).get("policy_file")
+        return self
+
+    @property
+    def policy_file(self) -> str | None:
+        """The policy file this target was read from, named as it was given (the command
+        line's ``--config``), for the commands a message tells a person to run."""
+        return self._policy_file
+
+    def command(self, verb: str) -> str:
+        """``reconciler VERB --config F --target T``: a command line for this target."""
+        config = f" --config {shlex.quote(self._policy_file)}" if self._policy_file else ""
+        return f"reconciler {verb}{config} --target {self.name}"
+
 
 def _check_target(target: Target) -> Target:
     backup = target.backup
@@ -412,6 +472,7 @@ def _check_target(target: Target) -> Target:
 
 
 class Server(Strict):
+    EXAMPLE = "{listen: '127.0.0.1:9108', token: '${RECONCILER_TOKEN}'}"
     listen: str = "127.0.0.1:9108"
     """host:port for /metrics, /healthz, /readyz, /status, webhooks and run-now requests."""
     token: SecretField | None = None
@@ -427,6 +488,7 @@ class Server(Strict):
 
 
 class GitSource(Strict):
+    EXAMPLE = "{url: 'https://git.example.com/ops/db-policy.git', ref: main, path: policy.yaml}"
     url: str
     """A repository the ``git`` command can fetch (https, ssh, or a local path)."""
     ref: str = "main"
@@ -436,17 +498,21 @@ class GitSource(Strict):
 
 
 class Notifications(Strict):
+    EXAMPLE = "{url: '${NOTIFY_URL}', format: slack}"
     url: SecretField
     """The webhook to call when a target's condition changes (it often embeds a token)."""
     format: Literal["json", "slack"] = "json"
 
 
 class Source(Strict):
+    EXAMPLE = "{git: {url: 'https://git.example.com/ops/db-policy.git'}}"
     git: GitSource
 
 
 class Retention(Strict):
     """How long the ledger keeps runs; the daemon deletes older ones every few hours."""
+
+    EXAMPLE = "{runs: 365d, quiet: 7d}"
 
     runs: Seconds = 365 * 86400.0
     """Runs that changed something or tried to (a migration, a backup, users), and every

@@ -69,6 +69,20 @@ _PROVIDERS: dict[str, Dialect] = {
 }
 
 
+def read_provider(folder: Path) -> str | None:
+    """The provider ``migration_lock.toml`` in a migrations folder names; None without one."""
+    lock = folder / "migration_lock.toml"
+    if not lock.is_file():
+        return None
+    try:
+        provider = tomllib.loads(lock.read_text(encoding="utf-8")).get("provider")
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{lock}: not valid TOML: {exc}") from None
+    if not isinstance(provider, str):
+        raise SourceError(f'{lock}: no `provider = "..."` line')
+    return provider
+
+
 class PrismaLayout:
     """A Prisma ``migrations`` folder and the ``_prisma_migrations`` table."""
 
@@ -78,20 +92,8 @@ class PrismaLayout:
         if not path.is_dir():
             raise SourceError(f"{path}: Prisma migrations folder not found")
         self.path = path
-        self.provider = self._read_provider()
+        self.provider = read_provider(path)
         self._migrations = self._scan()
-
-    def _read_provider(self) -> str | None:
-        lock = self.path / "migration_lock.toml"
-        if not lock.is_file():
-            return None
-        try:
-            provider = tomllib.loads(lock.read_text(encoding="utf-8")).get("provider")
-        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{lock}: not valid TOML: {exc}") from None
-        if not isinstance(provider, str):
-            raise SourceError(f'{lock}: no `provider = "..."` line')
-        return provider
 
     def _scan(self) -> list[Migration]:
         found: list[Migration] = []

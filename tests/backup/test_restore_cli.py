@@ -13,18 +13,19 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from tests.conftest import PRISMA_SQLITE
+from tests.conftest import PRISMA_SQLITE, run_on_terminal
 
 Cli = Callable[..., Result]
 
 
 def emails(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         return [r[0] for r in conn.execute("SELECT email FROM users ORDER BY email")]
 
 
 def add_user(db: Path, email: str) -> None:
-    with sqlite3.connect(db) as conn:
+    """Closed at once: a restore by another process needs the file to itself."""
+    with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("INSERT INTO users (email, name) VALUES (?, 'x')", (email,))
 
 
@@ -99,6 +100,25 @@ def test_a_production_database_is_not_overwritten_without_a_person(
         assert "production database" in refused.stderr
     assert emails(db) == ["ada@example.com", "grace@example.com"]
     assert [b["reason"] for b in listed(cli, policy)] == ["manual"]
+
+
+def test_a_production_restore_asks_for_the_target_name_and_says_so(
+    cli: Cli, shop: tuple[Path, Path, str]
+) -> None:
+    policy, db, backup = shop
+    policy.write_text(policy.read_text().replace("staging", "production"))
+    add_user(db, "grace@example.com")
+    args = ("restore", backup, "-c", policy, "-t", "shop", "--to", "sqlite:///shop.db", "--force")
+    question = "to overwrite its production database ({}). Only 'shop' will be accepted: "
+    code, shown = run_on_terminal(*args, answer="yes")
+    assert code == 1
+    assert question.format(f"sqlite:///{db}") + "yes\n" in shown
+    assert "restore cancelled: only the target's name, shop, confirms." in shown
+    assert emails(db) == ["ada@example.com", "grace@example.com"]
+    code, shown = run_on_terminal(*args, answer="shop")
+    assert code == 0, shown
+    assert emails(db) == ["ada@example.com"]
+    assert sorted(str(b["reason"]) for b in listed(cli, policy)) == ["before-restore", "manual"]
 
 
 def test_an_unknown_backup_is_one_line(cli: Cli, shop: tuple[Path, Path, str]) -> None:

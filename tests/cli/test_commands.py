@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
+import click
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 
-from tests.conftest import EXAMPLES, PRISMA_PG, PRISMA_SQLITE, ROOT, pg_query, run_process
+from reconciler.cli import main
+from tests.conftest import (
+    EXAMPLES,
+    PRISMA_PG,
+    PRISMA_SQLITE,
+    ROOT,
+    pg_query,
+    run_on_terminal,
+    run_process,
+)
 
 Cli = Callable[..., Result]
 
@@ -29,7 +42,7 @@ def sqlite_policy(write_policy: Callable[[str], Path], tmp_path: Path, **extra: 
 
 
 def user_tables(db: Path) -> set[str]:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
@@ -110,6 +123,27 @@ def test_a_command_line_that_cannot_be_parsed_exits_1_not_2(
         assert "Usage: " in result.stderr, args
 
 
+def commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += commands(command, (*path, name))
+        else:
+            found.append((*path, name))
+    return found
+
+
+@pytest.mark.parametrize("command", commands(main), ids=lambda c: " ".join(c) or "reconciler")
+def test_help_never_splits_a_word_at_its_hyphen(command: tuple[str, ...]) -> None:
+    """click reflows help to the terminal: 80 columns at most, 50 at least, less 2."""
+    for width in range(50, 79):
+        shown = CliRunner().invoke(main, [*command, "--help"], terminal_width=width).output
+        split = [line for line in shown.splitlines() if re.search(r"\w-$", line)]
+        assert split == [], f"at {width} columns"
+        if command == ("restore",):
+            assert "(reason before-restore)" in " ".join(shown.split())
+
+
 def test_plan_json_lists_every_step(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -124,16 +158,37 @@ def test_plan_json_lists_every_step(
     assert all(len(s["checksum"]) == 64 for s in plan["steps"])
 
 
-def test_apply_confirms_on_a_terminal(
-    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_apply_on_a_terminal_says_that_only_yes_confirms(
+    write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
     policy = sqlite_policy(write_policy, tmp_path)
-    monkeypatch.setattr("reconciler.cli_support.interactive", lambda: True)
-    declined = cli("apply", "-c", policy, input="no\n")
-    assert declined.exit_code == 1
-    assert "apply cancelled" in declined.stderr
-    accepted = cli("apply", "-c", policy, input="yes\n")
-    assert accepted.exit_code == 0, accepted.output
+    question = "Apply 7 migration(s) to shop (production)? Only 'yes' will be accepted: "
+    code, shown = run_on_terminal("apply", "-c", policy, answer="y")
+    assert code == 1
+    assert f"{question}y\n" in shown
+    assert "apply cancelled: only 'yes' confirms. Nothing was changed." in shown
+    assert not (tmp_path / "var" / "shop.db").exists() or "users" not in user_tables(
+        tmp_path / "var" / "shop.db"
+    )
+    code, shown = run_on_terminal("apply", "-c", policy, answer="yes")
+    assert code == 0, shown
+    assert f"{question}yes\n" in shown
+    assert "users" in user_tables(tmp_path / "var" / "shop.db")
+
+
+def test_reset_on_a_terminal_names_what_it_refuses_and_cancels(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path, environment="development")
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    refused = cli("reset", "-c", policy, "-t", "shop")
+    assert refused.exit_code == 1
+    assert "refusing to reset without --yes: standard input is not a terminal" in refused.stderr
+    code, shown = run_on_terminal("reset", "-c", policy, "-t", "shop", answer="no")
+    assert code == 1
+    assert "and rebuild it? Only 'yes' will be accepted: no\n" in shown
+    assert "reset cancelled: only 'yes' confirms. Nothing was changed." in shown
+    assert "users" in user_tables(tmp_path / "var" / "shop.db")
 
 
 def test_check_validates_offline(
@@ -150,6 +205,37 @@ def test_check_validates_offline(
     assert not (tmp_path / "var").exists(), "check must not touch any database"
 
 
+def test_check_names_a_users_file_that_is_not_there(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(
+        write_policy,
+        tmp_path,
+        identity="{provider: file, file: {path: users.yaml}, key: clerk_id}",
+    )
+    missing = cli("check", "-c", policy)
+    assert missing.exit_code == 1
+    assert missing.stderr.splitlines() == [
+        f"reconciler: error: shop: identity.file.path: {tmp_path / 'users.yaml'} not found"
+    ]
+    (tmp_path / "users.yaml").write_text("users: []\n")
+    assert cli("check", "-c", policy).exit_code == 0
+
+
+def test_status_of_a_target_without_its_migrations_folder_says_so_and_exits_1(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = sqlite_policy(write_policy, tmp_path)
+    shutil.rmtree(tmp_path / "migrations")
+    problem = f"{tmp_path / 'migrations'}: Prisma migrations folder not found"
+    status = cli("status", "-c", policy)
+    assert status.exit_code == 1
+    assert f"  error      {problem}" in status.stdout.splitlines()
+    as_json = cli("status", "-c", policy, "-o", "json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["targets"][0]["error"] == problem
+
+
 def test_a_migration_folder_without_its_file_stops_plan_and_apply(
     cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -162,6 +248,34 @@ def test_a_migration_folder_without_its_file_stops_plan_and_apply(
         assert "no migration.sql in 20261013101500_add_invoices" in result.stderr, command
     shop = tmp_path / "var" / "shop.db"
     assert not shop.exists() or not user_tables(shop)
+
+
+def test_a_failed_migration_names_the_resolve_command_to_run(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """The command in the message runs as it is: with the policy file the person gave."""
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    policy = write_policy(
+        "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
+        "    database: sqlite:///shop.db\n    migrations: {layout: prisma, path: migrations}\n",
+        name="shop policy.yaml",
+    )
+    broken = tmp_path / "migrations" / "20270101000000_broken" / "migration.sql"
+    broken.parent.mkdir()
+    broken.write_text('INSERT INTO "no_such_table" VALUES (1);\n')
+    assert cli("apply", "-c", policy, "--yes").exit_code == 1
+    planned = cli("plan", "-c", policy)
+    assert planned.exit_code == 1
+    hint = re.search(r"then mark it with `([^`]*)`", planned.stdout)
+    assert hint is not None, planned.stdout
+    assert hint.group(1) == (
+        f"reconciler resolve --config '{policy}' --target shop --rolled-back 20270101000000_broken"
+    )
+    broken.write_text('CREATE TABLE "fixed" ("id" INTEGER);\n')
+    resolved = cli(*shlex.split(hint.group(1))[1:])
+    assert resolved.exit_code == 0, resolved.output
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    assert "fixed" in user_tables(tmp_path / "shop.db")
 
 
 def test_reset_is_refused_outside_development(

@@ -314,13 +314,33 @@ def test_too_many_deletions_wait_for_approval(database: str, tmp_path: Path) -> 
     outcome = shop.sync()
     assert outcome.reason == "AwaitingApproval"
     assert (
-        "30 users would be soft deleted, above max_deletions (10 for 100 users)" in outcome.message
+        "30 users would be soft deleted, above max_deletions (10 here: the lower of count 10 "
+        "and percent 50 of 100 users = 50): user_00001" in outcome.message
     )
     assert "user_00001" in outcome.message
     assert not any(r[3] for r in shop.rows().values())
     allowed = shop.sync(allow_deletions=30)
     assert allowed.applied is not None
     assert allowed.applied.soft_deleted == 30
+
+
+def test_a_limit_of_zero_says_which_setting_makes_it_zero(database: str, tmp_path: Path) -> None:
+    """The example policy's {count: 10, percent: 2} on a table of 3 users allows no deletion:
+    the refusal says it is the percentage, not the count."""
+    shop = Shop(tmp_path, database, "soft-delete")
+    shop.policy_path.write_text(shop.policy_path.read_text().replace("percent: 50", "percent: 2"))
+    shop.write([user(i) for i in range(1, 4)])
+    assert shop.sync().in_sync
+    shop.write([user(i) for i in range(1, 3)])
+    outcome = shop.sync()
+    assert outcome.reason == "AwaitingApproval"
+    assert (
+        "1 user would be soft deleted, above max_deletions (0 here: the lower of count 10 and "
+        "percent 2 of 3 users = 0): user_00003; check the provider, then run `reconciler "
+        f"identity sync --config {shop.policy_path} --target shop --allow-deletions 1`"
+        in outcome.message
+    )
+    assert not any(r[3] for r in shop.rows().values())
 
 
 class Breaking:

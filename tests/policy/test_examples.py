@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,34 @@ def test_shipped_policy_passes_check(cli: Callable[..., Result], policy: Path) -
     result = cli("check", "--config", policy)
     assert result.exit_code == 0, result.output
     assert "policy valid" in result.stdout
+
+
+def test_each_shipped_policy_has_a_ledger_and_target_names_of_its_own() -> None:
+    """Run one example after another: `status` and `backups` of one show only its runs."""
+    from reconciler.policy import load_policy
+
+    policies = {p.name: load_policy(p, environ={}) for p in SHIPPED}
+    ledgers = {name: policy.ledger for name, policy in policies.items()}
+    assert len(set(ledgers.values())) == len(ledgers), ledgers
+    names = [t.name for policy in policies.values() for t in policy.targets]
+    assert len(set(names)) == len(names), names
+
+
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "deploy" / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    *SHIPPED,
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_policies_a_document_names_exist(document: Path) -> None:
+    """A newcomer follows these first: a policy they name must be there to copy."""
+    named = re.findall(
+        r"(?<![\w/])(config\.example\.yaml|policies/[\w.-]+\.ya?ml)", document.read_text()
+    )
+    assert [name for name in named if not (ROOT / name).is_file()] == []
 
 
 def test_the_kubernetes_policy_validates_with_its_secret_filled_in() -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from reconciler.errors import PolicyError
-from reconciler.policy import load_policy
+from reconciler.policy import Policy, load_policy
 
 GOOD = """
 ledger: sqlite:///var/ledger.db
@@ -172,3 +176,75 @@ def test_literal_dollar_brace_is_kept(write_policy: Callable[[str], Path]) -> No
     text = GOOD.replace("revision: head", "revision: $${NOT_A_VAR}")
     policy = load_policy(write_policy(text), environ={})
     assert policy.targets[0].migrations.revision == "${NOT_A_VAR}"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "    timeouts: 5\n",
+            "policy.yaml:5:5: targets[0].timeouts: must be a mapping such as "
+            "{lock: 5s, statement: 10m}",
+        ),
+        (
+            "    windows: [nightly]\n",
+            "policy.yaml:5:15: targets[0].windows[0]: must be a mapping such as {days: [mon, ",
+        ),
+        (
+            "    identity: {provider: file, file: users.yaml, key: clerk_id}\n",
+            "policy.yaml:5:32: targets[0].identity.file: must be a mapping such as "
+            "{path: users.yaml}",
+        ),
+        (
+            "    safety: {approvals: [drop it]}\n",
+            "policy.yaml:5:26: targets[0].safety.approvals[0]: must be a mapping such as "
+            "{migration: ",
+        ),
+        ("retention: 30d\n", "policy.yaml:5:1: retention: must be a mapping such as {runs: "),
+    ],
+    ids=["timeouts", "window", "identity-file", "approval", "retention"],
+)
+def test_a_section_given_as_a_plain_value_shows_what_to_write(
+    write_policy: Callable[[str], Path], line: str, expected: str
+) -> None:
+    """Not pydantic's 'a valid dictionary or instance of Timeouts': the user wrote no class."""
+    path = write_policy(
+        "targets:\n  - name: shop\n    database: sqlite:///shop.db\n"
+        "    migrations: {layout: prisma, path: migrations}\n" + line
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, environ={})
+    message = str(caught.value)
+    assert message.startswith(f"{path.parent}/{expected}"), message
+    assert "instance" not in message
+
+
+def sections() -> set[type[BaseModel]]:
+    """Every section of the policy, nested ones included."""
+    found: set[type[BaseModel]] = set()
+
+    def visit(annotation: object) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation not in found:
+                found.add(annotation)
+                for field in annotation.model_fields.values():
+                    visit(field.annotation)
+            return
+        for arg in get_args(annotation):
+            visit(arg)
+
+    for field in Policy.model_fields.values():
+        visit(field.annotation)
+    return found
+
+
+@pytest.mark.parametrize(
+    "section", sorted(sections(), key=lambda s: s.__name__), ids=lambda s: s.__name__
+)
+def test_every_section_has_an_example_that_is_valid(
+    section: type[BaseModel], tmp_path: Path
+) -> None:
+    example = getattr(section, "EXAMPLE", None)
+    assert example, f"{section.__name__} has no EXAMPLE for its errors"
+    text = re.sub(r"\$\{\w+\}", "an-example-credential", example)
+    section.model_validate(yaml.safe_load(text), context={"base_dir": tmp_path})

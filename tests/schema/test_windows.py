@@ -134,6 +134,15 @@ def test_outside_the_window_apply_waits_unless_a_person_overrides(cli: Cli, tmp_
     assert "users" in tables(tmp_path / "shop.db")
 
 
+def test_one_migration_outside_the_window_waits(cli: Cli, tmp_path: Path) -> None:
+    policy = closed_window_policy(tmp_path)
+    for folder in sorted(p for p in (tmp_path / "migrations").iterdir() if p.is_dir())[1:]:
+        shutil.rmtree(folder)
+    waited = cli("apply", "-c", policy, "--yes")
+    assert waited.exit_code == 3, waited.output
+    assert "1 migration waits for the maintenance window, which opens " in waited.output
+
+
 def test_the_daemon_waits_for_the_window_and_is_not_failing(tmp_path: Path) -> None:
     daemon = Daemon(closed_window_policy(tmp_path))
     try:
@@ -148,14 +157,17 @@ def test_the_daemon_waits_for_the_window_and_is_not_failing(tmp_path: Path) -> N
         daemon.stop(grace=0)
 
 
+@pytest.mark.parametrize(("kept", "waiting"), [(7, "6 migrations wait"), (2, "1 migration waits")])
 def test_a_window_that_closes_mid_run_stops_before_the_next_migration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: int, waiting: str
 ) -> None:
     """The clock is the one thing faked: the window is open for the first migration only."""
     from reconciler.act import engine, reconcile_schema
     from reconciler.ledger import Ledger
 
     shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    for folder in sorted(p for p in (tmp_path / "migrations").iterdir() if p.is_dir())[kept:]:
+        shutil.rmtree(folder)
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(
         "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
@@ -169,7 +181,7 @@ def test_a_window_that_closes_mid_run_stops_before_the_next_migration(
     with Ledger(policy.ledger) as ledger:
         outcome = reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
     assert outcome.reason == "OutsideWindow"
-    assert "applied 1; the maintenance window closed, 6 wait" in outcome.message
+    assert f"applied 1; the maintenance window closed, {waiting} for the next" in outcome.message
     assert [r.outcome for r in outcome.results] == ["applied"]
     assert "users" in tables(tmp_path / "shop.db")
     assert "subscriptions" not in tables(tmp_path / "shop.db")
