@@ -35,7 +35,7 @@ from reconciler.act.backups import take_backup
 from reconciler.act.identity import reconcile_identity
 from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger
-from reconciler.policy import Policy, load_policy, parse_policy
+from reconciler.policy import Policy, Target, load_policy, parse_policy
 from reconciler.runtime import views
 from reconciler.runtime.conditions import AWAITING, SETTLED, SUCCESS, evaluate
 from reconciler.runtime.leader import Leaders
@@ -133,6 +133,7 @@ class Daemon:
                     runtime = TargetRuntime.create(spec, self.leaders)
                 runtime.spec = spec
                 self.targets[spec.name] = runtime
+                self.metrics.track(spec.name, _concerns(spec), spec.identity is not None)
             for name in set(old) - set(self.targets):
                 old[name].leadership.release()
                 old[name].drop_connection()
@@ -466,3 +467,13 @@ class Daemon:
         self.stop()
         self.server.stop()
         return 0
+
+
+def _concerns(spec: Target) -> tuple[str, ...]:
+    """The concerns the daemon runs for ``spec``."""
+    return tuple(
+        c
+        for c in CONCERNS
+        if (c != "identity" or spec.identity is not None)
+        and (c != "backup" or spec.backup is not None)
+    )

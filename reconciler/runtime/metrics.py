@@ -13,6 +13,18 @@ from reconciler import __version__
 from reconciler.runtime.conditions import Condition
 
 CONDITION_TYPES = ("Ready", "Reconciling", "Stalled")
+RESULTS = ("success", "failure")
+IDENTITY_ACTIONS = ("created", "updated", "soft_deleted", "deleted")
+WEBHOOK_OUTCOMES = (
+    "applied",
+    "deferred",
+    "ignored",
+    "out-of-order",
+    "replayed",
+    "rejected",
+    "invalid",
+    "failed",
+)
 
 
 class Metrics:
@@ -97,8 +109,7 @@ class Metrics:
         )
         self.webhooks = Counter(
             "reconciler_webhook_deliveries",
-            "Webhook deliveries by outcome (applied, deferred, ignored, out-of-order, "
-            "replayed, rejected, invalid, failed).",
+            f"Webhook deliveries by outcome ({', '.join(WEBHOOK_OUTCOMES)}).",
             ["target", "outcome"],
             registry=r,
         )
@@ -125,6 +136,20 @@ class Metrics:
         )
         self._revision_labels: dict[str, tuple[str, str]] = {}
         self._source_commit: str | None = None
+
+    def track(self, target: str, concerns: tuple[str, ...], identity: bool) -> None:
+        """Create a target's counter series at 0. A series that appears only with its first
+        event hides that event from ``increase()`` and ``rate()``: an alert on failures
+        would fire only from the second one on."""
+        for concern in concerns:
+            for result in RESULTS:
+                self.runs.labels(target, concern, result)
+        self.applied.labels(target)
+        if identity:
+            for action in IDENTITY_ACTIONS:
+                self.identity_changes.labels(target, action)
+            for outcome in WEBHOOK_OUTCOMES:
+                self.webhooks.labels(target, outcome)
 
     def set_source(self, commit: str) -> None:
         if self._source_commit is not None:
