@@ -37,7 +37,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger
 from reconciler.policy import Policy, Target, load_policy, parse_policy
 from reconciler.runtime import views
-from reconciler.runtime.conditions import AWAITING, SETTLED, SUCCESS, evaluate
+from reconciler.runtime.conditions import AWAITING, SETTLED, STALLING, SUCCESS, evaluate
 from reconciler.runtime.leader import Leaders
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.notify import Notifier
@@ -239,7 +239,8 @@ class Daemon:
             if ok:
                 self.metrics.last_success.labels(spec.name, concern).set(time.time())
             self._refresh_conditions(runtime)
-            log.info(
+            log.log(
+                _level(reason),
                 "%s %s: %s: %s",
                 spec.name,
                 concern,
@@ -477,3 +478,11 @@ def _concerns(spec: Target) -> tuple[str, ...]:
         if (c != "identity" or spec.identity is not None)
         and (c != "backup" or spec.backup is not None)
     )
+
+
+def _level(reason: str) -> int:
+    """How loud a run's outcome is logged: an error when a person must act (the target
+    stalls), a warning when it will be retried or waits for something, info when settled."""
+    if reason in SETTLED:
+        return logging.INFO
+    return logging.ERROR if reason in STALLING else logging.WARNING

@@ -3,10 +3,12 @@ first event misses that event, so an alert on failures would wait for the second
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 
 from reconciler.runtime.daemon import Daemon
@@ -61,5 +63,49 @@ def test_every_counter_of_a_target_starts_at_zero_and_counts_the_first_failure(
         failures = samples(daemon, "reconciler_reconcile_total")
         key = 'reconciler_reconcile_total{concern="schema",result="failure",target="blog"}'
         assert failures[key] == 1.0
+    finally:
+        daemon.stop(grace=0)
+
+
+def test_outcomes_are_logged_as_loud_as_they_are(
+    tmp_path: Path, write_policy: Callable[[str], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A person must act: error. Retried by itself: warning. Settled: info."""
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "20260101000000_bad").mkdir()
+    (tmp_path / "broken" / "20260101000000_bad" / "migration.sql").write_text("CREATE TABLE (;\n")
+    policy = write_policy(
+        """
+        ledger: sqlite:///ledger.db
+        targets:
+          - name: shop
+            database: sqlite:///shop.db
+            migrations: {layout: prisma, path: migrations}
+          - name: lost  # nothing listens on port 1
+            database: postgresql://postgres@127.0.0.1:1/shop
+            migrations: {layout: prisma, path: migrations}
+          - name: bad
+            database: sqlite:///bad.db
+            migrations: {layout: prisma, path: broken}
+        """
+    )
+    daemon = Daemon(policy)
+    try:
+        with caplog.at_level(logging.INFO, logger="reconciler"):
+            reasons = {
+                name: daemon.reconcile(name, "schema", trigger="once") for name in daemon.targets
+            }
+        levels = {
+            r.message.split(" ", 1)[0]: r.levelname
+            for r in caplog.records
+            if r.message.split(" ", 2)[1:2] == ["schema:"]
+        }
+        assert reasons == {
+            "shop": "InSync",
+            "lost": "DatabaseUnavailable",
+            "bad": "ApplyFailed",
+        }
+        assert levels == {"shop": "INFO", "lost": "WARNING", "bad": "ERROR"}
     finally:
         daemon.stop(grace=0)
