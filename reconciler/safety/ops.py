@@ -6,23 +6,22 @@ Each statement becomes zero or more small, typed operations with the line it sta
 statements no rule cares about become nothing. Names are folded as PostgreSQL folds them
 (unquoted lowercase), and the schema is dropped when it is ``public``.
 
-A script is parsed once into libpg_query's JSON tree, which is cheap; only the statements a
-rule reads in detail (``ALTER TABLE``, ``DROP``, ``UPDATE`` ...) are parsed again into pglast's
-node classes. Building those objects costs ten times the parse, and ``CREATE TABLE``, which
-the rules need only the name and column names of, is most of a history's text.
+Statements are read from libpg_query's JSON tree (``parse_sql_json``), not from pglast's node
+classes: building those objects costs about ten times the parse itself, and a pre-commit
+hook lints a whole history at every commit. In that tree a node is ``{"TypeName": {fields}}``,
+an enum is its name (``"AT_AddColumn"``), and a field that is false, zero or empty is left
+out.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from pglast import ast, parse_sql
-from pglast.enums import AlterTableType as AT
-from pglast.enums import ConstrType, ObjectType
+from pglast import parse_sql
 from pglast.parser import ParseError, parse_sql_json
 
 SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
@@ -66,10 +65,8 @@ class Op:
     """add-constraint: foreign, check, unique, primary."""
     not_valid: bool = False
     new_name: str = ""
-    where: str = ""
-    """delete / update: the WHERE clause as SQL, or '' when there is none."""
-    using: str = ""
-    """alter-type: the USING expression, or ''."""
+    filtered: bool = False
+    """delete / update: a WHERE clause limits the rows."""
     sets_null: tuple[str, ...] = ()
     """update: columns set to NULL."""
     null_guarded: tuple[str, ...] = ()
@@ -107,14 +104,9 @@ def parse(sql: str) -> ParsedSql:
         leading = len(text) - len(text.lstrip())
         line = data.count(b"\n", 0, start) + text.count("\n", 0, leading) + 1
         kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
-        read = _FROM_TREE.get(kind)
-        found = read(node, partial(Op, line=line, statement=_clean(text))) if read else None
-        if found is not None:
-            ops.extend(found)
-        elif kind in _FROM_NODES:
-            stmt = parse_sql(text)[0].stmt
-            if stmt is not None:
-                ops.extend(_ops(stmt, line, _clean(text)))
+        read = _READERS.get(kind)
+        if read is not None:
+            ops.extend(read(node, partial(Op, line=line, statement=_clean(text))))
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
 
@@ -128,189 +120,6 @@ def _syntax_error(sql: str) -> ParsedSql:
         line = _line(sql, position) if position >= 0 else _last_line(sql)
         return ParsedSql(error=f"line {line}: {exc.args[0]}", error_line=line)
     raise AssertionError("libpg_query rejected what pglast accepts")  # pragma: no cover
-
-
-# -- statements read from libpg_query's JSON tree ---------------------------------------------
-# In that tree a node is ``{"TypeName": {fields}}``, enums are their names, and a field that
-# is false, zero or empty is left out. Each reader gives the same operations as ``_ops``
-# would, or None where that takes an expression printed back to SQL (a ``USING`` clause, a
-# ``CHECK``): then the statement is read as pglast nodes, whose printer does that.
-Tree = dict[str, Any]
-TreeReader = Callable[[Tree, Callable[..., Op]], "list[Op] | None"]
-
-
-def _tree_name(relation: Tree) -> str:
-    schema, name = relation.get("schemaname"), relation.get("relname", "")
-    return name if schema in (None, "public") else f"{schema}.{name}"
-
-
-def _tree_strings(items: list[Tree] | None) -> list[str]:
-    return [n["String"].get("sval", "") for n in items or () if "String" in n]
-
-
-def _tree_type(type_name: Tree | None) -> tuple[str, int | None]:
-    if not type_name:
-        return "", None
-    parts = [p for p in _tree_strings(type_name.get("names")) if p != "pg_catalog"]
-    length = None
-    for mod in type_name.get("typmods", ()):
-        const = mod.get("A_Const", {})
-        if "ival" in const:
-            length = const["ival"].get("ival", 0)
-            break
-    return (parts[-1] if parts else ""), length
-
-
-def _tree_calls(node: object) -> Iterator[str]:
-    """The names of the functions an expression calls."""
-    if isinstance(node, dict):
-        call = node.get("FuncCall")
-        if isinstance(call, dict):
-            names = _tree_strings(call.get("funcname"))
-            if names:
-                yield names[-1].lower()
-        for value in node.values():
-            yield from _tree_calls(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _tree_calls(item)
-
-
-def _create_table(node: Tree, mk: Callable[..., Op]) -> list[Op]:
-    columns = tuple(
-        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
-    )
-    return [mk("create-table", _tree_name(node.get("relation", {})), columns=columns)]
-
-
-def _insert(node: Tree, mk: Callable[..., Op]) -> list[Op]:
-    cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
-    return [mk("insert", _tree_name(node.get("relation", {})), columns=cols)]
-
-
-def _do_block(node: Tree, mk: Callable[..., Op]) -> list[Op]:
-    return [mk("do-block")]
-
-
-def _create_index(node: Tree, mk: Callable[..., Op]) -> list[Op]:
-    params = (p.get("IndexElem", {}).get("name") for p in node.get("indexParams", ()))
-    return [
-        mk(
-            "create-index",
-            _tree_name(node.get("relation", {})),
-            concurrently=bool(node.get("concurrent")),
-            unique=bool(node.get("unique")),
-            columns=tuple(name for name in params if name),
-            new_name=node.get("idxname", ""),
-        )
-    ]
-
-
-_CONSTRAINT_KINDS = {
-    "CONSTR_FOREIGN": "foreign",
-    "CONSTR_CHECK": "check",
-    "CONSTR_UNIQUE": "unique",
-    "CONSTR_PRIMARY": "primary",
-}
-
-
-def _alter_table_tree(node: Tree, mk: Callable[..., Op]) -> list[Op] | None:
-    table = _tree_name(node.get("relation", {}))
-    out: list[Op] = []
-    for item in node.get("cmds", ()):
-        cmd = item.get("AlterTableCmd")
-        if cmd is None:
-            continue
-        sub, name, definition = cmd.get("subtype"), cmd.get("name", ""), cmd.get("def", {})
-        if sub == "AT_AddColumn" and "ColumnDef" in definition:
-            out.append(_add_column_tree(table, definition["ColumnDef"], mk))
-        elif sub == "AT_DropColumn":
-            out.append(
-                mk("drop-column", table, name, cascade=cmd.get("behavior") == "DROP_CASCADE")
-            )
-        elif sub == "AT_AlterColumnType" and "ColumnDef" in definition:
-            column = definition["ColumnDef"]
-            if "raw_default" in column:
-                return None  # USING: printed by pglast
-            type_name, length = _tree_type(column.get("typeName"))
-            out.append(
-                mk("alter-type", table, name, type_name=type_name, type_length=length, using="")
-            )
-        elif sub == "AT_SetNotNull":
-            out.append(mk("set-not-null", table, name))
-        elif sub == "AT_AddConstraint" and "Constraint" in definition:
-            con = definition["Constraint"]
-            if "raw_expr" in con:
-                return None  # CHECK (...): printed by pglast
-            kind = _CONSTRAINT_KINDS.get(con.get("contype", ""), "other")
-            keys = _tree_strings(con.get("keys")) or _tree_strings(con.get("fk_attrs"))
-            out.append(
-                mk(
-                    "add-constraint",
-                    table,
-                    constraint=kind,
-                    columns=tuple(keys),
-                    not_valid=bool(con.get("skip_validation")),
-                    unique=kind in ("unique", "primary"),
-                    new_name=con.get("conname", ""),
-                    where="",
-                    concurrently=bool(con.get("indexname")),
-                )
-            )
-    return out
-
-
-def _add_column_tree(table: str, col: Tree, mk: Callable[..., Op]) -> Op:
-    type_name, length = _tree_type(col.get("typeName"))
-    not_null = bool(col.get("is_not_null"))
-    has_default = volatile = False
-    for item in col.get("constraints", ()):
-        con = item.get("Constraint", {})
-        contype = con.get("contype")
-        if contype in ("CONSTR_NOTNULL", "CONSTR_PRIMARY"):
-            not_null = True
-        elif contype == "CONSTR_DEFAULT":
-            has_default = True
-            volatile = volatile or any(
-                fn in VOLATILE_DEFAULTS for fn in _tree_calls(con.get("raw_expr"))
-            )
-        elif contype in ("CONSTR_IDENTITY", "CONSTR_GENERATED"):
-            has_default = volatile = True  # computed for every existing row: a rewrite
-    if type_name.lower() in SERIALS:
-        has_default = volatile = True
-    return mk(
-        "add-column",
-        table,
-        col.get("colname", ""),
-        type_name=type_name,
-        type_length=length,
-        not_null=not_null,
-        has_default=has_default,
-        volatile_default=volatile,
-    )
-
-
-_FROM_TREE: dict[str, TreeReader] = {
-    "CreateStmt": _create_table,
-    "InsertStmt": _insert,
-    "DoStmt": _do_block,
-    "IndexStmt": _create_index,
-    "AlterTableStmt": _alter_table_tree,
-}
-"""Statements whose operations the JSON tree gives (unless their reader says None)."""
-_FROM_NODES = frozenset(
-    {
-        "AlterTableStmt",
-        "DropStmt",
-        "IndexStmt",
-        "RenameStmt",
-        "TruncateStmt",
-        "DeleteStmt",
-        "UpdateStmt",
-        "CreateEnumStmt",
-    }
-)
-"""Statements ``_ops`` reads as pglast nodes; any other kind yields no operation."""
 
 
 def _line(sql: str, offset: int) -> int:
@@ -327,15 +136,19 @@ def _clean(text: str) -> str:
     return " ".join(" ".join(lines).split())
 
 
-def _name(rel: ast.RangeVar | None) -> str:
-    if rel is None:
-        return ""
-    schema, name = rel.schemaname, rel.relname or ""
+# -- reading the tree ---------------------------------------------------------------------------
+Tree = dict[str, Any]
+Make = Callable[..., Op]
+
+
+def _name(relation: Tree | None) -> str:
+    relation = relation or {}
+    schema, name = relation.get("schemaname"), relation.get("relname", "")
     return name if schema in (None, "public") else f"{schema}.{name}"
 
 
-def _names(items: tuple[ast.Node, ...] | None) -> list[str]:
-    return [n.sval or "" for n in items or () if isinstance(n, ast.String)]
+def _strings(items: Iterable[Tree] | None) -> list[str]:
+    return [n["String"].get("sval", "") for n in items or () if "String" in n]
 
 
 def _qualified(parts: list[str]) -> str:
@@ -344,164 +157,165 @@ def _qualified(parts: list[str]) -> str:
     return ".".join(parts[-2:]) if len(parts) > 1 else (parts[0] if parts else "")
 
 
-def _type(type_name: ast.TypeName | None) -> tuple[str, int | None]:
-    if type_name is None:
+def _listed(node: Tree) -> list[str]:
+    """The names of a ``List``, a ``TypeName`` or a ``String`` node."""
+    if "List" in node:
+        return _strings(node["List"].get("items"))
+    if "TypeName" in node:
+        return _strings(node["TypeName"].get("names"))
+    return _strings([node])
+
+
+def _type(type_name: Tree | None) -> tuple[str, int | None]:
+    if not type_name:
         return "", None
-    parts = [p for p in _names(type_name.names) if p != "pg_catalog"]
-    name = parts[-1] if parts else ""
+    parts = [p for p in _strings(type_name.get("names")) if p != "pg_catalog"]
     length = None
-    for mod in type_name.typmods or ():
-        if isinstance(mod, ast.A_Const) and isinstance(mod.val, ast.Integer):
-            length = mod.val.ival
+    for mod in type_name.get("typmods", ()):
+        const = mod.get("A_Const", {})
+        if "ival" in const:
+            length = const["ival"].get("ival", 0)
             break
-    return name, length
+    return (parts[-1] if parts else ""), length
 
 
-def _sql(node: ast.Node | None) -> str:
-    if node is None:
-        return ""
-    from pglast.stream import RawStream  # its printers take longer to import than most parses
-
-    return str(RawStream()(node))
-
-
-def _volatile(expr: ast.Node | None) -> bool:
-    """Whether the default calls a function whose value differs row by row."""
-    return any(fn in VOLATILE_DEFAULTS for fn in _calls(expr))
-
-
-def _calls(node: object) -> Iterator[str]:
-    if isinstance(node, ast.FuncCall):
-        names = _names(node.funcname)
-        if names:
-            yield names[-1].lower()
-    if isinstance(node, ast.Node):
-        for attr in node:  # pglast nodes iterate over their attribute names
-            yield from _calls(getattr(node, attr))
-    elif isinstance(node, tuple):
+def _nodes(node: object, kind: str) -> Iterator[Tree]:
+    """Every ``kind`` node inside ``node``, in the order they appear."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == kind and isinstance(value, dict):
+                yield value
+            yield from _nodes(value, kind)
+    elif isinstance(node, list):
         for item in node:
-            yield from _calls(item)
+            yield from _nodes(item, kind)
 
 
-def _ops(stmt: ast.Node, line: int, text: str) -> Iterator[Op]:
-    mk = partial(Op, line=line, statement=text)
-    if isinstance(stmt, ast.AlterTableStmt):
-        yield from _alter_table(stmt, mk)
-    elif isinstance(stmt, ast.DropStmt):
-        yield from _drop(stmt, mk)
-    elif isinstance(stmt, ast.IndexStmt):
-        yield mk(
+def _column_refs(node: object) -> Iterator[str]:
+    for ref in _nodes(node, "ColumnRef"):
+        names = _strings(ref.get("fields"))
+        if names:
+            yield names[-1]
+
+
+def _null_tests(node: Tree | None) -> Iterator[str]:
+    """Columns that ``node`` (a WHERE clause) requires to be NULL, through ANDs."""
+    node = node or {}
+    test = node.get("NullTest")
+    if test is not None and test.get("nulltesttype") == "IS_NULL":
+        yield from _column_refs(test.get("arg"))
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        for arg in both.get("args", ()):
+            yield from _null_tests(arg)
+
+
+def _volatile(expr: Tree | None) -> bool:
+    """Whether a default calls a function whose value differs row by row."""
+    return any(
+        names[-1].lower() in VOLATILE_DEFAULTS
+        for call in _nodes(expr, "FuncCall")
+        if (names := _strings(call.get("funcname")))
+    )
+
+
+# -- one reader per kind of statement -----------------------------------------------------------
+def _create_table(node: Tree, mk: Make) -> list[Op]:
+    columns = tuple(
+        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
+    )
+    return [mk("create-table", _name(node.get("relation")), columns=columns)]
+
+
+def _insert(node: Tree, mk: Make) -> list[Op]:
+    cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
+    return [mk("insert", _name(node.get("relation")), columns=cols)]
+
+
+def _do_block(node: Tree, mk: Make) -> list[Op]:
+    return [mk("do-block")]
+
+
+def _create_index(node: Tree, mk: Make) -> list[Op]:
+    params = (p.get("IndexElem", {}).get("name") for p in node.get("indexParams", ()))
+    return [
+        mk(
             "create-index",
-            _name(stmt.relation),
-            concurrently=bool(stmt.concurrent),
-            unique=bool(stmt.unique),
-            columns=tuple(p.name for p in stmt.indexParams or () if getattr(p, "name", None)),
-            new_name=stmt.idxname or "",
+            _name(node.get("relation")),
+            concurrently=bool(node.get("concurrent")),
+            unique=bool(node.get("unique")),
+            columns=tuple(name for name in params if name),
+            new_name=node.get("idxname", ""),
         )
-    elif isinstance(stmt, ast.RenameStmt):
-        if stmt.renameType == ObjectType.OBJECT_COLUMN:
-            yield mk(
-                "rename-column",
-                _name(stmt.relation),
-                stmt.subname or "",
-                new_name=stmt.newname or "",
-            )
-        elif stmt.renameType == ObjectType.OBJECT_TABLE:
-            yield mk("rename-table", _name(stmt.relation), new_name=stmt.newname or "")
-        elif stmt.renameType == ObjectType.OBJECT_TYPE:
-            old = _qualified(
-                _names(
-                    stmt.object.names
-                    if isinstance(stmt.object, ast.TypeName)
-                    else getattr(stmt.object, "items", None)
-                    if stmt.object is not None
-                    else ()
+    ]
+
+
+_CONSTRAINT_KINDS = {
+    "CONSTR_FOREIGN": "foreign",
+    "CONSTR_CHECK": "check",
+    "CONSTR_UNIQUE": "unique",
+    "CONSTR_PRIMARY": "primary",
+}
+
+
+def _alter_table(node: Tree, mk: Make) -> list[Op]:
+    table = _name(node.get("relation"))
+    out: list[Op] = []
+    for item in node.get("cmds", ()):
+        cmd = item.get("AlterTableCmd")
+        if cmd is None:
+            continue
+        sub, name, definition = cmd.get("subtype"), cmd.get("name", ""), cmd.get("def", {})
+        if sub == "AT_AddColumn" and "ColumnDef" in definition:
+            out.append(_add_column(table, definition["ColumnDef"], mk))
+        elif sub == "AT_DropColumn":
+            cascade = cmd.get("behavior") == "DROP_CASCADE"
+            out.append(mk("drop-column", table, name, cascade=cascade))
+        elif sub == "AT_AlterColumnType" and "ColumnDef" in definition:
+            type_name, length = _type(definition["ColumnDef"].get("typeName"))
+            out.append(mk("alter-type", table, name, type_name=type_name, type_length=length))
+        elif sub == "AT_SetNotNull":
+            out.append(mk("set-not-null", table, name))
+        elif sub == "AT_AddConstraint" and "Constraint" in definition:
+            con = definition["Constraint"]
+            kind = _CONSTRAINT_KINDS.get(con.get("contype", ""), "other")
+            keys = _strings(con.get("keys")) or _strings(con.get("fk_attrs"))
+            out.append(
+                mk(
+                    "add-constraint",
+                    table,
+                    constraint=kind,
+                    columns=tuple(keys),
+                    not_valid=bool(con.get("skip_validation")),
+                    unique=kind in ("unique", "primary"),
+                    new_name=con.get("conname", ""),
+                    concurrently=bool(con.get("indexname")),
                 )
             )
-            if not old and isinstance(stmt.object, tuple):
-                old = _qualified(_names(stmt.object))
-            yield mk("rename-type", old, new_name=stmt.newname or "")
-    elif isinstance(stmt, ast.TruncateStmt):
-        for rel in stmt.relations or ():
-            yield mk("truncate", _name(rel))
-    elif isinstance(stmt, ast.DeleteStmt):
-        yield mk("delete", _name(stmt.relation), where=_sql(stmt.whereClause))
-    elif isinstance(stmt, ast.UpdateStmt):
-        yield _update(stmt, mk)
-    elif isinstance(stmt, ast.CreateEnumStmt):
-        labels = tuple(_names(stmt.vals))
-        yield mk("create-enum", _qualified(_names(stmt.typeName)), labels=labels)
+    return out
 
 
-def _alter_table(stmt: ast.AlterTableStmt, mk: Callable[..., Op]) -> Iterator[Op]:
-    table = _name(stmt.relation)
-    for cmd in stmt.cmds or ():
-        if not isinstance(cmd, ast.AlterTableCmd):
-            continue
-        sub = cmd.subtype
-        if sub == AT.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
-            yield _add_column(table, cmd.def_, mk)
-        elif sub == AT.AT_DropColumn:
-            yield mk("drop-column", table, cmd.name or "", cascade=cmd.behavior == 1)
-        elif sub == AT.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
-            name, length = _type(cmd.def_.typeName)
-            yield mk(
-                "alter-type",
-                table,
-                cmd.name or "",
-                type_name=name,
-                type_length=length,
-                using=_sql(cmd.def_.raw_default),
-            )
-        elif sub == AT.AT_SetNotNull:
-            yield mk("set-not-null", table, cmd.name or "")
-        elif sub == AT.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
-            con = cmd.def_
-            kind = (
-                {
-                    ConstrType.CONSTR_FOREIGN: "foreign",
-                    ConstrType.CONSTR_CHECK: "check",
-                    ConstrType.CONSTR_UNIQUE: "unique",
-                    ConstrType.CONSTR_PRIMARY: "primary",
-                }.get(con.contype, "other")
-                if con.contype is not None
-                else "other"
-            )
-            keys = tuple(_names(con.keys)) or tuple(_names(con.fk_attrs))
-            yield mk(
-                "add-constraint",
-                table,
-                constraint=kind,
-                columns=keys,
-                not_valid=bool(con.skip_validation),
-                unique=kind in ("unique", "primary"),
-                new_name=con.conname or "",
-                where=_sql(con.raw_expr),
-                concurrently=bool(con.indexname),
-            )
-
-
-def _add_column(table: str, col: ast.ColumnDef, mk: Callable[..., Op]) -> Op:
-    name, length = _type(col.typeName)
-    not_null = bool(col.is_not_null)
+def _add_column(table: str, col: Tree, mk: Make) -> Op:
+    type_name, length = _type(col.get("typeName"))
+    not_null = bool(col.get("is_not_null"))
     has_default = volatile = False
-    for con in col.constraints or ():
-        if not isinstance(con, ast.Constraint):
-            continue
-        if con.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY):
+    for item in col.get("constraints", ()):
+        con = item.get("Constraint", {})
+        contype = con.get("contype")
+        if contype in ("CONSTR_NOTNULL", "CONSTR_PRIMARY"):
             not_null = True
-        elif con.contype == ConstrType.CONSTR_DEFAULT:
+        elif contype == "CONSTR_DEFAULT":
             has_default = True
-            volatile = volatile or _volatile(con.raw_expr)
-        elif con.contype in (ConstrType.CONSTR_IDENTITY, ConstrType.CONSTR_GENERATED):
+            volatile = volatile or _volatile(con.get("raw_expr"))
+        elif contype in ("CONSTR_IDENTITY", "CONSTR_GENERATED"):
             has_default = volatile = True  # computed for every existing row: a rewrite
-    if name.lower() in SERIALS:
+    if type_name.lower() in SERIALS:
         has_default = volatile = True
     return mk(
         "add-column",
         table,
-        col.colname or "",
-        type_name=name,
+        col.get("colname", ""),
+        type_name=type_name,
         type_length=length,
         not_null=not_null,
         has_default=has_default,
@@ -509,68 +323,88 @@ def _add_column(table: str, col: ast.ColumnDef, mk: Callable[..., Op]) -> Op:
     )
 
 
-def _drop(stmt: ast.DropStmt, mk: Callable[..., Op]) -> Iterator[Op]:
-    kinds = {
-        ObjectType.OBJECT_TABLE: "drop-table",
-        ObjectType.OBJECT_SCHEMA: "drop-schema",
-        ObjectType.OBJECT_INDEX: "drop-index",
-        ObjectType.OBJECT_TYPE: "drop-type",
-    }
-    kind = kinds.get(stmt.removeType) if stmt.removeType is not None else None
+_DROPPED = {
+    "OBJECT_TABLE": "drop-table",
+    "OBJECT_SCHEMA": "drop-schema",
+    "OBJECT_INDEX": "drop-index",
+    "OBJECT_TYPE": "drop-type",
+}
+
+
+def _drop(node: Tree, mk: Make) -> list[Op]:
+    kind = _DROPPED.get(node.get("removeType", ""))
     if kind is None:
-        return
-    for obj in stmt.objects or ():
-        if isinstance(obj, ast.String):
-            name = obj.sval
-        elif isinstance(obj, ast.TypeName):
-            name = _qualified(_names(obj.names))
-        else:
-            name = _qualified(_names(obj if isinstance(obj, tuple) else ()))
-        yield mk(kind, name, concurrently=bool(stmt.concurrent), cascade=stmt.behavior == 1)
+        return []
+    concurrently, cascade = bool(node.get("concurrent")), node.get("behavior") == "DROP_CASCADE"
+    return [
+        mk(kind, _qualified(_listed(obj)), concurrently=concurrently, cascade=cascade)
+        for obj in node.get("objects", ())
+    ]
 
 
-def _update(stmt: ast.UpdateStmt, mk: Callable[..., Op]) -> Op:
+def _rename(node: Tree, mk: Make) -> list[Op]:
+    renamed, new_name = node.get("renameType"), node.get("newname", "")
+    if renamed == "OBJECT_COLUMN":
+        column = node.get("subname", "")
+        return [mk("rename-column", _name(node.get("relation")), column, new_name=new_name)]
+    if renamed == "OBJECT_TABLE":
+        return [mk("rename-table", _name(node.get("relation")), new_name=new_name)]
+    if renamed == "OBJECT_TYPE":
+        return [mk("rename-type", _qualified(_listed(node.get("object", {}))), new_name=new_name)]
+    return []
+
+
+def _truncate(node: Tree, mk: Make) -> list[Op]:
+    return [mk("truncate", _name(r.get("RangeVar"))) for r in node.get("relations", ())]
+
+
+def _delete(node: Tree, mk: Make) -> list[Op]:
+    return [mk("delete", _name(node.get("relation")), filtered="whereClause" in node)]
+
+
+def _update(node: Tree, mk: Make) -> list[Op]:
     columns: list[str] = []
     nulls: list[str] = []
     copies: list[tuple[str, str]] = []
-    for target in stmt.targetList or ():
-        if not isinstance(target, ast.ResTarget) or not target.name:
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        name = target.get("name")
+        if not name:
             continue
-        columns.append(target.name)
-        value = target.val
-        if isinstance(value, ast.A_Const) and value.isnull:
-            nulls.append(target.name)
-        for ref in _column_refs(value):
-            copies.append((target.name, ref))
-    guarded = tuple(ref for ref in _null_tests(stmt.whereClause))
-    return mk(
-        "update",
-        _name(stmt.relation),
-        columns=tuple(columns),
-        where=_sql(stmt.whereClause),
-        sets_null=tuple(nulls),
-        null_guarded=guarded,
-        copies_from=tuple(copies),
-    )
+        columns.append(name)
+        value = target.get("val", {})
+        if value.get("A_Const", {}).get("isnull"):
+            nulls.append(name)
+        copies += ((name, ref) for ref in _column_refs(value))
+    return [
+        mk(
+            "update",
+            _name(node.get("relation")),
+            columns=tuple(columns),
+            filtered="whereClause" in node,
+            sets_null=tuple(nulls),
+            null_guarded=tuple(_null_tests(node.get("whereClause"))),
+            copies_from=tuple(copies),
+        )
+    ]
 
 
-def _column_refs(node: object) -> Iterator[str]:
-    if isinstance(node, ast.ColumnRef):
-        names = _names(node.fields)
-        if names:
-            yield names[-1]
-    elif isinstance(node, ast.Node):
-        for attr in node:  # pglast nodes iterate over their attribute names
-            yield from _column_refs(getattr(node, attr))
-    elif isinstance(node, tuple):
-        for item in node:
-            yield from _column_refs(item)
+def _create_enum(node: Tree, mk: Make) -> list[Op]:
+    labels = tuple(_strings(node.get("vals")))
+    return [mk("create-enum", _qualified(_strings(node.get("typeName"))), labels=labels)]
 
 
-def _null_tests(node: object) -> Iterator[str]:
-    """Columns that ``node`` (a WHERE clause) requires to be NULL, through ANDs."""
-    if isinstance(node, ast.NullTest) and node.nulltesttype == 0:
-        yield from _column_refs(node.arg)
-    elif isinstance(node, ast.BoolExpr) and node.boolop == 0:  # AND
-        for arg in node.args or ():
-            yield from _null_tests(arg)
+_READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
+    "AlterTableStmt": _alter_table,
+    "CreateEnumStmt": _create_enum,
+    "CreateStmt": _create_table,
+    "DeleteStmt": _delete,
+    "DoStmt": _do_block,
+    "DropStmt": _drop,
+    "IndexStmt": _create_index,
+    "InsertStmt": _insert,
+    "RenameStmt": _rename,
+    "TruncateStmt": _truncate,
+    "UpdateStmt": _update,
+}
+"""The statements rules read; any other kind yields no operation."""

@@ -258,7 +258,7 @@ class Judge:
             out.append(self.finding("truncate", op, file, f"truncates {table}{_rows(rows)}", rows))
         elif kind == "delete":
             rows = self.rows(table)
-            scope = " matching its WHERE clause" if op.where else ""
+            scope = " matching its WHERE clause" if op.filtered else ""
             out.append(
                 self.finding(
                     "delete-rows",
@@ -384,7 +384,7 @@ class Judge:
                 continue  # a backfill: only NULLs are written
             values = self.count(op.table, ("non_null", column))
             verb = "nulls" if column in op.sets_null else "overwrites"
-            scope = " (rows matching its WHERE clause)" if op.where else ""
+            scope = " (rows matching its WHERE clause)" if op.filtered else ""
             out.append(
                 self.finding(
                     "update-overwrites",
