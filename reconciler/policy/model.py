@@ -201,7 +201,7 @@ class Backup(Strict):
     neon: NeonSettings | None = None
     before: list[BackupMoment] = Field(default_factory=lambda: list(_SCHEMA_CHANGE))
     """Take a (verified) backup before these kinds of change."""
-    keep: Keep = Field(default_factory=Keep)
+    keep: Keep = Field(default_factory=Keep.model_construct)
     verify: Literal["restore", "none"] = "restore"
     """``restore``: restore into a scratch database and compare its census with the live
     one; an unverified backup blocks the change."""
@@ -301,7 +301,7 @@ class Identity(Strict):
     """Rows in the table whose user the provider no longer has. A hard delete never
     cascades: a table referenced with ON DELETE CASCADE is refused."""
     soft_delete_column: Identifier | None = None
-    max_deletions: MaxDeletions = Field(default_factory=MaxDeletions)
+    max_deletions: MaxDeletions = Field(default_factory=MaxDeletions.model_construct)
 
     @model_validator(mode="after")
     def _settings_present(self) -> Identity:
@@ -420,14 +420,14 @@ class Target(Strict):
     apply: Literal["auto", "manual"] = "auto"
     """``auto``: the daemon applies pending migrations; ``manual``: only plans; ``apply`` runs
     them when a person asks."""
-    timeouts: Timeouts = Field(default_factory=Timeouts)
+    timeouts: Timeouts = Field(default_factory=Timeouts.model_construct)
     windows: list[Window] = Field(default_factory=list)
     """Maintenance windows: pending migrations are applied only inside one of them (the
     daemon waits, ``OutsideWindow``; ``apply --ignore-window`` overrides). None: any time."""
-    safety: Safety = Field(default_factory=Safety)
+    safety: Safety = Field(default_factory=Safety.model_construct)
     backup: Backup | None = None
     identity: Identity | None = None
-    schedule: Schedule = Field(default_factory=Schedule)
+    schedule: Schedule = Field(default_factory=Schedule.model_construct)
     suspend: bool = False
     """Stop acting (keep observing and exporting): condition ``Suspended``."""
     rehearse: bool = False
@@ -526,13 +526,13 @@ class Policy(Strict):
     """reconciler's own store of runs and steps; SQLite by default, PostgreSQL in production.
     A relative SQLite path is resolved against the policy file's folder."""
     targets: list[Annotated[Target, AfterValidator(_check_target)]] = Field(min_length=1)
-    server: Server = Field(default_factory=Server)
+    server: Server = Field(default_factory=Server.model_construct)
     notifications: Notifications | None = None
     source: Source | None = None
     """Where the desired state lives when not in this file: the daemon fetches it."""
     grace: Seconds = 30.0
     """On SIGTERM, how long a running migration may take to finish before the process exits."""
-    retention: Retention = Field(default_factory=Retention)
+    retention: Retention = Field(default_factory=Retention.model_construct)
 
     @model_validator(mode="before")
     @classmethod
