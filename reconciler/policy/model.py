@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.db.url import DatabaseUrl, parse_database_url
+from reconciler.db.url import DatabaseUrl, parse_database_url, usable_path
 from reconciler.durations import parse_duration
 from reconciler.errors import PolicyError
 from reconciler.rulebook import DEFAULT_BLOCK, RULES, Blockable
@@ -54,8 +54,7 @@ def _to_database_url(value: Any, handler: Any, info: ValidationInfo) -> Database
 def _to_path(value: Any, handler: Any, info: ValidationInfo) -> Path:
     if not isinstance(value, str | Path) or not str(value).strip():
         raise ValueError("must be a path")
-    path = Path(value)
-    return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+    return usable_path(Path(value), _base_dir(info))
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -281,12 +280,15 @@ Percent = Annotated[float, BeforeValidator(lambda v: _percent(v))]
 
 
 def _percent(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and value.strip().endswith("%"):
-        number = float(value.strip()[:-1])
-    else:
-        raise ValueError("must be a percentage such as 10%")
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str) and value.strip().endswith("%"):
+            number = float(value.strip()[:-1])
+        else:
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise ValueError("must be a percentage such as 10%") from None
     if not 0 <= number <= 100:
         raise ValueError("must be between 0% and 100%")
     return number
@@ -358,7 +360,7 @@ class Window(Strict):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, too long
             raise ValueError(
                 f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
             ) from None
@@ -419,7 +421,7 @@ class Server(Strict):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:9108")
         return value
 

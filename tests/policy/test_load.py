@@ -147,7 +147,7 @@ def test_text_that_is_not_utf8_is_named_by_line_and_a_bom_is_fine(tmp_path: Path
     policy.write_bytes(b"ledger: sqlite:///l.db\n# caf\xe9\ntargets: []\n")
     with pytest.raises(PolicyError) as caught:
         load_policy(policy, environ={})
-    assert str(caught.value) == f"{policy}:2: not UTF-8 (byte 0xe9); save the file as UTF-8"
+    assert str(caught.value) == f"{policy}:2:6: not UTF-8 (byte 0xe9); save the file as UTF-8"
     policy.write_bytes(
         b"\xef\xbb\xbfledger: sqlite:///l.db\ntargets:\n  - name: shop\n"
         b"    database: sqlite:///shop.db\n    migrations: {layout: prisma, path: m}\n"
@@ -172,3 +172,95 @@ def test_literal_dollar_brace_is_kept(write_policy: Callable[[str], Path]) -> No
     text = GOOD.replace("revision: head", "revision: $${NOT_A_VAR}")
     policy = load_policy(write_policy(text), environ={})
     assert policy.targets[0].migrations.revision == "${NOT_A_VAR}"
+
+
+DEEP = "[" * 2000 + "]" * 2000
+CHAIN = (
+    "chain0: &c0 "
+    + "[" * 40
+    + "]" * 40
+    + "\n"
+    + "".join(f"chain{i}: &c{i} " + "[" * 30 + f"*c{i - 1}" + "]" * 30 + "\n" for i in range(1, 40))
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("lock: 2s", "lock: !!bool maybe"), ":11:16: targets[0].timeouts.lock: not a valid true"),
+        (("lock: 2s", "lock: !!int ''"), ":11:16: targets[0].timeouts.lock: not a valid integer"),
+        (
+            ("revision: head", "revision: !!timestamp x"),
+            ":9:7: targets[0].migrations.revision: not a valid date",
+        ),
+        (("lock: 2s", "lock: ="), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: <<"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: 2026-01-01"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: [2s]"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: {s: 2}"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: " + "9" * 400), ":11:16: targets[0].timeouts.lock: must be at most"),
+        (("lock: 2s", "lock: .nan"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: " + "9" * 5000), ":11:16: targets[0].timeouts.lock: a number of more"),
+        (
+            ("apply: manual", "schedule: {jitter: " + "9" * 400 + "}"),
+            ":10:16: targets[0].schedule.jitter: must be a percentage such as 10%",
+        ),
+        (
+            ("apply: manual", "windows: [{from: '1:00', to: '2:00', timezone: " + "Z" * 300 + "}]"),
+            ":10:42: targets[0].windows[0].timezone: unknown time zone",
+        ),
+        (
+            ("apply: manual", "windows: [{from: '1:00', to: '2:00', timezone: Europe}]"),
+            ":10:42: targets[0].windows[0].timezone: unknown time zone 'Europe'",
+        ),
+        (
+            ("apply: manual", "apply: " + DEEP),
+            ":10:73: invalid YAML: nested more than 64 levels deep",
+        ),
+        (("ledger:", CHAIN + "ledger:"), "invalid YAML: aliases nest this more than 64 levels"),
+        (("ledger:", "? [a, b]\n: 1\nledger:"), ":1:3: (top level): a key must be a plain name"),
+        (("ledger:", "? {a: 1}\n: 1\nledger:"), ":1:3: (top level): a key must be a plain name"),
+        (("ledger:", '"led\\nger": 1\nledger:'), ":1:1: led\\nger: unknown key"),
+        (("name: shop", 'name: "\\ud800"'), ":3:5: targets[0].name: holds a lone surrogate"),
+        (("lock: 2s", "lock: !!set {a}"), ":11:16: targets[0].timeouts.lock: tag !!set is not"),
+        (("timeouts:", "timeouts: !!omap"), ":11:5: targets[0].timeouts: tag !!omap is not"),
+        (
+            ("path: migrations", "path: !!binary bWln"),
+            ":8:7: targets[0].migrations.path: tag !!binary is not",
+        ),
+        (
+            ("path: migrations", "path: &a m\n      x: &a n"),
+            "duplicate anchor 'a' (first at line 8)",
+        ),
+        (
+            ("path: migrations", 'path: "m\\0"'),
+            ":8:7: targets[0].migrations.path: the path holds a NUL",
+        ),
+        (
+            ("path: migrations", "path: " + "m" * 300),
+            ":8:7: targets[0].migrations.path: the path is",
+        ),
+        (
+            ("path: migrations", "path: loop/x"),
+            ":8:7: targets[0].migrations.path: the path runs into",
+        ),
+    ],
+)
+def test_input_the_loader_once_died_on_is_one_line(
+    write_policy: Callable[[str], Path],
+    tmp_path: Path,
+    change: tuple[str, str],
+    expected: str,
+) -> None:
+    """Each of these raised something else than ``PolicyError`` (a ``KeyError``, a
+    ``RecursionError``, an ``OverflowError`` ...) or gave a message of several lines."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    path = write_policy(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, environ={})
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(str(path) + ":")
+    assert expected in message
