@@ -8,8 +8,9 @@ with jitter, cron for backups, coalesced: a slow run never piles up); failures r
 
 The desired state is a local policy file (reloaded on SIGHUP) or a git repository the daemon
 fetches on ``source.git.interval``; a new commit is reconciled at once. A policy that fails
-to load keeps the last good one running and reports ``InvalidPolicy``. SIGTERM stops the
-scheduling, lets a running migration finish (up to ``grace``), releases the locks, exits 0.
+to load, for whatever reason, keeps the last good one running and reports ``InvalidPolicy``.
+SIGTERM stops the scheduling, lets a running migration finish (up to ``grace``), releases
+the locks, exits 0.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ wait on their databases, far away ones above all; with all of them local on 2 co
 threads only contend (bench/README.md, Fleet)."""
 
 
+def _load_failure(exc: Exception, file: Path) -> str:
+    """What a failed load of ``file`` says: the loader's lines; for an error it did not mean
+    to raise (a bug), its type, logged with the traceback for the bug report."""
+    if isinstance(exc, ReconcilerError | OSError | ValueError):
+        return str(exc)
+    log.error("the policy could not be loaded", exc_info=exc)
+    return f"{file}: cannot load the policy: internal error ({type(exc).__name__}; see the log)"
+
+
 class Daemon:
     def __init__(self, config: Path, *, metrics: Metrics | None = None) -> None:
         self.config = config
@@ -107,8 +117,8 @@ class Daemon:
         try:
             text = read_utf8(path)
             policy = parse_policy(text, path, os.environ)
-        except (OSError, ValueError, ReconcilerError) as exc:
-            self.policy_error = f"commit {commit[:12]}: {exc}"
+        except Exception as exc:  # OSError, not UTF-8, PolicyError; a bug must not stop polls
+            self.policy_error = f"commit {commit[:12]}: {_load_failure(exc, path)}"
             log.error(
                 "invalid policy, keeping the last good one: %s",
                 self.policy_error,
@@ -153,8 +163,8 @@ class Daemon:
             try:
                 policy = load_policy(self.config)
                 self.policy_error = None
-            except ReconcilerError as exc:
-                self.policy_error = str(exc).splitlines()[0]
+            except Exception as exc:  # a PolicyError; anything else must not end the reload
+                self.policy_error = _load_failure(exc, self.config).splitlines()[0]
                 log.error("invalid policy, keeping the last good one: %s", self.policy_error)
                 policy = None
         if policy is None:
