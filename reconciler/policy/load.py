@@ -15,6 +15,13 @@ at the alias that crosses the limit, as it is read, before it takes any memory.
 Environment references are expanded in scalar values: ``${VAR}`` (an error when unset) and
 ``${VAR:-default}``; ``$${`` writes a literal ``${``. Expanded values are never echoed in
 errors, since they often hold passwords.
+
+The sections only the daemon reads (``DAEMON_SECTIONS``: ``server``, ``notifications``) are
+resolved only for a command that says it ``needs`` them. For the others, a value there that
+refers to the environment is neither resolved nor required: it is left out, as if not
+written (no token; no ``notifications`` at all, since they need their URL), so ``plan``,
+``check`` or ``lint`` never need the daemon's secrets. Everything else in those sections
+is still checked.
 """
 
 from __future__ import annotations
@@ -23,19 +30,23 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from reconciler.errors import PolicyError
-from reconciler.policy.model import Policy
+from reconciler.policy.model import Notifications, Policy, Server
+from reconciler.secrets import Secret
 from reconciler.textfiles import read_utf8
 
 Loc = tuple[str | int, ...]
+Section = Literal["server", "notifications"]
+DAEMON_SECTIONS: tuple[Section, ...] = ("server", "notifications")
+_SECTION_MODELS: dict[str, type[BaseModel]] = {"server": Server, "notifications": Notifications}
 MAX_DEPTH = 64
 """Nesting a policy may have, in its text or through aliases (a real one has about 7)."""
 MAX_ALIAS_VALUES = 100_000
@@ -46,6 +57,7 @@ _PLAIN_TAGS = {_CORE + kind for kind in ("null", "bool", "int", "float", "str", 
 _AS_TEXT = {_CORE + "merge", _CORE + "value"}
 """The tags PyYAML gives a plain ``<<`` and ``=``: the policy reads them as the text."""
 _KINDS = {"bool": "true or false", "int": "integer", "float": "number", "timestamp": "date"}
+_DEFERRED = object()
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_TEXT = "holds a lone surrogate (\\ud800-\\udfff), which is not text"
 
@@ -62,8 +74,14 @@ class _Located:
         return self.marks.get(loc, (1, 1))
 
 
-def load_policy(path: str | Path, environ: Mapping[str, str] | None = None) -> Policy:
-    """Read and validate the policy at ``path``; raises ``PolicyError`` listing every problem."""
+def load_policy(
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    needs: Collection[Section] = (),
+) -> Policy:
+    """Read and validate the policy at ``path``; raises ``PolicyError`` listing every problem.
+    ``needs``: the daemon-only sections to resolve (see the module's docstring)."""
     file = Path(path)
     try:
         text = read_utf8(file)
@@ -74,10 +92,16 @@ def load_policy(path: str | Path, environ: Mapping[str, str] | None = None) -> P
         raise PolicyError(_one_line(f"{file}:1:1: cannot read the policy: {reason}")) from None
     except ValueError as exc:
         raise PolicyError(_one_line(str(exc))) from None
-    return parse_policy(text, file, os.environ if environ is None else environ)
+    return parse_policy(text, file, os.environ if environ is None else environ, needs=needs)
 
 
-def parse_policy(text: str, file: Path, environ: Mapping[str, str]) -> Policy:
+def parse_policy(
+    text: str,
+    file: Path,
+    environ: Mapping[str, str],
+    *,
+    needs: Collection[Section] = (),
+) -> Policy:
     """Validate policy ``text`` as if read from ``file`` (used for git sources too)."""
     name = str(file)
 
@@ -98,19 +122,21 @@ def parse_policy(text: str, file: Path, environ: Mapping[str, str]) -> Policy:
         raise error([(1, 1, f"invalid YAML: {exc}")]) from None
     if root is None:
         raise error([(1, 1, "the policy is empty; it needs at least `targets:`")])
-    reader = _Reader(environ)
+    reader = _Reader(environ, needs)
     data = reader.value(root, ())
     if reader.problems:
         raise error(reader.problems)
     if not isinstance(data, dict):
         raise error([(1, 1, "the policy must be a mapping with `targets:`")])
+    unresolved = {s for loc in reader.deferred if (s := _leave_out(data, loc)) is not None}
     base_dir = file.resolve().parent
     try:
-        return Policy.model_validate(data, context={"base_dir": base_dir})
+        policy = Policy.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         located = reader.located
         lines = sorted({(*located.at(tuple(e["loc"])), _describe(e)) for e in exc.errors()})
         raise error(lines) from None
+    return policy.model_copy(update=dict.fromkeys(unresolved)) if unresolved else policy
 
 
 class _Composer(yaml.SafeLoader):
@@ -194,10 +220,12 @@ def _unacceptable(code: int) -> str:
 class _Reader:
     """Nodes to plain values, noting where each was written and every problem on the way."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], needs: Collection[Section]) -> None:
         self.environ = environ
+        self.needs = set(needs)
         self.located = _Located()
         self.problems: list[tuple[int, int, str]] = []
+        self.deferred: list[Loc] = []
         # A constructor per load: one keeps every node it ever built (a leak in a daemon).
         self.scalars = yaml.constructor.SafeConstructor()
 
@@ -241,7 +269,9 @@ class _Reader:
                 self.problems.append((*where, f"{_field((*loc, key))}: duplicate key"))
                 continue
             self.located.marks[(*loc, key)] = where
-            result[key] = self.value(value_node, (*loc, key))
+            value = self.value(value_node, (*loc, key))
+            if value is not _DEFERRED:
+                result[key] = value
         return result
 
     def scalar(self, node: yaml.Node, loc: Loc) -> Any:
@@ -261,6 +291,12 @@ class _Reader:
                 self.problem_at(loc, f"{_field(loc)}: {_unreadable(node, exc)}")
                 return None
         if isinstance(value, str) and "$" in value:
+            unneeded = self.unneeded(loc)
+            if unneeded and any(m.group(1) for m in _ENV_REF.finditer(value)):
+                if unneeded == "field":
+                    self.deferred.append(loc)
+                    return _DEFERRED
+                return value  # an unknown key: left as written, to be reported as such
             try:
                 value = _expand(value, self.environ)
             except KeyError as missing:
@@ -275,6 +311,39 @@ class _Reader:
             self.problem_at(loc, f"{_field(loc)}: {_NOT_TEXT}")
             return None
         return value
+
+    def unneeded(self, loc: Loc) -> Literal["field", "unknown", ""]:
+        """Whether ``loc`` is in a daemon-only section this command does not need: a field
+        of it, or a key it does not know."""
+        if not loc or loc[0] not in _SECTION_MODELS or loc[0] in self.needs:
+            return ""
+        if len(loc) == 1 or str(loc[1]) in _SECTION_MODELS[str(loc[0])].model_fields:
+            return "field"
+        return "unknown"
+
+
+def _leave_out(data: dict[str, Any], loc: Loc) -> str | None:
+    """Take a deferred value out of ``data``. An optional field takes its default (no
+    token). A required one (a notification URL: the required values of these sections are
+    secrets) is stood in for, so that the rest of its section is still checked; the section
+    is returned, to be dropped once the policy is valid."""
+    section, content = str(loc[0]), data.get(str(loc[0]))
+    if len(loc) == 1 or not isinstance(content, dict):
+        data.pop(section, None)
+        return None
+    field = str(loc[1])
+    if _SECTION_MODELS[section].model_fields[field].is_required():
+        content[field] = _Unresolved()
+        return section
+    content.pop(field, None)
+    return None
+
+
+class _Unresolved(Secret):
+    """The stand-in for a secret left unresolved: no value, so nothing to register."""
+
+    def __init__(self) -> None:
+        self._value = ""
 
 
 def _unsupported(tag: str) -> str:

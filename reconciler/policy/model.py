@@ -415,7 +415,13 @@ class Server(Strict):
     listen: str = "127.0.0.1:9108"
     """host:port for /metrics, /healthz, /readyz, /status, webhooks and run-now requests."""
     token: SecretField | None = None
-    """Bearer token for /status and POST /targets/{name}/reconcile (which always needs one)."""
+    """Bearer token for /status and POST /targets/{name}/reconcile (which always needs one).
+    Empty (``${RECONCILER_TOKEN:-}`` with the variable unset) means no token."""
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("listen")
     @classmethod

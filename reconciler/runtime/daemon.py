@@ -11,6 +11,9 @@ fetches on ``source.git.interval``; a new commit is reconciled at once. A policy
 to load, for whatever reason, keeps the last good one running and reports ``InvalidPolicy``.
 SIGTERM stops the scheduling, lets a running migration finish (up to ``grace``), releases
 the locks, exits 0.
+
+The ``server`` section's references to the environment (the token) are resolved only by a
+daemon that serves HTTP: ``run --once`` serves none, and does not need them.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from reconciler.act.backups import take_backup
 from reconciler.act.identity import reconcile_identity
 from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger
-from reconciler.policy import Policy, load_policy, parse_policy
+from reconciler.policy import Policy, Section, load_policy, parse_policy
 from reconciler.runtime import views
 from reconciler.runtime.conditions import AWAITING, SETTLED, SUCCESS, evaluate
 from reconciler.runtime.leader import Leaders
@@ -72,9 +75,14 @@ def _load_failure(exc: Exception, file: Path) -> str:
 
 
 class Daemon:
-    def __init__(self, config: Path, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, config: Path, *, metrics: Metrics | None = None, serving: bool = True
+    ) -> None:
         self.config = config
-        self.bootstrap = load_policy(config)
+        self.needs: tuple[Section, ...] = (
+            ("server", "notifications") if serving else ("notifications",)
+        )
+        self.bootstrap = load_policy(config, needs=self.needs)
         self.ledger = Ledger(self.bootstrap.ledger)
         self.leaders = Leaders(self.bootstrap.ledger)
         self.metrics = metrics or Metrics()
@@ -116,7 +124,7 @@ class Daemon:
         path = self.checkout.directory / self.bootstrap.source.git.path
         try:
             text = read_utf8(path)
-            policy = parse_policy(text, path, os.environ)
+            policy = parse_policy(text, path, os.environ, needs=self.needs)
         except Exception as exc:  # OSError, not UTF-8, PolicyError; a bug must not stop polls
             self.policy_error = f"commit {commit[:12]}: {_load_failure(exc, path)}"
             log.error(
@@ -161,7 +169,7 @@ class Daemon:
             policy = self._fetch_policy()
         else:
             try:
-                policy = load_policy(self.config)
+                policy = load_policy(self.config, needs=self.needs)
                 self.policy_error = None
             except Exception as exc:  # a PolicyError; anything else must not end the reload
                 self.policy_error = _load_failure(exc, self.config).splitlines()[0]
@@ -460,6 +468,11 @@ class Daemon:
         self.start()
         self.server.start()
         log.info("serving on %s", self.server.url)
+        if self.bootstrap.server.token is None:
+            log.warning(
+                "server.token is not set: /status answers without a token, and run-now "
+                "requests (POST /targets/{name}/reconcile) are refused"
+            )
         done = threading.Event()
 
         def terminate(signum: int, frame: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import PolicyError
-from reconciler.policy import load_policy
+from reconciler.policy import DAEMON_SECTIONS, load_policy
 
 GOOD = """
 ledger: sqlite:///var/ledger.db
@@ -264,3 +264,67 @@ def test_input_the_loader_once_died_on_is_one_line(
     assert len(message.splitlines()) == 1, message
     assert message.startswith(str(path) + ":")
     assert expected in message
+
+
+DAEMON = GOOD + (
+    "server: {listen: '0.0.0.0:9108', token: '${RECONCILER_TOKEN}'}\n"
+    "notifications: {url: '${NOTIFY_URL}', format: slack}\n"
+)
+
+
+def test_the_daemon_sections_are_resolved_only_when_needed(
+    write_policy: Callable[[str], Path],
+) -> None:
+    path = write_policy(DAEMON)
+    policy = load_policy(path, environ={})  # what check, plan, lint ... load
+    assert policy.server.token is None
+    assert policy.server.listen == "0.0.0.0:9108"  # what needs no variable is read
+    assert policy.notifications is None  # a notification needs its URL
+    environ = {"RECONCILER_TOKEN": "tok-Resolved-3b2a1", "NOTIFY_URL": "https://hooks.example/x"}
+    served = load_policy(path, environ=environ, needs=DAEMON_SECTIONS)
+    assert served.server.token is not None
+    assert served.server.token.reveal() == "tok-Resolved-3b2a1"
+    assert "tok-Resolved-3b2a1" not in repr(served)
+    assert served.notifications is not None
+    assert served.notifications.format == "slack"
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, environ={"NOTIFY_URL": "https://hooks.example/x"}, needs=["server"])
+    assert str(caught.value) == (
+        f"{path}:12:34: server.token: environment variable RECONCILER_TOKEN is not set "
+        "(write ${RECONCILER_TOKEN:-default} to give a default)"
+    )
+    # Unneeded, the token's variable is not even read: set, it is not taken.
+    assert load_policy(path, environ=environ).server.token is None
+
+
+def test_an_unneeded_section_is_still_checked(write_policy: Callable[[str], Path]) -> None:
+    for text, expected in (
+        (DAEMON.replace("0.0.0.0:9108", "nowhere"), ":12:10: server.listen: must be host:port"),
+        (DAEMON.replace("token:", "tokn:"), ":12:34: server.tokn: unknown key"),
+        (
+            DAEMON.replace("format: slack", "format: xml"),
+            ":13:39: notifications.format: must be one of json, slack",
+        ),
+    ):
+        with pytest.raises(PolicyError) as caught:
+            load_policy(write_policy(text), environ={})
+        assert expected in str(caught.value)
+
+
+def test_an_empty_token_is_no_token(write_policy: Callable[[str], Path]) -> None:
+    text = DAEMON.replace("${RECONCILER_TOKEN}", "${RECONCILER_TOKEN:-}")
+    policy = load_policy(write_policy(text), environ={"NOTIFY_URL": "x"}, needs=DAEMON_SECTIONS)
+    assert policy.server.token is None
+    given = load_policy(
+        write_policy(text),
+        environ={"NOTIFY_URL": "x", "RECONCILER_TOKEN": "tok-Given-9a8b7c"},
+        needs=DAEMON_SECTIONS,
+    )
+    assert given.server.token is not None
+    assert given.server.token.reveal() == "tok-Given-9a8b7c"
+    # Other secrets may not be empty.
+    clerk = GOOD + (
+        "    identity: {provider: clerk, key: clerk_id, clerk: {secret_key: '${CLERK_KEY:-}'}}\n"
+    )
+    with pytest.raises(PolicyError, match="secret_key: must be a non-empty string"):
+        load_policy(write_policy(clerk), environ={})

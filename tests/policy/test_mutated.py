@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.errors import PolicyError
-from reconciler.policy import Policy, load_policy
+from reconciler.policy import DAEMON_SECTIONS, Policy, load_policy
 from tests.policy.mutations import mutated_policies
 
 ENVIRON = {"SHOP_DATABASE_URL": "postgresql://app:pw-Never-Shown@db.internal/shop"}
@@ -34,16 +35,17 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(case=mutated_policies())
+@given(case=mutated_policies(), daemon=st.booleans())
 def test_a_mutated_policy_loads_or_gives_one_line_per_problem(
-    folder: Path, case: tuple[Path, str]
+    folder: Path, case: tuple[Path, str], daemon: bool
 ) -> None:
+    """Loaded as the daemon does (every section resolved) or as the other commands do."""
     source, text = case
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / source.name
     path.write_text(text, encoding="utf-8")
     try:
-        policy = load_policy(path, environ=ENVIRON)
+        policy = load_policy(path, environ=ENVIRON, needs=DAEMON_SECTIONS if daemon else ())
     except PolicyError as exc:
         message = str(exc)
         lines = message.split("\n")
