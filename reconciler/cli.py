@@ -530,7 +530,7 @@ def run(config: Path, once: bool) -> None:
     from reconciler.runtime.logs import configure
 
     configure()
-    daemon = Daemon(config)
+    daemon = Daemon(config, serving=not once)
     if once:
         code = daemon.run_once()
         for name, runtime in daemon.targets.items():

@@ -13,6 +13,8 @@ the ledger and Alembic, which import it anyway (``sqlalchemy_url``).
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -114,9 +116,7 @@ def parse_database_url(text: str, base_dir: Path | None = None) -> DatabaseUrl:
         database = unquote(rest.partition("/")[2].partition("?")[0])
         if not database or database == ":memory:":
             raise ValueError("a SQLite URL must name a file: sqlite:///path/to/file.db")
-        path = Path(database)
-        if not path.is_absolute() and base_dir is not None:
-            path = (base_dir / path).resolve()
+        path = usable_path(Path(database), base_dir)
         return DatabaseUrl("sqlite", str(path))
     raise ValueError(f"unsupported database {backend!r}: use postgresql:// or sqlite:///")
 
@@ -141,3 +141,43 @@ def _postgres(text: str) -> DatabaseUrl:
         hosts=hosts,
         query=parts.query,
     )
+
+
+def usable_path(path: Path, base_dir: Path | None = None) -> Path:
+    """``path``, resolved against ``base_dir`` when relative. Raises ``ValueError`` (one line)
+    for a path no system call can take: a NUL character, text that is no file name, a name
+    or a whole longer than the system allows, a loop of symbolic links. Whether it exists is
+    for its user to say."""
+    relative = not path.is_absolute() and base_dir is not None
+    joined = base_dir / path if relative and base_dir is not None else path
+    if "\0" in str(joined):
+        raise ValueError("the path holds a NUL character")
+    try:
+        encoded = os.fsencode(joined)
+    except UnicodeError:
+        raise ValueError("the path is not text a file name can hold") from None
+    if _too_long(encoded):
+        raise ValueError("the path is longer than the system allows")
+    try:
+        os.stat(joined)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ValueError("the path is longer than the system allows") from None
+        if exc.errno == errno.ELOOP:
+            raise ValueError("the path runs into a loop of symbolic links") from None
+    if not relative:
+        return joined
+    try:
+        return joined.resolve()
+    except RuntimeError:  # pathlib's report of a loop of symbolic links
+        raise ValueError("the path runs into a loop of symbolic links") from None
+
+
+def _too_long(encoded: bytes) -> bool:
+    """Longer than the system takes, even where the path does not exist yet (a missing folder
+    makes ``stat`` say "not found" before it looks at the length of the names after it)."""
+    try:
+        name_max, path_max = os.pathconf("/", "PC_NAME_MAX"), os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    return len(encoded) >= path_max or any(len(part) > name_max for part in encoded.split(b"/"))

@@ -1,6 +1,15 @@
 """The policy: its model (``model``) and its loader (``load``), the contract users write."""
 
-from reconciler.policy.load import load_policy, parse_policy
+from reconciler.policy.load import DAEMON_SECTIONS, Section, load_policy, parse_policy
 from reconciler.policy.model import Migrations, Policy, Target, Timeouts
 
-__all__ = ["Migrations", "Policy", "Target", "Timeouts", "load_policy", "parse_policy"]
+__all__ = [
+    "DAEMON_SECTIONS",
+    "Migrations",
+    "Policy",
+    "Section",
+    "Target",
+    "Timeouts",
+    "load_policy",
+    "parse_policy",
+]

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.db.url import DatabaseUrl, parse_database_url
+from reconciler.db.url import DatabaseUrl, parse_database_url, usable_path
 from reconciler.durations import parse_duration
 from reconciler.errors import PolicyError
 from reconciler.rulebook import DEFAULT_BLOCK, DEFAULT_CONTRACT_GRACE, RULES, Blockable
@@ -56,8 +56,7 @@ def _to_database_url(value: Any, handler: Any, info: ValidationInfo) -> Database
 def _to_path(value: Any, handler: Any, info: ValidationInfo) -> Path:
     if not isinstance(value, str | Path) or not str(value).strip():
         raise ValueError("must be a path")
-    path = Path(value)
-    return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+    return usable_path(Path(value), _base_dir(info))
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -316,12 +315,15 @@ Percent = Annotated[float, BeforeValidator(lambda v: _percent(v))]
 
 
 def _percent(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and value.strip().endswith("%"):
-        number = float(value.strip()[:-1])
-    else:
-        raise ValueError("must be a percentage such as 10%")
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str) and value.strip().endswith("%"):
+            number = float(value.strip()[:-1])
+        else:
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise ValueError("must be a percentage such as 10%") from None
     if not 0 <= number <= 100:
         raise ValueError("must be between 0% and 100%")
     return number
@@ -398,7 +400,7 @@ class Window(Strict):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, too long
             raise ValueError(
                 f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
             ) from None
@@ -476,13 +478,19 @@ class Server(Strict):
     listen: str = "127.0.0.1:9108"
     """host:port for /metrics, /healthz, /readyz, /status, webhooks and run-now requests."""
     token: SecretField | None = None
-    """Bearer token for /status and POST /targets/{name}/reconcile (which always needs one)."""
+    """Bearer token for /status and POST /targets/{name}/reconcile (which always needs one).
+    Empty (``${RECONCILER_TOKEN:-}`` with the variable unset) means no token."""
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:9108")
         return value
 

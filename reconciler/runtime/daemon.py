@@ -8,8 +8,12 @@ with jitter, cron for backups, coalesced: a slow run never piles up); failures r
 
 The desired state is a local policy file (reloaded on SIGHUP) or a git repository the daemon
 fetches on ``source.git.interval``; a new commit is reconciled at once. A policy that fails
-to load keeps the last good one running and reports ``InvalidPolicy``. SIGTERM stops the
-scheduling, lets a running migration finish (up to ``grace``), releases the locks, exits 0.
+to load, for whatever reason, keeps the last good one running and reports ``InvalidPolicy``.
+SIGTERM stops the scheduling, lets a running migration finish (up to ``grace``), releases
+the locks, exits 0.
+
+The ``server`` section's references to the environment (the token) are resolved only by a
+daemon that serves HTTP: ``run --once`` serves none, and does not need them.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from reconciler.act.backups import take_backup
 from reconciler.act.identity import reconcile_identity
 from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger
-from reconciler.policy import Policy, Target, load_policy, parse_policy
+from reconciler.policy import Policy, Section, Target, load_policy, parse_policy
 from reconciler.runtime import views
 from reconciler.runtime.conditions import AWAITING, SETTLED, STALLING, SUCCESS, evaluate
 from reconciler.runtime.leader import Leaders
@@ -61,10 +65,24 @@ wait on their databases, far away ones above all; with all of them local on 2 co
 threads only contend (bench/README.md, Fleet)."""
 
 
+def _load_failure(exc: Exception, file: Path) -> str:
+    """What a failed load of ``file`` says: the loader's lines; for an error it did not mean
+    to raise (a bug), its type, logged with the traceback for the bug report."""
+    if isinstance(exc, ReconcilerError | OSError | ValueError):
+        return str(exc)
+    log.error("the policy could not be loaded", exc_info=exc)
+    return f"{file}: cannot load the policy: internal error ({type(exc).__name__}; see the log)"
+
+
 class Daemon:
-    def __init__(self, config: Path, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, config: Path, *, metrics: Metrics | None = None, serving: bool = True
+    ) -> None:
         self.config = config
-        self.bootstrap = load_policy(config)
+        self.needs: tuple[Section, ...] = (
+            ("server", "notifications") if serving else ("notifications",)
+        )
+        self.bootstrap = load_policy(config, needs=self.needs)
         self.ledger = Ledger(self.bootstrap.ledger)
         self.leaders = Leaders(self.bootstrap.ledger)
         self.metrics = metrics or Metrics()
@@ -106,9 +124,9 @@ class Daemon:
         path = self.checkout.directory / self.bootstrap.source.git.path
         try:
             text = read_utf8(path)
-            policy = parse_policy(text, path, os.environ)
-        except (OSError, ValueError, ReconcilerError) as exc:
-            self.policy_error = f"commit {commit[:12]}: {exc}"
+            policy = parse_policy(text, path, os.environ, needs=self.needs)
+        except Exception as exc:  # OSError, not UTF-8, PolicyError; a bug must not stop polls
+            self.policy_error = f"commit {commit[:12]}: {_load_failure(exc, path)}"
             log.error(
                 "invalid policy, keeping the last good one: %s",
                 self.policy_error,
@@ -152,10 +170,10 @@ class Daemon:
             policy = self._fetch_policy()
         else:
             try:
-                policy = load_policy(self.config)
+                policy = load_policy(self.config, needs=self.needs)
                 self.policy_error = None
-            except ReconcilerError as exc:
-                self.policy_error = str(exc).splitlines()[0]
+            except Exception as exc:  # a PolicyError; anything else must not end the reload
+                self.policy_error = _load_failure(exc, self.config).splitlines()[0]
                 log.error("invalid policy, keeping the last good one: %s", self.policy_error)
                 policy = None
         if policy is None:
@@ -452,6 +470,11 @@ class Daemon:
         self.start()
         self.server.start()
         log.info("serving on %s", self.server.url)
+        if self.bootstrap.server.token is None:
+            log.warning(
+                "server.token is not set: /status answers without a token, and run-now "
+                "requests (POST /targets/{name}/reconcile) are refused"
+            )
         done = threading.Event()
 
         def terminate(signum: int, frame: Any) -> None:

@@ -9,7 +9,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from reconciler.secrets import RedactingFilter
+from reconciler.secrets import RedactingFilter, redact
 
 FIELDS = ("target", "concern", "run_id", "step", "outcome", "commit")
 
@@ -26,7 +26,8 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, name):
                 line[name] = getattr(record, name)
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+            # The filter masks the message only: the exception's own text passes here.
+            line["error"] = redact(self.formatException(record.exc_info).splitlines()[-1])
         return json.dumps(line)
 
 

@@ -409,7 +409,7 @@ def test_a_migration_that_is_not_utf8_is_named_with_its_line(
     bad = tmp_path / "migrations" / "20270101000000_latin1" / "migration.sql"
     bad.parent.mkdir()
     bad.write_bytes(b'-- AlterTable\nALTER TABLE "users" ADD COLUMN "caf\xe9" TEXT;\n')
-    expected = "20270101000000_latin1/migration.sql:2: not UTF-8 (byte 0xe9)"
+    expected = "20270101000000_latin1/migration.sql:2:36: not UTF-8 (byte 0xe9)"
     for command in (["check"], ["plan"], ["apply", "--yes"]):
         result = cli(*command, "-c", policy)
         assert result.exit_code == 1, command

@@ -430,7 +430,7 @@ def test_a_users_file_exported_with_a_bom_or_in_latin1(tmp_path: Path) -> None:
         ProviderUser("user_1", "ada@example.com", "Ada")
     ]
     exported.write_bytes(b"id,email\nuser_1,ada@example.com\nuser_2,caf\xe9@example.com\n")
-    with pytest.raises(ProviderUnavailable, match=r"users.csv:3: not UTF-8 \(byte 0xe9\)"):
+    with pytest.raises(ProviderUnavailable, match=r"users.csv:3:11: not UTF-8 \(byte 0xe9\)"):
         list(FileProvider(exported).users())
 
 

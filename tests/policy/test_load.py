@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel
 
 from reconciler.errors import PolicyError
-from reconciler.policy import Policy, load_policy
+from reconciler.policy import DAEMON_SECTIONS, Policy, load_policy
 
 GOOD = """
 ledger: sqlite:///var/ledger.db
@@ -151,7 +151,7 @@ def test_text_that_is_not_utf8_is_named_by_line_and_a_bom_is_fine(tmp_path: Path
     policy.write_bytes(b"ledger: sqlite:///l.db\n# caf\xe9\ntargets: []\n")
     with pytest.raises(PolicyError) as caught:
         load_policy(policy, environ={})
-    assert str(caught.value) == f"{policy}:2: not UTF-8 (byte 0xe9); save the file as UTF-8"
+    assert str(caught.value) == f"{policy}:2:6: not UTF-8 (byte 0xe9); save the file as UTF-8"
     policy.write_bytes(
         b"\xef\xbb\xbfledger: sqlite:///l.db\ntargets:\n  - name: shop\n"
         b"    database: sqlite:///shop.db\n    migrations: {layout: prisma, path: m}\n"
@@ -248,3 +248,159 @@ def test_every_section_has_an_example_that_is_valid(
     assert example, f"{section.__name__} has no EXAMPLE for its errors"
     text = re.sub(r"\$\{\w+\}", "an-example-credential", example)
     section.model_validate(yaml.safe_load(text), context={"base_dir": tmp_path})
+
+
+DEEP = "[" * 2000 + "]" * 2000
+CHAIN = (
+    "chain0: &c0 "
+    + "[" * 40
+    + "]" * 40
+    + "\n"
+    + "".join(f"chain{i}: &c{i} " + "[" * 30 + f"*c{i - 1}" + "]" * 30 + "\n" for i in range(1, 40))
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("lock: 2s", "lock: !!bool maybe"), ":11:16: targets[0].timeouts.lock: not a valid true"),
+        (("lock: 2s", "lock: !!int ''"), ":11:16: targets[0].timeouts.lock: not a valid integer"),
+        (
+            ("revision: head", "revision: !!timestamp x"),
+            ":9:7: targets[0].migrations.revision: not a valid date",
+        ),
+        (("lock: 2s", "lock: ="), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: <<"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: 2026-01-01"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: [2s]"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: {s: 2}"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: " + "9" * 400), ":11:16: targets[0].timeouts.lock: must be at most"),
+        (("lock: 2s", "lock: .nan"), ":11:16: targets[0].timeouts.lock: must be a duration"),
+        (("lock: 2s", "lock: " + "9" * 5000), ":11:16: targets[0].timeouts.lock: a number of more"),
+        (
+            ("apply: manual", "schedule: {jitter: " + "9" * 400 + "}"),
+            ":10:16: targets[0].schedule.jitter: must be a percentage such as 10%",
+        ),
+        (
+            ("apply: manual", "windows: [{from: '1:00', to: '2:00', timezone: " + "Z" * 300 + "}]"),
+            ":10:42: targets[0].windows[0].timezone: unknown time zone",
+        ),
+        (
+            ("apply: manual", "windows: [{from: '1:00', to: '2:00', timezone: Europe}]"),
+            ":10:42: targets[0].windows[0].timezone: unknown time zone 'Europe'",
+        ),
+        (
+            ("apply: manual", "apply: " + DEEP),
+            ":10:73: invalid YAML: nested more than 64 levels deep",
+        ),
+        (("ledger:", CHAIN + "ledger:"), "invalid YAML: aliases nest this more than 64 levels"),
+        (("ledger:", "? [a, b]\n: 1\nledger:"), ":1:3: (top level): a key must be a plain name"),
+        (("ledger:", "? {a: 1}\n: 1\nledger:"), ":1:3: (top level): a key must be a plain name"),
+        (("ledger:", '"led\\nger": 1\nledger:'), ":1:1: led\\nger: unknown key"),
+        (("name: shop", 'name: "\\ud800"'), ":3:5: targets[0].name: holds a lone surrogate"),
+        (("lock: 2s", "lock: !!set {a}"), ":11:16: targets[0].timeouts.lock: tag !!set is not"),
+        (("timeouts:", "timeouts: !!omap"), ":11:5: targets[0].timeouts: tag !!omap is not"),
+        (
+            ("path: migrations", "path: !!binary bWln"),
+            ":8:7: targets[0].migrations.path: tag !!binary is not",
+        ),
+        (
+            ("path: migrations", "path: &a m\n      x: &a n"),
+            "duplicate anchor 'a' (first at line 8)",
+        ),
+        (
+            ("path: migrations", 'path: "m\\0"'),
+            ":8:7: targets[0].migrations.path: the path holds a NUL",
+        ),
+        (
+            ("path: migrations", "path: " + "m" * 300),
+            ":8:7: targets[0].migrations.path: the path is",
+        ),
+        (
+            ("path: migrations", "path: loop/x"),
+            ":8:7: targets[0].migrations.path: the path runs into",
+        ),
+    ],
+)
+def test_input_the_loader_once_died_on_is_one_line(
+    write_policy: Callable[[str], Path],
+    tmp_path: Path,
+    change: tuple[str, str],
+    expected: str,
+) -> None:
+    """Each of these raised something else than ``PolicyError`` (a ``KeyError``, a
+    ``RecursionError``, an ``OverflowError`` ...) or gave a message of several lines."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    path = write_policy(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, environ={})
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(str(path) + ":")
+    assert expected in message
+
+
+DAEMON = GOOD + (
+    "server: {listen: '0.0.0.0:9108', token: '${RECONCILER_TOKEN}'}\n"
+    "notifications: {url: '${NOTIFY_URL}', format: slack}\n"
+)
+
+
+def test_the_daemon_sections_are_resolved_only_when_needed(
+    write_policy: Callable[[str], Path],
+) -> None:
+    path = write_policy(DAEMON)
+    policy = load_policy(path, environ={})  # what check, plan, lint ... load
+    assert policy.server.token is None
+    assert policy.server.listen == "0.0.0.0:9108"  # what needs no variable is read
+    assert policy.notifications is None  # a notification needs its URL
+    environ = {"RECONCILER_TOKEN": "tok-Resolved-3b2a1", "NOTIFY_URL": "https://hooks.example/x"}
+    served = load_policy(path, environ=environ, needs=DAEMON_SECTIONS)
+    assert served.server.token is not None
+    assert served.server.token.reveal() == "tok-Resolved-3b2a1"
+    assert "tok-Resolved-3b2a1" not in repr(served)
+    assert served.notifications is not None
+    assert served.notifications.format == "slack"
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, environ={"NOTIFY_URL": "https://hooks.example/x"}, needs=["server"])
+    assert str(caught.value) == (
+        f"{path}:12:34: server.token: environment variable RECONCILER_TOKEN is not set "
+        "(write ${RECONCILER_TOKEN:-default} to give a default)"
+    )
+    # Unneeded, the token's variable is not even read: set, it is not taken.
+    assert load_policy(path, environ=environ).server.token is None
+
+
+def test_an_unneeded_section_is_still_checked(write_policy: Callable[[str], Path]) -> None:
+    for text, expected in (
+        (DAEMON.replace("0.0.0.0:9108", "nowhere"), ":12:10: server.listen: must be host:port"),
+        (DAEMON.replace("token:", "tokn:"), ":12:34: server.tokn: unknown key"),
+        (
+            DAEMON.replace("format: slack", "format: xml"),
+            ":13:39: notifications.format: must be one of json, slack",
+        ),
+    ):
+        with pytest.raises(PolicyError) as caught:
+            load_policy(write_policy(text), environ={})
+        assert expected in str(caught.value)
+
+
+def test_an_empty_token_is_no_token(write_policy: Callable[[str], Path]) -> None:
+    text = DAEMON.replace("${RECONCILER_TOKEN}", "${RECONCILER_TOKEN:-}")
+    policy = load_policy(write_policy(text), environ={"NOTIFY_URL": "x"}, needs=DAEMON_SECTIONS)
+    assert policy.server.token is None
+    given = load_policy(
+        write_policy(text),
+        environ={"NOTIFY_URL": "x", "RECONCILER_TOKEN": "tok-Given-9a8b7c"},
+        needs=DAEMON_SECTIONS,
+    )
+    assert given.server.token is not None
+    assert given.server.token.reveal() == "tok-Given-9a8b7c"
+    # Other secrets may not be empty.
+    clerk = GOOD + (
+        "    identity: {provider: clerk, key: clerk_id, clerk: {secret_key: '${CLERK_KEY:-}'}}\n"
+    )
+    with pytest.raises(PolicyError, match="secret_key: must be a non-empty string"):
+        load_policy(write_policy(clerk), environ={})
