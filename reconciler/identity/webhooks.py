@@ -3,6 +3,9 @@
 ``ClerkWebhook.handle(headers, body)`` is framework-free, so the daemon's HTTP server (or
 any other) mounts it at ``/webhooks/clerk``. Before anything is read from the body:
 
+- a delivery svix cannot even check (a header missing, an ``svix-signature`` that is not
+  space-separated ``version,signature`` entries or whose ``v1`` signature is not base64, a
+  body that is not UTF-8) is a bad request: 400;
 - the Svix signature is checked (HMAC-SHA256 with the ``whsec_`` secret over
   ``{svix-id}.{svix-timestamp}.{body}``, constant-time, via the ``svix`` library), and a
   timestamp more than 5 minutes off is refused: 401;
@@ -26,7 +29,9 @@ acknowledged but deferred (left to the sync, which lists the provider again) whe
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
     from reconciler.ledger import Ledger
 
 
+log = logging.getLogger(__name__)
+
 HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 DELETION_WINDOW = 900.0
 """Seconds over which webhook deletions count against ``max_deletions`` when the target
@@ -57,7 +64,8 @@ class WebhookResponse:
     body: dict[str, Any] = field(default_factory=dict)
     outcome: str = "invalid"
     """For metrics: ``applied``, ``deferred``, ``ignored``, ``out-of-order``, ``replayed``,
-    ``rejected`` (signature or timestamp), ``invalid`` (not a user event) or ``failed``."""
+    ``rejected`` (malformed, or its signature or timestamp refused: logged as a warning),
+    ``invalid`` (not a user event) or ``failed``."""
 
 
 class ClerkWebhook:
@@ -73,13 +81,34 @@ class ClerkWebhook:
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         lowered = {k.lower(): v for k, v in headers.items()}
+        response = self._handle(lowered, body)
+        if response.outcome == "rejected":
+            # A warning, not an error: the sender is wrong, not the daemon. The reason names
+            # no header's value (a signature is no secret, but has no place in a log).
+            log.warning(
+                "webhook delivery %.80r to target %s rejected (%d): %s",
+                lowered.get("svix-id", ""),
+                self.target.name,
+                response.status,
+                response.body.get("error", ""),
+            )
+        return response
+
+    def _handle(self, lowered: Mapping[str, str], body: bytes) -> WebhookResponse:
         missing = [h for h in HEADERS if not lowered.get(h)]
         if missing:
             return WebhookResponse(400, {"error": f"missing header {missing[0]}"}, "rejected")
+        malformed = _malformed(lowered["svix-signature"], body)
+        if malformed:
+            return WebhookResponse(400, {"error": malformed}, "rejected")
         try:
             self.verifier.verify(body, {h: lowered[h] for h in HEADERS})
         except WebhookVerificationError as exc:
             return WebhookResponse(401, {"error": f"rejected: {exc}"}, "rejected")
+        except ValueError:
+            # The checks above leave nothing svix cannot parse; should one slip through, it
+            # is the sender's malformed request all the same.
+            return WebhookResponse(400, {"error": "malformed signature headers"}, "rejected")
         event_id = lowered["svix-id"]
         if self.ledger.webhook_seen(event_id):
             return WebhookResponse(400, {"error": f"replayed delivery {event_id}"}, "replayed")
@@ -140,6 +169,36 @@ class ClerkWebhook:
             return "applied", table.upsert_one(from_clerk(data), create=spec.missing == "create")
         finally:
             db.close()
+
+
+def _malformed(signature: str, body: bytes) -> str | None:
+    """Why svix could not even check this delivery, or None. svix reads the body as UTF-8
+    and ``svix-signature`` as space-separated ``version,signature`` entries, decoding the
+    ``v1`` ones as base64 (entries of other versions it skips); what it cannot parse, it
+    raises on. An entry with an empty part is malformed too: Svix never sends one."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    for entry in signature.split(" "):
+        problem = None
+        version, comma, value = entry.partition(",")
+        if not entry:
+            problem = "an entry is missing (a space too many)"
+        elif not comma:
+            problem = "an entry has no comma (version,signature)"
+        elif "," in value:
+            problem = "an entry has more than one comma"
+        elif not version or not value:
+            problem = "an entry is missing its version or its signature"
+        elif version == "v1":
+            try:
+                base64.b64decode(value)  # as svix decodes it
+            except ValueError:
+                problem = "a v1 signature is not base64"
+        if problem:
+            return f"malformed svix-signature header: {problem}"
+    return None
 
 
 def _event_time(data: dict[str, Any], sent: datetime) -> datetime:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,8 +55,10 @@ def clerk_user(i: int, email: str, updated_ms: int) -> dict[str, Any]:
 
 
 class Endpoint:
-    def __init__(self, url: str, db_url: str) -> None:
-        self.url, self.db_url = url, db_url
+    def __init__(self, url: str, db_url: str, ledger: Ledger, outcomes: list[str]) -> None:
+        self.url, self.db_url, self.ledger = url, db_url, ledger
+        self.outcomes = outcomes
+        """Each delivery's outcome, as the daemon's metrics count it."""
         self.counter = 0
 
     def send(
@@ -70,14 +73,18 @@ class Endpoint:
         self.counter += 1
         msg_id = msg_id or f"msg_{self.counter}_{time.time_ns()}"
         body = json.dumps({"type": kind, "object": "event", "data": data})
-        when = datetime.fromtimestamp(timestamp or int(time.time()), UTC)
-        headers = {
-            "svix-id": msg_id,
-            "svix-timestamp": str(int(when.timestamp())),
-            "svix-signature": Webhook(secret).sign(msg_id, when, body),
-            "content-type": "application/json",
-        }
+        return self.post(body, signed(msg_id, body, secret=secret, timestamp=timestamp))
+
+    def post(self, body: str | bytes, headers: Mapping[str, str | bytes]) -> httpx.Response:
         return httpx.post(f"{self.url}/webhooks/clerk", content=body, headers=headers)
+
+    def deliveries(self) -> list[tuple[Any, ...]]:
+        """The ledger's record of every delivery: ``(svix-id, user, outcome)``."""
+        with self.ledger.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT id, user_key, outcome FROM webhook_events ORDER BY id"
+            ).fetchall()
+        return [tuple(r) for r in rows]
 
     def users(self) -> dict[str, tuple[Any, ...]]:
         rows = pg_query(
@@ -87,15 +94,33 @@ class Endpoint:
         return {str(r[0]): (r[1], r[2]) for r in rows}
 
 
+def signed(
+    msg_id: str, body: str, *, secret: str = SECRET, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers Svix sends with ``body``: signed with the svix library."""
+    when = datetime.fromtimestamp(timestamp or int(time.time()), UTC)
+    return {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(when.timestamp())),
+        "svix-signature": Webhook(secret).sign(msg_id, when, body),
+        "content-type": "application/json",
+    }
+
+
 @contextmanager
 def serving(
-    pg_url: str, tmp_path: Path, *, identity: str = "", target: str = ""
+    pg_url: str,
+    tmp_path: Path,
+    *,
+    identity: str = "",
+    target: str = "",
+    ledger_url: str = "sqlite:///ledger.db",
 ) -> Iterator[Endpoint]:
     """The webhook endpoint of a Clerk target on PostgreSQL, its schema applied; ``identity``
     and ``target`` are policy lines added to those sections."""
     shutil.copytree(PRISMA_PG, tmp_path / "migrations")
     (tmp_path / "policy.yaml").write_text(
-        "ledger: sqlite:///ledger.db\ntargets:\n  - name: shop\n"
+        f"ledger: {ledger_url}\ntargets:\n  - name: shop\n"
         f"    database: {pg_url}\n"
         "    migrations: {layout: prisma, path: migrations}\n"
         f"{target}"
@@ -109,8 +134,10 @@ def serving(
     with Ledger(policy.ledger) as ledger:
         reconcile_schema(policy.targets[0], ledger, trigger="t", source="p")
         hook = ClerkWebhook(policy.targets[0], ledger)
-        with Server("127.0.0.1", 0, {("POST", "/webhooks/clerk"): webhook_route(hook)}) as srv:
-            yield Endpoint(srv.url, pg_url)
+        outcomes: list[str] = []
+        route = webhook_route(hook, outcomes.append)
+        with Server("127.0.0.1", 0, {("POST", "/webhooks/clerk"): route}) as srv:
+            yield Endpoint(srv.url, pg_url, ledger, outcomes)
 
 
 @pytest.fixture
@@ -239,3 +266,74 @@ def test_the_percentage_counts_against_the_live_users(pg_url: str, tmp_path: Pat
             endpoint.send("user.created", clerk_user(i, f"u{i}@example.com", now))
         assert deleted(endpoint, 20).json()["result"].startswith("deferred: webhooks deleted 0")
         assert endpoint.users()["user_20"] == ("u20@example.com", False)
+
+
+# -- malformed deliveries: a 4xx and a warning, never a 500 ------------------------------
+
+
+def assert_warned_without_traceback(caplog: pytest.LogCaptureFixture, reason: str) -> None:
+    warnings = [r for r in caplog.records if r.name == "reconciler.identity.webhooks"]
+    assert [r.levelno for r in warnings] == [logging.WARNING]
+    assert reason in warnings[0].getMessage()
+    assert warnings[0].exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("signature", "reason"),
+    [
+        ("v1", "no comma"),
+        ("v1g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "no comma"),
+        ("v1,abc", "not base64"),
+        ("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE", "not base64"),
+        ("v1,", "missing"),
+        (",g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "missing"),
+        ("v1,a,b", "more than one comma"),
+        ("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=  v1,abcd", "missing"),
+        ("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OÉ=", "not base64"),
+    ],
+)
+def test_a_malformed_signature_header_is_a_bad_request(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture, signature: str, reason: str
+) -> None:
+    body = json.dumps({"type": "user.created", "data": clerk_user(30, "m@example.com", 1)})
+    headers = signed("msg_malformed", body) | {"svix-signature": signature}
+    with caplog.at_level(logging.WARNING):
+        # Sent as the bytes they are: a header is Latin-1 on the wire.
+        response = endpoint.post(body, {k: v.encode("latin-1") for k, v in headers.items()})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("malformed svix-signature header")
+    assert reason in response.json()["error"]
+    assert endpoint.outcomes == ["rejected"]
+    assert_warned_without_traceback(caplog, "malformed svix-signature header")
+    assert endpoint.users() == {}
+    assert endpoint.deliveries() == []
+
+
+def test_a_body_that_is_not_utf8_is_a_bad_request(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = json.dumps({"type": "user.created", "data": clerk_user(32, "Zoë@example.com", 1)})
+    body = text.replace("ë", "\\u00eb").encode().replace(b"\\u00eb", b"\xeb")  # Latin-1
+    with caplog.at_level(logging.WARNING):
+        response = endpoint.post(body, signed("msg_latin1", text))
+    assert response.status_code == 400
+    assert response.json() == {"error": "the body is not UTF-8"}
+    assert endpoint.outcomes == ["rejected"]
+    assert_warned_without_traceback(caplog, "the body is not UTF-8")
+    assert endpoint.users() == {}
+
+
+def test_a_bad_signature_is_unauthorized_and_logged_once(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        forged = endpoint.send(
+            "user.created", clerk_user(33, "eve@example.com", 1), secret="whsec_" + "B" * 32
+        )
+    assert forged.status_code == 401
+    assert endpoint.outcomes == ["rejected"]
+    assert_warned_without_traceback(caplog, "No matching signature found")
+    assert "B" * 32 not in caplog.text
+    assert SECRET not in caplog.text
+    assert forged.request.headers["svix-signature"] not in caplog.text
