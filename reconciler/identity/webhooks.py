@@ -3,9 +3,11 @@
 ``ClerkWebhook.handle(headers, body)`` is framework-free, so the daemon's HTTP server (or
 any other) mounts it at ``/webhooks/clerk``. Before anything is read from the body:
 
-- a delivery svix cannot even check (a header missing, an ``svix-signature`` that is not
-  space-separated ``version,signature`` entries or whose ``v1`` signature is not base64, a
-  body that is not UTF-8) is a bad request: 400;
+- a delivery svix cannot even check (a header missing, an ``svix-timestamp`` that is no
+  number of seconds, an ``svix-signature`` that is not space-separated ``version,signature``
+  entries or whose ``v1`` signature is not base64, a body that is not UTF-8) is a bad
+  request: 400. The timestamp is read as svix reads it: ``1796165095.0`` is a number of
+  seconds, and svix signs and checks the whole second below it;
 - the Svix signature is checked (HMAC-SHA256 with the ``whsec_`` secret over
   ``{svix-id}.{svix-timestamp}.{body}``, constant-time, via the ``svix`` library), and a
   timestamp more than 5 minutes off is refused: 401;
@@ -32,6 +34,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -98,6 +101,13 @@ class ClerkWebhook:
         missing = [h for h in HEADERS if not lowered.get(h)]
         if missing:
             return WebhookResponse(400, {"error": f"missing header {missing[0]}"}, "rejected")
+        sent = _sent_at(lowered["svix-timestamp"])
+        if sent is None:
+            return WebhookResponse(
+                400,
+                {"error": "malformed svix-timestamp header: not a Unix time in seconds"},
+                "rejected",
+            )
         malformed = _malformed(lowered["svix-signature"], body)
         if malformed:
             return WebhookResponse(400, {"error": malformed}, "rejected")
@@ -118,7 +128,6 @@ class ClerkWebhook:
             key = str(data["id"])
         except (ValueError, KeyError, TypeError):
             return WebhookResponse(400, {"error": "not a Clerk user event"})
-        sent = datetime.fromtimestamp(int(lowered["svix-timestamp"]), UTC)
         when = _event_time(data, sent)
         if kind not in ("user.created", "user.updated", "user.deleted"):
             self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "ignored")
@@ -169,6 +178,16 @@ class ClerkWebhook:
             return "applied", table.upsert_one(from_clerk(data), create=spec.missing == "create")
         finally:
             db.close()
+
+
+def _sent_at(timestamp: str) -> datetime | None:
+    """``svix-timestamp`` read as svix reads it, or None where svix cannot. svix takes any
+    number ``float()`` does (``1796165095.0`` too), checks its 5 minutes against that, and
+    signs the whole second below it: the time is that second."""
+    try:
+        return datetime.fromtimestamp(math.floor(float(timestamp)), UTC)
+    except (ValueError, OverflowError, OSError):  # not a number, NaN, infinite, out of range
+        return None
 
 
 def _malformed(signature: str, body: bytes) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from svix.webhooks import Webhook
+from svix.webhooks import Webhook, WebhookVerificationError
 
 from reconciler.act import reconcile_schema
 from reconciler.identity.webhooks import ClerkWebhook, webhook_route
@@ -337,3 +337,37 @@ def test_a_bad_signature_is_unauthorized_and_logged_once(
     assert "B" * 32 not in caplog.text
     assert SECRET not in caplog.text
     assert forged.request.headers["svix-signature"] not in caplog.text
+
+
+# -- the timestamp as Svix's library reads it ------------------------------------------------
+
+
+def test_a_timestamp_written_as_a_float_is_read_as_svix_reads_it(endpoint: Endpoint) -> None:
+    now = int(time.time())
+    user = clerk_user(60, "float@example.com", now * 1000)
+    body = json.dumps({"type": "user.created", "data": user})
+    headers = signed("msg_float", body, timestamp=now) | {"svix-timestamp": f"{now}.0"}
+    Webhook(SECRET).verify(body, headers)  # the svix library takes it: so does the endpoint
+    response = endpoint.post(body, headers)
+    assert response.status_code == 200
+    assert response.json() == {"result": "created"}
+    assert endpoint.users() == {"user_60": ("float@example.com", False)}
+    # The signature covers the whole second; another second is another signature.
+    moved = signed("msg_float2", body, timestamp=now) | {"svix-timestamp": f"{now + 1}.0"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body, moved)
+    assert endpoint.post(body, moved).status_code == 401
+
+
+@pytest.mark.parametrize("timestamp", ["soon", "nan", "inf", "-inf", "1e300", "0x6b0e1a27"])
+def test_a_timestamp_that_is_no_time_is_a_bad_request(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture, timestamp: str
+) -> None:
+    body = json.dumps({"type": "user.created", "data": clerk_user(31, "t@example.com", 1)})
+    headers = signed("msg_timestamp", body) | {"svix-timestamp": timestamp}
+    with caplog.at_level(logging.WARNING):
+        response = endpoint.post(body, headers)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("malformed svix-timestamp header")
+    assert endpoint.outcomes == ["rejected"]
+    assert_warned_without_traceback(caplog, "malformed svix-timestamp header")
