@@ -11,7 +11,10 @@ any other) mounts it at ``/webhooks/clerk``. Before anything is read from the bo
 - the Svix signature is checked (HMAC-SHA256 with the ``whsec_`` secret over
   ``{svix-id}.{svix-timestamp}.{body}``, constant-time, via the ``svix`` library), and a
   timestamp more than 5 minutes off is refused: 401;
-- a delivery whose ``svix-id`` was already processed is a replay: 400, nothing changes;
+- each ``svix-id`` is processed once: the first attempt claims it in the ledger (its
+  primary key decides between attempts that arrive at once, on any replica), and every
+  other attempt is a duplicate: 200 ``duplicate delivery``, nothing changes. An attempt
+  that fails (503) gives its claim up, so Svix's retry is processed;
 - an event older than one already applied to the same user (deliveries arrive out of
   order) is acknowledged and ignored.
 
@@ -120,8 +123,6 @@ class ClerkWebhook:
             # is the sender's malformed request all the same.
             return WebhookResponse(400, {"error": "malformed signature headers"}, "rejected")
         event_id = lowered["svix-id"]
-        if self.ledger.webhook_seen(event_id):
-            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"}, "replayed")
         try:
             event = json.loads(body)
             kind, data = str(event["type"]), event["data"]
@@ -129,22 +130,33 @@ class ClerkWebhook:
         except (ValueError, KeyError, TypeError):
             return WebhookResponse(400, {"error": "not a Clerk user event"})
         when = _event_time(data, sent)
+        # One attempt of a delivery takes it; every other (a retry after a lost answer, the
+        # same delivery sent many times at once) changes nothing and is acknowledged, or
+        # Svix would retry it for days.
+        if not self.ledger.claim_webhook(event_id, self.target.name, key, kind, when):
+            return WebhookResponse(200, {"result": "duplicate delivery"}, "replayed")
+        try:
+            outcome, response = self._process(kind, key, data, when)
+        except ReconcilerError as exc:
+            self.ledger.release_webhook(event_id)  # Svix tries again; that attempt takes it
+            return WebhookResponse(503, {"error": redact(str(exc))}, "failed")
+        except BaseException:
+            self.ledger.release_webhook(event_id)
+            raise
+        self.ledger.settle_webhook(event_id, outcome)
+        return WebhookResponse(200, response, outcome)
+
+    def _process(
+        self, kind: str, key: str, data: dict[str, Any], when: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        """A claimed delivery's outcome and answer."""
         if kind not in ("user.created", "user.updated", "user.deleted"):
-            self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "ignored")
-            return WebhookResponse(200, {"result": "ignored", "type": kind}, "ignored")
+            return "ignored", {"result": "ignored", "type": kind}
         latest = self.ledger.latest_event_time(self.target.name, key)
         if latest is not None and when < latest:
-            self.ledger.record_webhook(event_id, self.target.name, key, kind, when, "out-of-order")
-            return WebhookResponse(
-                200, {"result": "ignored: older than an applied event"}, "out-of-order"
-            )
-        try:
-            outcome, result = self._apply(kind, key, data)
-        except ReconcilerError as exc:
-            return WebhookResponse(503, {"error": redact(str(exc))}, "failed")
-        if not self.ledger.record_webhook(event_id, self.target.name, key, kind, when, outcome):
-            return WebhookResponse(400, {"error": f"replayed delivery {event_id}"}, "replayed")
-        return WebhookResponse(200, {"result": result}, outcome)
+            return "out-of-order", {"result": "ignored: older than an applied event"}
+        outcome, result = self._apply(kind, key, data)
+        return outcome, {"result": result}
 
     def _apply(self, kind: str, key: str, data: dict[str, Any]) -> tuple[str, str]:
         """``("applied", what changed)``, or ``("deferred", why)`` for the sync to do."""

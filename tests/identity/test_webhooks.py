@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ import pytest
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from reconciler.act import reconcile_schema
+from reconciler.db.url import parse_database_url
 from reconciler.identity.webhooks import ClerkWebhook, webhook_route
 from reconciler.ledger import Ledger
+from reconciler.ledger.store import WEBHOOK_CLAIM_TIMEOUT
 from reconciler.policy import load_policy
 from reconciler.runtime.http import Server
 from tests.conftest import PRISMA_PG, pg_query
@@ -189,8 +193,11 @@ def test_replayed_delivery_changes_nothing(endpoint: Endpoint) -> None:
     assert first.status_code == 200
     pg_query(endpoint.db_url, "UPDATE users SET email = 'changed@app' WHERE clerk_id = 'user_4'")
     replay = endpoint.send("user.updated", clerk_user(4, "a@example.com", now + 5), msg_id="msg_r")
-    assert replay.status_code == 400
+    # Acknowledged, or Svix would retry it for days.
+    assert replay.status_code == 200
+    assert replay.json() == {"result": "duplicate delivery"}
     assert endpoint.users()["user_4"][0] == "changed@app"
+    assert endpoint.outcomes == ["applied", "replayed"]
 
 
 def test_out_of_order_events_keep_the_newest(endpoint: Endpoint) -> None:
@@ -215,9 +222,9 @@ def test_a_target_that_does_not_act_defers_every_event(pg_url: str, tmp_path: Pa
         assert created.status_code == 200
         assert created.json()["result"].startswith("deferred: suspend: true")
         assert endpoint.users() == {}
-        # Acknowledged once: a redelivery is a replay.
+        # Acknowledged once: a redelivery is a duplicate.
         again = endpoint.send("user.created", clerk_user(6, "s@example.com", now), msg_id="m6")
-        assert again.status_code == 400
+        assert again.json() == {"result": "duplicate delivery"}
 
 
 def test_deletions_wait_for_the_backup_the_policy_asks_for(pg_url: str, tmp_path: Path) -> None:
@@ -339,6 +346,86 @@ def test_a_bad_signature_is_unauthorized_and_logged_once(
     assert forged.request.headers["svix-signature"] not in caplog.text
 
 
+# -- the same delivery, many times at once -------------------------------------------------
+
+
+AUDIT = """
+CREATE TABLE users_changes (op text NOT NULL, clerk_id text, email text);
+CREATE FUNCTION users_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO users_changes VALUES (TG_OP, NEW.clerk_id, NEW.email);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER users_audit AFTER INSERT OR UPDATE ON users
+  FOR EACH ROW EXECUTE FUNCTION users_audit();
+"""
+
+
+def at_once(count: int, send: Any) -> list[httpx.Response]:
+    """``send()`` from ``count`` threads released together."""
+    start = threading.Barrier(count)
+    responses: list[httpx.Response] = []
+
+    def run() -> None:
+        start.wait()
+        response = send()
+        responses.append(response)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(responses) == count
+    return responses
+
+
+@pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])
+def test_one_delivery_sent_ten_times_at_once_is_applied_once(
+    pg_url: str, other_pg_url: str, tmp_path: Path, ledger: str
+) -> None:
+    ledger_url = "sqlite:///ledger.db" if ledger == "sqlite" else other_pg_url
+    with serving(pg_url, tmp_path, ledger_url=ledger_url) as endpoint:
+        pg_query(pg_url, AUDIT)
+        now = int(time.time() * 1000)
+        for kind, email, result in (
+            ("user.created", "ten@example.com", "created"),
+            ("user.updated", "ten@new.example.com", "updated"),
+        ):
+            body = json.dumps({"type": kind, "data": clerk_user(40, email, now)})
+            headers = signed(f"msg_{kind}", body)
+            responses = at_once(10, lambda b=body, h=headers: endpoint.post(b, h))
+            assert sorted(r.status_code for r in responses) == [200] * 10
+            answers = Counter(r.json()["result"] for r in responses)
+            assert answers == {result: 1, "duplicate delivery": 9}
+            now += 1000
+        assert endpoint.users() == {"user_40": ("ten@new.example.com", False)}
+        changes = pg_query(pg_url, "SELECT op, clerk_id, email FROM users_changes")
+        assert changes == [
+            ("INSERT", "user_40", "ten@example.com"),
+            ("UPDATE", "user_40", "ten@new.example.com"),
+        ]
+        assert endpoint.deliveries() == [
+            ("msg_user.created", "user_40", "applied"),
+            ("msg_user.updated", "user_40", "applied"),
+        ]
+        assert sorted(endpoint.outcomes) == ["applied"] * 2 + ["replayed"] * 18
+
+
+def test_a_delivery_that_failed_is_taken_again(endpoint: Endpoint) -> None:
+    """A delivery answered 503 is not a duplicate when Svix retries it."""
+    pg_query(endpoint.db_url, "ALTER TABLE users RENAME COLUMN first_name TO given_name")
+    user = clerk_user(41, "retry@example.com", int(time.time() * 1000))
+    failed = endpoint.send("user.created", user, msg_id="msg_retry")
+    assert failed.status_code == 503
+    assert endpoint.deliveries() == []
+    pg_query(endpoint.db_url, "ALTER TABLE users RENAME COLUMN given_name TO first_name")
+    retried = endpoint.send("user.created", user, msg_id="msg_retry")
+    assert retried.status_code == 200
+    assert retried.json() == {"result": "created"}
+    assert endpoint.outcomes == ["failed", "applied"]
+
+
 # -- the timestamp as Svix's library reads it ------------------------------------------------
 
 
@@ -371,3 +458,28 @@ def test_a_timestamp_that_is_no_time_is_a_bad_request(
     assert response.json()["error"].startswith("malformed svix-timestamp header")
     assert endpoint.outcomes == ["rejected"]
     assert_warned_without_traceback(caplog, "malformed svix-timestamp header")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_delivery_is_claimed_once_until_settled_released_or_abandoned(
+    pg_url: str, tmp_path: Path, kind: str
+) -> None:
+    url = pg_url if kind == "postgresql" else f"sqlite:///{tmp_path}/ledger.db"
+    now = datetime.now(UTC)
+    with Ledger(parse_database_url(url)) as ledger:
+        assert ledger.claim_webhook("msg_a", "shop", "user_1", "user.updated", now)
+        assert not ledger.claim_webhook("msg_a", "shop", "user_1", "user.updated", now)
+        ledger.release_webhook("msg_a")  # it failed: the next attempt processes it
+        assert ledger.claim_webhook("msg_a", "shop", "user_1", "user.updated", now)
+        # A claim its process never settled nor released is taken over once it is old.
+        later = now + timedelta(seconds=WEBHOOK_CLAIM_TIMEOUT + 60)
+        assert not ledger.claim_webhook("msg_a", "shop", "user_1", "user.updated", now, now=now)
+        assert ledger.claim_webhook("msg_a", "shop", "user_1", "user.updated", now, now=later)
+        ledger.settle_webhook("msg_a", "applied")
+        much_later = later + timedelta(days=1)
+        assert not ledger.claim_webhook(
+            "msg_a", "shop", "user_1", "user.updated", now, now=much_later
+        )
+        ledger.release_webhook("msg_a")  # settled: stays
+        assert ledger.webhook_seen("msg_a")
+        assert ledger.latest_event_time("shop", "user_1") == now
