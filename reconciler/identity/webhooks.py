@@ -19,7 +19,11 @@ any other) mounts it at ``/webhooks/clerk``. Before anything is read from the bo
   order) is acknowledged and ignored.
 
 ``user.created`` / ``user.updated`` carry the full user; ``user.deleted`` only its id and
-follows the policy's ``orphans`` mode (report, soft-delete or delete).
+follows the policy's ``orphans`` mode (report, soft-delete or delete). As in the sync, a user
+the table lacks and cannot take (a column it requires, NOT NULL without a default, is empty
+at the provider: a Clerk user who signed up with a phone number, a username or a web3
+wallet has no email) is acknowledged as ``not taken``; one the table has keeps its value of
+such a column.
 
 A webhook is a fast path, never a way around the rules the periodic sync keeps. An event is
 acknowledged but deferred (left to the sync, which lists the provider again) when:
@@ -69,9 +73,9 @@ class WebhookResponse:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
     outcome: str = "invalid"
-    """For metrics: ``applied``, ``deferred``, ``ignored``, ``out-of-order``, ``replayed``,
-    ``rejected`` (malformed, or its signature or timestamp refused: logged as a warning),
-    ``invalid`` (not a user event) or ``failed``."""
+    """For metrics: ``applied``, ``deferred``, ``not-taken``, ``ignored``, ``out-of-order``,
+    ``replayed`` (a duplicate), ``rejected`` (malformed, or its signature or timestamp
+    refused: logged as a warning), ``invalid`` (not a user event) or ``failed``."""
 
 
 class ClerkWebhook:
@@ -159,7 +163,8 @@ class ClerkWebhook:
         return outcome, {"result": result}
 
     def _apply(self, kind: str, key: str, data: dict[str, Any]) -> tuple[str, str]:
-        """``("applied", what changed)``, or ``("deferred", why)`` for the sync to do."""
+        """``("applied", what changed)``, ``("deferred", why)`` for the sync to do, or
+        ``("not-taken", why)`` for a user the table cannot take."""
         target, spec = self.target, self.target.identity
         assert spec is not None
         if target.suspend or target.apply == "manual":
@@ -187,7 +192,16 @@ class ClerkWebhook:
                     )
             if kind == "user.deleted":
                 return "applied", table.remove_one(key)
-            return "applied", table.upsert_one(from_clerk(data), create=spec.missing == "create")
+            user = from_clerk(data)
+            result = table.upsert_one(user, create=spec.missing == "create")
+            if result == "not-taken":
+                # As the sync counts them (identity_drift not_taken): acknowledged, since no
+                # retry can change them; the user is taken once the column has a value.
+                return "not-taken", (
+                    f"not taken: {spec.table} requires {', '.join(table.empty_required(user))}"
+                    ", which this user leaves empty"
+                )
+            return "applied", result
         finally:
             db.close()
 

@@ -426,6 +426,89 @@ def test_a_delivery_that_failed_is_taken_again(endpoint: Endpoint) -> None:
     assert endpoint.outcomes == ["failed", "applied"]
 
 
+# -- users the table cannot take -------------------------------------------------------------
+
+
+def signed_up_without_email(i: int, updated_ms: int, **by: Any) -> dict[str, Any]:
+    """A Clerk user as Clerk's documented ``user.created`` example has it, but signed up
+    with a phone number, a username or a web3 wallet: no email address at all."""
+    return {
+        "birthday": "",
+        "created_at": updated_ms,
+        "email_addresses": [],
+        "external_accounts": [],
+        "external_id": None,
+        "first_name": "Grace",
+        "gender": "",
+        "id": f"user_{i}",
+        "image_url": "https://img.example.com/x",
+        "last_name": None,
+        "last_sign_in_at": None,
+        "object": "user",
+        "password_enabled": False,
+        "phone_numbers": [],
+        "primary_email_address_id": None,
+        "primary_phone_number_id": None,
+        "primary_web3_wallet_id": None,
+        "private_metadata": {},
+        "profile_image_url": "https://img.example.com/y",
+        "public_metadata": {},
+        "two_factor_enabled": False,
+        "unsafe_metadata": {},
+        "updated_at": updated_ms,
+        "username": None,
+        "web3_wallets": [],
+        **by,
+    }
+
+
+SIGN_UPS = {
+    "phone": {
+        "phone_numbers": [
+            {"id": "idn_p1", "object": "phone_number", "phone_number": "+15555550100"}
+        ],
+        "primary_phone_number_id": "idn_p1",
+    },
+    "username": {"username": "grace", "password_enabled": True},
+    "web3": {
+        "web3_wallets": [
+            {"id": "idn_w1", "object": "web3_wallet", "web3_wallet": "0x0000000000000000"}
+        ],
+        "primary_web3_wallet_id": "idn_w1",
+    },
+}
+
+
+@pytest.mark.parametrize("sign_up", sorted(SIGN_UPS))
+def test_a_user_without_email_is_not_taken(endpoint: Endpoint, sign_up: str) -> None:
+    user = signed_up_without_email(50, int(time.time() * 1000), **SIGN_UPS[sign_up])
+    created = endpoint.send("user.created", user, msg_id="msg_no_email")
+    assert created.status_code == 200
+    assert created.json() == {
+        "result": "not taken: users requires email, which this user leaves empty"
+    }
+    assert endpoint.users() == {}
+    assert endpoint.deliveries() == [("msg_no_email", "user_50", "not-taken")]
+    again = endpoint.send("user.created", user, msg_id="msg_no_email")
+    assert again.json() == {"result": "duplicate delivery"}
+    assert endpoint.outcomes == ["not-taken", "replayed"]
+
+
+def test_a_user_who_drops_their_email_keeps_the_one_the_table_has(endpoint: Endpoint) -> None:
+    now = int(time.time() * 1000)
+    assert endpoint.send("user.created", clerk_user(51, "kept@example.com", now)).status_code == 200
+    # Ada moves to signing in with her phone, drops her email address and changes her name.
+    user = signed_up_without_email(51, now + 1000, **SIGN_UPS["phone"])
+    updated = endpoint.send("user.updated", user)
+    assert updated.status_code == 200
+    assert updated.json() == {"result": "updated"}
+    rows = pg_query(
+        endpoint.db_url, "SELECT email, first_name FROM users WHERE clerk_id = 'user_51'"
+    )
+    assert rows == [("kept@example.com", "Grace")]
+    assert endpoint.outcomes == ["applied", "applied"]
+
+
 # -- the timestamp as Svix's library reads it ------------------------------------------------
 
 
