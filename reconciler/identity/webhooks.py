@@ -3,11 +3,12 @@
 ``ClerkWebhook.handle(headers, body)`` is framework-free, so the daemon's HTTP server (or
 any other) mounts it at ``/webhooks/clerk``. Before anything is read from the body:
 
-- a delivery svix cannot even check (a header missing, an ``svix-timestamp`` that is no
-  number of seconds, an ``svix-signature`` that is not space-separated ``version,signature``
-  entries or whose ``v1`` signature is not base64, a body that is not UTF-8) is a bad
-  request: 400. The timestamp is read as svix reads it: ``1796165095.0`` is a number of
-  seconds, and svix signs and checks the whole second below it;
+- a delivery svix cannot even check, or the ledger cannot keep (a header missing, an
+  ``svix-id`` over 128 characters, an ``svix-timestamp`` that is no number of seconds, an
+  ``svix-signature`` that is not space-separated ``version,signature`` entries or whose
+  ``v1`` signature is not base64, a body that is not UTF-8) is a bad request: 400. The
+  timestamp is read as svix reads it: ``1796165095.0`` is a number of seconds, and svix
+  signs and checks the whole second below it;
 - the Svix signature is checked (HMAC-SHA256 with the ``whsec_`` secret over
   ``{svix-id}.{svix-timestamp}.{body}``, constant-time, via the ``svix`` library), and a
   timestamp more than 5 minutes off is refused: 401;
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
+MAX_ID = 128
+"""The longest ``svix-id`` the ledger keeps (its column's length); Svix's are far shorter."""
 DELETION_WINDOW = 900.0
 """Seconds over which webhook deletions count against ``max_deletions`` when the target
 has no identity interval (``schedule.identity: null``)."""
@@ -108,6 +111,10 @@ class ClerkWebhook:
         missing = [h for h in HEADERS if not lowered.get(h)]
         if missing:
             return WebhookResponse(400, {"error": f"missing header {missing[0]}"}, "rejected")
+        if len(lowered["svix-id"]) > MAX_ID:
+            return WebhookResponse(
+                400, {"error": f"malformed svix-id header: over {MAX_ID} characters"}, "rejected"
+            )
         sent = _sent_at(lowered["svix-timestamp"])
         if sent is None:
             return WebhookResponse(

@@ -566,3 +566,18 @@ def test_a_delivery_is_claimed_once_until_settled_released_or_abandoned(
         ledger.release_webhook("msg_a")  # settled: stays
         assert ledger.webhook_seen("msg_a")
         assert ledger.latest_event_time("shop", "user_1") == now
+
+
+def test_an_svix_id_longer_than_the_ledger_keeps_is_a_bad_request(
+    pg_url: str, other_pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serving(pg_url, tmp_path, ledger_url=other_pg_url) as endpoint:
+        with caplog.at_level(logging.WARNING):
+            response = endpoint.send(
+                "user.created", clerk_user(70, "long@example.com", 1), msg_id="msg_" + "x" * 200
+            )
+        assert response.status_code == 400
+        assert response.json() == {"error": "malformed svix-id header: over 128 characters"}
+        assert endpoint.outcomes == ["rejected"]
+        assert_warned_without_traceback(caplog, "over 128 characters")
+        assert endpoint.users() == {}
