@@ -379,28 +379,49 @@ class UsersTable:
 
     # -- one user at a time (webhooks) ---------------------------------------------------
 
+    def empty_required(self, user: ProviderUser) -> list[str]:
+        """The columns the table requires (NOT NULL, no default) that ``user`` leaves empty
+        at the provider: a user the table lacks with any of them is not taken."""
+        return [
+            column
+            for field, column in self.spec.columns.items()
+            if column in self.required and getattr(user, field) is None
+        ]
+
     def upsert_one(self, user: ProviderUser, *, create: bool) -> str:
-        """Create or update one user: ``created``, ``updated``, ``unchanged`` or
-        ``not-created`` (the policy reports missing users instead)."""
+        """Create or update one user as the sync does: ``created``, ``updated``,
+        ``unchanged``, ``not-taken`` (the table lacks the user and requires a column the
+        provider leaves empty) or ``not-created`` (the policy reports missing users
+        instead). A required column the provider leaves empty keeps the row's value."""
         db, p = self.db, self.db.param
-        values = [getattr(user, f) for f in self.fields]
-        sets = ", ".join(f"{_q(c)} = {p}" for c in self.spec.columns.values())
-        differs = " OR ".join(f"{_q(c)} IS DISTINCT FROM {p}" for c in self.spec.columns.values())
+        empty = self.empty_required(user)
+        given = {
+            column: getattr(user, field)
+            for field, column in self.spec.columns.items()
+            if column not in empty
+        }
+        values = list(given.values())
+        sets = [f"{_q(c)} = {p}" for c in given]
+        differs = [f"{_q(c)} IS DISTINCT FROM {p}" for c in given]
         if self.deleted:
-            sets += f", {self.deleted} = NULL"
-            differs += f" OR {self.deleted} IS NOT NULL"
+            sets.append(f"{self.deleted} = NULL")
+            differs.append(f"{self.deleted} IS NOT NULL")
         with db.transaction():
             exists = db.query(f"SELECT 1 FROM {self.table} WHERE {self.key} = {p}", (user.id,))
             if exists:
+                if not sets:
+                    return "unchanged"
                 rows = db.query(
-                    f"UPDATE {self.table} SET {sets} WHERE {self.key} = {p} "
-                    f"AND ({differs}) RETURNING 1",
+                    f"UPDATE {self.table} SET {', '.join(sets)} WHERE {self.key} = {p} "
+                    f"AND ({' OR '.join(differs)}) RETURNING 1",
                     (*values, user.id, *values),
                 )
                 return "updated" if rows else "unchanged"
+            if empty:
+                return "not-taken"
             if not create:
                 return "not-created"
-            columns = ", ".join(_q(c) for c in self.spec.columns.values())
+            columns = ", ".join(_q(c) for c in given)
             marks = ", ".join(p for _ in range(len(values) + 1))
             db.execute(
                 f"INSERT INTO {self.table} ({self.key}, {columns}) VALUES ({marks})",

@@ -131,7 +131,8 @@ class IdentityRun(Base):
 
 
 class WebhookEvent(Base):
-    """A verified webhook delivery, kept to refuse replays and to order events per user."""
+    """A verified webhook delivery, kept to process each once and to order events per user;
+    ``outcome`` is ``processing`` while an attempt holds it."""
 
     __tablename__ = "webhook_events"
 

@@ -44,6 +44,11 @@ HEAD = "0004"
 """The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
 PRUNE_BATCH = 2000
 """Runs deleted per transaction by ``prune``."""
+CLAIMED = "processing"
+"""The outcome of a webhook delivery being processed (claimed, not yet settled)."""
+WEBHOOK_CLAIM_TIMEOUT = 600.0
+"""Seconds after which a delivery claimed and never settled (its process died) is taken
+over by the next attempt: Svix retries after 5 s, 5 min, 30 min, then hours."""
 
 # The two writes of every migration applied, built once: a statement made afresh on each call
 # costs SQLAlchemy its construction and cache key again (0.4 to 0.9 ms a write, against 0.15
@@ -428,32 +433,68 @@ class Ledger:
                 for r in session.scalars(query)
             ]
 
-    def record_webhook(
+    def claim_webhook(
         self,
         event_id: str,
         target: str,
         user_key: str,
         kind: str,
         event_time: datetime,
-        outcome: str,
+        *,
+        abandoned_after: float = WEBHOOK_CLAIM_TIMEOUT,
+        now: datetime | None = None,
     ) -> bool:
-        """Record a delivery; False when this ``event_id`` was seen before (a replay)."""
+        """Take a delivery to process it: True for exactly one of any number of deliveries
+        of one ``event_id``, however many arrive at once (the primary key decides, across
+        replicas too). False when it is taken already, unless its taker has held it for
+        ``abandoned_after`` seconds without settling or releasing it (a process that died
+        mid-way): that claim is taken over."""
+        now = now or _now()
+        values = {
+            "target": target,
+            "user_key": user_key,
+            "type": kind,
+            "event_time": event_time,
+            "received_at": now,
+            "outcome": CLAIMED,
+        }
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(models.WebhookEvent).values(
-                        id=event_id,
-                        target=target,
-                        user_key=user_key,
-                        type=kind,
-                        event_time=event_time,
-                        received_at=_now(),
-                        outcome=outcome,
-                    )
-                )
+                conn.execute(insert(models.WebhookEvent).values(id=event_id, **values))
+            return True
         except IntegrityError:
-            return False
-        return True
+            pass
+        abandoned = now - timedelta(seconds=abandoned_after)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(models.WebhookEvent)
+                .where(
+                    models.WebhookEvent.id == event_id,
+                    models.WebhookEvent.outcome == CLAIMED,
+                    models.WebhookEvent.received_at < abandoned,
+                )
+                .values(**values)
+            )
+        return taken.rowcount == 1
+
+    def settle_webhook(self, event_id: str, outcome: str) -> None:
+        """Record what became of a claimed delivery; it is received now, when its change is
+        made (what ``webhook_keys_since`` compares a listing's start with)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(models.WebhookEvent)
+                .where(models.WebhookEvent.id == event_id)
+                .values(outcome=outcome, received_at=_now())
+            )
+
+    def release_webhook(self, event_id: str) -> None:
+        """Give a claimed delivery up (it failed): Svix's next attempt processes it."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(models.WebhookEvent).where(
+                    models.WebhookEvent.id == event_id, models.WebhookEvent.outcome == CLAIMED
+                )
+            )
 
     def webhook_seen(self, event_id: str) -> bool:
         with Session(self.engine) as session:

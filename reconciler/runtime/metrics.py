@@ -18,6 +18,7 @@ IDENTITY_ACTIONS = ("created", "updated", "soft_deleted", "deleted")
 WEBHOOK_OUTCOMES = (
     "applied",
     "deferred",
+    "not-taken",
     "ignored",
     "out-of-order",
     "replayed",

@@ -52,7 +52,7 @@ def test_every_counter_of_a_target_starts_at_zero_and_counts_the_first_failure(
             for r in ("success", "failure")
         }
         assert set(samples(daemon, "reconciler_webhook_deliveries_total").values()) == {0.0}
-        assert len(samples(daemon, "reconciler_webhook_deliveries_total")) == 8  # shop only
+        assert len(samples(daemon, "reconciler_webhook_deliveries_total")) == 9  # shop only
         assert samples(daemon, "reconciler_identity_changes_total") == {
             f'reconciler_identity_changes_total{{action="{a}",target="shop"}}': 0.0
             for a in ("created", "updated", "soft_deleted", "deleted")

@@ -253,7 +253,9 @@ def test_identity_follows_the_provider_and_its_webhooks(deployment: Deployment) 
         assert pg_query(
             deployment.pg_url, "SELECT clerk_id FROM users WHERE email = %s", (newcomer_email,)
         ) == [(newcomer["id"],)]
-        assert httpx.post(f"{url}/webhooks/clerk", **delivery).status_code == 400  # replayed
+        again = httpx.post(f"{url}/webhooks/clerk", **delivery)
+        assert again.status_code == 200
+        assert again.json() == {"result": "duplicate delivery"}
         counted = httpx.get(f"{url}/metrics").text
         for outcome in ("rejected", "applied", "replayed"):
             assert (

@@ -51,7 +51,8 @@ def test_quiet_runs_go_after_a_week_the_others_after_a_year(ledger: Ledger) -> N
     ledger.record_backup(BackupInfo("b1", "shop", "sqlite", "/b1", "scheduled", backed_up, now))
     backup_failed = quiet_run(ledger, "shop", "backup")
     other = quiet_run(ledger, "billing")
-    ledger.record_webhook("msg_1", "shop", "user_1", "user.updated", now, "applied")
+    assert ledger.claim_webhook("msg_1", "shop", "user_1", "user.updated", now)
+    ledger.settle_webhook("msg_1", "applied")
     keep = {"runs": 365 * DAY, "quiet": 7 * DAY, "webhooks": 7 * DAY}
 
     assert ledger.prune(**keep, now=now + timedelta(days=3)) == (0, 0)
