@@ -16,10 +16,9 @@ import threading
 import zlib
 
 from reconciler.db.connection import Database, connect
+from reconciler.db.locks import NAMESPACE
 from reconciler.db.url import DatabaseUrl
 from reconciler.errors import DatabaseError, DatabaseUnavailable
-
-NAMESPACE = 0x7265636F  # "reco": keeps our keys apart from Prisma's and the application's
 
 Key = tuple[int, int]
 
