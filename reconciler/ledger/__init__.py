@@ -1,7 +1,8 @@
 """The ledger: reconciler's own record of every run and step, in SQLite or PostgreSQL.
 
 Its schema is managed by its own Alembic migrations (``ledger/migrations``), upgraded
-automatically when a ledger is opened. Tables:
+automatically when a ledger is opened, by one opener at a time (``store.Ledger._upgrade``).
+Tables:
 
 - ``runs``: one reconcile of one concern of one target (who triggered it, from which source
   commit, when, the outcome as a condition reason and a message);

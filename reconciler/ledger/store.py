@@ -6,10 +6,12 @@ ledger that says how far it got (a step still ``running`` was interrupted).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import (
+    Connection,
     Engine,
     and_,
     bindparam,
@@ -26,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from reconciler.db.locks import LEDGER_MIGRATIONS
 from reconciler.db.url import DatabaseUrl
 from reconciler.errors import DatabaseUnavailable
 from reconciler.ledger import models
@@ -39,6 +42,7 @@ from reconciler.ledger.records import (
 )
 from reconciler.secrets import redact
 
+log = logging.getLogger("reconciler.ledger")
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD = "0004"
 """The newest ledger revision; opening a ledger at this revision skips Alembic entirely."""
@@ -103,21 +107,21 @@ class Ledger:
             raise DatabaseUnavailable(f"ledger {url.redacted}: {reason}") from None
 
     def _upgrade(self) -> None:
-        with self.engine.begin() as conn:
-            try:
-                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except SQLAlchemyError:
-                current = None
-        if current == HEAD:
-            return
-        from alembic import command  # only when the ledger's schema must move
-        from alembic.config import Config
+        """Bring the ledger's schema to ``HEAD``, one replica at a time.
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        Replicas started together on a fresh ledger would each create the same tables (and
+        all but one fail on the catalog's unique indexes), so the migration runs under a lock:
+        on PostgreSQL a session-level advisory lock of our namespace on the ledger's database,
+        released after; on SQLite the write lock of ``BEGIN IMMEDIATE`` around the whole
+        upgrade. Whoever waited reads the revision again under the lock, finds it at ``HEAD``
+        and goes on. A ledger already at ``HEAD`` takes no lock at all."""
+        with self.engine.connect() as conn:
+            if _revision(conn) == HEAD:
+                return
+            if conn.dialect.name == "postgresql":
+                _upgrade_under_advisory_lock(conn)
+            else:
+                _upgrade_under_write_lock(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -602,6 +606,59 @@ def _backup_info(b: models.BackupRecord) -> BackupInfo:
         b.verification,
         _utc(b.deleted_at),
     )
+
+
+def _revision(conn: Connection) -> str | None:
+    """The ledger's revision; None before its first migration. Ends the transaction."""
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None  # no table yet (a lost connection fails again at the next statement)
+    finally:
+        conn.rollback()
+
+
+def _migrate(conn: Connection) -> None:
+    """Alembic's upgrade to head, on ``conn`` inside the transaction it is in."""
+    from alembic import command  # only when the ledger's schema must move
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _upgrade_under_advisory_lock(conn: Connection) -> None:
+    key = {"key": LEDGER_MIGRATIONS}
+    if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
+        log.info("another replica is migrating the ledger: waiting for it")
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), key)
+    conn.commit()  # the lock is the session's: it outlives the transaction
+    try:
+        if _revision(conn) != HEAD:  # whoever held the lock may have brought it to head
+            with conn.begin():
+                _migrate(conn)
+    finally:
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            conn.commit()
+        except SQLAlchemyError:
+            conn.invalidate()  # closed, not pooled: the lock goes with the session
+
+
+def _upgrade_under_write_lock(conn: Connection) -> None:
+    # pysqlite sends no BEGIN ahead of DDL, so without ours each CREATE TABLE would commit
+    # by itself. BEGIN IMMEDIATE takes the write lock now (waiting up to busy_timeout for
+    # another opener's upgrade), so the revision read below is the one the upgrade moves.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        current = None
+    if current != HEAD:
+        _migrate(conn)
+    conn.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

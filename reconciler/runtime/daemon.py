@@ -42,7 +42,7 @@ from reconciler.ledger import Ledger
 from reconciler.policy import Policy, Section, Target, load_policy, parse_policy
 from reconciler.runtime import views
 from reconciler.runtime.conditions import AWAITING, SETTLED, STALLING, SUCCESS, evaluate
-from reconciler.runtime.leader import Leaders
+from reconciler.runtime.leader import Key, Leaders
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.target import TargetRuntime
@@ -203,10 +203,10 @@ class Daemon:
             return None
         if concern == "backup" and spec.backup is None:
             return None
-        was_leader = runtime.leader
         try:
-            runtime.leader = runtime.leadership.acquire()
+            leads = runtime.leadership.acquire()
         except ReconcilerError as exc:  # no connection for the lock: report, retry
+            self._lost_lead(runtime)  # whatever it held went with the connection
             state = runtime.concern(concern)
             state.reason, state.message = "DatabaseUnavailable", f"leadership: {exc}"
             state.failures += 1
@@ -221,12 +221,15 @@ class Daemon:
             if not self.stopping.is_set():
                 self._retry(runtime, concern, state.failures)
             return "DatabaseUnavailable"
-        if not runtime.leader:
-            if was_leader:  # the lead moved: this replica's views and gauges are stale
+        runtime.leader = leads
+        if not leads:
+            if runtime.led:  # the lead moved: this replica's views and gauges are stale
                 self.metrics.forget(spec.name)
                 runtime.conditions, runtime.concerns = (), {}
+                runtime.led = False
             self.metrics.leader.labels(spec.name).set(0)
             return None
+        runtime.led = True
         self.metrics.leader.labels(spec.name).set(1)
         state = runtime.concern(concern)
         runtime.conditions = evaluate(
@@ -269,6 +272,29 @@ class Daemon:
             if not ok and not self.stopping.is_set():
                 self._retry(runtime, concern, state.failures)
         return reason
+
+    def leading(self) -> dict[str, bool]:
+        """Which targets this replica leads now, for ``/status`` and the metrics: those whose
+        last run took the lead, each lock connection proved alive by one round trip (once,
+        however many targets share it). A lead found lost is reported at once."""
+        held: dict[int, frozenset[Key]] = {}
+        leading = {}
+        for name, runtime in list(self.targets.items()):
+            locks, leads = runtime.leadership.locks, runtime.leader
+            if leads and locks is not None:
+                if id(locks) not in held:
+                    held[id(locks)] = locks.held()
+                leads = runtime.leadership.key in held[id(locks)]
+                if not leads:
+                    self._lost_lead(runtime)
+            leading[name] = leads
+        return leading
+
+    def _lost_lead(self, runtime: TargetRuntime) -> None:
+        """This replica holds no lock for the target: it says so. Its views stay until the
+        next run, which clears them if another replica leads."""
+        runtime.leader = False
+        self.metrics.leader.labels(runtime.spec.name).set(0)
 
     def _act(self, runtime: TargetRuntime, concern: str, trigger: str) -> tuple[str, str]:
         spec = runtime.spec

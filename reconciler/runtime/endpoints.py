@@ -39,6 +39,7 @@ def _count_delivery(daemon: Daemon, target: str, outcome: str) -> None:
 
 def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
     def metrics(headers: Mapping[str, str], body: bytes) -> Reply:
+        daemon.leading()  # reconciler_leader is 1 only where the lock is held now
         return 200, CONTENT_TYPE_LATEST, generate_latest(daemon.metrics.registry)
 
     def healthz(headers: Mapping[str, str], body: bytes) -> Reply:

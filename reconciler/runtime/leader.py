@@ -5,8 +5,10 @@ on the ledger database when that is PostgreSQL: one connection per replica holds
 of every target it leads, so a fleet of 200 targets costs one connection, not 200. Else the
 lock lives on the target's own database, on a connection of its own. Either way a lock lives
 exactly as long as its connection: a replica that loses the connection loses every lock on
-it, and ``acquire`` notices before the next action. With neither database on PostgreSQL
-(the embedded default) there is one replica, and it leads.
+it. So nothing is taken on trust: ``acquire`` proves the connection alive (one round trip)
+before each run acts, and ``held`` does before the replica says it leads (``/status``, the
+metrics); any error there is the connection lost, and the locks with it. With neither
+database on PostgreSQL (the embedded default) there is one replica, and it leads.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ import threading
 import zlib
 
 from reconciler.db.connection import Database, connect
+from reconciler.db.locks import NAMESPACE
 from reconciler.db.url import DatabaseUrl
 from reconciler.errors import DatabaseError, DatabaseUnavailable
-
-NAMESPACE = 0x7265636F  # "reco": keeps our keys apart from Prisma's and the application's
 
 Key = tuple[int, int]
 
@@ -60,6 +61,17 @@ class LockConnection:
                 self._held.add(key)
             return got
 
+    def held(self) -> frozenset[Key]:
+        """The keys held now, proved by one round trip on the connection: a connection that
+        fails it, whatever the error, is dropped, and every lock on it is lost."""
+        with self._lock:
+            if self._conn is None or not self._held:
+                return frozenset()
+            if not self._alive():
+                self._drop()
+                return frozenset()
+            return frozenset(self._held)
+
     def release(self, key: Key) -> None:
         with self._lock:
             if key not in self._held or self._conn is None:
@@ -79,7 +91,7 @@ class LockConnection:
         try:
             self._conn.query("SELECT 1")
             return True
-        except DatabaseError:
+        except Exception:  # whatever it is, this connection can no longer vouch for a lock
             return False
 
     def _drop(self) -> None:

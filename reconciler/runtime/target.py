@@ -42,6 +42,10 @@ class TargetRuntime:
     backup: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     leader: bool = False
+    """This replica took the lead at its last run and has not found it lost since (what is
+    reported is checked again first: ``Daemon.leading``)."""
+    led: bool = False
+    """The views and gauges come from runs this replica led: cleared when the lead moves."""
     kept: Database | None = None
 
     @classmethod

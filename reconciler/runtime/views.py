@@ -165,13 +165,14 @@ def worst(runtime: TargetRuntime) -> tuple[str, str] | None:
 
 
 def status(daemon: Daemon) -> dict[str, Any]:
+    leading = daemon.leading()  # proved now: never a lead whose lock is gone
     targets = []
     for name, runtime in sorted(daemon.targets.items()):
         targets.append(
             {
                 "name": name,
                 "environment": runtime.spec.environment,
-                "leader": runtime.leader,
+                "leader": leading.get(name, False),
                 "suspended": runtime.spec.suspend,
                 "conditions": [
                     {
