@@ -79,8 +79,9 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
     now = datetime.now(UTC)
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
     given: dict[Path, str] = {}  # each migration's path on the command line, as the report names it
+    providers: dict[Path, str | None] = {}
     for path in paths:
-        for migration, sql, dialect in _collect(path):
+        for migration, sql, dialect in _collect(path, providers):
             groups.setdefault(dialect, []).append((migration, sql))
             given.setdefault(migration.path, shown_path(path))
     entries: list[LintEntry] = []
@@ -104,7 +105,11 @@ ACCEPTS = (
 """What ``lint PATH`` reads; anything else is refused by name, never read as SQL."""
 
 
-def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
+def _collect(
+    path: Path, providers: dict[Path, str | None]
+) -> list[tuple[Migration, str | None, str]]:
+    """The migrations at ``path``. ``providers``: each migrations folder's provider, read
+    once however many of its files a pre-commit hook names."""
     # Imported where needed: Alembic alone costs a tenth of a second to import.
     from reconciler.source.prisma import PrismaLayout, read_provider
 
@@ -115,12 +120,15 @@ def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
     if path.is_file():
         if path.suffix.lower() != ".sql":
             raise SourceError(f"{path}: not a migration; {ACCEPTS}")
-        data = path.read_bytes()
-        migration = Migration(_file_id(path), path.stem, path.resolve(), sha256_hex(data))
+        data, resolved = path.read_bytes(), path.resolve()
+        migration = Migration(_file_id(path), path.stem, resolved, sha256_hex(data))
         # A Prisma migration is written for the provider its folder's lock file names.
-        provider = (
-            read_provider(path.resolve().parent.parent) if path.name == "migration.sql" else None
-        )
+        provider = None
+        if path.name == "migration.sql":
+            folder = resolved.parent.parent
+            if folder not in providers:
+                providers[folder] = read_provider(folder)
+            provider = providers[folder]
         dialect = "sqlite" if provider == "sqlite" else "postgresql"
         return [(migration, data.decode("utf-8", errors="replace"), dialect)]
     if (path / "env.py").is_file():
@@ -129,7 +137,7 @@ def _collect(path: Path) -> list[tuple[Migration, str | None, str]]:
         alembic = AlembicLayout(path.resolve())
         return [(m, alembic.sql(m, "postgresql"), "postgresql") for m in alembic.migrations()]
     if (path / "migration.sql").is_file():
-        return _collect(path / "migration.sql")
+        return _collect(path / "migration.sql", providers)
     if not (path / "migration_lock.toml").is_file() and not any(
         (folder / "migration.sql").is_file() for folder in path.iterdir()
     ):

@@ -13,11 +13,17 @@ if TYPE_CHECKING:
 
 
 def shown_path(path: str | Path) -> str:
-    """``path`` relative to the working directory when it is below it."""
-    try:
-        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else str(path)
-    except ValueError:
-        return str(path)
+    """``path`` relative to the working directory when it is below it. Plain string work:
+    a lint report names every finding's file, and ``relpath`` asks the system for the
+    working directory twice per call."""
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return text
+    text, cwd = os.path.normpath(text), os.getcwd()
+    if text == cwd:
+        return "."
+    prefix = cwd if cwd.endswith(os.sep) else cwd + os.sep
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def render_text(plan: Plan) -> str:
