@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING
 from reconciler.act.backups import describe_backup, take_backup
 from reconciler.backup import BackupError
 from reconciler.db.connection import Database, connect
-from reconciler.errors import IncompleteListing, ProviderUnavailable, ReconcilerError
+from reconciler.errors import (
+    DatabaseUnavailable,
+    IncompleteListing,
+    ProviderUnavailable,
+    ReconcilerError,
+)
 from reconciler.identity import open_provider
 from reconciler.identity.sync import STAGE, Applied, IdentityDiff, UsersTable
 
@@ -93,6 +98,10 @@ def reconcile_identity(
     except ProviderUnavailable as exc:
         outcome = IdentityOutcome(
             target.name, "ProviderUnavailable", f"nothing changed: {exc}", run_id=run_id
+        )
+    except DatabaseUnavailable as exc:  # retried by itself, like a provider that is down
+        outcome = IdentityOutcome(
+            target.name, "DatabaseUnavailable", f"nothing changed: {exc}", run_id=run_id
         )
     except ReconcilerError as exc:
         outcome = IdentityOutcome(target.name, "IdentityFailed", str(exc), run_id=run_id)

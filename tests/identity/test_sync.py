@@ -448,3 +448,28 @@ def test_identity_commands_on_a_policy_without_identity_are_errors(
         assert result.stderr.strip() == (
             "reconciler: error: no identity to sync: target(s) shop have no `identity:` section"
         )
+
+
+def test_a_database_that_cannot_be_reached_is_waited_for_not_a_failure(
+    tmp_path: Path, write_policy: Callable[[str], Path]
+) -> None:
+    """DatabaseUnavailable clears by itself (retried); IdentityFailed pages a person."""
+    (tmp_path / "users.yaml").write_text(yaml.safe_dump({"users": [user(1)]}))
+    policy = load_policy(
+        write_policy(
+            """
+            ledger: sqlite:///ledger.db
+            targets:
+              - name: shop  # nothing listens on port 1
+                database: postgresql://postgres@127.0.0.1:1/shop
+                migrations: {layout: prisma, path: migrations}
+                identity: {provider: file, file: {path: users.yaml}, key: clerk_id}
+            """
+        )
+    )
+    with Ledger(policy.ledger) as ledger:
+        outcome = reconcile_identity(
+            policy.targets[0], ledger, dry_run=False, trigger="t", source="p"
+        )
+    assert outcome.reason == "DatabaseUnavailable"
+    assert outcome.message.startswith("nothing changed: cannot connect to")
