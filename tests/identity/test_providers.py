@@ -363,7 +363,7 @@ def test_clerk_maps_users(clerk_api: Any) -> None:
     assert users[clerk_id(96)].email is None  # no address at all
     assert users[clerk_id(1)].external_id is None
     assert users[clerk_id(49)].active is False  # banned
-    assert users[clerk_id(72)].active is False  # locked
+    assert users[clerk_id(72)].active is True  # locked: a lockout after failed sign-ins
     assert users[clerk_id(71)].active is True
     moment = users[clerk_id(123)].updated_at
     assert moment == at(updated_ms(123))
@@ -671,3 +671,36 @@ def test_scim_listing_skips_a_user_when_one_goes_and_one_comes(scim_api: Any) ->
     left_out = sorted({scim_id(i) for i in range(233)} - listed)
     assert left_out == [scim_id(100)]  # user 10 was listed before it went
     assert provider.still_present([scim_id(10), *left_out]) == [scim_id(100)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "email", "updated_at"),
+    [
+        ({}, "ada@example.com", datetime(2026, 1, 1, tzinfo=UTC)),
+        ({"primary_email_address_id": None}, None, datetime(2026, 1, 1, tzinfo=UTC)),
+        ({"updated_at": 10**20}, "ada@example.com", None),
+        ({"updated_at": float("nan")}, "ada@example.com", None),
+        ({"updated_at": True}, "ada@example.com", None),
+    ],
+    ids=["primary", "no-primary", "year-3-billion", "nan", "boolean"],
+)
+def test_clerk_users_odd_fields(
+    changes: dict[str, object], email: str | None, updated_at: datetime | None
+) -> None:
+    """A null primary id picks no address (not one whose id is missing too), and an
+    updated_at no datetime can hold is unknown rather than a traceback."""
+    from reconciler.identity.clerk_user import from_clerk
+
+    data: dict[str, Any] = {
+        "id": "user_1",
+        "primary_email_address_id": "idn_1",
+        "email_addresses": [
+            {"email_address": "stray@example.com"},
+            {"id": "idn_1", "email_address": "ada@example.com"},
+        ],
+        "updated_at": 1767225600000,
+        "banned": False,
+        "locked": True,
+    }
+    user = from_clerk({**data, **changes})
+    assert (user.email, user.updated_at, user.active) == (email, updated_at, True)
