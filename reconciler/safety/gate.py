@@ -157,8 +157,8 @@ def approval_snippet(migration: Migration, findings: tuple[Finding, ...]) -> str
     """The YAML a reviewer pastes under ``safety.approvals`` to let this step run."""
     rules = sorted({f.rule for f in findings if f.rule != "syntax-error"})
     return (
-        f"        - migration: {migration.id}\n"
-        f"          checksum: {migration.checksum[:12]}\n"
+        f"        - migration: {_quoted(migration.id)}\n"
+        f"          checksum: {_quoted(migration.checksum[:12])}\n"
         f"          rules: [{', '.join(rules)}]\n"
         f'          reason: "<why this is intended, and how the data was preserved>"\n'
     )
@@ -168,6 +168,12 @@ def loss_approval(migration: Migration, tables: Iterable[str]) -> str:
     """The entry to paste under ``safety.approvals`` to accept a measured loss on
     ``tables``."""
     return (
-        f"{{migration: {migration.id}, checksum: {migration.checksum[:12]}, "
+        f"{{migration: {_quoted(migration.id)}, checksum: {_quoted(migration.checksum[:12])}, "
         f"tables: [{', '.join(sorted(set(tables)))}], reason: ...}}"
     )
+
+
+def _quoted(text: str) -> str:
+    """A YAML string whatever it holds: a checksum or an Alembic revision id of digits alone
+    would otherwise read as a number, and the pasted approval would be refused."""
+    return "'" + text.replace("'", "''") + "'"

@@ -1636,3 +1636,34 @@ def test_gate_on_lint_of_an_alembic_script_keeps_default_block() -> None:
         "rename-as-drop-add",
         "required-column-without-default",
     ]
+
+
+def test_the_printed_approvals_paste_back_whatever_the_checksum_and_id_hold(
+    tmp_path: Path,
+) -> None:
+    """A checksum whose first 12 characters are digits (about one migration in 280), or an
+    Alembic revision id of digits alone, reads as a number unless quoted: the approval a
+    person pastes would be refused."""
+    from reconciler.policy import load_policy
+    from reconciler.safety.gate import approval_snippet, loss_approval
+
+    sql = next(
+        text
+        for n in range(100_000)
+        if hashlib.sha256((text := f"{DROP_SQL}-- {n}\n").encode()).hexdigest()[:12].isdigit()
+    )
+    step = dataclasses.replace(migration(sql), id="202612010000")
+    assert step.checksum[:12].isdigit()
+    verdict = gate(sql, Safety())
+    entries = (
+        approval_snippet(step, verdict.blocking),
+        "        - " + loss_approval(step, ["users"]) + "\n",
+    )
+    for entry in entries:
+        (tmp_path / "policy.yaml").write_text(
+            "targets:\n  - name: shop\n    database: sqlite:///shop.db\n"
+            "    migrations: {layout: prisma, path: migrations}\n"
+            "    safety:\n      approvals:\n" + entry.replace("reason: ...", "reason: reviewed")
+        )
+        (approval,) = load_policy(tmp_path / "policy.yaml", environ={}).targets[0].safety.approvals
+        assert (approval.migration, approval.checksum) == (step.id, step.checksum[:12])

@@ -88,7 +88,9 @@ def test_a_delete_no_rule_sees_is_rolled_back_before_commit(pg_url: str, tmp_pat
     blocked = plan_target(policy.targets[0])
     assert blocked.blocker is not None
     assert "add the approval above to safety.approvals" in blocked.blocker.message
-    assert "approve it: {migration: 20261201000000_cleanup, checksum: " in blocked.blocker.message
+    assert (
+        "approve it: {migration: '20261201000000_cleanup', checksum: '" in blocked.blocker.message
+    )
     assert "tables: [users], reason: ...}" in blocked.blocker.message
 
 
