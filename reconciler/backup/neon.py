@@ -19,7 +19,6 @@ and the HTTP status, never a header.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets as random
 import subprocess
@@ -34,7 +33,7 @@ from typing import IO, Any
 import httpx
 
 from reconciler.backup.base import Artifact, BackupError, newest_first
-from reconciler.backup.pg_dump import PgDumpDriver, _conninfo
+from reconciler.backup.pg_dump import PgDumpDriver, client_env
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.errors import ReconcilerError
 from reconciler.httputil import retry_after
@@ -524,10 +523,16 @@ def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
     with tempfile.TemporaryFile() as dump_log, tempfile.TemporaryFile() as restore_log:
         try:
             dump = subprocess.Popen(
-                [pg_dump, "-Fc", "--no-password", "--dbname", _conninfo(source)],
+                [
+                    pg_dump,
+                    "-Fc",
+                    "--no-password",
+                    "--dbname",
+                    source.libpq_conninfo(password=False),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=dump_log,
-                env=_env(source),
+                env=client_env(source),
             )
         except OSError as exc:
             raise BackupError(f"{what}: cannot run {pg_dump}: {exc}") from None
@@ -541,12 +546,12 @@ def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
                     "--exit-on-error",
                     "--no-password",
                     "--dbname",
-                    _conninfo(to),
+                    to.libpq_conninfo(password=False),
                 ],
                 stdin=dump.stdout,
                 stdout=subprocess.DEVNULL,
                 stderr=restore_log,
-                env=_env(to),
+                env=client_env(to),
             )
         except OSError as exc:
             dump.kill()
@@ -563,13 +568,6 @@ def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
             problems.append(f"pg_restore: {_complaint(restore_log, restored)}")
         if problems:
             raise BackupError(f"{what} failed: {'; '.join(problems)}")
-
-
-def _env(url: DatabaseUrl) -> dict[str, str]:
-    env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "reconciler-backup"}
-    if url.password:
-        env["PGPASSWORD"] = url.password
-    return env
 
 
 def _complaint(stream: IO[bytes], status: int) -> str:

@@ -70,12 +70,13 @@ class PgDumpDriver:
         return found[fitting[0]]
 
     def _run(self, argv: list[str], url: DatabaseUrl, what: str) -> None:
-        env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "reconciler-backup"}
-        if url.password:
-            env["PGPASSWORD"] = url.password
         try:
             result = subprocess.run(
-                [*argv, _conninfo(url)], env=env, capture_output=True, text=True, check=False
+                [*argv, url.libpq_conninfo(password=False)],
+                env=client_env(url),
+                capture_output=True,
+                text=True,
+                check=False,
             )
         except OSError as exc:
             raise BackupError(f"{what}: cannot run {argv[0]}: {exc}") from None
@@ -180,9 +181,14 @@ class PgDumpDriver:
         return drop_leftovers(self.url, self.target)
 
 
-def _conninfo(url: DatabaseUrl) -> str:
-    """A libpq URI without the password (it travels in PGPASSWORD)."""
-    return url.libpq_conninfo(password=False)
+def client_env(url: DatabaseUrl) -> dict[str, str]:
+    """The environment of a client tool run against ``url``: its password travels here, in
+    ``PGPASSWORD``, never on the command line (``libpq_conninfo(password=False)``), where any
+    process could read it."""
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "reconciler-backup"}
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    return env
 
 
 @functools.cache
