@@ -199,9 +199,7 @@ class Daemon:
 
     def _run(self, runtime: TargetRuntime, concern: str, trigger: str) -> str | None:
         spec = runtime.spec
-        if concern == "identity" and spec.identity is None:
-            return None
-        if concern == "backup" and spec.backup is None:
+        if concern not in _concerns(spec):
             return None
         try:
             leads = runtime.leadership.acquire()
