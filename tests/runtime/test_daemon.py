@@ -366,7 +366,7 @@ def test_sigterm_during_a_slow_migration_lets_it_finish(deployment: Deployment) 
             pg_query(
                 deployment.pg_url,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()",
+                "AND state = 'active' AND query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()",
             )
             == [(1,)]
         ),
