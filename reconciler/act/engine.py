@@ -89,7 +89,8 @@ class TargetSession:
         now = now or datetime.now(UTC)
         observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
         findings = assess(self.target, self.layout, self.db, observation, now, self.applied_times)
-        return plan_schema(self.target, observation, findings, now)
+        every = [m.id for m in self.layout.migrations()]
+        return plan_schema(self.target, observation, findings, now, every)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
 from tests.conftest import PRISMA_PG, PRISMA_SQLITE
@@ -43,3 +44,34 @@ def test_a_syntax_error_is_said_invalid_not_awaiting_an_approval(
     assert "then 20261201000000_typo is invalid (PostgreSQL cannot parse it)" in last, last
     assert "approval" not in last
     assert "To approve" not in planned.stdout
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_an_approval_ahead_of_the_pinned_revision_is_a_pre_approval(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, pg_url: str, dialect: str
+) -> None:
+    shutil.copytree(PRISMA_PG if dialect == "postgresql" else PRISMA_SQLITE, tmp_path / "m")
+    url = pg_url if dialect == "postgresql" else "sqlite:///shop.db"
+    nxt = "20261110150000_add_subscriptions_canceled_at"
+    checksum = hashlib.sha256((tmp_path / "m" / nxt / "migration.sql").read_bytes()).hexdigest()
+    approvals = (
+        "    safety:\n      approvals:\n"
+        f"        - {{migration: {nxt}, checksum: '{checksum[:12]}', rules: [drop-column],"
+        " reason: next release}\n"
+    )
+    policy = write_policy(
+        f"targets:\n  - name: shop\n    database: {url}\n"
+        "    migrations: {layout: prisma, path: m, revision: 20261103113000_add_users_name_parts}\n"
+        + approvals
+    )
+    planned = cli("plan", "-c", policy)
+    assert planned.exit_code == 2, planned.output
+    assert "InvalidPolicy" not in planned.stdout
+    assert f"pre-approved: {nxt} comes after the pinned revision" in planned.stdout
+    assert cli("apply", "-c", policy, "--yes").exit_code == 0
+    assert "pre-approved" in cli("plan", "-c", policy).stdout
+
+    typo = write_policy(policy.read_text().replace(nxt, "20991231000000_nope"), "typo.yaml")
+    refused = cli("plan", "-c", typo)
+    assert refused.exit_code == 1
+    assert "blocked (InvalidPolicy)" in refused.stdout
