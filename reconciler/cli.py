@@ -442,15 +442,22 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
     """Analyse migrations for data loss and risky locks.
 
     With PATHS (.sql files, Alembic revisions, Prisma migrations folders, Alembic script
-    directories): static analysis. Without: each target's pending migrations, data-aware
-    when its database is reachable, with the policy's approvals. Exit 1 when a blocking
-    finding is not approved.
+    directories): static analysis; given -c (or $RECONCILER_CONFIG), a migration of a
+    target's folder is judged with that target's approvals. Without PATHS: each target's
+    pending migrations, data-aware when its database is reachable, with the policy's
+    approvals. Exit 1 when a blocking finding is not approved.
     """
     from reconciler.act.lint import lint_paths, lint_policy
     from reconciler.plan.lint_report import render as render_lint
 
     if paths:
-        report = lint_paths(list(paths))
+        targets: list[Target] = []
+        source = click.get_current_context().get_parameter_source("config")
+        if source is not click.core.ParameterSource.DEFAULT:  # -c or $RECONCILER_CONFIG
+            from reconciler.policy import load_policy
+
+            targets = chosen_targets(load_policy(config), target)
+        report = lint_paths(list(paths), targets)
     else:
         from reconciler.policy import load_policy
 

@@ -74,8 +74,10 @@ def _judged(
     return out
 
 
-def lint_paths(paths: Sequence[Path]) -> LintReport:
-    """Static lint of folders and files, with the default blocking severities."""
+def lint_paths(paths: Sequence[Path], targets: Sequence[Target] = ()) -> LintReport:
+    """Static lint of folders and files. A migration inside a ``targets``' migrations folder
+    (a policy given with ``-c``, as a pre-commit hook does) is judged by that target's
+    blocking severities and approvals; any other by the default severities, no approvals."""
     now = datetime.now(UTC)
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
     given: dict[Path, str] = {}  # each migration's path on the command line, as the report names it
@@ -92,10 +94,23 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
         findings = static_assess(items, dialect, now, DEFAULT_CONTRACT_GRACE)
         for migration, _ in items:
             found = findings.get(migration.id, [])
-            verdict = gate_step(migration, found, DEFAULT_RULES, now)
-            entries += entries_for(given[migration.path], migration.id, found, verdict.blocking, {})
+            owner = _owner(migration, targets)
+            rules = owner.safety if owner is not None else DEFAULT_RULES
+            verdict = gate_step(migration, found, rules, now)
+            approved = {id(f): a.reason for f, a in verdict.approved}
+            entries += entries_for(
+                given[migration.path], migration.id, found, verdict.blocking, approved
+            )
     count = sum(len(items) for items in groups.values())
     return LintReport(tuple(entries), count, "static (no database)", tuple(notes))
+
+
+def _owner(migration: Migration, targets: Sequence[Target]) -> Target | None:
+    """The first target whose migrations folder holds ``migration``'s file."""
+    for target in targets:
+        if migration.path.is_relative_to(target.migrations.path.resolve()):
+            return target
+    return None
 
 
 ACCEPTS = (
