@@ -463,6 +463,13 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
 
         policy = load_policy(config)
         report = lint_policy(policy, chosen_targets(policy, target))
+    if fmt in ("json", "sarif"):  # often written to a file: the log says it first
+        for unreachable in report.unreachable:
+            click.echo(
+                f"reconciler: warning: database unreachable: {unreachable}; live data "
+                "unknown, migrations judged statically",
+                err=True,
+            )
     click.echo(render_lint(report, fmt))
     sys.exit(EXIT_ERROR if report.failed else EXIT_OK)
 

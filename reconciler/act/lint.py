@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 from reconciler.act.assess import assess, static_assess
 from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
-from reconciler.observe.schema import SchemaObservation, compare, observe_schema
+from reconciler.observe.schema import observe_schema
 from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
 from reconciler.plan.render import shown_path
 from reconciler.rulebook import DEFAULT_CONTRACT_GRACE
 from reconciler.safety.gate import DEFAULT_RULES, gate_step
+from reconciler.secrets import redact
 from reconciler.source import open_layout
-from reconciler.source.base import LiveHistory, Migration, sha256_hex
+from reconciler.source.base import Migration, sha256_hex
 
 if TYPE_CHECKING:
     from reconciler.policy.model import Policy, Safety, Target
@@ -29,9 +30,12 @@ if TYPE_CHECKING:
 
 
 def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
+    """An unreachable database is unknown, never empty: which migrations it lacks and what
+    data it holds cannot be known, so every migration of the desired revision is judged on
+    its own, as ``lint PATH`` judges files, and the report says so first."""
     now = datetime.now(UTC)
     entries: list[LintEntry] = []
-    notes: list[str] = []
+    unreachable: list[str] = []
     modes: set[str] = set()
     count = 0
     for target in targets:
@@ -39,34 +43,44 @@ def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
         try:
             db = connect(target.database, create=False)
         except DatabaseUnavailable as exc:
-            notes.append(f"{target.name}: {exc}; linting every migration statically")
-            observation = compare(
-                layout, layout.desired(target.migrations.revision), LiveHistory(tool_table=False)
-            )
-            findings = assess(target, layout, None, observation, now)
-            modes.add("static")
+            unreachable.append(f"{target.name}: {_one_line(str(exc))}")
+            pending: Sequence[Migration] = layout.desired(target.migrations.revision)
+            dialect = target.database.dialect
+            items = [(m, layout.sql(m, dialect)) for m in pending]
+            findings = static_assess(items, dialect, now, target.safety.contract_grace)
+            modes.add(UNREACHABLE_MODE)
         else:
             try:
                 observation = observe_schema(layout, db, target.migrations.revision)
                 findings = assess(target, layout, db, observation, now)
             finally:
                 db.close()
+            pending = observation.pending
             modes.add("data-aware")
-        count += len(observation.pending)
-        entries += _judged(target.name, observation, findings, target.safety, now)
+        count += len(pending)
+        entries += _judged(target.name, pending, findings, target.safety, now)
     mode = " and ".join(sorted(modes)) or "nothing to lint"
-    return LintReport(tuple(entries), count, mode, tuple(notes))
+    return LintReport(tuple(entries), count, mode, unreachable=tuple(unreachable))
+
+
+UNREACHABLE_MODE = "static (database unreachable: live data unknown)"
+
+
+def _one_line(text: str) -> str:
+    """A driver's error, first line only, secrets removed."""
+    lines = redact(text).strip().splitlines()
+    return lines[0] if lines else "no reason given"
 
 
 def _judged(
     name: str,
-    observation: SchemaObservation,
+    pending: Sequence[Migration],
     findings: dict[str, list[Finding]],
     safety: Safety,
     now: datetime,
 ) -> list[LintEntry]:
     out: list[LintEntry] = []
-    for migration in observation.pending:
+    for migration in pending:
         found = findings.get(migration.id, [])
         verdict = gate_step(migration, found, safety, now)
         approved = {id(f): a.reason for f, a in verdict.approved}

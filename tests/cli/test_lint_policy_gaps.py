@@ -5,6 +5,7 @@ an Alembic revision that cannot be rendered offline was left out without a word.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,3 +52,51 @@ def test_the_pre_commit_hook_honours_the_policy_s_approvals(
     edited = cli("lint", changed, "-c", policy)
     assert edited.exit_code == 1, "an approval binds to the reviewed file's checksum"
     assert "drop-column BLOCKS" in edited.stdout
+
+
+UNREACHABLE = "postgresql://app:s3cret-pw@127.0.0.1:1/shop"
+"""Nothing listens on port 1: the database CI cannot reach."""
+
+
+def test_an_unreachable_database_is_unknown_not_empty(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    folder = risky_folder(tmp_path)
+    policy = write_policy(
+        f"targets:\n  - name: shop\n    database: {UNREACHABLE}\n"
+        f"    migrations: {{layout: prisma, path: {folder.name}}}\n"
+    )
+    for fmt in ("text", "json", "sarif", "github"):
+        result = cli("lint", "-c", policy, "-f", fmt)
+        assert result.exit_code == 1, (fmt, result.output)
+        assert "s3cret" not in result.output
+        assert "values lost" not in result.stdout
+        first = result.output.splitlines()[0]
+        assert "unreachable" in first.lower(), (fmt, first)
+    text = cli("lint", "-c", policy).stdout
+    first, second = text.splitlines()[:2]
+    assert first.startswith("reconciler lint: DATABASE UNREACHABLE: shop: ")
+    assert second == (
+        "reconciler lint: 8 migration(s), static (database unreachable: live data unknown)"
+    )
+    assert "drop-column BLOCKS: drops users.name (static analysis: live data unknown)" in text
+    report = json.loads(cli("lint", "-c", policy, "-f", "json").stdout)
+    assert [u["target"] for u in report["unreachable"]] == ["shop"]
+    assert "\n" not in report["unreachable"][0]["error"]
+    assert report["failed"] is True
+    sarif = json.loads(cli("lint", "-c", policy, "-f", "sarif").stdout)
+    notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert "database unreachable: shop" in notes[0]["message"]["text"]
+
+
+def test_a_reachable_database_stays_data_aware(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, pg_url: str
+) -> None:
+    folder = risky_folder(tmp_path)
+    policy = write_policy(
+        f"targets:\n  - name: shop\n    database: {pg_url}\n"
+        f"    migrations: {{layout: prisma, path: {folder.name}}}\n"
+    )
+    result = cli("lint", "-c", policy, "-f", "json")
+    assert json.loads(result.stdout)["unreachable"] == []
+    assert "unreachable" not in cli("lint", "-c", policy).stdout
