@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 from reconciler.observe.facts import Facts, gather_facts
 from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
+from reconciler.safety.unanalysable import unanalysable_finding
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
+    from reconciler.db.url import Dialect
     from reconciler.observe.schema import SchemaObservation
     from reconciler.policy.model import Target
     from reconciler.safety.findings import Finding
@@ -35,7 +37,8 @@ def assess(
 ) -> dict[str, list[Finding]]:
     """Findings for each pending migration; ``db`` None means static (no live facts)."""
     dialect = db.dialect if db is not None else target.database.dialect
-    batch = [parse_migration(m, layout.sql(m, dialect), dialect) for m in observation.pending]
+    items = [(m, layout.sql(m, dialect)) for m in observation.pending]
+    batch = [parse_migration(m, sql, dialect) for m, sql in items]
     if not batch:
         return {}
     facts: Facts | None = None
@@ -44,9 +47,33 @@ def assess(
     history: list[Expansion] = []
     if any(op.kind in DROPS for item in batch for op in item.sql.ops):
         history = _recent_expansions(layout, observation, target, now, applied_times or {})
-    return judge_batch(
+    found = judge_batch(
         batch, facts, now=now, grace_seconds=target.safety.contract_grace, history=history
     )
+    return add_unanalysable(found, target, layout, items, dialect)
+
+
+def add_unanalysable(
+    findings: dict[str, list[Finding]],
+    target: Target | None,
+    layout: Layout,
+    items: Sequence[tuple[Migration, str | None]],
+    dialect: Dialect,
+) -> dict[str, list[Finding]]:
+    """``findings`` plus one for each migration whose SQL could not be rendered offline:
+    none passes unseen. ``target`` None (files linted without a policy): judged as the
+    default environment, production, without a rehearsal."""
+    for migration, sql in items:
+        reason = layout.unanalysable(migration, dialect) if sql is None else None
+        if reason is not None:
+            finding = unanalysable_finding(
+                migration,
+                reason,
+                production=target is None or target.environment == "production",
+                rehearsed=target is not None and target.rehearse,
+            )
+            findings.setdefault(migration.id, []).append(finding)
+    return findings
 
 
 def _recent_expansions(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.act.assess import assess, static_assess
+from reconciler.act.assess import add_unanalysable, assess, static_assess
 from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
 from reconciler.observe.schema import observe_schema
@@ -22,7 +22,7 @@ from reconciler.rulebook import DEFAULT_CONTRACT_GRACE
 from reconciler.safety.gate import DEFAULT_RULES, gate_step
 from reconciler.secrets import redact
 from reconciler.source import open_layout
-from reconciler.source.base import Migration, sha256_hex
+from reconciler.source.base import Layout, Migration, sha256_hex
 
 if TYPE_CHECKING:
     from reconciler.policy.model import Policy, Safety, Target
@@ -48,6 +48,7 @@ def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
             dialect = target.database.dialect
             items = [(m, layout.sql(m, dialect)) for m in pending]
             findings = static_assess(items, dialect, now, target.safety.contract_grace)
+            add_unanalysable(findings, target, layout, items, dialect)
             modes.add(UNREACHABLE_MODE)
         else:
             try:
@@ -96,8 +97,9 @@ def lint_paths(paths: Sequence[Path], targets: Sequence[Target] = ()) -> LintRep
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
     given: dict[Path, str] = {}  # each migration's path on the command line, as the report names it
     providers: dict[Path, str | None] = {}
+    layouts: dict[Path, Layout] = {}  # each Alembic revision's script directory
     for path in paths:
-        for migration, sql, dialect in _collect(path, providers):
+        for migration, sql, dialect in _collect(path, providers, layouts):
             groups.setdefault(dialect, []).append((migration, sql))
             given.setdefault(migration.path, shown_path(path))
     entries: list[LintEntry] = []
@@ -106,9 +108,13 @@ def lint_paths(paths: Sequence[Path], targets: Sequence[Target] = ()) -> LintRep
         notes.append("SQLite migrations: statements PostgreSQL's grammar cannot read are skipped")
     for dialect, items in groups.items():
         findings = static_assess(items, dialect, now, DEFAULT_CONTRACT_GRACE)
-        for migration, _ in items:
-            found = findings.get(migration.id, [])
+        for migration, sql in items:
             owner = _owner(migration, targets)
+            if migration.path in layouts:
+                add_unanalysable(
+                    findings, owner, layouts[migration.path], [(migration, sql)], "postgresql"
+                )
+            found = findings.get(migration.id, [])
             rules = owner.safety if owner is not None else DEFAULT_RULES
             verdict = gate_step(migration, found, rules, now)
             approved = {id(f): a.reason for f, a in verdict.approved}
@@ -135,17 +141,18 @@ ACCEPTS = (
 
 
 def _collect(
-    path: Path, providers: dict[Path, str | None]
+    path: Path, providers: dict[Path, str | None], layouts: dict[Path, Layout]
 ) -> list[tuple[Migration, str | None, str]]:
     """The migrations at ``path``. ``providers``: each migrations folder's provider, read
-    once however many of its files a pre-commit hook names."""
+    once however many of its files a pre-commit hook names; ``layouts``: filled with each
+    Alembic revision's script directory, which knows why a revision did not render."""
     # Imported where needed: Alembic alone costs a tenth of a second to import.
     from reconciler.source.prisma import PrismaLayout, read_provider
 
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix == ".py":
-        return _revision(path)
+        return _revision(path, layouts)
     if path.is_file():
         if path.suffix.lower() != ".sql":
             raise SourceError(f"{path}: not a migration; {ACCEPTS}")
@@ -164,9 +171,10 @@ def _collect(
         from reconciler.source.alembic import AlembicLayout
 
         alembic = AlembicLayout(path.resolve())
+        layouts.update((m.path, alembic) for m in alembic.migrations())
         return [(m, alembic.sql(m, "postgresql"), "postgresql") for m in alembic.migrations()]
     if (path / "migration.sql").is_file():
-        return _collect(path / "migration.sql", providers)
+        return _collect(path / "migration.sql", providers, layouts)
     if not (path / "migration_lock.toml").is_file() and not any(
         (folder / "migration.sql").is_file() for folder in path.iterdir()
     ):
@@ -179,7 +187,7 @@ def _collect(
     return [(m, m.read(), dialect) for m in prisma.migrations()]
 
 
-def _revision(path: Path) -> list[tuple[Migration, str | None, str]]:
+def _revision(path: Path, layouts: dict[Path, Layout]) -> list[tuple[Migration, str | None, str]]:
     """An Alembic revision file, read through its script directory."""
     for folder in path.resolve().parents[:3]:
         if (folder / "env.py").is_file():
@@ -193,6 +201,7 @@ def _revision(path: Path) -> list[tuple[Migration, str | None, str]]:
             ]
             if not found:
                 raise SourceError(f"{path}: not a revision of its Alembic script directory")
+            layouts[path.resolve()] = alembic
             return found
     raise SourceError(f"{path}: a Python file outside an Alembic script directory; {ACCEPTS}")
 

@@ -69,6 +69,7 @@ class AlembicLayout:
         self.script = _load_scripts(self.config, path)
         self._migrations = _topological(self.script)
         self._by_id = {m.id: m for m in self._migrations}
+        self._unrendered: dict[tuple[str, str], str] = {}
 
     def migrations(self) -> Sequence[Migration]:
         return self._migrations
@@ -123,9 +124,19 @@ class AlembicLayout:
                 output_buffer=buffer,
             ):
                 self.script.run_env()
-        except Exception:  # env.py without offline support: no static analysis
+        except Exception as exc:  # env.py or the revision cannot run offline: not analysed
+            self._unrendered[(migration.id, dialect)] = _failure_where(exc, self.path)
             return None
         return buffer.getvalue()
+
+    def unanalysable(self, migration: Migration, dialect: Dialect) -> str | None:
+        """Why ``sql`` gave None for a revision that runs SQL of its own (a revision that
+        reads data through ``op.get_bind()``, an ``env.py`` without offline mode), in one
+        line naming the file and line; None for a merge point or a revision that renders."""
+        key = (migration.id, dialect)
+        if key not in self._unrendered:
+            self.sql(migration, dialect)
+        return self._unrendered.get(key)
 
     def read_history(self, db: Database) -> LiveHistory:
         if not db.table_exists(TABLE):
@@ -317,6 +328,17 @@ def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
         raise SourceError(f"{where}: {_reason(failure)}")
     return script
+
+
+def _failure_where(exc: Exception, path: Path) -> str:
+    """``file:line: Error: text`` of the deepest frame under the script directory, the file
+    named relative to it (``versions/ab12.py:18``, ``env.py:40``)."""
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).is_relative_to(path)
+    ]
+    if not frames:
+        return _reason(exc)
+    return f"{Path(frames[-1].filename).relative_to(path)}:{frames[-1].lineno}: {_reason(exc)}"
 
 
 def _topological(script: ScriptDirectory) -> list[Migration]:

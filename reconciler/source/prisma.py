@@ -160,6 +160,9 @@ class PrismaLayout:
     def sql(self, migration: Migration, dialect: Dialect) -> str | None:
         return migration.read()
 
+    def unanalysable(self, migration: Migration, dialect: Dialect) -> str | None:
+        return None  # a migration.sql is its own SQL
+
     # -- the live history -------------------------------------------------------------
 
     def read_history(self, db: Database) -> LiveHistory:
