@@ -279,6 +279,7 @@ def status(config: Path, target: str | None, output: str) -> None:
                 "environment": spec.environment,
                 "layout": spec.migrations.layout,
                 "apply": spec.apply,
+                "warnings": [spec.without_snapshot] if spec.without_snapshot else [],
             }
             try:
                 current = plan_target(spec)
@@ -345,6 +346,7 @@ def _status_text(entry: dict[str, Any]) -> str:
     lines = [
         f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
     ]
+    lines += [f"  WARNING    {w}" for w in entry["warnings"]]
     if "error" in entry:
         lines.append(f"  error      {entry['error']}")
     else:
@@ -423,6 +425,9 @@ def check(config: Path) -> None:
     click.echo(
         f"{config}: policy valid; {len(policy.targets)} target(s), {count} migration(s) checked."
     )
+    for spec in policy.targets:
+        if spec.without_snapshot:
+            click.echo(f"reconciler: warning: {spec.name}: {spec.without_snapshot}", err=True)
 
 
 @main.command()

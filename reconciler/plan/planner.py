@@ -71,6 +71,8 @@ def plan_schema(
     applied = {a.id for a in history.applied}
     known = {m.id for m in observation.desired} | applied
     notes = list(history.notes)
+    if target.without_snapshot:
+        notes.insert(0, target.without_snapshot)
     for approval in target.safety.approvals:
         if approval.migration in pending:
             continue

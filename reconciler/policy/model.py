@@ -457,6 +457,30 @@ class Target(Strict):
         config = f" --config {shlex.quote(self._policy_file)}" if self._policy_file else ""
         return f"reconciler {verb}{config} --target {self.name}"
 
+    @property
+    def without_snapshot(self) -> str | None:
+        """What ``check``, ``plan``, ``status`` and ``/status`` say of a production target
+        that takes no backup before a schema change (no ``backup`` section, or one whose
+        ``before`` leaves ``schema-change`` out); None otherwise. The protocol this tool
+        automates takes a snapshot before any schema change in production. A warning, not
+        a refusal: what is applied is still verified inside its transaction."""
+        if self.environment != "production":
+            return None
+        loses = "schema changes are applied with no snapshot to restore"
+        if self.backup is None:
+            driver = "sqlite" if self.database.dialect == "sqlite" else "pg_dump"
+            return (
+                f"production without a backup: {loses}; add a `backup:` section "
+                f"(e.g. backup: {{driver: {driver}, dir: var/backups}}) to take a verified "
+                "one before each"
+            )
+        if "schema-change" not in self.backup.before:
+            return (
+                f"production, but backup.before leaves out schema-change: {loses}; "
+                "add schema-change to backup.before"
+            )
+        return None
+
 
 def _check_target(target: Target) -> Target:
     backup = target.backup
