@@ -391,6 +391,7 @@ def check(config: Path) -> None:
 
     policy = load_policy(config)
     problems: list[str] = []
+    warnings = [f"{s.name}: {s.without_snapshot}" for s in policy.targets if s.without_snapshot]
     count = 0
     for spec in policy.targets:
         users = spec.identity.file if spec.identity and spec.identity.provider == "file" else None
@@ -413,9 +414,16 @@ def check(config: Path) -> None:
             except ReconcilerError as exc:
                 problems.append(f"{spec.name}: {exc}")
                 continue
+            sql = layout.sql(migration, dialect)
+            unseen = layout.unanalysable(migration, dialect) if sql is None else None
+            if unseen is not None:  # valid, but no rule will see into it: plan says how
+                warnings.append(
+                    f"{spec.name}: {shown_path(migration.path)}: not analysed: its SQL "
+                    f"cannot be rendered offline ({unseen})"
+                )
             if dialect != "postgresql":
                 continue
-            parsed = parse_migration(migration, layout.sql(migration, dialect), dialect)
+            parsed = parse_migration(migration, sql, dialect)
             for finding in syntax_findings(parsed):
                 problems.append(
                     f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
@@ -425,9 +433,8 @@ def check(config: Path) -> None:
     click.echo(
         f"{config}: policy valid; {len(policy.targets)} target(s), {count} migration(s) checked."
     )
-    for spec in policy.targets:
-        if spec.without_snapshot:
-            click.echo(f"reconciler: warning: {spec.name}: {spec.without_snapshot}", err=True)
+    for warning in warnings:
+        click.echo(f"reconciler: warning: {warning}", err=True)
 
 
 @main.command()

@@ -115,3 +115,18 @@ def test_outside_production_or_under_a_rehearsal_it_is_shown_not_blocking(
     assert "+ apply a2readdrop" in planned.stdout
     assert "info unanalysable-revision" in planned.stdout
     assert why in planned.stdout
+
+
+def test_check_warns_of_it_and_passes(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path, url: str
+) -> None:
+    folder = history(tmp_path)
+    policy = write_policy(policy_text(url, folder, "    environment: staging\n"))
+    checked = cli("check", "-c", policy)
+    assert checked.exit_code == 0, checked.output
+    assert checked.stderr.splitlines() == [
+        "reconciler: warning: app: "
+        f"{folder / 'versions' / 'a2readdrop.py'}: not analysed: its SQL cannot be rendered "
+        "offline (versions/a2readdrop.py:18: AttributeError: 'NoneType' object has no "
+        "attribute 'scalar')"
+    ]
