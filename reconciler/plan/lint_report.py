@@ -190,7 +190,7 @@ def _uri(file: str) -> str:
 def _github(report: LintReport) -> str:
     kinds = {"error": "error", "warning": "warning", "note": "notice"}
     lines = [
-        f"::warning title=reconciler lint: database unreachable::"
+        f"::warning title={_escape_property('reconciler lint: database unreachable')}::"
         f"{_escape(u)}; live data unknown, migrations judged statically"
         for u in report.unreachable
     ]

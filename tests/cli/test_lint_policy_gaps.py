@@ -80,6 +80,8 @@ def test_an_unreachable_database_is_unknown_not_empty(
         "reconciler lint: 8 migration(s), static (database unreachable: live data unknown)"
     )
     assert "drop-column BLOCKS: drops users.name (static analysis: live data unknown)" in text
+    github = cli("lint", "-c", policy, "-f", "github").stdout.splitlines()[0]
+    assert github.startswith("::warning title=reconciler lint%3A database unreachable::shop: ")
     report = json.loads(cli("lint", "-c", policy, "-f", "json").stdout)
     assert [u["target"] for u in report["unreachable"]] == ["shop"]
     assert "\n" not in report["unreachable"][0]["error"]
