@@ -130,3 +130,14 @@ def test_check_warns_of_it_and_passes(
         "offline (versions/a2readdrop.py:18: AttributeError: 'NoneType' object has no "
         "attribute 'scalar')"
     ]
+
+
+def test_lint_with_an_unreachable_database_still_names_it(
+    cli: Cli, write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    folder = history(tmp_path)
+    unreachable = "postgresql://app:pw@127.0.0.1:1/app"
+    policy = write_policy(policy_text(unreachable, folder).replace("a1legacy}", "head}"))
+    result = cli("lint", "-c", policy)
+    assert result.exit_code == 1, result.output
+    assert "a2readdrop.py:1: data-loss unanalysable-revision BLOCKS" in result.stdout
