@@ -127,6 +127,7 @@ class AlembicLayout:
         except Exception as exc:  # env.py or the revision cannot run offline: not analysed
             self._unrendered[(migration.id, dialect)] = _failure_where(exc, self.path)
             return None
+        self._unrendered.pop((migration.id, dialect), None)
         return buffer.getvalue()
 
     def unanalysable(self, migration: Migration, dialect: Dialect) -> str | None:
