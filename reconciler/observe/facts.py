@@ -8,6 +8,7 @@ one scan per table, never one query per column or per statement.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,10 @@ class TableRequest:
     out_of_range: set[tuple[str, int]] = field(default_factory=set)
     """(column, size): values outside smallint (1), integer (2) or bigint (3)."""
     """(column, labels): rows whose value is none of the labels (enum recreation)."""
+    misfit: set[tuple[str, str]] = field(default_factory=set)
+    """(column, type): values that would change in ``type``, a ``numeric(p, s)`` or a time
+    type (``timestamp(3)``, ``timestamp``, ``date``...), counted only from a column of the
+    same family."""
 
 
 @dataclass
@@ -59,6 +64,8 @@ class TableFacts:
     ("unique", cols), ("longer_than", col, n), ("fractional", col), ("outside", col, labels)."""
     lengths: dict[str, int] = field(default_factory=dict)
     """Declared length limits: ``varchar(20)`` → 20."""
+    typmods: dict[str, int] = field(default_factory=dict)
+    """``pg_attribute.atttypmod`` of each column that has one (a length, a precision)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ def gather_facts(db: Database, request: FactsRequest) -> Facts:
     """Answer ``request`` from the live database (read-only)."""
     if not request.tables and not request.enums:
         return Facts()
-    catalog = _catalog(db, list(request.tables))
+    typmods: dict[str, dict[str, int]] = {}
+    catalog = _catalog(db, list(request.tables), typmods)
     tables: dict[str, TableFacts] = {}
     for name, wanted in request.tables.items():
         columns, size, lengths = catalog.get(name, ({}, 0, {}))
@@ -84,7 +92,13 @@ def gather_facts(db: Database, request: FactsRequest) -> Facts:
             continue
         scanned = _scan(db, name, wanted, columns, size)
         tables[name] = TableFacts(
-            scanned.exists, scanned.rows, size, columns, counts=scanned.counts, lengths=lengths
+            scanned.exists,
+            scanned.rows,
+            size,
+            columns,
+            counts=scanned.counts,
+            lengths=lengths,
+            typmods=typmods.get(name, {}),
         )
     enums = _enums(db, request.enums) if db.dialect == "postgresql" and request.enums else {}
     return Facts(tables, enums)
@@ -107,7 +121,9 @@ def _qualified(name: str) -> str:
 Catalog = dict[str, tuple[dict[str, str], int, dict[str, int]]]
 
 
-def _catalog(db: Database, names: list[str]) -> Catalog:
+def _catalog(db: Database, names: list[str], typmods: dict[str, dict[str, int]]) -> Catalog:
+    """Columns, size and length limits of each table; ``typmods`` gets each column's
+    ``atttypmod`` (PostgreSQL only)."""
     found: Catalog = {}
     if db.dialect == "postgresql":
         pairs = [_split(n) for n in names]
@@ -115,7 +131,7 @@ def _catalog(db: Database, names: list[str]) -> Catalog:
             "SELECT n.nspname, c.relname, a.attname, t.typname, "
             "pg_total_relation_size(c.oid), "
             "CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 "
-            "THEN a.atttypmod - 4 END "
+            "THEN a.atttypmod - 4 END, a.atttypmod "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "JOIN pg_type t ON t.oid = a.atttypid "
@@ -123,10 +139,12 @@ def _catalog(db: Database, names: list[str]) -> Catalog:
             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
             ([p[0] for p in pairs], [p[1] for p in pairs]),
         )
-        for schema, table, column, type_name, size, length in rows:
+        for schema, table, column, type_name, size, length, typmod in rows:
             key = table if schema == "public" else f"{schema}.{table}"
             columns, _, lengths = found.setdefault(key, ({}, int(size), {}))
             columns[column] = type_name
+            if typmod is not None and int(typmod) >= 0:
+                typmods.setdefault(key, {})[column] = int(typmod)
             if length is not None:
                 lengths[column] = int(length)
         return found
@@ -199,6 +217,10 @@ def _scan(
                     db, f"{_quote(col)} IS NOT NULL AND {_quote(col)}{text_cast} NOT IN ({listed})"
                 ),
             )
+    for col, type_sql in sorted(wanted.misfit):
+        changed = _misfit(db, col, columns.get(col, ""), type_sql)
+        if changed:
+            ask(("misfit", col, type_sql), _count_where(db, changed))
     target = _qualified(name) if db.dialect == "postgresql" else _quote(name)
     try:
         row = db.query(f"SELECT {', '.join(terms)} FROM {target}")[0]
@@ -236,6 +258,33 @@ def _not_whole(db: Database, col: str, type_name: str) -> str:
     if _numeric(type_name):
         return f"{quoted} <> trunc({quoted})"
     return f"{quoted}::text !~ '^\\s*[-+]?[0-9]+\\s*$'"
+
+
+_NUMERIC_TYPE = re.compile(r"^numeric\((\d+), (\d+)\)$")
+_TIME_TYPE = re.compile(r"^(timestamp|timestamptz|time|date)(\(\d\))?$")
+_TIME_FAMILY = {"timestamp", "timestamptz", "date", "time"}
+
+
+def _misfit(db: Database, col: str, live_type: str, type_sql: str) -> str | None:
+    """SQL true for a value of ``col`` that ``type_sql`` would change; None when the pair
+    is not one that can be compared without the cast itself failing mid-scan."""
+    if db.dialect != "postgresql":
+        return None
+    quoted, live = _quote(col), live_type.lower()
+    number = _NUMERIC_TYPE.match(type_sql)
+    if number and _numeric(live) and live != "money":
+        precision, scale = int(number.group(1)), int(number.group(2))
+        value = f"{quoted}::numeric"
+        # Compared, never cast: a value too large would fail the cast, and the scan with it.
+        return (
+            f"{quoted} IS NOT NULL AND {value} <> 'NaN' AND (abs({value}) >= "
+            f"10::numeric ^ {precision - scale} OR {value} <> round({value}, {scale}))"
+        )
+    if _TIME_TYPE.match(type_sql) and live in _TIME_FAMILY:
+        if (live == "time") != (type_sql == "time" or type_sql.startswith("time(")):
+            return None  # a time of day and a date or timestamp do not compare
+        return f"{quoted} IS NOT NULL AND {quoted}::{type_sql} IS DISTINCT FROM {quoted}"
+    return None
 
 
 def _count_where(db: Database, condition: str) -> str:

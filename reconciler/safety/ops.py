@@ -24,6 +24,8 @@ from typing import Any
 from pglast import parse_sql
 from pglast.parser import ParseError, parse_sql_json
 
+from reconciler.safety.types import SqlType, normalise
+
 SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
 VOLATILE_DEFAULTS = {
     "random",
@@ -76,6 +78,10 @@ class Op:
     labels: tuple[str, ...] = ()
     """create-enum: its labels."""
     cascade: bool = False
+    sql_type: SqlType | None = None
+    """add-column / alter-type: the (new) type as PostgreSQL normalises it."""
+    column_types: tuple[SqlType, ...] = ()
+    """create-table: the type of each of ``columns``."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,22 @@ def _type(type_name: Tree | None) -> tuple[str, int | None]:
     return (parts[-1] if parts else ""), length
 
 
+def _sql_type(type_name: Tree | None) -> SqlType | None:
+    """The type as the catalog will name it: aliases folded, every modifier kept."""
+    if not type_name:
+        return None
+    names = [p for p in _strings(type_name.get("names")) if p != "pg_catalog"]
+    if not names:
+        return None
+    mods = tuple(
+        m["A_Const"].get("ival", {}).get("ival", 0)
+        for m in type_name.get("typmods", ())
+        if "ival" in m.get("A_Const", {})
+    )
+    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
+    return normalise(name, mods, array=bool(type_name.get("arrayBounds")))
+
+
 def _nodes(node: object, kind: str) -> Iterator[Tree]:
     """Every ``kind`` node inside ``node``, in the order they appear."""
     if isinstance(node, dict):
@@ -221,10 +243,10 @@ def _volatile(expr: Tree | None) -> bool:
 
 # -- one reader per kind of statement -----------------------------------------------------------
 def _create_table(node: Tree, mk: Make) -> list[Op]:
-    columns = tuple(
-        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
-    )
-    return [mk("create-table", _name(node.get("relation")), columns=columns)]
+    defs = [e["ColumnDef"] for e in node.get("tableElts", ()) if "ColumnDef" in e]
+    columns = tuple(d.get("colname", "") for d in defs)
+    types = tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs)
+    return [mk("create-table", _name(node.get("relation")), columns=columns, column_types=types)]
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
@@ -272,8 +294,18 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
             cascade = cmd.get("behavior") == "DROP_CASCADE"
             out.append(mk("drop-column", table, name, cascade=cascade))
         elif sub == "AT_AlterColumnType" and "ColumnDef" in definition:
-            type_name, length = _type(definition["ColumnDef"].get("typeName"))
-            out.append(mk("alter-type", table, name, type_name=type_name, type_length=length))
+            typed = definition["ColumnDef"].get("typeName")
+            type_name, length = _type(typed)
+            out.append(
+                mk(
+                    "alter-type",
+                    table,
+                    name,
+                    type_name=type_name,
+                    type_length=length,
+                    sql_type=_sql_type(typed),
+                )
+            )
         elif sub == "AT_SetNotNull":
             out.append(mk("set-not-null", table, name))
         elif sub == "AT_AddConstraint" and "Constraint" in definition:
@@ -317,6 +349,7 @@ def _add_column(table: str, col: Tree, mk: Make) -> Op:
         col.get("colname", ""),
         type_name=type_name,
         type_length=length,
+        sql_type=_sql_type(col.get("typeName")),
         not_null=not_null,
         has_default=has_default,
         volatile_default=volatile,

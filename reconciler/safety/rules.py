@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from reconciler.durations import format_duration
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
+from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
 
 if TYPE_CHECKING:
     from reconciler.observe.facts import Facts, FactsRequest
@@ -92,6 +93,8 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             if op.type_name.lower() in INTEGER_TYPES:
                 table.fractional.add(op.column)
                 table.out_of_range.add((op.column, INTEGER_TYPES[op.type_name.lower()]))
+            if op.sql_type is not None and _measurable(op.sql_type):
+                table.misfit.add((op.column, str(op.sql_type)))
 
 
 @dataclass
@@ -112,6 +115,9 @@ class Judge:
     dropped_values: dict[tuple[str, str], int | None] = field(default_factory=dict)
     """Non-null values of each dropped column, counted before the statement's own adds."""
     """Columns added in this batch without a default: NULL in every existing row."""
+    column_types: dict[tuple[str, str], SqlType] = field(default_factory=dict)
+    """The type of each column that a statement of this batch created, added, changed or
+    renamed: what the column holds when a later statement changes its type."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -149,6 +155,51 @@ class Judge:
         facts = self.facts.table(table)
         return facts.columns.get(column) if facts else None
 
+    def old_type(self, table: str, column: str) -> SqlType | None:
+        """The column's type before the statement: from this batch's replay, else the
+        catalog; None when neither knows (static analysis of a table made elsewhere)."""
+        if (table, column) in self.column_types:
+            return self.column_types[(table, column)]
+        facts = self.facts.table(table) if self.facts else None
+        if facts is None or column not in facts.columns:
+            return None
+        typmod = facts.typmods.get(column)
+        if typmod is None and column in facts.lengths:
+            typmod = facts.lengths[column] + 4  # varchar(n) is stored as n + 4
+        return from_catalog(facts.columns[column], typmod)
+
+    def remember_type(self, op: Op) -> None:
+        """Follow column types through the batch (``old_type``)."""
+        types, table = self.column_types, op.table
+        if op.kind == "create-table":
+            for name in [k for k in types if k[0] == table]:
+                del types[name]
+            types.update(
+                ((table, c), t) for c, t in zip(op.columns, op.column_types, strict=False) if t.name
+            )
+        elif op.kind in ("add-column", "alter-type") and op.sql_type is not None:
+            types[(table, op.column)] = op.sql_type
+        elif op.kind == "rename-column":
+            old = self.old_type(table, op.column)
+            types.pop((table, op.column), None)
+            if old is not None:
+                types[(table, op.new_name)] = old
+        elif op.kind == "rename-table":
+            new = _in_schema_of(table, op.new_name)
+            facts = self.facts.table(table) if self.facts else None
+            known = set(facts.columns) if facts else set()
+            known |= {c for t, c in types if t == table}
+            for column in known:
+                old = self.old_type(table, column)
+                types.pop((table, column), None)
+                if old is not None:
+                    types[(new, column)] = old
+        elif op.kind == "drop-column":
+            types.pop((table, op.column), None)
+        elif op.kind == "drop-table":
+            for name in [k for k in types if k[0] == table]:
+                del types[name]
+
     def size(self, table: str) -> str:
         rows = self.rows(table)
         facts = self.facts.table(table) if self.facts else None
@@ -183,6 +234,7 @@ class Judge:
         return found
 
     def remember(self, op: Op) -> None:
+        self.remember_type(op)
         if op.kind == "create-table":
             self.created.add(op.table)
         elif op.kind == "add-column":
@@ -416,11 +468,18 @@ class Judge:
             )
             return out
         values = self.count(table, ("non_null", column))
-        lossy, reason = self.narrowing(op, old)
+        before = self.old_type(table, column)
+        lossy, reason = self.narrowing(op, before)
         if lossy != 0:
-            message = f"changes {table}.{column} from {old or 'its current type'} to {_typ(op)}"
+            was = f"from {before} " if before else ""
+            message = f"changes {table}.{column} {was}to {op.sql_type or _typ(op)}"
             if reason:
                 message += f": {reason}"
+            elif before is None:
+                message += (
+                    ": its current type is unknown (not created earlier in this run, no "
+                    "database), so a widening cannot be told from a narrowing"
+                )
             out.append(
                 self.finding("narrowing-type", op, file, message, 0 if values == 0 else lossy)
             )
@@ -439,32 +498,38 @@ class Judge:
             )
         return out
 
-    def narrowing(self, op: Op, old: str) -> tuple[int | None, str]:
-        """How many values the new type cannot hold (0: none, None: unknown), and why."""
-        table, column, new = op.table, op.column, op.type_name.lower()
-        if new in TEXT_TYPES and op.type_length is None:
+    def narrowing(self, op: Op, old: SqlType | None) -> tuple[int | None, str]:
+        """How many values the new type cannot hold (0: none, None: unknown), and why.
+
+        A lossless widening (``types.lossless``) is 0 without asking the data; a change that
+        may narrow is measured where the data can answer: integers out of range or with
+        fractions, text longer than a limit, numbers or times that a precision changes."""
+        table, column, new = op.table, op.column, op.sql_type
+        if new is None:
+            return None, ""
+        if new.name in TEXT_TYPES and not new.mods:
             return 0, ""  # every value has a text form
-        if new in INTEGER_TYPES:
-            if old in INTEGER_TYPES:
-                if INTEGER_TYPES[old] <= INTEGER_TYPES[new]:
-                    return 0, ""
-                out = self.count(table, ("out_of_range", column, INTEGER_TYPES[new]))
-                return out, f"{out:,} values do not fit in {op.type_name}" if out else ""
-            if old and old not in FRACTIONAL_TYPES and old not in TEXT_TYPES:
+        if old is not None and lossless(old, new):
+            return 0, ""
+        family = old.name if old else ""
+        if new.name in INTEGER_RANK:
+            if family in INTEGER_RANK:
+                out = self.count(table, ("out_of_range", column, INTEGER_RANK[new.name]))
+                return out, f"{out:,} values do not fit in {new}" if out else ""
+            if family and family not in FRACTIONAL_TYPES and family not in TEXT_TYPES:
                 return None, ""
             lossy = self.count(table, ("fractional", column))
             return lossy, f"{lossy:,} values are not whole numbers" if lossy else ""
-        if op.type_length is not None and (old in TEXT_TYPES or not old):
-            current = self.live_length(table, column)
-            if current is not None and op.type_length >= current:
-                return 0, ""
-            lossy = self.count(table, ("longer_than", column, op.type_length))
+        if new.name in ("varchar", "bpchar") and new.mods and (not family or family in TEXT_TYPES):
+            lossy = self.count(table, ("longer_than", column, new.mods[0]))
             return lossy, (
-                f"{lossy:,} values are longer than {op.type_length} characters" if lossy else ""
+                f"{lossy:,} values are longer than {new.mods[0]} characters" if lossy else ""
             )
-        if old and (old == new or (_compatible(old, new) and new not in INTEGER_TYPES)):
-            return 0, ""
-        return (0 if old and new in FRACTIONAL_TYPES and old in INTEGER_TYPES else None), ""
+        if _measurable(new):
+            lossy = self.count(table, ("misfit", column, str(new)))
+            plural = "s" if lossy != 1 else ""
+            return lossy, f"{lossy:,} value{plural} would change in {new}" if lossy else ""
+        return None, ""
 
     def live_length(self, table: str, column: str) -> int | None:
         facts = self.facts.table(table) if self.facts else None
@@ -672,6 +737,12 @@ def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:
     if old == "varchar" and new == "varchar":
         return op.type_length is None or (old_length is not None and op.type_length >= old_length)
     return False
+
+
+def _measurable(new: SqlType) -> bool:
+    """A target type whose misfits ``gather_facts`` can count (``misfit``): a numeric with
+    a precision, a time type (its precision, its zone, or the time of day a date drops)."""
+    return (new.name == "numeric" and bool(new.mods)) or new.name in TIMES | {"date"}
 
 
 def _bytes(size: int) -> str:

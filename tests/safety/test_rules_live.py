@@ -458,6 +458,92 @@ def test_varchar_where_every_value_fits_does_not_block(shop: Shop) -> None:
     assert step.verdict.decision == "run"
 
 
+def test_widening_a_timestamp_to_timestamptz_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        '-- AlterTable\nALTER TABLE "users" ALTER COLUMN "created_at" '
+        "SET DATA TYPE TIMESTAMPTZ(3);\n",
+    )
+    assert found(step) == [("table-rewrite", "locking", 2)]
+    assert step.verdict.decision == "run"
+
+
+def test_lowering_a_timestamp_precision_counts_the_values_it_rounds(shop: Shop) -> None:
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute("""UPDATE "users" SET "created_at" = '2026-01-01 10:00:00'""")
+        conn.execute(
+            """UPDATE "users" SET "created_at" = '2026-01-01 10:00:00.123' WHERE "id" <= 4"""
+        )
+    sql = (
+        '-- AlterTable\nALTER TABLE "users" ALTER COLUMN "created_at" SET DATA TYPE TIMESTAMP(0);\n'
+    )
+    step = judge(shop, sql)
+    assert ("narrowing-type", "data-loss", 2) in found(step)
+    assert message(step, "narrowing-type") == (
+        "changes users.created_at from timestamp(3) to timestamp(0): "
+        "4 values would change in timestamp(0)"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def test_numeric_with_more_room_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        "-- AlterTable\n"
+        'ALTER TABLE "invoices" ALTER COLUMN "total" SET DATA TYPE DECIMAL(70,35);\n',
+    )
+    assert "narrowing-type" not in [f.rule for f in step.findings]
+    assert step.verdict.decision == "run"
+
+
+@pytest.mark.parametrize(
+    ("column", "new", "expected"),
+    [
+        (
+            "amount",
+            "DECIMAL(10,1)",
+            "changes invoices.amount from numeric to numeric(10, 1): "
+            "1 value would change in numeric(10, 1)",
+        ),
+        (
+            "total",
+            "DECIMAL(4,2)",
+            "changes invoices.total from numeric(65, 30) to numeric(4, 2): "
+            "50 values would change in numeric(4, 2)",
+        ),
+    ],
+    ids=["scale", "precision"],
+)
+def test_numeric_with_less_room_counts_the_values_that_do_not_fit(
+    shop: Shop, column: str, new: str, expected: str
+) -> None:
+    step = judge(
+        shop,
+        f'-- AlterTable\nALTER TABLE "invoices" ALTER COLUMN "{column}" SET DATA TYPE {new};\n',
+    )
+    assert message(step, "narrowing-type") == expected
+    assert step.verdict.decision == "blocked"
+
+
+def test_numeric_with_less_room_where_every_value_fits_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        '-- AlterTable\nALTER TABLE "invoices" ALTER COLUMN "total" SET DATA TYPE DECIMAL(10,2);\n',
+    )
+    assert "narrowing-type" not in [f.rule for f in step.findings]
+    assert step.verdict.decision == "run"
+
+
+def test_widening_a_column_of_a_table_renamed_in_the_same_run_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        'ALTER TABLE "invoices" RENAME TO "bills";\n'
+        'ALTER TABLE "bills" ALTER COLUMN "user_id" SET DATA TYPE BIGINT;\n',
+    )
+    assert "narrowing-type" not in [f.rule for f in step.findings]
+    assert step.verdict.decision == "run"
+
+
 def enum_recreation(removed: str) -> str:
     """Prisma's migration removing ``removed`` from the enum ``Role``."""
     kept = ", ".join(f"'{v}'" for v in ("USER", "ADMIN", "GUEST", "BANNED") if v != removed)

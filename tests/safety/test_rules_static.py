@@ -1667,3 +1667,112 @@ def test_the_printed_approvals_paste_back_whatever_the_checksum_and_id_hold(
         )
         (approval,) = load_policy(tmp_path / "policy.yaml", environ={}).targets[0].safety.approvals
         assert (approval.migration, approval.checksum) == (step.id, step.checksum[:12])
+
+
+# -- widening and narrowing type changes -----------------------------------------------------
+
+LOSSLESS = [
+    ("SMALLINT", "INTEGER"),
+    ("INTEGER", "BIGINT"),
+    ("SMALLINT", "BIGINT"),
+    ("SERIAL", "BIGINT"),
+    ("INT4", "INT8"),
+    ("REAL", "DOUBLE PRECISION"),
+    ("TIMESTAMP(3)", "TIMESTAMPTZ(3)"),
+    ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE"),
+    ("TIMESTAMP(3)", "TIMESTAMP(6)"),
+    ("DATE", "TIMESTAMP(3)"),
+    ("VARCHAR(20)", "VARCHAR(255)"),
+    ("CHARACTER VARYING(20)", "TEXT"),
+    ("VARCHAR(20)", "VARCHAR"),
+    ("NUMERIC(10,2)", "NUMERIC(12,2)"),
+    ("NUMERIC(10,2)", "DECIMAL(11,3)"),
+    ("DECIMAL(10,2)", "NUMERIC"),
+    ("INTEGER", "NUMERIC(12,0)"),
+    ("INTEGER", "DOUBLE PRECISION"),
+]
+
+NARROWING = [
+    ("BIGINT", "INTEGER"),
+    ("DOUBLE PRECISION", "REAL"),
+    ("TIMESTAMPTZ(3)", "TIMESTAMP(3)"),
+    ("TIMESTAMP(6)", "TIMESTAMP(3)"),
+    ("TIMESTAMP(3)", "DATE"),
+    ("VARCHAR(255)", "VARCHAR(20)"),
+    ("TEXT", "VARCHAR(20)"),
+    ("NUMERIC(12,2)", "NUMERIC(10,2)"),
+    ("NUMERIC(10,2)", "NUMERIC(10,3)"),
+    ("NUMERIC", "NUMERIC(65,30)"),
+    ("BIGINT", "DOUBLE PRECISION"),
+    ("INTEGER", "NUMERIC(5,0)"),
+    ("VARCHAR(3)", "CHAR(3)"),
+]
+
+
+def _created_then_altered(old: str, new: str) -> tuple[str, str]:
+    """A history whose first migration creates (and fills) the table with ``old``, and a
+    later one changing the type to ``new``: the old type is known only from the replay."""
+    create = sql_text(
+        f"""
+        CREATE TABLE "events" ("id" SERIAL NOT NULL, "value" {old});
+        INSERT INTO "events" ("value") VALUES (NULL);
+        """
+    )
+    return create, f'ALTER TABLE "events" ALTER COLUMN "value" SET DATA TYPE {new};\n'
+
+
+@pytest.mark.parametrize(("old", "new"), LOSSLESS, ids=[f"{o}->{n}" for o, n in LOSSLESS])
+def test_a_lossless_widening_is_not_narrowing(old: str, new: str) -> None:
+    create, alter = _created_then_altered(old, new)
+    rules = [f.rule for f in judged(alter, before=(create,))]
+    assert "narrowing-type" not in rules
+
+
+@pytest.mark.parametrize(("old", "new"), NARROWING, ids=[f"{o}->{n}" for o, n in NARROWING])
+def test_a_real_narrowing_still_blocks_without_data(old: str, new: str) -> None:
+    create, alter = _created_then_altered(old, new)
+    found = [f for f in judged(alter, before=(create,)) if f.rule == "narrowing-type"]
+    assert [(f.severity, f.static) for f in found] == [("data-loss", True)]
+
+
+def test_the_old_type_follows_renames_through_the_replay() -> None:
+    create = sql_text(
+        """
+        CREATE TABLE "events" ("id" SERIAL NOT NULL, "count" INTEGER);
+        INSERT INTO "events" ("count") VALUES (1);
+        ALTER TABLE "events" RENAME TO "happenings";
+        ALTER TABLE "happenings" RENAME COLUMN "count" TO "total";
+        """
+    )
+    alter = 'ALTER TABLE "happenings" ALTER COLUMN "total" SET DATA TYPE BIGINT;\n'
+    assert "narrowing-type" not in [f.rule for f in judged(alter, before=(create,))]
+    narrowed = 'ALTER TABLE "happenings" ALTER COLUMN "total" SET DATA TYPE SMALLINT;\n'
+    assert "narrowing-type" in [f.rule for f in judged(narrowed, before=(create,))]
+
+
+def test_an_unknown_old_type_says_so_and_blocks() -> None:
+    (finding,) = [
+        f
+        for f in judged('ALTER TABLE "events" ALTER COLUMN "value" SET DATA TYPE BIGINT;\n')
+        if f.rule == "narrowing-type"
+    ]
+    assert finding.severity == "data-loss"
+    assert finding.message == (
+        "changes events.value to int8: its current type is unknown (not created earlier in "
+        "this run, no database), so a widening cannot be told from a narrowing"
+        " (static analysis: live data unknown)"
+    )
+
+
+def test_static_lint_of_a_folder_knows_types_from_its_earlier_files() -> None:
+    """``lint PATH``: each file judged on its own, but a type is what earlier files made."""
+    create, alter = _created_then_altered("INTEGER", "BIGINT")
+    first = parse_migration(migration(create, "20261110000000_create"), create, "postgresql")
+    second = parse_migration(migration(alter), alter, "postgresql")
+    results = judge_batch([first, second], None, now=NOW, grace_seconds=GRACE, live_batch=False)
+    assert "narrowing-type" not in [f.rule for f in results[MID]]
+    elsewhere = dataclasses.replace(
+        second, migration=dataclasses.replace(second.migration, path=Path("/other/change.sql"))
+    )
+    results = judge_batch([first, elsewhere], None, now=NOW, grace_seconds=GRACE, live_batch=False)
+    assert "narrowing-type" in [f.rule for f in results[MID]]
