@@ -37,6 +37,9 @@ class TableRequest:
     out_of_range: set[tuple[str, int]] = field(default_factory=set)
     """(column, size): values outside smallint (1), integer (2) or bigint (3)."""
     """(column, labels): rows whose value is none of the labels (enum recreation)."""
+    inside: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    """(column, labels): rows whose value is one of the labels (an enum's values folded or
+    removed by a ``CASE`` mapping)."""
     misfit: set[tuple[str, str]] = field(default_factory=set)
     """(column, type): values that would change in ``type``, a ``numeric(p, s)`` or a time
     type (``timestamp(3)``, ``timestamp``, ``date``...), counted only from a column of the
@@ -216,6 +219,13 @@ def _scan(
                 _count_where(
                     db, f"{_quote(col)} IS NOT NULL AND {_quote(col)}{text_cast} NOT IN ({listed})"
                 ),
+            )
+    for col, labels in sorted(wanted.inside):
+        if col in columns:
+            listed = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
+            ask(
+                ("inside", col, labels),
+                _count_where(db, f"{_quote(col)}{text_cast} IN ({listed})") if labels else "0",
             )
     for col, type_sql in sorted(wanted.misfit):
         changed = _misfit(db, col, columns.get(col, ""), type_sql)

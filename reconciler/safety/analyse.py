@@ -166,8 +166,15 @@ def judge_batch(
     folder = None
     for item in batch:
         if not live_batch:
-            types = judge.column_types if _history_of(item) == folder else {}
-            judge = Judge(facts, now, grace_seconds, list(history), column_types=dict(types))
+            same = _history_of(item) == folder
+            judge = Judge(
+                facts,
+                now,
+                grace_seconds,
+                list(history),
+                column_types=dict(judge.column_types) if same else {},
+                enums=dict(judge.enums) if same else {},
+            )
             folder = _history_of(item)
         findings = syntax_findings(item)
         if not findings:
@@ -180,8 +187,8 @@ def judge_batch(
 
 def _history_of(item: Parsed) -> Path:
     """The history a file belongs to (a Prisma migrations folder, an Alembic versions
-    folder): lint of unrelated files judges each on its own, but a column's type is what
-    the earlier files of the same history made it."""
+    folder): lint of unrelated files judges each on its own, but a column's type and an
+    enum's labels are what the earlier files of the same history made them."""
     path = item.migration.path
     return path.parent.parent if path.name == "migration.sql" else path.parent
 

@@ -82,6 +82,16 @@ class Op:
     """add-column / alter-type: the (new) type as PostgreSQL normalises it."""
     column_types: tuple[SqlType, ...] = ()
     """create-table: the type of each of ``columns``."""
+    using: str = ""
+    """alter-type: ``case`` when ``USING`` is a ``CASE`` on the column's values that
+    ``case_map`` reads completely, ``other`` for any other expression than the column itself
+    (cast or not), empty without one."""
+    case_map: tuple[tuple[str, str | None], ...] = ()
+    """alter-type with ``using == "case"``: (old value, new value or None for NULL)."""
+    case_else: str | None = None
+    """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
+    case_else_keeps: bool = False
+    """``ELSE "col"``: the values no branch names keep their value."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +314,7 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                     type_name=type_name,
                     type_length=length,
                     sql_type=_sql_type(typed),
+                    **_using(definition["ColumnDef"].get("raw_default"), name),
                 )
             )
         elif sub == "AT_SetNotNull":
@@ -325,6 +336,88 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                 )
             )
     return out
+
+
+_KEEP = object()
+"""A ``CASE`` branch whose value is the column itself."""
+
+
+def _using(expr: Tree | None, column: str) -> dict[str, Any]:
+    """The ``USING`` of an ``ALTER COLUMN ... TYPE``, as ``Op`` fields: a ``CASE`` that maps
+    the column's values (the enum recreation that renames or folds labels) is read as a
+    mapping; the column itself, cast or not, is no expression at all."""
+    if expr is None or _value(expr, column) is _KEEP:
+        return {}
+    case = _uncast(expr).get("CaseExpr")
+    if case is None:
+        return {"using": "other"}
+    subject = case.get("arg")
+    if subject is not None and _value(subject, column) is not _KEEP:
+        return {"using": "other"}
+    pairs: list[tuple[str, str | None]] = []
+    for item in case.get("args", ()):
+        when = item.get("CaseWhen", {})
+        keys = _when_values(when.get("expr", {}), column, simple=subject is not None)
+        target = _value(when.get("result", {}), column)
+        if keys is None or not (target is None or isinstance(target, str)):
+            return {"using": "other"}
+        pairs += ((key, target) for key in keys if key not in dict(pairs))
+    default = _value(case["defresult"], column) if "defresult" in case else None
+    if not (default is None or default is _KEEP or isinstance(default, str)):
+        return {"using": "other"}
+    return {
+        "using": "case",
+        "case_map": tuple(pairs),
+        "case_else": default if isinstance(default, str) else None,
+        "case_else_keeps": default is _KEEP,
+    }
+
+
+def _uncast(node: Tree) -> Tree:
+    while "TypeCast" in node:
+        node = node["TypeCast"].get("arg", {})
+    return node
+
+
+def _value(node: Tree, column: str) -> object:
+    """A string constant, None for NULL, ``_KEEP`` for the column, anything else: ``...``."""
+    node = _uncast(node)
+    if "A_Const" in node:
+        const = node["A_Const"]
+        if const.get("isnull"):
+            return None
+        return const["sval"].get("sval", "") if "sval" in const else ...
+    if "ColumnRef" in node and _strings(node["ColumnRef"].get("fields"))[-1:] == [column]:
+        return _KEEP
+    return ...
+
+
+def _when_values(expr: Tree, column: str, simple: bool) -> list[str] | None:
+    """The values a ``WHEN`` matches: ``WHEN 'a'`` (simple CASE), ``WHEN col = 'a'``,
+    ``WHEN col IN ('a', 'b')``, or those joined with OR; None for anything else."""
+    if simple:
+        value = _value(expr, column)
+        return [value] if isinstance(value, str) else None
+    if "BoolExpr" in expr and expr["BoolExpr"].get("boolop") == "OR_EXPR":
+        found: list[str] = []
+        for arg in expr["BoolExpr"].get("args", ()):
+            values = _when_values(arg, column, simple)
+            if values is None:
+                return None
+            found += values
+        return found
+    test = expr.get("A_Expr", {})
+    if _strings(test.get("name")) != ["="] or test.get("kind") not in ("AEXPR_OP", "AEXPR_IN"):
+        return None
+    left, right = test.get("lexpr", {}), test.get("rexpr", {})
+    if _value(left, column) is not _KEEP:
+        left, right = right, left
+    if _value(left, column) is not _KEEP:
+        return None
+    items = right["List"].get("items", ()) if "List" in right else [right]
+    constants = [_value(item, column) for item in items]
+    strings = [v for v in constants if isinstance(v, str)]
+    return strings if len(strings) == len(constants) else None
 
 
 def _add_column(table: str, col: Tree, mk: Make) -> Op:

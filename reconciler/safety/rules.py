@@ -66,6 +66,8 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
     """Add to ``request`` every live fact the rules will ask about ``ops``."""
     ops = list(ops)
     enums = {op.table: op.labels for op in ops if op.kind == "create-enum"}
+    # An enum being recreated is renamed or dropped: its labels are what a CASE maps from.
+    request.enums.update(op.table for op in ops if op.kind in ("rename-type", "drop-type"))
     for op in ops:
         if op.table in IGNORED_TABLES or not op.table:
             continue
@@ -86,7 +88,10 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             table.unique.add(tuple(op.columns))
         elif op.kind == "alter-type":
             table.non_null.add(op.column)
-            if op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
+            if op.type_name in enums and op.using == "case":
+                for key, labels in CaseMapping(op, enums[op.type_name], None).questions():
+                    getattr(table, key).add((op.column, labels))
+            elif op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
                 table.outside.add((op.column, enums[op.type_name]))
             if op.type_length is not None:
                 table.longer_than.add((op.column, op.type_length))
@@ -194,6 +199,14 @@ class Judge:
                 types.pop((table, column), None)
                 if old is not None:
                     types[(new, column)] = old
+        elif op.kind == "rename-type":
+            if table in self.enums:
+                self.enums[op.new_name] = self.enums.pop(table)
+            for key, typ in list(types.items()):
+                if typ.name == table:
+                    types[key] = SqlType(op.new_name, typ.mods)
+        elif op.kind == "drop-type":
+            self.enums.pop(table, None)
         elif op.kind == "drop-column":
             types.pop((table, op.column), None)
         elif op.kind == "drop-table":
@@ -455,6 +468,8 @@ class Judge:
         out: list[Finding] = []
         if op.type_name in self.enums or new in self.enums:
             labels = self.enums.get(op.type_name) or self.enums[new]
+            if op.using == "case":
+                return self.enum_mapping(op, file, labels)
             rows = self.count(table, ("outside", column, labels))
             out.append(
                 self.finding(
@@ -497,6 +512,60 @@ class Judge:
                 )
             )
         return out
+
+    def old_labels(self, table: str, column: str) -> tuple[str, ...] | None:
+        """The labels of the enum a column holds before the statement, when known."""
+        old = self.old_type(table, column)
+        if old is None:
+            return None
+        if old.name in self.enums:
+            return self.enums[old.name]
+        return self.facts.enums.get(old.name) if self.facts else None
+
+    def enum_mapping(self, op: Op, file: str, labels: tuple[str, ...]) -> list[Finding]:
+        """An enum recreated with ``USING (CASE ...)``: a value is removed only when the
+        CASE gives it no value of the new type (NULL, or a label the type lacks); values
+        it renames one to one lose nothing; values it folds into one another are
+        overwritten (``update-overwrites``), counted by the rows that change."""
+        table, column = op.table, op.column
+        mapping = CaseMapping(op, labels, self.old_labels(table, column))
+        head = (
+            f"recreates {table}.{column} as enum {op.type_name} ({', '.join(labels)}) with a CASE"
+        )
+        out: list[Finding] = []
+        removed = mapping.removed()
+        if removed:
+            rows = self.rows_holding(op, mapping, removed)
+            out.append(
+                self.finding(
+                    "enum-value-removed",
+                    op,
+                    file,
+                    f"{head} that gives {mapping.say(removed)} no value of it" + _holding(rows),
+                    rows,
+                )
+            )
+        for into, changing in mapping.folds():
+            rows = self.rows_holding(op, mapping, changing)
+            out.append(
+                self.finding(
+                    "update-overwrites",
+                    op,
+                    file,
+                    f"{head} that folds {mapping.say(changing)} into {into}" + _holding(rows),
+                    rows,
+                )
+            )
+        return out
+
+    def rows_holding(self, op: Op, mapping: CaseMapping, values: list[str]) -> int | None:
+        """Rows whose value is one of ``values`` (``OTHER``: any value not named)."""
+        total: int | None = 0
+        for value in values:
+            key = ("outside", op.column, mapping.named) if value == OTHER else None
+            found = self.count(op.table, key or ("inside", op.column, (value,)))
+            total = None if found is None or total is None else total + found
+        return total
 
     def narrowing(self, op: Op, old: SqlType | None) -> tuple[int | None, str]:
         """How many values the new type cannot hold (0: none, None: unknown), and why.
@@ -737,6 +806,77 @@ def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:
     if old == "varchar" and new == "varchar":
         return op.type_length is None or (old_length is not None and op.type_length >= old_length)
     return False
+
+
+OTHER = "\x00other"
+"""Every value of the old enum that neither the CASE nor the new type names: they share
+one fate (the ELSE), so they are judged, and counted, together."""
+
+
+@dataclass(frozen=True)
+class CaseMapping:
+    """What an enum recreation's ``USING (CASE ...)`` does to each value of the column."""
+
+    op: Op
+    labels: tuple[str, ...]
+    """The new enum's labels."""
+    old: tuple[str, ...] | None
+    """The old enum's labels; None when unknown (static analysis, no earlier CREATE)."""
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The values the CASE or the new type names, in a fixed order: counted one by one."""
+        keys = [k for k, _ in self.op.case_map]
+        return tuple(dict.fromkeys(keys + list(self.labels)))
+
+    def values(self) -> list[str]:
+        """The old values, as far as they are known; ``OTHER`` stands for the rest."""
+        if self.old is None:
+            return [*self.named, OTHER]
+        rest = [v for v in self.old if v not in self.named]
+        return [v for v in self.named if v in self.old] + ([OTHER] if rest else [])
+
+    def target(self, value: str) -> str | None:
+        mapping = dict(self.op.case_map)
+        if value in mapping:
+            return mapping[value]
+        if self.op.case_else_keeps:
+            return None if value == OTHER else value  # a value the new type lacks: fails
+        return self.op.case_else
+
+    def removed(self) -> list[str]:
+        """The values left without a value of the new type (NULL, or a label it lacks)."""
+        return [v for v in self.values() if self.target(v) not in self.labels]
+
+    def folds(self) -> list[tuple[str, list[str]]]:
+        """Each label that several old values become, with the values that change into it
+        (the label's own value, mapped to itself, does not change)."""
+        found = []
+        for into in self.labels:
+            sources = [v for v in self.values() if self.target(v) == into]
+            changing = [v for v in sources if v != into]
+            if len(sources) >= 2 and changing:
+                found.append((into, changing))
+        return found
+
+    def say(self, values: list[str]) -> str:
+        """``values`` in words; ``OTHER`` by its labels when the old type's are known."""
+        named = [v for v in values if v != OTHER]
+        if OTHER in values and self.old is not None:
+            named += [v for v in self.old if v not in self.named]
+        other = ["the values it does not name"] if OTHER in values and self.old is None else []
+        return " and ".join(p for p in (", ".join(named), *other) if p)
+
+    def questions(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The counts that answer every judgement: rows per named value, and the rest."""
+        asked: list[tuple[str, tuple[str, ...]]] = [("inside", (v,)) for v in self.named]
+        return [*asked, ("outside", self.named)]
+
+
+def _holding(rows: int | None) -> str:
+    if not rows:
+        return ""
+    return f"; {rows:,} row{'s hold' if rows != 1 else ' holds'} such a value"
 
 
 def _measurable(new: SqlType) -> bool:

@@ -582,6 +582,86 @@ def test_enum_recreated_without_an_unused_value_does_not_block(shop: Shop) -> No
     assert step.verdict.decision == "run"
 
 
+def enum_mapped(labels: str, using: str) -> str:
+    """Prisma's enum recreation of ``Role`` as ``labels``, with a hand-written ``USING``."""
+    return (
+        "-- AlterEnum\n"
+        "BEGIN;\n"
+        f'CREATE TYPE "Role_new" AS ENUM ({labels});\n'
+        'ALTER TABLE "users" ALTER COLUMN "role" DROP DEFAULT;\n'
+        f'ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (({using})::"Role_new");\n'
+        'ALTER TYPE "Role" RENAME TO "Role_old";\n'
+        'ALTER TYPE "Role_new" RENAME TO "Role";\n'
+        'DROP TYPE "Role_old";\n'
+        'ALTER TABLE "users" ALTER COLUMN "role" SET DEFAULT \'USER\';\n'
+        "COMMIT;\n"
+    )
+
+
+def test_enum_recreated_with_a_case_that_renames_a_value_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'ADMIN', 'VISITOR', 'BANNED'",
+            """CASE "role"::text WHEN 'GUEST' THEN 'VISITOR' ELSE "role"::text END""",
+        ),
+    )
+    assert found(step) == []
+    assert step.verdict.decision == "run"
+    outcome, _ = shop.reconcile()
+    assert outcome.reason == "InSync", outcome.message
+    rows = pg_query(shop.url, 'SELECT "role"::text, count(*) FROM "users" GROUP BY 1 ORDER BY 1')
+    assert rows == [("ADMIN", 5), ("USER", 292), ("VISITOR", 3)]
+
+
+def test_enum_recreated_with_a_case_that_folds_values_counts_the_rows_overwritten(
+    shop: Shop,
+) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'ADMIN', 'BANNED'",
+            """CASE WHEN "role" = 'GUEST' THEN 'USER' ELSE "role"::text END""",
+        ),
+    )
+    assert found(step) == [("update-overwrites", "data-loss", 5)]
+    assert message(step, "update-overwrites") == (
+        "recreates users.role as enum Role_new (USER, ADMIN, BANNED) with a CASE that folds "
+        "GUEST into USER; 3 rows hold such a value"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def test_enum_recreated_with_a_case_folding_an_unused_value_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'ADMIN', 'GUEST'",
+            """CASE "role"::text WHEN 'BANNED' THEN 'USER' ELSE "role"::text END""",
+        ),
+    )
+    assert found(step) == [("update-overwrites", "info", 5)]
+    assert step.verdict.decision == "run"
+
+
+def test_enum_recreated_with_a_case_that_leaves_a_value_out_blocks_with_the_count(
+    shop: Shop,
+) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'STAFF', 'GUEST', 'BANNED'",
+            """CASE "role"::text WHEN 'USER' THEN 'USER' WHEN 'GUEST' THEN 'GUEST' """
+            """WHEN 'BANNED' THEN 'BANNED' END""",
+        ),
+    )
+    assert found(step) == [("enum-value-removed", "data-loss", 5)]
+    assert message(step, "enum-value-removed") == (
+        "recreates users.role as enum Role_new (USER, STAFF, GUEST, BANNED) with a CASE that "
+        "gives ADMIN no value of it; 5 rows hold such a value"
+    )
+
+
 # -- the gate, end to end ------------------------------------------------------------------
 
 DROP_NAME = "20261120120000_drop_users_name"

@@ -1776,3 +1776,73 @@ def test_static_lint_of_a_folder_knows_types_from_its_earlier_files() -> None:
     )
     results = judge_batch([first, elsewhere], None, now=NOW, grace_seconds=GRACE, live_batch=False)
     assert "narrowing-type" in [f.rule for f in results[MID]]
+
+
+ROLE_TABLE = sql_text(
+    """
+    CREATE TYPE "Role" AS ENUM ('USER', 'ADMIN', 'GUEST');
+    CREATE TABLE "users" ("id" SERIAL NOT NULL, "role" "Role" NOT NULL DEFAULT 'USER');
+    INSERT INTO "users" ("role") VALUES ('GUEST');
+    """
+)
+
+
+def role_mapped(labels: str, case: str) -> str:
+    return sql_text(
+        f"""
+        CREATE TYPE "Role_new" AS ENUM ({labels});
+        ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (({case})::"Role_new");
+        ALTER TYPE "Role" RENAME TO "Role_old";
+        ALTER TYPE "Role_new" RENAME TO "Role";
+        DROP TYPE "Role_old";
+        """
+    )
+
+
+RENAME_GUEST = role_mapped(
+    "'USER', 'ADMIN', 'VISITOR'",
+    """CASE "role"::text WHEN 'GUEST' THEN 'VISITOR' ELSE "role"::text END""",
+)
+
+
+def test_enum_case_mapping_every_old_value_removes_nothing() -> None:
+    assert triples(judged(RENAME_GUEST, before=(ROLE_TABLE,))) == []
+
+
+def test_enum_case_folding_values_is_an_overwrite() -> None:
+    sql = role_mapped(
+        "'USER', 'ADMIN'", """CASE WHEN "role" IN ('GUEST') THEN 'USER' ELSE "role"::text END"""
+    )
+    (finding,) = judged(sql, before=(ROLE_TABLE,))
+    assert (finding.rule, finding.severity, finding.line) == ("update-overwrites", "data-loss", 2)
+    assert finding.message.startswith(
+        "recreates users.role as enum Role_new (USER, ADMIN) with a CASE that folds GUEST into USER"
+    )
+
+
+def test_enum_case_leaving_a_value_without_target_removes_it() -> None:
+    sql = role_mapped("'USER', 'STAFF'", """CASE "role" WHEN 'USER' THEN 'USER' END""")
+    rules = [(f.rule, f.severity) for f in judged(sql, before=(ROLE_TABLE,))]
+    assert rules == [("enum-value-removed", "data-loss")]
+    (finding,) = judged(sql, before=(ROLE_TABLE,))
+    assert "gives ADMIN, GUEST no value of it" in finding.message
+
+
+def test_enum_case_without_the_old_labels_says_what_it_cannot_tell() -> None:
+    (finding,) = [f for f in judged(RENAME_GUEST) if f.rule == "enum-value-removed"]
+    assert finding.severity == "data-loss"
+    assert "gives the values it does not name no value of it" in finding.message
+
+
+def test_enum_case_mapping_is_read_from_libpg_query() -> None:
+    (op,) = [
+        o
+        for o in parse_migration(migration(RENAME_GUEST), RENAME_GUEST, "postgresql").sql.ops
+        if o.kind == "alter-type"
+    ]
+    assert (op.using, op.case_map, op.case_else, op.case_else_keeps) == (
+        "case",
+        (("GUEST", "VISITOR"),),
+        None,
+        True,
+    )
