@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import DatabaseError
+from reconciler.errors import DatabaseError, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -40,6 +40,9 @@ class TableRequest:
     inside: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     """(column, labels): rows whose value is one of the labels (an enum's values folded or
     removed by a ``CASE`` mapping)."""
+    rewrites: set[tuple[str, str, str, str]] = field(default_factory=set)
+    """(column, new value, table with alias, WHERE) of an UPDATE, as SQL: measured by a
+    SELECT of its own (``measure_rewrite``)."""
     misfit: set[tuple[str, str]] = field(default_factory=set)
     """(column, type): values that would change in ``type``, a ``numeric(p, s)`` or a time
     type (``timestamp(3)``, ``timestamp``, ``date``...), counted only from a column of the
@@ -81,8 +84,9 @@ class Facts:
         return self.tables.get(name)
 
 
-def gather_facts(db: Database, request: FactsRequest) -> Facts:
-    """Answer ``request`` from the live database (read-only)."""
+def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: float = 600.0) -> Facts:
+    """Answer ``request`` from the live database (read-only). ``statement_timeout`` bounds
+    each SELECT that measures an UPDATE (the target's own statement timeout)."""
     if not request.tables and not request.enums:
         return Facts()
     typmods: dict[str, dict[str, int]] = {}
@@ -94,12 +98,16 @@ def gather_facts(db: Database, request: FactsRequest) -> Facts:
             tables[name] = TableFacts(exists=False)
             continue
         scanned = _scan(db, name, wanted, columns, size)
+        counts = dict(scanned.counts)
+        if scanned.rows > 0:
+            for rewrite in sorted(wanted.rewrites):
+                counts.update(measure_rewrite(db, columns, rewrite, statement_timeout))
         tables[name] = TableFacts(
             scanned.exists,
             scanned.rows,
             size,
             columns,
-            counts=scanned.counts,
+            counts=counts,
             lengths=lengths,
             typmods=typmods.get(name, {}),
         )
@@ -268,6 +276,86 @@ def _not_whole(db: Database, col: str, type_name: str) -> str:
     if _numeric(type_name):
         return f"{quoted} <> trunc({quoted})"
     return f"{quoted}::text !~ '^\\s*[-+]?[0-9]+\\s*$'"
+
+
+REWRITE_FIGURES = ("changed", "nulled", "collapsed", "json_dropped")
+"""What ``measure_rewrite`` counts for an UPDATE's column, each under
+``(figure, column, new value, table, WHERE)``: the rows whose value changes; non-empty
+values made NULL; rows whose new value is shared with a row that held another value
+(distinct values made one); JSON values whose scalars are not all in the new value."""
+_CASTABLE = {
+    "text",
+    "varchar",
+    "bpchar",
+    "int2",
+    "int4",
+    "int8",
+    "numeric",
+    "float4",
+    "float8",
+    "bool",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "uuid",
+    "json",
+    "jsonb",
+}
+_LEAVES = (
+    'jsonb_path_query_array({}, \'strict $.** ? (@.type() != "object" && @.type() != "array")\')'
+)
+
+
+def measure_rewrite(
+    db: Database, columns: dict[str, str], rewrite: tuple[str, str, str, str], timeout: float
+) -> dict[tuple[Any, ...], int]:
+    """Run an UPDATE's assignment as a SELECT and count what it would destroy.
+
+    The SELECT runs in a READ ONLY transaction under ``timeout``: whatever the expression
+    calls, it can change nothing (PostgreSQL refuses writes, even ``nextval``), and it
+    cannot outlast the statement timeout. An expression that fails or times out answers
+    nothing: the rule then falls back to the column's non-null count."""
+    column, value, source, where = rewrite
+    live = columns.get(column, "")
+    if db.dialect != "postgresql" or not live:
+        return {}
+    json = live in ("json", "jsonb")
+    was = _quote(column) + ("::jsonb" if json else "")
+    cast = f"::{live}" if live in _CASTABLE else ""
+    new = f"({value}){cast}" + ("::jsonb" if json else "")
+    if where:
+        new = f"CASE WHEN ({where}) IS TRUE THEN {new} ELSE {was} END"
+    dropped = (
+        "(SELECT count(*) FROM m WHERE was IS NOT NULL AND becomes IS NOT NULL AND NOT ("
+        + _LEAVES.format("becomes")
+        + " @> "
+        + _LEAVES.format("was")
+        + "))"
+        if json
+        else "0"
+    )
+    sql = (
+        f"WITH m AS MATERIALIZED (SELECT {was} AS was, {new} AS becomes FROM {source}), "
+        "g AS (SELECT becomes, count(DISTINCT was) AS olds, "
+        "count(*) FILTER (WHERE was IS DISTINCT FROM becomes) AS changed FROM m GROUP BY 1) "
+        "SELECT (SELECT count(*) FROM m WHERE was IS DISTINCT FROM becomes), "
+        "(SELECT count(*) FROM m WHERE was IS NOT NULL AND becomes IS NULL "
+        "AND btrim(was::text) <> ''), "
+        "(SELECT coalesce(sum(changed), 0) FROM g WHERE becomes IS NOT NULL AND olds > 1), "
+        f"{dropped}"
+    )
+    try:
+        with db.transaction(statement_timeout=timeout):
+            db.execute("SET TRANSACTION READ ONLY")
+            row = db.query(sql)[0]
+    except DatabaseUnavailable:
+        raise
+    except DatabaseError:
+        return {}
+    return {
+        (figure, *rewrite): int(count or 0)
+        for figure, count in zip(REWRITE_FIGURES, row, strict=True)
+    }
 
 
 _NUMERIC_TYPE = re.compile(r"^numeric\((\d+), (\d+)\)$")

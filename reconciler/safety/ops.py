@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from pglast import parse_sql
+from pglast import ast, parse_sql
 from pglast.parser import ParseError, parse_sql_json
+from pglast.stream import RawStream
 
 from reconciler.safety.types import SqlType, normalise
 
@@ -92,6 +93,18 @@ class Op:
     """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
     case_else_keeps: bool = False
     """``ELSE "col"``: the values no branch names keep their value."""
+    rewrites: tuple[tuple[str, str], ...] = ()
+    """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
+    when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
+    source: str = ""
+    """update: the target table as SQL, with its alias (``"users" AS u``)."""
+    where: str = ""
+    """update: the WHERE clause as SQL, empty without one."""
+    lossy_calls: tuple[str, ...] = ()
+    """update: columns whose new value calls a function that drops part of a value
+    (``date_trunc``, ``left``, ``round``...): every value it changes is destroyed."""
+    empty_guarded: tuple[str, ...] = ()
+    """update: columns whose WHERE requires them to be ``''`` (``SET c = NULL WHERE c = ''``)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,8 @@ def parse(sql: str) -> ParsedSql:
         kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
         read = _READERS.get(kind)
         if read is not None:
-            ops.extend(read(node, partial(Op, line=line, statement=_clean(text))))
+            found = read(node, partial(Op, line=line, statement=_clean(text)))
+            ops.extend(_measurable_update(found, text) if kind == "UpdateStmt" else found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
 
@@ -240,6 +254,21 @@ def _null_tests(node: Tree | None) -> Iterator[str]:
     if both is not None and both.get("boolop") == "AND_EXPR":
         for arg in both.get("args", ()):
             yield from _null_tests(arg)
+
+
+def _empty_tests(node: Tree | None) -> Iterator[str]:
+    """Columns that ``node`` (a WHERE clause) requires to be ``''``, through ANDs."""
+    node = node or {}
+    test = node.get("A_Expr")
+    if test is not None and test.get("kind") == "AEXPR_OP" and _strings(test.get("name")) == ["="]:
+        sides = [test.get("lexpr", {}), test.get("rexpr", {})]
+        if any(side.get("A_Const", {}).get("sval", {}).get("sval", None) == "" for side in sides):
+            for side in sides:
+                yield from _column_refs(side)
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        for arg in both.get("args", ()):
+            yield from _empty_tests(arg)
 
 
 def _volatile(expr: Tree | None) -> bool:
@@ -492,6 +521,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
     columns: list[str] = []
     nulls: list[str] = []
     copies: list[tuple[str, str]] = []
+    lossy: list[str] = []
     for item in node.get("targetList", ()):
         target = item.get("ResTarget", {})
         name = target.get("name")
@@ -502,6 +532,12 @@ def _update(node: Tree, mk: Make) -> list[Op]:
         if value.get("A_Const", {}).get("isnull"):
             nulls.append(name)
         copies += ((name, ref) for ref in _column_refs(value))
+        calls = {
+            n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))
+        }
+        casts = {t.name for c in _nodes(value, "TypeCast") if (t := _sql_type(c.get("typeName")))}
+        if calls & LOSSY_CALLS or "date" in casts:
+            lossy.append(name)
     return [
         mk(
             "update",
@@ -511,8 +547,59 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             sets_null=tuple(nulls),
             null_guarded=tuple(_null_tests(node.get("whereClause"))),
             copies_from=tuple(copies),
+            lossy_calls=tuple(lossy),
+            empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
         )
     ]
+
+
+LOSSY_CALLS = frozenset(
+    {
+        "date_trunc",
+        "trunc",
+        "round",
+        "floor",
+        "ceil",
+        "ceiling",
+        "left",
+        "right",
+        "substr",
+        "substring",
+        "split_part",
+        "date",
+        "jsonb_strip_nulls",
+        "json_strip_nulls",
+    }
+)
+"""Functions whose result keeps only part of their argument: a truncated time, a rounded
+number, a prefix of a text. A value they change cannot be told back from the result."""
+
+
+def _measurable_update(ops: list[Op], text: str) -> list[Op]:
+    """An UPDATE's assignments and WHERE as SQL, for the SELECT that measures what it
+    changes (``observe.facts``). pglast's node objects are built for UPDATEs only: they
+    cost ten times the parse, and UPDATEs are few."""
+    (stmt,) = [raw.stmt for raw in parse_sql(text)]
+    if not isinstance(stmt, ast.UpdateStmt) or stmt.fromClause or stmt.withClause:
+        return ops
+    if stmt.relation is None:
+        return ops
+    rewrites = tuple(
+        (target.name, _sql(target.val))
+        for target in stmt.targetList or ()
+        if isinstance(target, ast.ResTarget)
+        and target.name
+        and target.indirection is None
+        and isinstance(target.val, ast.Node)
+        and not isinstance(target.val, (ast.MultiAssignRef, ast.SetToDefault))
+    )
+    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
+    return [replace(op, rewrites=rewrites, source=_sql(stmt.relation), where=where) for op in ops]
+
+
+def _sql(node: ast.Node) -> str:
+    """``node`` printed back as SQL (a stream collects everything it prints: one each)."""
+    return str(RawStream()(node))
 
 
 def _create_enum(node: Tree, mk: Make) -> list[Op]:

@@ -11,6 +11,7 @@ non-null values, is reported as ``info``: nothing can be lost.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.durations import format_duration
+from reconciler.observe.facts import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
+from reconciler.safety.ops import LOSSY_CALLS
 from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
 
 if TYPE_CHECKING:
@@ -82,6 +85,12 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             continue
         if op.kind in ("drop-column", "update"):
             table.non_null.update((op.column,) if op.column else op.columns)
+        if op.kind == "update":
+            table.rewrites.update(
+                (column, value, op.source, op.where)
+                for column, value in op.rewrites
+                if column not in op.null_guarded
+            )
         elif op.kind == "set-not-null":
             table.nulls.add(op.column)
         elif op.kind in ("create-index", "add-constraint") and op.unique and op.columns:
@@ -444,9 +453,26 @@ class Judge:
 
     def update(self, op: Op, file: str) -> list[Finding]:
         out = []
+        values_of = dict(op.rewrites)
         for column in op.columns:
             if column in op.null_guarded:
                 continue  # a backfill: only NULLs are written
+            if column in op.sets_null and column in op.empty_guarded:
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"makes the empty values of {op.table}.{column} NULL: no value is lost",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
+            measured = self.rewrite(op, file, column, values_of.get(column))
+            if measured is not None:
+                out.append(measured)
+                continue
             values = self.count(op.table, ("non_null", column))
             verb = "nulls" if column in op.sets_null else "overwrites"
             scope = " (rows matching its WHERE clause)" if op.filtered else ""
@@ -460,6 +486,60 @@ class Judge:
                 )
             )
         return out
+
+    def rewrite(self, op: Op, file: str, column: str, value: str | None) -> Finding | None:
+        """An UPDATE's column judged by what its measuring SELECT found (None: unmeasured).
+
+        Destroyed: non-empty values made NULL, distinct values made one, JSON scalars
+        dropped, and every value changed by a function that keeps only part of it
+        (``date_trunc``, ``left``...). Anything else is a rewrite in place: each old value
+        can still be told from its new one, and the backup keeps the old values."""
+        if value is None:
+            return None
+        table = op.table
+        if table in self.written or any(t == table for t, _ in self.written_columns):
+            return None  # an earlier statement changed what the SELECT would read
+        key = (column, value, op.source, op.where)
+        figures = {name: self.count(table, (name, *key)) for name in REWRITE_FIGURES}
+        changed, nulled = figures["changed"], figures["nulled"]
+        collapsed, dropped = figures["collapsed"], figures["json_dropped"]
+        if changed is None or nulled is None or collapsed is None or dropped is None:
+            return None
+        where = f"{table}.{column}"
+        if column in op.lossy_calls:
+            parts = [f"{changed:,} cut short by {', '.join(_calls(value))}"] if changed else []
+            destroyed = changed
+        else:
+            parts = [
+                f"{count:,} {what}"
+                for count, what in (
+                    (nulled, "made NULL"),
+                    (collapsed, "made equal to another value"),
+                    (dropped, "JSON values with data dropped"),
+                )
+                if count
+            ]
+            destroyed = nulled + collapsed + dropped
+        if destroyed:
+            return self.finding(
+                "update-overwrites",
+                op,
+                file,
+                f"overwrites {where}: {changed:,} value{'s' if changed != 1 else ''} change, "
+                f"of which {'; '.join(parts)}",
+                destroyed,
+            )
+        if not changed:
+            return self.finding("update-overwrites", op, file, f"rewrites {where}", 0)
+        return self.finding(
+            "update-overwrites",
+            op,
+            file,
+            f"rewrites {where} in place: {changed:,} value{'s' if changed != 1 else ''} "
+            "change, none made NULL or equal to another value: the backup keeps the old values",
+            None,
+            severity="info",
+        )
 
     def alter_type(self, op: Op, file: str) -> list[Finding]:
         table, column = op.table, op.column
@@ -877,6 +957,13 @@ def _holding(rows: int | None) -> str:
     if not rows:
         return ""
     return f"; {rows:,} row{'s hold' if rows != 1 else ' holds'} such a value"
+
+
+def _calls(value: str) -> list[str]:
+    """The lossy functions an UPDATE's new value calls, for the message."""
+    return [f for f in sorted(LOSSY_CALLS) if re.search(rf"\b{f}\"?\s*\(", value, re.I)] or [
+        "a cast to date"
+    ]
 
 
 def _measurable(new: SqlType) -> bool:

@@ -1846,3 +1846,24 @@ def test_enum_case_mapping_is_read_from_libpg_query() -> None:
         None,
         True,
     )
+
+
+def test_making_empty_strings_null_loses_nothing_even_without_data() -> None:
+    sql = "UPDATE users SET nickname = NULL WHERE nickname = '' AND id > 3;"
+    assert triples(judged(sql)) == [("update-overwrites", "info", 1)]
+    sql = "UPDATE users SET nickname = NULL WHERE nickname = '' OR id > 3;"
+    assert triples(judged(sql)) == [("update-overwrites", "data-loss", 1)]
+
+
+def test_an_update_is_read_as_the_select_that_measures_it() -> None:
+    sql = "UPDATE users AS u SET bio = left(bio, 10), name = upper(name) WHERE u.id > 3;"
+    (op,) = parse_migration(migration(sql), sql, "postgresql").sql.ops
+    assert (op.rewrites, op.source, op.where, op.lossy_calls) == (
+        (("bio", '"left"(bio, 10)'), ("name", "upper(name)")),
+        "users AS u",
+        "u.id > 3",
+        ("bio",),
+    )
+    joined = "UPDATE users SET name = o.name FROM others o WHERE o.id = users.id;"
+    (op,) = parse_migration(migration(joined), joined, "postgresql").sql.ops
+    assert op.rewrites == ()
