@@ -3,7 +3,9 @@
 The safety rules ask precise questions ("how many non-null values would this drop lose?",
 "how many rows would violate this unique index?"). ``FactsRequest`` collects every question
 about one table; ``gather_facts`` answers them with one catalog query for all tables and
-one scan per table, never one query per column or per statement.
+one scan per table, never one query per column or per statement. The one exception is an
+UPDATE's assignment, measured by a SELECT of its own (``measure_rewrite``): it groups the
+table by the new value, which no shared scan can do.
 """
 
 from __future__ import annotations
@@ -306,6 +308,10 @@ _LEAVES = (
 )
 
 
+class _RolledBack(Exception):
+    """Ends the measuring transaction with a ROLLBACK."""
+
+
 def measure_rewrite(
     db: Database, columns: dict[str, str], rewrite: tuple[str, str, str, str], timeout: float
 ) -> dict[tuple[Any, ...], int]:
@@ -344,10 +350,14 @@ def measure_rewrite(
         "(SELECT coalesce(sum(changed), 0) FROM g WHERE becomes IS NOT NULL AND olds > 1), "
         f"{dropped}"
     )
+    row: tuple[Any, ...] = ()
     try:
         with db.transaction(statement_timeout=timeout):
             db.execute("SET TRANSACTION READ ONLY")
-            row = db.query(sql)[0]
+            row = tuple(db.query(sql)[0])
+            raise _RolledBack  # never commit: not even the settings outlive the SELECT
+    except _RolledBack:
+        pass
     except DatabaseUnavailable:
         raise
     except DatabaseError:

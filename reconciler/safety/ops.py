@@ -579,7 +579,10 @@ def _measurable_update(ops: list[Op], text: str) -> list[Op]:
     """An UPDATE's assignments and WHERE as SQL, for the SELECT that measures what it
     changes (``observe.facts``). pglast's node objects are built for UPDATEs only: they
     cost ten times the parse, and UPDATEs are few."""
-    (stmt,) = [raw.stmt for raw in parse_sql(text)]
+    try:
+        (stmt,) = [raw.stmt for raw in parse_sql(text)]
+    except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
+        return ops
     if not isinstance(stmt, ast.UpdateStmt) or stmt.fromClause or stmt.withClause:
         return ops
     if stmt.relation is None:

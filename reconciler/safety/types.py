@@ -88,8 +88,9 @@ def lossless(old: SqlType, new: SqlType) -> bool:
     True only for the widenings PostgreSQL makes without touching a value: a larger
     integer, ``real`` to ``double precision``, a longer or unlimited text, a numeric with no
     fewer digits on either side of the point, a finer (or unlimited) time precision,
-    ``timestamp`` to ``timestamptz`` (see ``docs/rules/narrowing-type.md``), and any type
-    to unlimited text. Anything else may change a value, and is for the caller to measure.
+    ``timestamp`` to ``timestamptz`` (see ``docs/rules/narrowing-type.md``), ``jsonb`` to
+    ``json``, and any type to unlimited text. Anything else may change a value, and is for
+    the caller to measure.
     """
     if old == new:
         return True
@@ -97,7 +98,7 @@ def lossless(old: SqlType, new: SqlType) -> bool:
         return True  # every value has a text form (an array's too, but it reads differently)
     if old.name in INTEGER_RANK:
         return _integer_fits(old.name, new)
-    if old.name == "float4" and new.name == "float8":
+    if (old.name, new.name) in (("float4", "float8"), ("jsonb", "json")):
         return True
     if old.name in ("varchar", "text", "bpchar") and new.name in ("varchar", "bpchar"):
         return _length_fits(old, new)
