@@ -1690,6 +1690,8 @@ LOSSLESS = [
     ("DECIMAL(10,2)", "NUMERIC"),
     ("INTEGER", "NUMERIC(12,0)"),
     ("INTEGER", "DOUBLE PRECISION"),
+    ("JSONB", "JSON"),
+    ("BOOLEAN", "BOOL"),
 ]
 
 NARROWING = [
@@ -1706,6 +1708,9 @@ NARROWING = [
     ("BIGINT", "DOUBLE PRECISION"),
     ("INTEGER", "NUMERIC(5,0)"),
     ("VARCHAR(3)", "CHAR(3)"),
+    ("JSON", "JSONB"),
+    ("NUMERIC(10,2)", "DOUBLE PRECISION"),
+    ("INTEGER[]", "BIGINT"),
 ]
 
 
