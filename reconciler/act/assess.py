@@ -43,7 +43,7 @@ def assess(
         return {}
     facts: Facts | None = None
     if db is not None:
-        facts = gather_facts(db, facts_request(batch))
+        facts = gather_facts(db, facts_request(batch), statement_timeout=target.timeouts.statement)
     history: list[Expansion] = []
     if any(op.kind in DROPS for item in batch for op in item.sql.ops):
         history = _recent_expansions(layout, observation, target, now, applied_times or {})

@@ -163,9 +163,19 @@ def judge_batch(
     later ones (a plan); False for static lint of unrelated files."""
     judge = Judge(facts, now, grace_seconds, list(history))
     results: dict[str, list[Finding]] = {}
+    folder = None
     for item in batch:
         if not live_batch:
-            judge = Judge(facts, now, grace_seconds, list(history))
+            same = _history_of(item) == folder
+            judge = Judge(
+                facts,
+                now,
+                grace_seconds,
+                list(history),
+                column_types=dict(judge.column_types) if same else {},
+                enums=dict(judge.enums) if same else {},
+            )
+            folder = _history_of(item)
         findings = syntax_findings(item)
         if not findings:
             findings = judge.migration(
@@ -173,6 +183,14 @@ def judge_batch(
             )
         results[item.migration.id] = findings
     return results
+
+
+def _history_of(item: Parsed) -> Path:
+    """The history a file belongs to (a Prisma migrations folder, an Alembic versions
+    folder): lint of unrelated files judges each on its own, but a column's type and an
+    enum's labels are what the earlier files of the same history made them."""
+    path = item.migration.path
+    return path.parent.parent if path.name == "migration.sql" else path.parent
 
 
 def _expand_rebuilds(ops: Sequence[Op], judge: Judge) -> list[Op]:

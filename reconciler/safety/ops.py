@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from pglast import parse_sql
+from pglast import ast, parse_sql
 from pglast.parser import ParseError, parse_sql_json
+from pglast.stream import RawStream
+
+from reconciler.safety.types import SqlType, normalise
 
 SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
 VOLATILE_DEFAULTS = {
@@ -76,6 +79,32 @@ class Op:
     labels: tuple[str, ...] = ()
     """create-enum: its labels."""
     cascade: bool = False
+    sql_type: SqlType | None = None
+    """add-column / alter-type: the (new) type as PostgreSQL normalises it."""
+    column_types: tuple[SqlType, ...] = ()
+    """create-table: the type of each of ``columns``."""
+    using: str = ""
+    """alter-type: ``case`` when ``USING`` is a ``CASE`` on the column's values that
+    ``case_map`` reads completely, ``other`` for any other expression than the column itself
+    (cast or not), empty without one."""
+    case_map: tuple[tuple[str, str | None], ...] = ()
+    """alter-type with ``using == "case"``: (old value, new value or None for NULL)."""
+    case_else: str | None = None
+    """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
+    case_else_keeps: bool = False
+    """``ELSE "col"``: the values no branch names keep their value."""
+    rewrites: tuple[tuple[str, str], ...] = ()
+    """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
+    when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
+    source: str = ""
+    """update: the target table as SQL, with its alias (``"users" AS u``)."""
+    where: str = ""
+    """update: the WHERE clause as SQL, empty without one."""
+    lossy_calls: tuple[str, ...] = ()
+    """update: columns whose new value calls a function that drops part of a value
+    (``date_trunc``, ``left``, ``round``...): every value it changes is destroyed."""
+    empty_guarded: tuple[str, ...] = ()
+    """update: columns whose WHERE requires them to be ``''`` (``SET c = NULL WHERE c = ''``)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +135,8 @@ def parse(sql: str) -> ParsedSql:
         kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
         read = _READERS.get(kind)
         if read is not None:
-            ops.extend(read(node, partial(Op, line=line, statement=_clean(text))))
+            found = read(node, partial(Op, line=line, statement=_clean(text)))
+            ops.extend(_measurable_update(found, text) if kind == "UpdateStmt" else found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
 
@@ -179,6 +209,22 @@ def _type(type_name: Tree | None) -> tuple[str, int | None]:
     return (parts[-1] if parts else ""), length
 
 
+def _sql_type(type_name: Tree | None) -> SqlType | None:
+    """The type as the catalog will name it: aliases folded, every modifier kept."""
+    if not type_name:
+        return None
+    names = [p for p in _strings(type_name.get("names")) if p != "pg_catalog"]
+    if not names:
+        return None
+    mods = tuple(
+        m["A_Const"].get("ival", {}).get("ival", 0)
+        for m in type_name.get("typmods", ())
+        if "ival" in m.get("A_Const", {})
+    )
+    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
+    return normalise(name, mods, array=bool(type_name.get("arrayBounds")))
+
+
 def _nodes(node: object, kind: str) -> Iterator[Tree]:
     """Every ``kind`` node inside ``node``, in the order they appear."""
     if isinstance(node, dict):
@@ -210,6 +256,21 @@ def _null_tests(node: Tree | None) -> Iterator[str]:
             yield from _null_tests(arg)
 
 
+def _empty_tests(node: Tree | None) -> Iterator[str]:
+    """Columns that ``node`` (a WHERE clause) requires to be ``''``, through ANDs."""
+    node = node or {}
+    test = node.get("A_Expr")
+    if test is not None and test.get("kind") == "AEXPR_OP" and _strings(test.get("name")) == ["="]:
+        sides = [test.get("lexpr", {}), test.get("rexpr", {})]
+        if any(side.get("A_Const", {}).get("sval", {}).get("sval", None) == "" for side in sides):
+            for side in sides:
+                yield from _column_refs(side)
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        for arg in both.get("args", ()):
+            yield from _empty_tests(arg)
+
+
 def _volatile(expr: Tree | None) -> bool:
     """Whether a default calls a function whose value differs row by row."""
     return any(
@@ -221,10 +282,10 @@ def _volatile(expr: Tree | None) -> bool:
 
 # -- one reader per kind of statement -----------------------------------------------------------
 def _create_table(node: Tree, mk: Make) -> list[Op]:
-    columns = tuple(
-        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
-    )
-    return [mk("create-table", _name(node.get("relation")), columns=columns)]
+    defs = [e["ColumnDef"] for e in node.get("tableElts", ()) if "ColumnDef" in e]
+    columns = tuple(d.get("colname", "") for d in defs)
+    types = tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs)
+    return [mk("create-table", _name(node.get("relation")), columns=columns, column_types=types)]
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
@@ -272,8 +333,19 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
             cascade = cmd.get("behavior") == "DROP_CASCADE"
             out.append(mk("drop-column", table, name, cascade=cascade))
         elif sub == "AT_AlterColumnType" and "ColumnDef" in definition:
-            type_name, length = _type(definition["ColumnDef"].get("typeName"))
-            out.append(mk("alter-type", table, name, type_name=type_name, type_length=length))
+            typed = definition["ColumnDef"].get("typeName")
+            type_name, length = _type(typed)
+            out.append(
+                mk(
+                    "alter-type",
+                    table,
+                    name,
+                    type_name=type_name,
+                    type_length=length,
+                    sql_type=_sql_type(typed),
+                    **_using(definition["ColumnDef"].get("raw_default"), name),
+                )
+            )
         elif sub == "AT_SetNotNull":
             out.append(mk("set-not-null", table, name))
         elif sub == "AT_AddConstraint" and "Constraint" in definition:
@@ -293,6 +365,88 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                 )
             )
     return out
+
+
+_KEEP = object()
+"""A ``CASE`` branch whose value is the column itself."""
+
+
+def _using(expr: Tree | None, column: str) -> dict[str, Any]:
+    """The ``USING`` of an ``ALTER COLUMN ... TYPE``, as ``Op`` fields: a ``CASE`` that maps
+    the column's values (the enum recreation that renames or folds labels) is read as a
+    mapping; the column itself, cast or not, is no expression at all."""
+    if expr is None or _value(expr, column) is _KEEP:
+        return {}
+    case = _uncast(expr).get("CaseExpr")
+    if case is None:
+        return {"using": "other"}
+    subject = case.get("arg")
+    if subject is not None and _value(subject, column) is not _KEEP:
+        return {"using": "other"}
+    pairs: list[tuple[str, str | None]] = []
+    for item in case.get("args", ()):
+        when = item.get("CaseWhen", {})
+        keys = _when_values(when.get("expr", {}), column, simple=subject is not None)
+        target = _value(when.get("result", {}), column)
+        if keys is None or not (target is None or isinstance(target, str)):
+            return {"using": "other"}
+        pairs += ((key, target) for key in keys if key not in dict(pairs))
+    default = _value(case["defresult"], column) if "defresult" in case else None
+    if not (default is None or default is _KEEP or isinstance(default, str)):
+        return {"using": "other"}
+    return {
+        "using": "case",
+        "case_map": tuple(pairs),
+        "case_else": default if isinstance(default, str) else None,
+        "case_else_keeps": default is _KEEP,
+    }
+
+
+def _uncast(node: Tree) -> Tree:
+    while "TypeCast" in node:
+        node = node["TypeCast"].get("arg", {})
+    return node
+
+
+def _value(node: Tree, column: str) -> object:
+    """A string constant, None for NULL, ``_KEEP`` for the column, anything else: ``...``."""
+    node = _uncast(node)
+    if "A_Const" in node:
+        const = node["A_Const"]
+        if const.get("isnull"):
+            return None
+        return const["sval"].get("sval", "") if "sval" in const else ...
+    if "ColumnRef" in node and _strings(node["ColumnRef"].get("fields"))[-1:] == [column]:
+        return _KEEP
+    return ...
+
+
+def _when_values(expr: Tree, column: str, simple: bool) -> list[str] | None:
+    """The values a ``WHEN`` matches: ``WHEN 'a'`` (simple CASE), ``WHEN col = 'a'``,
+    ``WHEN col IN ('a', 'b')``, or those joined with OR; None for anything else."""
+    if simple:
+        value = _value(expr, column)
+        return [value] if isinstance(value, str) else None
+    if "BoolExpr" in expr and expr["BoolExpr"].get("boolop") == "OR_EXPR":
+        found: list[str] = []
+        for arg in expr["BoolExpr"].get("args", ()):
+            values = _when_values(arg, column, simple)
+            if values is None:
+                return None
+            found += values
+        return found
+    test = expr.get("A_Expr", {})
+    if _strings(test.get("name")) != ["="] or test.get("kind") not in ("AEXPR_OP", "AEXPR_IN"):
+        return None
+    left, right = test.get("lexpr", {}), test.get("rexpr", {})
+    if _value(left, column) is not _KEEP:
+        left, right = right, left
+    if _value(left, column) is not _KEEP:
+        return None
+    items = right["List"].get("items", ()) if "List" in right else [right]
+    constants = [_value(item, column) for item in items]
+    strings = [v for v in constants if isinstance(v, str)]
+    return strings if len(strings) == len(constants) else None
 
 
 def _add_column(table: str, col: Tree, mk: Make) -> Op:
@@ -317,6 +471,7 @@ def _add_column(table: str, col: Tree, mk: Make) -> Op:
         col.get("colname", ""),
         type_name=type_name,
         type_length=length,
+        sql_type=_sql_type(col.get("typeName")),
         not_null=not_null,
         has_default=has_default,
         volatile_default=volatile,
@@ -366,6 +521,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
     columns: list[str] = []
     nulls: list[str] = []
     copies: list[tuple[str, str]] = []
+    lossy: list[str] = []
     for item in node.get("targetList", ()):
         target = item.get("ResTarget", {})
         name = target.get("name")
@@ -376,6 +532,12 @@ def _update(node: Tree, mk: Make) -> list[Op]:
         if value.get("A_Const", {}).get("isnull"):
             nulls.append(name)
         copies += ((name, ref) for ref in _column_refs(value))
+        calls = {
+            n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))
+        }
+        casts = {t.name for c in _nodes(value, "TypeCast") if (t := _sql_type(c.get("typeName")))}
+        if calls & LOSSY_CALLS or "date" in casts:
+            lossy.append(name)
     return [
         mk(
             "update",
@@ -385,8 +547,62 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             sets_null=tuple(nulls),
             null_guarded=tuple(_null_tests(node.get("whereClause"))),
             copies_from=tuple(copies),
+            lossy_calls=tuple(lossy),
+            empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
         )
     ]
+
+
+LOSSY_CALLS = frozenset(
+    {
+        "date_trunc",
+        "trunc",
+        "round",
+        "floor",
+        "ceil",
+        "ceiling",
+        "left",
+        "right",
+        "substr",
+        "substring",
+        "split_part",
+        "date",
+        "jsonb_strip_nulls",
+        "json_strip_nulls",
+    }
+)
+"""Functions whose result keeps only part of their argument: a truncated time, a rounded
+number, a prefix of a text. A value they change cannot be told back from the result."""
+
+
+def _measurable_update(ops: list[Op], text: str) -> list[Op]:
+    """An UPDATE's assignments and WHERE as SQL, for the SELECT that measures what it
+    changes (``observe.facts``). pglast's node objects are built for UPDATEs only: they
+    cost ten times the parse, and UPDATEs are few."""
+    try:
+        (stmt,) = [raw.stmt for raw in parse_sql(text)]
+    except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
+        return ops
+    if not isinstance(stmt, ast.UpdateStmt) or stmt.fromClause or stmt.withClause:
+        return ops
+    if stmt.relation is None:
+        return ops
+    rewrites = tuple(
+        (target.name, _sql(target.val))
+        for target in stmt.targetList or ()
+        if isinstance(target, ast.ResTarget)
+        and target.name
+        and target.indirection is None
+        and isinstance(target.val, ast.Node)
+        and not isinstance(target.val, (ast.MultiAssignRef, ast.SetToDefault))
+    )
+    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
+    return [replace(op, rewrites=rewrites, source=_sql(stmt.relation), where=where) for op in ops]
+
+
+def _sql(node: ast.Node) -> str:
+    """``node`` printed back as SQL (a stream collects everything it prints: one each)."""
+    return str(RawStream()(node))
 
 
 def _create_enum(node: Tree, mk: Make) -> list[Op]:

@@ -11,6 +11,7 @@ non-null values, is reported as ``info``: nothing can be lost.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,8 +19,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.durations import format_duration
+from reconciler.observe.facts import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
+from reconciler.safety.ops import LOSSY_CALLS
+from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
 
 if TYPE_CHECKING:
     from reconciler.observe.facts import Facts, FactsRequest
@@ -65,6 +69,8 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
     """Add to ``request`` every live fact the rules will ask about ``ops``."""
     ops = list(ops)
     enums = {op.table: op.labels for op in ops if op.kind == "create-enum"}
+    # An enum being recreated is renamed or dropped: its labels are what a CASE maps from.
+    request.enums.update(op.table for op in ops if op.kind in ("rename-type", "drop-type"))
     for op in ops:
         if op.table in IGNORED_TABLES or not op.table:
             continue
@@ -79,19 +85,30 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             continue
         if op.kind in ("drop-column", "update"):
             table.non_null.update((op.column,) if op.column else op.columns)
+        if op.kind == "update":
+            table.rewrites.update(
+                (column, value, op.source, op.where)
+                for column, value in op.rewrites
+                if column not in op.null_guarded
+            )
         elif op.kind == "set-not-null":
             table.nulls.add(op.column)
         elif op.kind in ("create-index", "add-constraint") and op.unique and op.columns:
             table.unique.add(tuple(op.columns))
         elif op.kind == "alter-type":
             table.non_null.add(op.column)
-            if op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
+            if op.type_name in enums and op.using == "case":
+                for key, labels in CaseMapping(op, enums[op.type_name], None).questions():
+                    getattr(table, key).add((op.column, labels))
+            elif op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
                 table.outside.add((op.column, enums[op.type_name]))
             if op.type_length is not None:
                 table.longer_than.add((op.column, op.type_length))
             if op.type_name.lower() in INTEGER_TYPES:
                 table.fractional.add(op.column)
                 table.out_of_range.add((op.column, INTEGER_TYPES[op.type_name.lower()]))
+            if op.sql_type is not None and _measurable(op.sql_type):
+                table.misfit.add((op.column, str(op.sql_type)))
 
 
 @dataclass
@@ -112,6 +129,9 @@ class Judge:
     dropped_values: dict[tuple[str, str], int | None] = field(default_factory=dict)
     """Non-null values of each dropped column, counted before the statement's own adds."""
     """Columns added in this batch without a default: NULL in every existing row."""
+    column_types: dict[tuple[str, str], SqlType] = field(default_factory=dict)
+    """The type of each column that a statement of this batch created, added, changed or
+    renamed: what the column holds when a later statement changes its type."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -149,6 +169,59 @@ class Judge:
         facts = self.facts.table(table)
         return facts.columns.get(column) if facts else None
 
+    def old_type(self, table: str, column: str) -> SqlType | None:
+        """The column's type before the statement: from this batch's replay, else the
+        catalog; None when neither knows (static analysis of a table made elsewhere)."""
+        if (table, column) in self.column_types:
+            return self.column_types[(table, column)]
+        facts = self.facts.table(table) if self.facts else None
+        if facts is None or column not in facts.columns:
+            return None
+        typmod = facts.typmods.get(column)
+        if typmod is None and column in facts.lengths:
+            typmod = facts.lengths[column] + 4  # varchar(n) is stored as n + 4
+        return from_catalog(facts.columns[column], typmod)
+
+    def remember_type(self, op: Op) -> None:
+        """Follow column types through the batch (``old_type``)."""
+        types, table = self.column_types, op.table
+        if op.kind == "create-table":
+            for name in [k for k in types if k[0] == table]:
+                del types[name]
+            types.update(
+                ((table, c), t) for c, t in zip(op.columns, op.column_types, strict=False) if t.name
+            )
+        elif op.kind in ("add-column", "alter-type") and op.sql_type is not None:
+            types[(table, op.column)] = op.sql_type
+        elif op.kind == "rename-column":
+            old = self.old_type(table, op.column)
+            types.pop((table, op.column), None)
+            if old is not None:
+                types[(table, op.new_name)] = old
+        elif op.kind == "rename-table":
+            new = _in_schema_of(table, op.new_name)
+            facts = self.facts.table(table) if self.facts else None
+            known = set(facts.columns) if facts else set()
+            known |= {c for t, c in types if t == table}
+            for column in known:
+                old = self.old_type(table, column)
+                types.pop((table, column), None)
+                if old is not None:
+                    types[(new, column)] = old
+        elif op.kind == "rename-type":
+            if table in self.enums:
+                self.enums[op.new_name] = self.enums.pop(table)
+            for key, typ in list(types.items()):
+                if typ.name == table:
+                    types[key] = SqlType(op.new_name, typ.mods)
+        elif op.kind == "drop-type":
+            self.enums.pop(table, None)
+        elif op.kind == "drop-column":
+            types.pop((table, op.column), None)
+        elif op.kind == "drop-table":
+            for name in [k for k in types if k[0] == table]:
+                del types[name]
+
     def size(self, table: str) -> str:
         rows = self.rows(table)
         facts = self.facts.table(table) if self.facts else None
@@ -183,6 +256,7 @@ class Judge:
         return found
 
     def remember(self, op: Op) -> None:
+        self.remember_type(op)
         if op.kind == "create-table":
             self.created.add(op.table)
         elif op.kind == "add-column":
@@ -379,9 +453,26 @@ class Judge:
 
     def update(self, op: Op, file: str) -> list[Finding]:
         out = []
+        values_of = dict(op.rewrites)
         for column in op.columns:
             if column in op.null_guarded:
                 continue  # a backfill: only NULLs are written
+            if column in op.sets_null and column in op.empty_guarded:
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"makes the empty values of {op.table}.{column} NULL: no value is lost",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
+            measured = self.rewrite(op, file, column, values_of.get(column))
+            if measured is not None:
+                out.append(measured)
+                continue
             values = self.count(op.table, ("non_null", column))
             verb = "nulls" if column in op.sets_null else "overwrites"
             scope = " (rows matching its WHERE clause)" if op.filtered else ""
@@ -396,6 +487,60 @@ class Judge:
             )
         return out
 
+    def rewrite(self, op: Op, file: str, column: str, value: str | None) -> Finding | None:
+        """An UPDATE's column judged by what its measuring SELECT found (None: unmeasured).
+
+        Destroyed: non-empty values made NULL, distinct values made one, JSON scalars
+        dropped, and every value changed by a function that keeps only part of it
+        (``date_trunc``, ``left``...). Anything else is a rewrite in place: each old value
+        can still be told from its new one, and the backup keeps the old values."""
+        if value is None:
+            return None
+        table = op.table
+        if table in self.written or any(t == table for t, _ in self.written_columns):
+            return None  # an earlier statement changed what the SELECT would read
+        key = (column, value, op.source, op.where)
+        figures = {name: self.count(table, (name, *key)) for name in REWRITE_FIGURES}
+        changed, nulled = figures["changed"], figures["nulled"]
+        collapsed, dropped = figures["collapsed"], figures["json_dropped"]
+        if changed is None or nulled is None or collapsed is None or dropped is None:
+            return None
+        where = f"{table}.{column}"
+        if column in op.lossy_calls:
+            parts = [f"{changed:,} cut short by {', '.join(_calls(value))}"] if changed else []
+            destroyed = changed
+        else:
+            parts = [
+                f"{count:,} {what}"
+                for count, what in (
+                    (nulled, "made NULL"),
+                    (collapsed, "made equal to another value"),
+                    (dropped, "JSON values with data dropped"),
+                )
+                if count
+            ]
+            destroyed = nulled + collapsed + dropped
+        if destroyed:
+            return self.finding(
+                "update-overwrites",
+                op,
+                file,
+                f"overwrites {where}: {changed:,} value{'s' if changed != 1 else ''} change, "
+                f"of which {'; '.join(parts)}",
+                destroyed,
+            )
+        if not changed:
+            return self.finding("update-overwrites", op, file, f"rewrites {where}", 0)
+        return self.finding(
+            "update-overwrites",
+            op,
+            file,
+            f"rewrites {where} in place: {changed:,} value{'s' if changed != 1 else ''} "
+            "change, none made NULL or equal to another value: the backup keeps the old values",
+            None,
+            severity="info",
+        )
+
     def alter_type(self, op: Op, file: str) -> list[Finding]:
         table, column = op.table, op.column
         new = op.type_name.lower()
@@ -403,6 +548,8 @@ class Judge:
         out: list[Finding] = []
         if op.type_name in self.enums or new in self.enums:
             labels = self.enums.get(op.type_name) or self.enums[new]
+            if op.using == "case":
+                return self.enum_mapping(op, file, labels)
             rows = self.count(table, ("outside", column, labels))
             out.append(
                 self.finding(
@@ -416,11 +563,18 @@ class Judge:
             )
             return out
         values = self.count(table, ("non_null", column))
-        lossy, reason = self.narrowing(op, old)
+        before = self.old_type(table, column)
+        lossy, reason = self.narrowing(op, before)
         if lossy != 0:
-            message = f"changes {table}.{column} from {old or 'its current type'} to {_typ(op)}"
+            was = f"from {before} " if before else ""
+            message = f"changes {table}.{column} {was}to {op.sql_type or _typ(op)}"
             if reason:
                 message += f": {reason}"
+            elif before is None:
+                message += (
+                    ": its current type is unknown (not created earlier in this run, no "
+                    "database), so a widening cannot be told from a narrowing"
+                )
             out.append(
                 self.finding("narrowing-type", op, file, message, 0 if values == 0 else lossy)
             )
@@ -439,32 +593,92 @@ class Judge:
             )
         return out
 
-    def narrowing(self, op: Op, old: str) -> tuple[int | None, str]:
-        """How many values the new type cannot hold (0: none, None: unknown), and why."""
-        table, column, new = op.table, op.column, op.type_name.lower()
-        if new in TEXT_TYPES and op.type_length is None:
+    def old_labels(self, table: str, column: str) -> tuple[str, ...] | None:
+        """The labels of the enum a column holds before the statement, when known."""
+        old = self.old_type(table, column)
+        if old is None:
+            return None
+        if old.name in self.enums:
+            return self.enums[old.name]
+        return self.facts.enums.get(old.name) if self.facts else None
+
+    def enum_mapping(self, op: Op, file: str, labels: tuple[str, ...]) -> list[Finding]:
+        """An enum recreated with ``USING (CASE ...)``: a value is removed only when the
+        CASE gives it no value of the new type (NULL, or a label the type lacks); values
+        it renames one to one lose nothing; values it folds into one another are
+        overwritten (``update-overwrites``), counted by the rows that change."""
+        table, column = op.table, op.column
+        mapping = CaseMapping(op, labels, self.old_labels(table, column))
+        head = (
+            f"recreates {table}.{column} as enum {op.type_name} ({', '.join(labels)}) with a CASE"
+        )
+        out: list[Finding] = []
+        removed = mapping.removed()
+        if removed:
+            rows = self.rows_holding(op, mapping, removed)
+            out.append(
+                self.finding(
+                    "enum-value-removed",
+                    op,
+                    file,
+                    f"{head} that gives {mapping.say(removed)} no value of it" + _holding(rows),
+                    rows,
+                )
+            )
+        for into, changing in mapping.folds():
+            rows = self.rows_holding(op, mapping, changing)
+            out.append(
+                self.finding(
+                    "update-overwrites",
+                    op,
+                    file,
+                    f"{head} that folds {mapping.say(changing)} into {into}" + _holding(rows),
+                    rows,
+                )
+            )
+        return out
+
+    def rows_holding(self, op: Op, mapping: CaseMapping, values: list[str]) -> int | None:
+        """Rows whose value is one of ``values`` (``OTHER``: any value not named)."""
+        total: int | None = 0
+        for value in values:
+            key = ("outside", op.column, mapping.named) if value == OTHER else None
+            found = self.count(op.table, key or ("inside", op.column, (value,)))
+            total = None if found is None or total is None else total + found
+        return total
+
+    def narrowing(self, op: Op, old: SqlType | None) -> tuple[int | None, str]:
+        """How many values the new type cannot hold (0: none, None: unknown), and why.
+
+        A lossless widening (``types.lossless``) is 0 without asking the data; a change that
+        may narrow is measured where the data can answer: integers out of range or with
+        fractions, text longer than a limit, numbers or times that a precision changes."""
+        table, column, new = op.table, op.column, op.sql_type
+        if new is None:
+            return None, ""
+        if new.name in TEXT_TYPES and not new.mods:
             return 0, ""  # every value has a text form
-        if new in INTEGER_TYPES:
-            if old in INTEGER_TYPES:
-                if INTEGER_TYPES[old] <= INTEGER_TYPES[new]:
-                    return 0, ""
-                out = self.count(table, ("out_of_range", column, INTEGER_TYPES[new]))
-                return out, f"{out:,} values do not fit in {op.type_name}" if out else ""
-            if old and old not in FRACTIONAL_TYPES and old not in TEXT_TYPES:
+        if old is not None and lossless(old, new):
+            return 0, ""
+        family = old.name if old else ""
+        if new.name in INTEGER_RANK:
+            if family in INTEGER_RANK:
+                out = self.count(table, ("out_of_range", column, INTEGER_RANK[new.name]))
+                return out, f"{out:,} values do not fit in {new}" if out else ""
+            if family and family not in FRACTIONAL_TYPES and family not in TEXT_TYPES:
                 return None, ""
             lossy = self.count(table, ("fractional", column))
             return lossy, f"{lossy:,} values are not whole numbers" if lossy else ""
-        if op.type_length is not None and (old in TEXT_TYPES or not old):
-            current = self.live_length(table, column)
-            if current is not None and op.type_length >= current:
-                return 0, ""
-            lossy = self.count(table, ("longer_than", column, op.type_length))
+        if new.name in ("varchar", "bpchar") and new.mods and (not family or family in TEXT_TYPES):
+            lossy = self.count(table, ("longer_than", column, new.mods[0]))
             return lossy, (
-                f"{lossy:,} values are longer than {op.type_length} characters" if lossy else ""
+                f"{lossy:,} values are longer than {new.mods[0]} characters" if lossy else ""
             )
-        if old and (old == new or (_compatible(old, new) and new not in INTEGER_TYPES)):
-            return 0, ""
-        return (0 if old and new in FRACTIONAL_TYPES and old in INTEGER_TYPES else None), ""
+        if _measurable(new):
+            lossy = self.count(table, ("misfit", column, str(new)))
+            plural = "s" if lossy != 1 else ""
+            return lossy, f"{lossy:,} value{plural} would change in {new}" if lossy else ""
+        return None, ""
 
     def live_length(self, table: str, column: str) -> int | None:
         facts = self.facts.table(table) if self.facts else None
@@ -672,6 +886,90 @@ def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:
     if old == "varchar" and new == "varchar":
         return op.type_length is None or (old_length is not None and op.type_length >= old_length)
     return False
+
+
+OTHER = "\x00other"
+"""Every value of the old enum that neither the CASE nor the new type names: they share
+one fate (the ELSE), so they are judged, and counted, together."""
+
+
+@dataclass(frozen=True)
+class CaseMapping:
+    """What an enum recreation's ``USING (CASE ...)`` does to each value of the column."""
+
+    op: Op
+    labels: tuple[str, ...]
+    """The new enum's labels."""
+    old: tuple[str, ...] | None
+    """The old enum's labels; None when unknown (static analysis, no earlier CREATE)."""
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The values the CASE or the new type names, in a fixed order: counted one by one."""
+        keys = [k for k, _ in self.op.case_map]
+        return tuple(dict.fromkeys(keys + list(self.labels)))
+
+    def values(self) -> list[str]:
+        """The old values, as far as they are known; ``OTHER`` stands for the rest."""
+        if self.old is None:
+            return [*self.named, OTHER]
+        rest = [v for v in self.old if v not in self.named]
+        return [v for v in self.named if v in self.old] + ([OTHER] if rest else [])
+
+    def target(self, value: str) -> str | None:
+        mapping = dict(self.op.case_map)
+        if value in mapping:
+            return mapping[value]
+        if self.op.case_else_keeps:
+            return None if value == OTHER else value  # a value the new type lacks: fails
+        return self.op.case_else
+
+    def removed(self) -> list[str]:
+        """The values left without a value of the new type (NULL, or a label it lacks)."""
+        return [v for v in self.values() if self.target(v) not in self.labels]
+
+    def folds(self) -> list[tuple[str, list[str]]]:
+        """Each label that several old values become, with the values that change into it
+        (the label's own value, mapped to itself, does not change)."""
+        found = []
+        for into in self.labels:
+            sources = [v for v in self.values() if self.target(v) == into]
+            changing = [v for v in sources if v != into]
+            if len(sources) >= 2 and changing:
+                found.append((into, changing))
+        return found
+
+    def say(self, values: list[str]) -> str:
+        """``values`` in words; ``OTHER`` by its labels when the old type's are known."""
+        named = [v for v in values if v != OTHER]
+        if OTHER in values and self.old is not None:
+            named += [v for v in self.old if v not in self.named]
+        other = ["the values it does not name"] if OTHER in values and self.old is None else []
+        return " and ".join(p for p in (", ".join(named), *other) if p)
+
+    def questions(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The counts that answer every judgement: rows per named value, and the rest."""
+        asked: list[tuple[str, tuple[str, ...]]] = [("inside", (v,)) for v in self.named]
+        return [*asked, ("outside", self.named)]
+
+
+def _holding(rows: int | None) -> str:
+    if not rows:
+        return ""
+    return f"; {rows:,} row{'s hold' if rows != 1 else ' holds'} such a value"
+
+
+def _calls(value: str) -> list[str]:
+    """The lossy functions an UPDATE's new value calls, for the message."""
+    return [f for f in sorted(LOSSY_CALLS) if re.search(rf"\b{f}\"?\s*\(", value, re.I)] or [
+        "a cast to date"
+    ]
+
+
+def _measurable(new: SqlType) -> bool:
+    """A target type whose misfits ``gather_facts`` can count (``misfit``): a numeric with
+    a precision, a time type (its precision, its zone, or the time of day a date drops)."""
+    return (new.name == "numeric" and bool(new.mods)) or new.name in TIMES | {"date"}
 
 
 def _bytes(size: int) -> str:
