@@ -192,7 +192,7 @@ class AlembicLayout:
             if seen.refused is not None:  # refused, and env.py said so in its own words
                 raise MigrationFailed(seen.refused) from None
             raise MigrationFailed(f"{_reason(exc)} (env.py's transaction rolled back)") from None
-        confirm(db, seen, migration.id, TABLE)
+        confirm(db, seen, migration.id, TABLE, checked=check is not None)
 
 
 _OWN_BEGIN = "reconciler.sqlite_own_begin"

@@ -124,7 +124,7 @@ def watch(db: Database, check: TransactionCheck | None, seen: Watch) -> Iterator
         if identity_of(conn) == seen.target:
             return True
         if seen.refused is None:
-            seen.refused = _refusal(conn, db.dialect)
+            seen.refused = _refusal(conn, db, seen.target)
         raise MigrationFailed(seen.refused)
 
     def on_begin(conn: Connection) -> None:
@@ -152,9 +152,9 @@ def watch(db: Database, check: TransactionCheck | None, seen: Watch) -> Iterator
             event.remove(Engine, name, listener)
 
 
-def confirm(db: Database, seen: Watch, revision: str, table: str) -> None:
-    """After ``env.py`` returned: the target's own ``table`` names ``revision``, and a
-    transaction on the target committed (checked, when there is a check); else
+def confirm(db: Database, seen: Watch, revision: str, table: str, *, checked: bool) -> None:
+    """After ``env.py`` returned: the target's own ``table`` names ``revision``, and, when
+    the run is ``checked``, a checked transaction on the target committed; else
     ``MigrationFailed`` saying what is known, never a success."""
     moved = db.table_exists(table) and any(
         row[0] == revision for row in db.query(f"SELECT version_num FROM {table}")
@@ -165,7 +165,7 @@ def confirm(db: Database, seen: Watch, revision: str, table: str) -> None:
             "env.py migrated another database, or none; the target is not migrated. Make "
             "env.py connect with the URL it is given (config.get_main_option('sqlalchemy.url'))"
         )
-    if seen.commits == 0:
+    if checked and seen.commits == 0:
         raise MigrationFailed(
             f"revision {revision!r} is in the target's {table}, but committed outside any "
             "transaction env.py opened in this thread through SQLAlchemy, so it was not "
@@ -173,13 +173,16 @@ def confirm(db: Database, seen: Watch, revision: str, table: str) -> None:
         )
 
 
-def _refusal(conn: Connection, dialect: Dialect) -> str:
+def _refusal(conn: Connection, db: Database, target: Identity) -> str:
     url = redact(conn.engine.url.render_as_string(hide_password=True))
     reported = identity_of(conn)
-    name = f" (database {reported[1]!r})" if reported[0] == "postgresql" else ""
+    if reported[0] == "postgresql" and target[0] == "postgresql":
+        name, wanted = f" (database {reported[1]!r})", f"database {target[1]!r}"
+    else:
+        name, wanted = "", db.url.redacted
     return (
-        f"env.py connected to {url}{name}, which is not the target's {dialect} database: "
-        "refused before anything ran there. Make env.py connect with the URL it is given "
+        f"env.py connected to {url}{name}, not to the {wanted} being migrated: refused "
+        "before anything ran there. Make env.py connect with the URL it is given "
         "(config.get_main_option('sqlalchemy.url'))"
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.act import reconcile_schema
-from reconciler.policy import Policy
+from reconciler.policy import Policy, load_policy
 from tests.schema.alembic_scripts import (
     add_revision,
     alembic_policy,
@@ -177,7 +177,8 @@ def test_env_py_that_migrates_another_database_is_refused_before_it_runs_there(
     assert reason == "ApplyFailed", message
     other_name = other_pg_url.rsplit("/", 1)[1]
     assert f"env.py connected to postgresql://postgres:***@127.0.0.1:5432/{other_name} " in message
-    assert f"(database '{other_name}'), which is not the target's" in message
+    target_name = pg_url.rsplit("/", 1)[1]
+    assert f"(database '{other_name}'), not to the database '{target_name}' being" in message
     assert "refused before anything ran there" in message
     assert "s3cret-pw" not in message
     assert tables(other_pg_url) == set()  # nothing committed there
@@ -194,7 +195,7 @@ def test_on_sqlite_env_py_that_migrates_another_file_is_refused(
     reason, message = apply(policy)
 
     assert reason == "ApplyFailed", message
-    assert f"env.py connected to sqlite:///{tmp_path / 'other.db'}, which is not" in message
+    assert f"env.py connected to sqlite:///{tmp_path / 'other.db'}, not to the sqlite" in message
     assert tables(f"sqlite:///{tmp_path / 'other.db'}") == set()
     assert "users" not in tables(url)
 
@@ -227,3 +228,32 @@ def test_a_revision_run_out_of_sight_is_never_reported_applied(
     else:
         assert "committed outside any transaction" in message
         assert "not verified" in message
+
+
+def test_a_rehearsal_never_lets_env_py_migrate_the_live_database(
+    pg_url: str, tmp_path: Path, write_policy: WritePolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rehearsal gives env.py the scratch copy's URL; an env.py that reads the live
+    database's URL from its own settings would migrate production in the rehearsal's name."""
+    monkeypatch.setenv("APP_DATABASE_URL", pg_url)
+    folder = script_dir(tmp_path)
+    (folder / "env.py").write_text(ENV_PY, encoding="utf-8")
+    add_revision(folder, "v1users", None, create_table("users", "email"))
+    path = write_policy(
+        f"""
+        ledger: sqlite:///ledger.db
+        targets:
+          - name: app
+            database: {pg_url}
+            migrations: {{layout: alembic, path: {folder}}}
+            backup: {{driver: pg_dump, dir: {tmp_path / "backups"}}}
+            rehearse: true
+        """
+    )
+
+    reason, message = apply(load_policy(path, environ={}))
+
+    assert reason == "RehearsalFailed", message
+    live = pg_url.rsplit("/", 1)[1]
+    assert f"(database '{live}'), not to the database 'rcl_scratch_" in message
+    assert tables(pg_url) == set()  # nothing of the revision ran on the live database
