@@ -69,6 +69,14 @@ def sqlite_identity(dbapi_connection: Any) -> Identity:
     return ("sqlite", "unknown", id(dbapi_connection))
 
 
+def same_database(a: Identity, b: Identity) -> bool:
+    """Whether two identities name one database. A part one side could not read (a role
+    without the right to ``pg_control_system()``) is left out of the comparison."""
+    if len(a) != len(b):
+        return False
+    return all(x == y or x is None or y is None for x, y in zip(a, b, strict=True))
+
+
 def target_identity(db: Database) -> Identity:
     """What the target's own connection reports."""
     if db.dialect == "postgresql":
@@ -121,7 +129,7 @@ def watch(db: Database, check: TransactionCheck | None, seen: Watch) -> Iterator
     def on_target(conn: Connection) -> bool:
         if threading.get_ident() != thread:
             return False
-        if identity_of(conn) == seen.target:
+        if same_database(identity_of(conn), seen.target):
             return True
         if seen.refused is None:
             seen.refused = _refusal(conn, db, seen.target)

@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.act import reconcile_schema
 from reconciler.policy import Policy, load_policy
+from reconciler.source.alembic_target import same_database
 from tests.schema.alembic_scripts import (
     add_revision,
     alembic_policy,
@@ -257,3 +258,36 @@ def test_a_rehearsal_never_lets_env_py_migrate_the_live_database(
     live = pg_url.rsplit("/", 1)[1]
     assert f"(database '{live}'), not to the database 'rcl_scratch_" in message
     assert tables(pg_url) == set()  # nothing of the revision ran on the live database
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (
+            ("postgresql", "app", "5432", "t0", "71"),
+            ("postgresql", "app", "5432", "t0", "71"),
+            True,
+        ),
+        # A role without the right to pg_control_system() reads no system identifier.
+        (
+            ("postgresql", "app", "5432", "t0", None),
+            ("postgresql", "app", "5432", "t0", "71"),
+            True,
+        ),
+        (
+            ("postgresql", "app", "5432", "t0", "71"),
+            ("postgresql", "other", "5432", "t0", "71"),
+            False,
+        ),
+        (
+            ("postgresql", "app", "5432", "t0", "71"),
+            ("postgresql", "app", "5433", "t1", "72"),
+            False,
+        ),
+        (("sqlite", 2049, 1234), ("sqlite", 2049, 1235), False),
+    ],
+)
+def test_what_is_unknown_on_one_side_is_left_out_of_the_comparison(
+    a: tuple[object, ...], b: tuple[object, ...], same: bool
+) -> None:
+    assert same_database(a, b) is same

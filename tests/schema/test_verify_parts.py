@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reconciler.act import plan_target, reconcile_schema
 from reconciler.act.resolve import resolve_failed
+from reconciler.errors import MigrationFailed
+from reconciler.source.sql import script_parts
 from tests.conftest import pg_query
 from tests.schema.helpers import add_migration, ledger_of, prisma_policy
 from tests.schema.test_verify import approving, migrated_with_users
@@ -140,3 +144,74 @@ def test_prismas_enum_recreation_in_its_own_transaction_still_applies(
         "SELECT applied_steps_count, finished_at IS NOT NULL FROM _prisma_migrations "
         "WHERE migration_name = '20261201000000_trialing'",
     ) == [(1, True)]
+
+
+@pytest.mark.parametrize(
+    ("script", "parts"),
+    [
+        # Prisma's enum change: its own transaction, then statements of ours.
+        (
+            "-- AlterEnum\nBEGIN;\nCREATE TYPE a AS ENUM ('x');\nDROP TYPE b;\nCOMMIT;\n"
+            "ALTER TABLE t ADD c INT;\n",
+            ["lines 3-4", "line 6"],
+        ),
+        # A statement that cannot run in a transaction is a part alone.
+        (
+            "CREATE TABLE t (id INT);\nCREATE INDEX CONCURRENTLY i ON t (id);\nDELETE FROM t;\n",
+            ["line 1", "line 2 outside", "line 3"],
+        ),
+        # END and START TRANSACTION; COMMIT AND CHAIN opens the next one at once.
+        (
+            "START TRANSACTION;\nDELETE FROM t;\nCOMMIT AND CHAIN;\nDELETE FROM u;\nEND;\n",
+            ["line 2", "line 4"],
+        ),
+        # The script's own ROLLBACK: run, then undone.
+        ("BEGIN;\nDELETE FROM t;\nROLLBACK;\nSELECT 1;\n", ["line 2 rolled back", "line 4"]),
+        # Words inside a function body, a string or a comment are not transaction control.
+        (
+            "-- BEGIN; COMMIT;\nCREATE FUNCTION f() RETURNS INT AS $$\nBEGIN\n  RETURN 1;\n"
+            "END;\n$$ LANGUAGE plpgsql;\nSELECT 'COMMIT;';\n",
+            ["lines 2-7"],
+        ),
+    ],
+)
+def test_a_script_is_cut_at_its_own_transaction_control(script: str, parts: list[str]) -> None:
+    found = script_parts(script)
+    described = [
+        p.lines + (" outside" if p.outside else "") + (" rolled back" if p.rolled_back else "")
+        for p in found
+    ]
+    assert described == parts
+    for part in found:  # each part keeps the script's line numbers
+        assert part.text.count("\n", 0, len(part.text) - len(part.text.lstrip("\n"))) == (
+            part.first_line - 1
+        )
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        ("CREATE TABLE t (id INT);\nBEGIN;\nDELETE FROM t;\n", "line 2: BEGIN without a COMMIT"),
+        ("BEGIN;\nDELETE FROM t;\nPREPARE TRANSACTION 'x';\n", "line 3: two-phase commit"),
+        ("BEGIN;\nDELETE FROM t WHERE;\nCOMMIT;\n", "line 2: syntax error"),
+    ],
+)
+def test_a_script_whose_transactions_cannot_be_followed_is_refused(script: str, error: str) -> None:
+    with pytest.raises(MigrationFailed, match=error):
+        script_parts(script)
+
+
+def test_a_script_refused_before_it_runs_changes_nothing(pg_url: str, tmp_path: Path) -> None:
+    folder, policy = migrated_with_users(pg_url, tmp_path)
+    add_migration(
+        folder,
+        "20261201000000_unfinished",
+        'CREATE TABLE "audit" ("id" INTEGER);\nBEGIN;\nINSERT INTO "audit" VALUES (1);\n',
+    )
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "ApplyFailed", outcome.message
+    assert "line 2: BEGIN without a COMMIT" in outcome.message
+    assert pg_query(pg_url, "SELECT to_regclass('audit')") == [(None,)]
+    assert pg_query(pg_url, "SELECT count(*) FROM users") == [(10,)]
