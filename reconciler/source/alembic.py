@@ -187,6 +187,13 @@ class AlembicLayout:
         except MigrationFailed as exc:  # the check refused to let it commit
             if seen.refused is not None:  # env.py reached another database: nothing ran
                 raise MigrationFailed(seen.refused) from None
+            if seen.in_effect:
+                raise type(exc)(
+                    f"{exc} (it ran in autocommit mode, as autocommit_block runs statements: "
+                    "the loss is in effect, as is what the revision committed before it; "
+                    "alembic_version did not move: restore what was lost from the backup, "
+                    "then fix the revision)"
+                ) from None
             raise type(exc)(f"{exc} (env.py's transaction rolled back)") from None
         except Exception as exc:  # env.py and revisions are the application's code
             if seen.refused is not None:  # refused, and env.py said so in its own words

@@ -112,6 +112,18 @@ class Watch:
     """Transactions committed on the target (each checked first, when there is a check)."""
     refused: str | None = None
     """Why a connection env.py opened was refused: it reaches another database."""
+    in_effect: bool = False
+    """The check refused a transaction that ran in autocommit mode (Alembic's
+    ``autocommit_block``): measured, but already in effect; nothing of it rolled back."""
+
+
+def autocommit(conn: Connection) -> bool:
+    """Whether ``conn`` runs each statement in a transaction of its own: SQLAlchemy's
+    ``AUTOCOMMIT`` isolation (``autocommit_block`` sets it), or a driver set to it."""
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return True
+    raw = conn.connection.dbapi_connection
+    return not isinstance(raw, sqlite3.Connection) and bool(getattr(raw, "autocommit", False))
 
 
 @contextmanager
@@ -142,7 +154,11 @@ def watch(db: Database, check: TransactionCheck | None, seen: Watch) -> Iterator
     def on_commit(conn: Connection) -> None:
         if on_target(conn):
             if check is not None:
-                check.after(Reads(conn))
+                try:
+                    check.after(Reads(conn))
+                except MigrationFailed:
+                    seen.in_effect = autocommit(conn)
+                    raise
             seen.commits += 1
 
     if check is not None and db.dialect == "sqlite":

@@ -291,3 +291,32 @@ def test_what_is_unknown_on_one_side_is_left_out_of_the_comparison(
     a: tuple[object, ...], b: tuple[object, ...], same: bool
 ) -> None:
     assert same_database(a, b) is same
+
+
+def test_a_loss_in_an_autocommit_block_is_reported_as_in_effect(
+    pg_url: str, tmp_path: Path, write_policy: WritePolicy
+) -> None:
+    """``autocommit_block`` (for CREATE INDEX CONCURRENTLY) commits each statement as it
+    runs: what it loses is measured at its end, and said to be in effect, not rolled back."""
+    folder = with_users(tmp_path, pg_url)
+    (folder / "env.py").write_text(ENV_PY, encoding="utf-8")
+    add_revision(
+        folder,
+        "v2audit",
+        "v1users",
+        f"""
+        {create_table("audit", "what")}
+        op.execute("CREATE RULE purge AS ON INSERT TO audit DO ALSO DELETE FROM users WHERE id > 1")
+        with op.get_context().autocommit_block():
+            op.execute("INSERT INTO audit (id, what) VALUES (1, 'x')")
+        """,
+    )
+    _, policy = alembic_policy(write_policy, pg_url, folder)
+
+    reason, message = apply(policy)
+
+    assert reason == "VerifyFailed", message
+    assert "users: 49 rows deleted" in message
+    assert "the loss is in effect" in message
+    assert "rolled back" not in message
+    assert versions(pg_url) == {"v1users"}
