@@ -318,6 +318,8 @@ class PrismaLayout:
             return
         try:
             with db.transaction(timeouts.lock, timeouts.statement):
+                if part.modes:  # the script's BEGIN ISOLATION LEVEL ..., before any query
+                    db.execute(f"SET TRANSACTION {part.modes}")
                 if check is not None and not part.rolled_back:
                     check.before(db)
                 db.run_script(part.text)

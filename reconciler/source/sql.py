@@ -72,6 +72,9 @@ class ScriptPart:
     """Runs outside any transaction (``CREATE INDEX CONCURRENTLY``, ``VACUUM``...)."""
     rolled_back: bool = False
     """The script itself ends this transaction with ``ROLLBACK``: it runs, and is undone."""
+    modes: str = ""
+    """What the script's ``BEGIN`` asks of its transaction (``ISOLATION LEVEL SERIALIZABLE``,
+    ``READ ONLY``...), for a ``SET TRANSACTION`` ahead of anything else in it."""
 
     @property
     def lines(self) -> str:
@@ -96,6 +99,7 @@ def script_parts(script: str) -> list[ScriptPart]:
     parts: list[ScriptPart] = []
     pending: list[slice] = []
     explicit: int | None = None  # the line of the script's own BEGIN still open
+    modes = ""  # what that BEGIN asks of its transaction
 
     def close(*, rolled_back: bool = False) -> None:
         if pending:
@@ -107,6 +111,7 @@ def script_parts(script: str) -> list[ScriptPart]:
                     script.count("\n", 0, stop) + 1,
                     "\n" * (first - 1) + script[start:stop] + ";",
                     rolled_back=rolled_back,
+                    modes=modes if explicit is not None else "",
                 )
             )
             pending.clear()
@@ -120,10 +125,11 @@ def script_parts(script: str) -> list[ScriptPart]:
         if kind in _STARTS:
             if explicit is None:  # a BEGIN inside a transaction is only a warning
                 close()
-                explicit = line
+                explicit, modes = line, _modes(control)
             continue
         if kind in _ENDS:
             close(rolled_back=kind == TransactionStmtKind.TRANS_STMT_ROLLBACK)
+            # AND CHAIN: the next transaction opens at once, with the same modes.
             explicit = line if control is not None and control.chain else None
             continue
         if explicit is None and transaction_mode(script[span]) == "none":
@@ -145,6 +151,23 @@ def script_parts(script: str) -> list[ScriptPart]:
         )
     close()
     return parts
+
+
+def _modes(begin: ast.TransactionStmt | None) -> str:
+    """The transaction modes a ``BEGIN`` or ``START TRANSACTION`` names, as ``SET
+    TRANSACTION`` takes them."""
+    said: list[str] = []
+    for option in (begin.options if begin is not None else None) or ():
+        value = getattr(getattr(option.arg, "val", None), "sval", None) or getattr(
+            getattr(option.arg, "val", None), "ival", 0
+        )
+        if option.defname == "transaction_isolation":
+            said.append(f"ISOLATION LEVEL {str(value).upper()}")
+        elif option.defname == "transaction_read_only":
+            said.append("READ ONLY" if value else "READ WRITE")
+        elif option.defname == "transaction_deferrable":
+            said.append("DEFERRABLE" if value else "NOT DEFERRABLE")
+    return ", ".join(said)
 
 
 _STARTS = frozenset({TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START})

@@ -165,6 +165,16 @@ def test_prismas_enum_recreation_in_its_own_transaction_still_applies(
             "START TRANSACTION;\nDELETE FROM t;\nCOMMIT AND CHAIN;\nDELETE FROM u;\nEND;\n",
             ["line 2", "line 4"],
         ),
+        # BEGIN's modes go with its transaction, and with the one AND CHAIN opens.
+        (
+            "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY;\nSELECT 1;\nCOMMIT AND CHAIN;\n"
+            "SELECT 2;\nCOMMIT;\nSELECT 3;\n",
+            [
+                "line 2 ISOLATION LEVEL SERIALIZABLE, READ ONLY",
+                "line 4 ISOLATION LEVEL SERIALIZABLE, READ ONLY",
+                "line 6",
+            ],
+        ),
         # The script's own ROLLBACK: run, then undone.
         ("BEGIN;\nDELETE FROM t;\nROLLBACK;\nSELECT 1;\n", ["line 2 rolled back", "line 4"]),
         # Words inside a function body, a string or a comment are not transaction control.
@@ -178,7 +188,10 @@ def test_prismas_enum_recreation_in_its_own_transaction_still_applies(
 def test_a_script_is_cut_at_its_own_transaction_control(script: str, parts: list[str]) -> None:
     found = script_parts(script)
     described = [
-        p.lines + (" outside" if p.outside else "") + (" rolled back" if p.rolled_back else "")
+        p.lines
+        + (" outside" if p.outside else "")
+        + (" rolled back" if p.rolled_back else "")
+        + (f" {p.modes}" if p.modes else "")
         for p in found
     ]
     assert described == parts
@@ -215,3 +228,21 @@ def test_a_script_refused_before_it_runs_changes_nothing(pg_url: str, tmp_path: 
     assert "line 2: BEGIN without a COMMIT" in outcome.message
     assert pg_query(pg_url, "SELECT to_regclass('audit')") == [(None,)]
     assert pg_query(pg_url, "SELECT count(*) FROM users") == [(10,)]
+
+
+def test_what_the_scripts_begin_asks_of_its_transaction_is_kept(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder, policy = migrated_with_users(pg_url, tmp_path)
+    add_migration(
+        folder,
+        "20261201000000_snapshot",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ;\n"
+        'CREATE TABLE "levels" AS SELECT current_setting(\'transaction_isolation\') AS "level";\n'
+        "COMMIT;\n",
+    )
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "InSync", outcome.message
+    assert pg_query(pg_url, 'SELECT "level" FROM "levels"') == [("repeatable read",)]
