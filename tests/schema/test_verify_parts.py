@@ -246,3 +246,21 @@ def test_what_the_scripts_begin_asks_of_its_transaction_is_kept(
 
     assert outcome.reason == "InSync", outcome.message
     assert pg_query(pg_url, 'SELECT "level" FROM "levels"') == [("repeatable read",)]
+
+
+def test_the_scripts_own_rollback_undoes_its_transaction(pg_url: str, tmp_path: Path) -> None:
+    folder, policy = migrated_with_users(pg_url, tmp_path)
+    add_migration(
+        folder,
+        "20261201000000_tried",
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        "BEGIN;\n"
+        'INSERT INTO "audit" VALUES (1);\n'
+        "ROLLBACK;\n"
+        'INSERT INTO "audit" VALUES (2);\n',
+    )
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "InSync", outcome.message
+    assert pg_query(pg_url, 'SELECT "id" FROM "audit"') == [(2,)]
