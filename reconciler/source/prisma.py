@@ -25,7 +25,7 @@ from reconciler.source.base import (
     TransactionCheck,
     sha256_hex,
 )
-from reconciler.source.sql import ScriptPart, script_parts, transaction_mode
+from reconciler.source.sql import ScriptPart, drops_database, script_parts, transaction_mode
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -274,6 +274,13 @@ class PrismaLayout:
         committed first, as Prisma does, and ``applied_steps_count`` counts the parts in
         effect; a failure says which parts are in effect and which are not."""
         parts = script_parts(script)  # a malformed script is refused before anything runs
+        dropped = [p for p in parts if drops_database(p)]
+        if check is not None and dropped:
+            raise MigrationFailed(
+                f"{dropped[0].lines}: DROP DATABASE runs outside any transaction, where what "
+                "it loses can be neither verified nor rolled back: drop the database by hand "
+                "(nothing of this migration ran)"
+            )
         row_id = self._started(db, migration)
         for done, part in enumerate(parts):
             try:

@@ -153,6 +153,14 @@ def script_parts(script: str) -> list[ScriptPart]:
     return parts
 
 
+def drops_database(part: ScriptPart) -> bool:
+    """Whether ``part`` is a ``DROP DATABASE``: it runs outside any transaction, so what it
+    loses can neither be measured before it takes effect nor rolled back."""
+    return part.outside and any(
+        isinstance(raw.stmt, ast.DropdbStmt) for raw in parse_sql(part.text)
+    )
+
+
 def _modes(begin: ast.TransactionStmt | None) -> str:
     """The transaction modes a ``BEGIN`` or ``START TRANSACTION`` names, as ``SET
     TRANSACTION`` takes them."""

@@ -264,3 +264,23 @@ def test_the_scripts_own_rollback_undoes_its_transaction(pg_url: str, tmp_path: 
 
     assert outcome.reason == "InSync", outcome.message
     assert pg_query(pg_url, 'SELECT "id" FROM "audit"') == [(2,)]
+
+
+def test_a_database_dropped_outside_any_transaction_is_refused_before_anything_runs(
+    pg_url: str, other_pg_url: str, tmp_path: Path
+) -> None:
+    folder, policy = migrated_with_users(pg_url, tmp_path)
+    pg_query(other_pg_url, "CREATE TABLE archive AS SELECT 1 AS id")
+    other = other_pg_url.rsplit("/", 1)[1]
+    add_migration(
+        folder,
+        "20261201000000_drop_archive",
+        f'CREATE TABLE "audit" ("id" INTEGER);\nDROP DATABASE "{other}";\n',
+    )
+
+    outcome = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert outcome.reason == "ApplyFailed", outcome.message
+    assert "line 2: DROP DATABASE runs outside any transaction" in outcome.message
+    assert pg_query(other_pg_url, "SELECT count(*) FROM archive") == [(1,)]
+    assert pg_query(pg_url, "SELECT to_regclass('audit')") == [(None,)]
