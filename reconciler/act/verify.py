@@ -16,9 +16,9 @@ Prisma migrations run it in the one transaction they run in; a Prisma script wit
 ``BEGIN ... COMMIT``, or with a statement PostgreSQL refuses inside a transaction block, runs
 in parts (``source.sql.script_parts``), and each transaction of it is checked before its own
 COMMIT; only the statements that cannot run in a transaction (``CREATE INDEX CONCURRENTLY``,
-``VACUUM``), which delete no rows, run unchecked. Alembic revisions run it in the transaction
-``env.py`` opens (through SQLAlchemy's begin and commit events), on every connection the
-server says is the target's.
+``VACUUM``), which delete no rows, run unchecked (``DROP DATABASE``, which would, is
+refused). Alembic revisions run it in the transaction ``env.py`` opens (through SQLAlchemy's
+begin and commit events), on every connection the server says is the target's.
 """
 
 from __future__ import annotations
