@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,11 +31,18 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from reconciler.errors import MigrationFailed, SourceError
 from reconciler.secrets import redact
+from reconciler.source.alembic_target import (
+    Watch,
+    confirm,
+    sqlite_identity,
+    target_identity,
+    watch,
+)
 from reconciler.source.base import (
     AppliedMigration,
     LiveHistory,
@@ -165,8 +171,11 @@ class AlembicLayout:
         timeouts: Timeouts,
         check: TransactionCheck | None = None,
     ) -> None:
-        """``check`` runs in ``env.py``'s own transaction, on the connections it opens to
-        the target: after its BEGIN, and before its COMMIT, which a failing check prevents."""
+        """``check`` runs in ``env.py``'s own transaction, on the connections it opens that
+        the server says are the target's: after its BEGIN, and before its COMMIT, which a
+        failing check prevents. A connection to any other database is refused before it
+        runs anything, and the revision counts as applied only once the target's own
+        ``alembic_version`` names it (``alembic_target``)."""
         config = Config()
         config.set_main_option("script_location", str(self.path))
         url = _url_with_timeouts(db.url, timeouts)
@@ -179,18 +188,30 @@ class AlembicLayout:
         transactional = (
             _transactional_sqlite(db.url) if db.url.dialect == "sqlite" else nullcontext()
         )
-        checked = _checked(db, check) if check is not None else nullcontext()
+        seen = Watch(target_identity(db))
         try:
             with (
                 transactional,
-                checked,
+                watch(db, check, seen),
                 EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id),
             ):
                 self.script.run_env()
         except MigrationFailed as exc:  # the check refused to let it commit
+            if seen.refused is not None:  # env.py reached another database: nothing ran
+                raise MigrationFailed(seen.refused) from None
+            if seen.in_effect:
+                raise type(exc)(
+                    f"{exc} (it ran in autocommit mode, as autocommit_block runs statements: "
+                    "the loss is in effect, as is what the revision committed before it; "
+                    "alembic_version did not move: restore what was lost from the backup, "
+                    "then fix the revision)"
+                ) from None
             raise type(exc)(f"{exc} (env.py's transaction rolled back)") from None
         except Exception as exc:  # env.py and revisions are the application's code
+            if seen.refused is not None:  # refused, and env.py said so in its own words
+                raise MigrationFailed(seen.refused) from None
             raise MigrationFailed(f"{_reason(exc)} (env.py's transaction rolled back)") from None
+        confirm(db, seen, migration.id, TABLE, checked=check is not None)
 
 
 _OWN_BEGIN = "reconciler.sqlite_own_begin"
@@ -221,15 +242,13 @@ def _begin_first(
 @contextmanager
 def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
     """While it is open, new connections to ``url``'s file leave transactions to SQLAlchemy."""
-    target = url.sqlite_path.resolve()
+    found = url.sqlite_path.stat()
+    target = ("sqlite", found.st_dev, found.st_ino)
 
     def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         if not isinstance(dbapi_connection, sqlite3.Connection):
             return
-        files = dbapi_connection.execute("PRAGMA database_list").fetchall()
-        if any(
-            name == "main" and file and Path(file).resolve() == target for _, name, file in files
-        ):
+        if sqlite_identity(dbapi_connection) == target:
             dbapi_connection.isolation_level = None
             record.info[_OWN_BEGIN] = True
 
@@ -238,69 +257,6 @@ def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
         yield
     finally:
         event.remove(Pool, "connect", on_connect)
-
-
-@contextmanager
-def _checked(db: Database, check: TransactionCheck) -> Iterator[None]:
-    """While it is open, ``check`` runs in every transaction ``env.py`` opens on ``db``'s
-    database: ``after`` as it is about to commit (an exception there leaves the COMMIT
-    unsent, and the transaction rolls back as its connection closes); ``before`` as it
-    begins on PostgreSQL, whose counters belong to the session. On SQLite ``before`` reads
-    the census on our own connection just ahead: a query in the ``begin`` event would run
-    ahead of a BEGIN that ``env.py`` may send there itself."""
-    wanted, thread = _identity(db.url.sqlalchemy_url()), threading.get_ident()
-
-    def ours(conn: Connection) -> bool:
-        # env.py runs in this thread; other threads (the daemon's other targets, its ledger)
-        # may open transactions meanwhile, even on the same database.
-        return threading.get_ident() == thread and _identity(conn.engine.url) == wanted
-
-    def on_begin(conn: Connection) -> None:
-        if ours(conn):
-            check.before(_Reads(conn))
-
-    def on_commit(conn: Connection) -> None:
-        if ours(conn):
-            check.after(_Reads(conn))
-
-    events: list[tuple[str, Callable[[Connection], None]]] = [("commit", on_commit)]
-    if db.dialect == "sqlite":
-        check.before(db)
-    else:
-        events.append(("begin", on_begin))
-    for name, listener in events:
-        event.listen(Engine, name, listener)
-    try:
-        yield
-    finally:
-        for name, listener in events:
-            event.remove(Engine, name, listener)
-
-
-def _identity(url: URL) -> tuple[str, str | None, int | None, str | None]:
-    """Which database a URL points at, whatever its driver and options."""
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database:
-        database = str(Path(database).resolve())
-    return url.get_backend_name(), url.host, url.port, database
-
-
-class _Reads:
-    """A SQLAlchemy connection seen as a ``Queryable``."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    @property
-    def dialect(self) -> Dialect:
-        return "sqlite" if self.conn.dialect.name == "sqlite" else "postgresql"
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if params:
-            result = self.conn.exec_driver_sql(sql, tuple(params))
-        else:
-            result = self.conn.exec_driver_sql(sql)
-        return [tuple(row) for row in result.fetchall()]
 
 
 def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
