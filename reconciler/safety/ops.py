@@ -45,7 +45,8 @@ class Op:
     kind: str
     """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
     create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
-    update, create-enum, rename-type, drop-type, do-block, create-table, insert."""
+    update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
+    ``COPY ... FROM`` and ``MERGE``: rows written)."""
     table: str = ""
     column: str = ""
     line: int = 0
@@ -76,6 +77,13 @@ class Op:
     labels: tuple[str, ...] = ()
     """create-enum: its labels."""
     cascade: bool = False
+    if_not_exists: bool = False
+    """create-table: ``IF NOT EXISTS``: the table may already exist, with rows."""
+    column_types: tuple[str, ...] = ()
+    """create-table: the type of each of ``columns``, in order."""
+    reads: tuple[tuple[str, str], ...] = ()
+    """insert: the (table, column) pairs its SELECT reads (``*`` for every column): another
+    table filled from a column, which a later drop of that column must give time to."""
 
 
 @dataclass(frozen=True)
@@ -221,15 +229,57 @@ def _volatile(expr: Tree | None) -> bool:
 
 # -- one reader per kind of statement -----------------------------------------------------------
 def _create_table(node: Tree, mk: Make) -> list[Op]:
-    columns = tuple(
-        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
-    )
-    return [mk("create-table", _name(node.get("relation")), columns=columns)]
+    defs = [e["ColumnDef"] for e in node.get("tableElts", ()) if "ColumnDef" in e]
+    return [
+        mk(
+            "create-table",
+            _name(node.get("relation")),
+            columns=tuple(d.get("colname", "") for d in defs),
+            column_types=tuple(_type(d.get("typeName"))[0] for d in defs),
+            if_not_exists=bool(node.get("if_not_exists")),
+        )
+    ]
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
     cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
-    return [mk("insert", _name(node.get("relation")), columns=cols)]
+    reads = _reads(node.get("selectStmt"))
+    return [mk("insert", _name(node.get("relation")), columns=cols, reads=reads)]
+
+
+def _reads(select: Tree | None) -> tuple[tuple[str, str], ...]:
+    """The (table, column) pairs a SELECT reads. A column written without its table is
+    paired with every table of the query when there are several: it may be any of them."""
+    if not select:
+        return ()
+    aliases: dict[str, str] = {}
+    for rel in _nodes(select, "RangeVar"):
+        table = _name(rel)
+        aliases[rel.get("alias", {}).get("aliasname") or rel.get("relname", "")] = table
+        aliases.setdefault(table, table)
+    tables = sorted(set(aliases.values()))
+    pairs: set[tuple[str, str]] = set()
+    for ref in _nodes(select, "ColumnRef"):
+        fields = ref.get("fields", ())
+        name = "*" if fields and "A_Star" in fields[-1] else (_strings(fields[-1:]) or [""])[0]
+        qualifier = _strings(fields[:-1])
+        if qualifier and qualifier[-1] in aliases:
+            pairs.add((aliases[qualifier[-1]], name))
+        elif not qualifier:
+            pairs.update((table, name) for table in tables)
+    return tuple(sorted(pairs))
+
+
+def _copy(node: Tree, mk: Make) -> list[Op]:
+    """``COPY t FROM``: rows written into t (``COPY t TO`` only reads)."""
+    if not node.get("is_from") or not node.get("relation"):
+        return []
+    return [mk("insert", _name(node.get("relation")), columns=tuple(_strings(node.get("attlist"))))]
+
+
+def _merge(node: Tree, mk: Make) -> list[Op]:
+    """``MERGE INTO t``: may insert rows into t (its UPDATE and DELETE arms are not read)."""
+    return [mk("insert", _name(node.get("relation")))]
 
 
 def _do_block(node: Tree, mk: Make) -> list[Op]:
@@ -396,6 +446,7 @@ def _create_enum(node: Tree, mk: Make) -> list[Op]:
 
 _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "AlterTableStmt": _alter_table,
+    "CopyStmt": _copy,
     "CreateEnumStmt": _create_enum,
     "CreateStmt": _create_table,
     "DeleteStmt": _delete,
@@ -403,6 +454,7 @@ _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "DropStmt": _drop,
     "IndexStmt": _create_index,
     "InsertStmt": _insert,
+    "MergeStmt": _merge,
     "RenameStmt": _rename,
     "TruncateStmt": _truncate,
     "UpdateStmt": _update,
