@@ -56,11 +56,13 @@ HISTORY = [
 ]
 
 
-def write_history(folder: Path, provider: str) -> Path:
+def write_history(
+    folder: Path, provider: str, history: list[tuple[str, str]] | None = None
+) -> Path:
     folder.mkdir()
     (folder / "migration_lock.toml").write_text(LOCK.format(provider=provider), encoding="utf-8")
     truncate = 'TRUNCATE "imports";\n' if provider == "postgresql" else 'DELETE FROM "imports";\n'
-    for name, sql in HISTORY:
+    for name, sql in history or HISTORY:
         add_migration(folder, name, sql.replace("{truncate}", truncate))
     return folder
 
@@ -148,3 +150,51 @@ def test_an_empty_sqlite_database_reaches_head_with_no_approvals(tmp_path: Path)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert names == {"id", "legacy", "remark", "paid_note"}
     assert "imports" not in tables
+
+
+COPY_HISTORY = [
+    (
+        "20260101000000_init",
+        'CREATE TABLE "documents" ("id" INTEGER NOT NULL, "data" TEXT, "seeded" BOOLEAN);\n'
+        'CREATE TABLE "document_data"\n'
+        '    ("id" INTEGER NOT NULL, "data" TEXT, "document_id" INTEGER);\n'
+        "{seed}",
+    ),
+    (
+        "20260102000000_copy_document_data",
+        'INSERT INTO "document_data" ("id", "data", "document_id")\n'
+        'SELECT "id", "data", "id" FROM "documents";\n',
+    ),
+    (
+        "20260103000000_drop_document_id",
+        'ALTER TABLE "document_data" DROP COLUMN "document_id";\n',
+    ),
+]
+
+
+def test_what_earlier_steps_wrote_is_measured_before_the_rest_is_judged(
+    tmp_path: Path, pg_url: str, other_pg_url: str
+) -> None:
+    """An INSERT ... SELECT makes its table's content unknown to the plan; once the steps
+    before the drop have run, the drop is judged on what the table then holds: nothing on an
+    empty database, the copied rows when the history seeded some."""
+    for name, url, seed in (
+        ("empty", pg_url, ""),
+        ("seeded", other_pg_url, "INSERT INTO \"documents\" VALUES (1, 'a', true);\n"),
+    ):
+        folder = tmp_path / name / "migrations"
+        folder.parent.mkdir()
+        write_history(
+            folder, "postgresql", [(n, s.replace("{seed}", seed)) for n, s in COPY_HISTORY]
+        )
+        config = policy(tmp_path / name, [("shop", "production", url)], folder)
+        result = run_process("apply", "-c", config, "--yes", cwd=tmp_path / name)
+        if name == "empty":
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "applied 3 migrations" in result.stdout
+            assert "document_id" not in columns(url, "document_data")
+        else:
+            assert result.returncode == 3, result.stdout + result.stderr
+            assert "applying 20260102000000_copy_document_data ... done" in result.stdout
+            assert "drops document_data.document_id: 1 non-null value lost" in result.stderr
+            assert "document_id" in columns(url, "document_data")
