@@ -84,6 +84,9 @@ class Op:
     reads: tuple[tuple[str, str], ...] = ()
     """insert: the (table, column) pairs its SELECT reads (``*`` for every column): another
     table filled from a column, which a later drop of that column must give time to."""
+    empty_when: tuple[tuple[str, ...], ...] = ()
+    """insert: its SELECT returns no row when every table of one of these groups is empty
+    (a join or a FROM list over an empty table); () when that cannot be proven."""
 
 
 @dataclass(frozen=True)
@@ -243,8 +246,81 @@ def _create_table(node: Tree, mk: Make) -> list[Op]:
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
     cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
-    reads = _reads(node.get("selectStmt"))
-    return [mk("insert", _name(node.get("relation")), columns=cols, reads=reads)]
+    select = node.get("selectStmt")
+    return [
+        mk(
+            "insert",
+            _name(node.get("relation")),
+            columns=cols,
+            reads=_reads(select),
+            empty_when=() if node.get("withClause") else _empty_when(select),
+        )
+    ]
+
+
+AGGREGATES = frozenset(
+    {
+        "count", "sum", "avg", "min", "max", "array_agg", "string_agg", "json_agg",
+        "jsonb_agg", "json_object_agg", "jsonb_object_agg", "json_objectagg", "json_arrayagg",
+        "bool_and", "bool_or", "every", "bit_and", "bit_or", "bit_xor", "xmlagg",
+        "range_agg", "range_intersect_agg", "any_value", "stddev", "stddev_pop",
+        "stddev_samp", "variance", "var_pop", "var_samp", "corr", "covar_pop", "covar_samp",
+        "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope",
+        "regr_sxx", "regr_sxy", "regr_syy", "mode", "percentile_cont", "percentile_disc",
+        "rank", "dense_rank", "percent_rank", "cume_dist",
+    }
+)  # fmt: skip
+"""PostgreSQL's aggregate functions: without GROUP BY they return a row over no rows."""
+
+
+def _empty_when(select: Tree | None) -> tuple[tuple[str, ...], ...]:
+    """When a SELECT provably returns no row: groups of tables, one of which all empty is
+    enough. Nothing is proven for VALUES, set operations, WITH, GROUP BY () or an
+    aggregate without GROUP BY (``SELECT count(*) FROM empty`` returns one row)."""
+    stmt = (select or {}).get("SelectStmt")
+    if not stmt or stmt.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return ()
+    if stmt.get("valuesLists") or stmt.get("withClause"):
+        return ()
+    group = stmt.get("groupClause")
+    if next(_nodes(group, "GroupingSet"), None) is not None:
+        return ()
+    if not group and (stmt.get("havingClause") or _aggregates(stmt.get("targetList"))):
+        return ()
+    groups: list[tuple[str, ...]] = []
+    for item in stmt.get("fromClause", ()):
+        groups += _empty_if(item)  # a FROM list is a cross join: any empty item is enough
+    return tuple(groups)
+
+
+def _empty_if(item: Tree) -> list[tuple[str, ...]]:
+    if "RangeVar" in item:
+        return [(_name(item["RangeVar"]),)]
+    join = item.get("JoinExpr")
+    if join is None:
+        return []  # a subquery or a function: its rows are not known
+    left, right = _empty_if(join.get("larg", {})), _empty_if(join.get("rarg", {}))
+    kind = join.get("jointype", "JOIN_INNER")
+    if kind == "JOIN_INNER":
+        return left + right
+    if kind == "JOIN_LEFT":
+        return left
+    if kind == "JOIN_RIGHT":
+        return right
+    if kind == "JOIN_FULL":
+        return [a + b for a in left for b in right]
+    return []
+
+
+def _aggregates(node: object) -> bool:
+    flags = ("agg_star", "agg_distinct", "agg_filter", "agg_order", "agg_within_group")
+    for call in _nodes(node, "FuncCall"):
+        if call.get("over"):
+            continue  # a window function: one result per row
+        names = _strings(call.get("funcname"))
+        if any(call.get(f) for f in flags) or (names and names[-1].lower() in AGGREGATES):
+            return True
+    return False
 
 
 def _reads(select: Tree | None) -> tuple[tuple[str, str], ...]:

@@ -149,7 +149,8 @@ class Judge:
     now: datetime
     grace_seconds: float
     history: list[Expansion] = field(default_factory=list)
-    """Columns added by applied migrations within the grace period."""
+    """Replacements filled from columns by applied migrations within the grace period,
+    then by the pending ones judged so far."""
     created: set[str] = field(default_factory=set)
     added: set[tuple[str, str]] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
@@ -250,12 +251,17 @@ class Judge:
             self.enums[op.table] = op.labels
 
     def stays_empty(self, op: Op) -> bool:
-        """A DELETE, TRUNCATE or UPDATE of a table known to be empty writes nothing: the
-        table stays known-empty and its figures stay exact."""
+        """A DELETE, TRUNCATE or UPDATE of a table known to be empty, or an INSERT that
+        selects from empty tables, writes nothing: what is known of the table stays."""
         if op.kind in ("delete", "truncate", "update") and self.rows(op.table) == 0:
             self.known_empty.add(op.table)
             return True
-        return False
+        return op.kind == "insert" and self.selects_nothing(op)
+
+    def selects_nothing(self, op: Op) -> bool:
+        """An ``INSERT ... SELECT`` whose SELECT reads only from empty tables (a join with
+        one, a FROM list with one) inserts nothing."""
+        return any(all(self.rows(t) == 0 for t in group) for group in op.empty_when)
 
     def track_emptiness(self, op: Op) -> None:
         """Which tables are proven empty, and the declared types of new columns.

@@ -213,3 +213,57 @@ def test_insert_select_reads_its_columns_through_aliases() -> None:
 
 def test_copy_to_writes_nothing() -> None:
     assert parse("COPY t TO STDOUT;").ops == ()
+
+
+# -- INSERT ... SELECT from empty tables inserts nothing -------------------------------------
+
+COPIED = CREATED + "CREATE TABLE u (id INT, a TEXT);\n"
+
+
+@pytest.mark.parametrize(
+    ("select", "facts", "severity"),
+    [
+        pytest.param("SELECT id, a FROM t", None, "info", id="from-an-empty-table"),
+        pytest.param(
+            "SELECT t.id, users.name FROM users JOIN t ON t.id = users.id",
+            users(rows=300),
+            "info",
+            id="inner-join-with-an-empty-table",
+        ),
+        pytest.param(
+            "SELECT t.id, e.value FROM t CROSS JOIN LATERAL jsonb_array_elements('[1]') e",
+            None,
+            "info",
+            id="lateral-function-over-an-empty-table",
+        ),
+        pytest.param(
+            "SELECT users.id, t.a FROM users LEFT JOIN t ON t.id = users.id",
+            users(rows=300),
+            "data-loss",
+            id="left-join-keeps-the-rows-of-a-full-table",
+        ),
+        pytest.param("SELECT count(*), 'x' FROM t", None, "data-loss", id="aggregate"),
+        pytest.param(
+            "SELECT id, 'x' FROM t UNION ALL SELECT 1, 'y'", None, "data-loss", id="union"
+        ),
+        pytest.param("VALUES (1, 'x')", None, "data-loss", id="values"),
+        pytest.param(
+            "SELECT s.id, s.a FROM (SELECT 1 AS id, 'x' AS a) s", None, "data-loss", id="subquery"
+        ),
+    ],
+)
+def test_insert_selecting_from_empty_tables_writes_nothing(
+    select: str, facts: Facts | None, severity: str
+) -> None:
+    sql = COPIED + f"INSERT INTO u (id, a) {select};\nDELETE FROM u;\n"
+    assert triples(judged(sql, facts=facts))[-1] == ("delete-rows", severity, 4)
+
+
+def test_a_self_copy_of_an_empty_live_table_keeps_it_empty() -> None:
+    """Umami's migration 14: rows of report copied into report, then some deleted."""
+    sql = (
+        "INSERT INTO users (id, name) SELECT id, name FROM users WHERE plan = 'goal';\n"
+        "DELETE FROM users WHERE plan = 'goal';\n"
+    )
+    assert triples(judged(sql, facts=users(rows=0))) == [("delete-rows", "info", 2)]
+    assert triples(judged(sql, facts=users(rows=3))) == [("delete-rows", "data-loss", 2)]
