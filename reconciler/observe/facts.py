@@ -42,6 +42,8 @@ class TableRequest:
 class FactsRequest:
     tables: dict[str, TableRequest] = field(default_factory=dict)
     enums: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)
+    """Function names to look up: which of them are aggregates."""
 
     def table(self, name: str) -> TableRequest:
         return self.tables.setdefault(name, TableRequest())
@@ -66,6 +68,8 @@ class Facts:
     tables: dict[str, TableFacts] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Live enum types and their labels."""
+    aggregates: frozenset[str] = frozenset()
+    """Which of the requested function names are aggregates on the live server."""
 
     def table(self, name: str) -> TableFacts | None:
         return self.tables.get(name)
@@ -73,7 +77,7 @@ class Facts:
 
 def gather_facts(db: Database, request: FactsRequest) -> Facts:
     """Answer ``request`` from the live database (read-only)."""
-    if not request.tables and not request.enums:
+    if not request.tables and not request.enums and not request.functions:
         return Facts()
     catalog = _catalog(db, list(request.tables))
     tables: dict[str, TableFacts] = {}
@@ -87,7 +91,10 @@ def gather_facts(db: Database, request: FactsRequest) -> Facts:
             scanned.exists, scanned.rows, size, columns, counts=scanned.counts, lengths=lengths
         )
     enums = _enums(db, request.enums) if db.dialect == "postgresql" and request.enums else {}
-    return Facts(tables, enums)
+    aggregates: frozenset[str] = frozenset()
+    if db.dialect == "postgresql" and request.functions:
+        aggregates = _aggregates(db, request.functions)
+    return Facts(tables, enums, aggregates)
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -242,6 +249,17 @@ def _count_where(db: Database, condition: str) -> str:
     if db.dialect == "postgresql":
         return f"count(*) FILTER (WHERE {condition})"
     return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+def _aggregates(db: Database, names: Iterable[str]) -> frozenset[str]:
+    """One catalog query: which names belong to an aggregate (``CREATE AGGREGATE`` too).
+    SQLite has none a migration could define."""
+    rows = db.query(
+        "SELECT DISTINCT lower(proname) FROM pg_proc WHERE prokind = 'a' "
+        "AND lower(proname) = ANY(%s)",
+        (sorted(names),),
+    )
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _enums(db: Database, names: Iterable[str]) -> dict[str, tuple[str, ...]]:

@@ -87,6 +87,9 @@ class Op:
     empty_when: tuple[tuple[str, ...], ...] = ()
     """insert: its SELECT returns no row when every table of one of these groups is empty
     (a join or a FROM list over an empty table); () when that cannot be proven."""
+    calls: tuple[str, ...] = ()
+    """insert: functions its SELECT calls without GROUP BY (not as window functions): if
+    one is an aggregate, the SELECT returns a row even over no rows."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,21 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             columns=cols,
             reads=_reads(select),
             empty_when=() if node.get("withClause") else _empty_when(select),
+            calls=_plain_calls(select),
         )
     ]
+
+
+def _plain_calls(select: Tree | None) -> tuple[str, ...]:
+    stmt = (select or {}).get("SelectStmt") or {}
+    if stmt.get("groupClause"):
+        return ()
+    names = (
+        _strings(call.get("funcname"))[-1:]
+        for call in _nodes([stmt.get("targetList"), stmt.get("havingClause")], "FuncCall")
+        if not call.get("over")
+    )
+    return tuple(sorted({n[0].lower() for n in names if n}))
 
 
 AGGREGATES = frozenset(
@@ -515,6 +531,13 @@ def _update(node: Tree, mk: Make) -> list[Op]:
     ]
 
 
+def _define(node: Tree, mk: Make) -> list[Op]:
+    """``CREATE AGGREGATE``: a function that returns a row over no rows."""
+    if node.get("kind") != "OBJECT_AGGREGATE":
+        return []
+    return [mk("create-aggregate", (_strings(node.get("defnames"))[-1:] or [""])[0].lower())]
+
+
 def _create_enum(node: Tree, mk: Make) -> list[Op]:
     labels = tuple(_strings(node.get("vals")))
     return [mk("create-enum", _qualified(_strings(node.get("typeName"))), labels=labels)]
@@ -525,6 +548,7 @@ _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "CopyStmt": _copy,
     "CreateEnumStmt": _create_enum,
     "CreateStmt": _create_table,
+    "DefineStmt": _define,
     "DeleteStmt": _delete,
     "DoStmt": _do_block,
     "DropStmt": _drop,

@@ -113,11 +113,14 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
     ops = list(ops)
     enums = {op.table: op.labels for op in ops if op.kind == "create-enum"}
     for op in ops:
+        if op.kind == "insert" and op.empty_when:
+            request.functions.update(op.calls)
         if op.table in IGNORED_TABLES or not op.table:
             continue
         table = (
             request.table(op.table)
-            if op.kind not in ("create-enum", "rename-type", "drop-type", "drop-schema")
+            if op.kind
+            not in ("create-enum", "rename-type", "drop-type", "drop-schema", "create-aggregate")
             else None
         )
         if table is None:
@@ -164,6 +167,8 @@ class Judge:
     """Tables proven empty at this point of the batch (see ``track_emptiness``)."""
     declared_types: dict[tuple[str, str], str] = field(default_factory=dict)
     """Types of the columns this batch created or added, which the live catalog lacks."""
+    aggregates: set[str] = field(default_factory=set)
+    """Aggregates this batch creates (``CREATE AGGREGATE``)."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -261,6 +266,11 @@ class Judge:
     def selects_nothing(self, op: Op) -> bool:
         """An ``INSERT ... SELECT`` whose SELECT reads only from empty tables (a join with
         one, a FROM list with one) inserts nothing."""
+        if op.calls and (
+            self.facts is None  # without a database, any function may be an aggregate
+            or any(c in self.aggregates or c in self.facts.aggregates for c in op.calls)
+        ):
+            return False
         return any(all(self.rows(t) == 0 for t in group) for group in op.empty_when)
 
     def track_emptiness(self, op: Op) -> None:
@@ -290,6 +300,8 @@ class Judge:
                     self.declared_types[(new, column)] = typ
         elif op.kind in ("drop-table", "insert"):
             self.known_empty.discard(table)
+        elif op.kind == "create-aggregate":
+            self.aggregates.add(table)
         elif op.kind == "do-block":
             writes = _written_in_block(op.statement)
             if writes is None:  # dynamic SQL or a procedure: any table may get rows

@@ -267,3 +267,19 @@ def test_a_self_copy_of_an_empty_live_table_keeps_it_empty() -> None:
     )
     assert triples(judged(sql, facts=users(rows=0))) == [("delete-rows", "info", 2)]
     assert triples(judged(sql, facts=users(rows=3))) == [("delete-rows", "data-loss", 2)]
+
+
+def test_an_aggregate_created_in_the_batch_returns_a_row_over_no_rows() -> None:
+    sql = (
+        "CREATE AGGREGATE glue (text) (sfunc = textcat, stype = text, initcond = '');\n"
+        "INSERT INTO users (id, name) SELECT 1, glue(name) FROM users;\n"
+        "DELETE FROM users;\n"
+    )
+    assert triples(judged(sql, facts=users(rows=0))) == [("delete-rows", "data-loss", 3)]
+    scalar = sql.replace("glue(name)", "upper(name)")
+    assert triples(judged(scalar, facts=users(rows=0))) == [("delete-rows", "info", 3)]
+
+
+def test_without_a_database_any_function_may_be_an_aggregate() -> None:
+    sql = COPIED + "INSERT INTO u (id, a) SELECT id, upper(a) FROM t;\nDELETE FROM u;\n"
+    assert triples(judged(sql)) == [("delete-rows", "data-loss", 4)]

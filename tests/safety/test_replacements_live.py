@@ -7,7 +7,17 @@ invoices and an empty ``sessions`` table, applied and seeded by the real pipelin
 
 from __future__ import annotations
 
-from tests.safety.test_rules_live import DROP_NAME, DROP_NAME_SQL, REASON, Shop, shop
+import psycopg
+
+from tests.safety.test_rules_live import (
+    CHANGE,
+    DROP_NAME,
+    DROP_NAME_SQL,
+    REASON,
+    Shop,
+    judge,
+    shop,
+)
 
 __all__ = ["shop"]  # the fixture, used by name below
 
@@ -75,3 +85,20 @@ def test_an_empty_live_table_stays_empty_through_a_delete(shop: Shop) -> None:
     outcome, _ = shop.reconcile()
     assert outcome.reason == "InSync", outcome.message
     assert "token" not in shop.columns("sessions")
+
+
+def test_an_insert_selecting_an_aggregate_of_an_empty_table_writes_a_row(shop: Shop) -> None:
+    """The live catalog says which functions are aggregates: ``glue`` over no rows still
+    returns one row, so the DELETE after it may delete it."""
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute("CREATE AGGREGATE glue (text) (sfunc = textcat, stype = text, initcond = '')")
+    copy = (
+        'INSERT INTO "sessions" ("id", "token", "user_id") '
+        "SELECT 's', {call}, 1 FROM \"sessions\";\n"
+        'DELETE FROM "sessions" WHERE "user_id" = 1;\n'
+    )
+    step = judge(shop, copy.format(call='glue("token")'))
+    assert [(f.rule, f.severity) for f in step.findings] == [("delete-rows", "data-loss")]
+    (shop.folder / CHANGE / "migration.sql").write_text(copy.format(call='upper("token")'))
+    step = shop.plan().steps[-1]
+    assert [(f.rule, f.severity) for f in step.findings] == [("delete-rows", "info")]
