@@ -259,7 +259,7 @@ def _run_steps(
             return Outcome(
                 target.name,
                 "OutsideWindow",
-                f"applied {index}; the maintenance window closed, {_migrations_wait(left)} "
+                f"applied {len(results)}; the maintenance window closed, {_migrations_wait(left)} "
                 f"for the next, which opens {closed:%Y-%m-%d %H:%M} UTC",
                 plan,
                 tuple(results),
