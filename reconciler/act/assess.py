@@ -83,7 +83,7 @@ def _recent_expansions(
     now: datetime,
     applied_times: Mapping[str, datetime],
 ) -> list[Expansion]:
-    """Columns added by migrations applied within the grace period, oldest first."""
+    """Replacements filled by migrations applied within the grace period, oldest first."""
     window = now - timedelta(seconds=target.safety.contract_grace)
     by_id: dict[str, Migration] = {m.id: m for m in layout.migrations()}
     found: list[Expansion] = []

@@ -198,53 +198,23 @@ def _apply(
         refusal = _refusal(plan)
         if refusal is not None:
             return refusal
-        if plan.runnable and target.backup and "schema-change" in target.backup.before:
-            stop = _protect(session, ledger, run.id, plan)
+        results: list[StepResult] = []
+        recorded = set(decisions(plan))
+        while True:
+            stop = _run_steps(session, ledger, run, plan, results, on_step, ignore_window)
             if stop is not None:
                 return stop
-        results: list[StepResult] = []
-        for index, step in enumerate(plan.runnable):
-            closed = None if ignore_window else window_opens(target.windows, datetime.now(UTC))
-            if closed is not None:  # the window closed while earlier steps ran
-                left = len(plan.runnable) - index
-                return Outcome(
-                    target.name,
-                    "OutsideWindow",
-                    f"applied {index}; the maintenance window closed, {_migrations_wait(left)} "
-                    f"for the next, which opens {closed:%Y-%m-%d %H:%M} UTC",
-                    plan,
-                    tuple(results),
-                )
-            if on_step:
-                on_step(step, None)
-            migration = step.migration
-            step_id = ledger.start_step(
-                run.id, target.name, step.action, migration.id, migration.checksum
-            )
-            started = time.perf_counter()
-            try:
-                layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
-            except MigrationFailed as exc:
-                seconds = time.perf_counter() - started
-                error = f"{migration.path}: {exc}"
-                ledger.finish_step(step_id, "failed", seconds, error)
-                result = StepResult(step, "failed", seconds, error)
-                results.append(result)
-                if on_step:
-                    on_step(step, result)
-                return Outcome(
-                    target.name,
-                    _reason_for(exc),
-                    f"{migration.id} failed: {error}",
-                    plan,
-                    tuple(results),
-                )
-            seconds = time.perf_counter() - started
-            ledger.finish_step(step_id, "applied", seconds)
-            result = StepResult(step, "applied", seconds)
-            results.append(result)
-            if on_step:
-                on_step(step, result)
+            if plan.first_blocked is None or not plan.runnable:
+                break
+            # The steps that ran changed what the data holds (a table filled by a SELECT
+            # from an empty one is still empty): measure again before judging the rest.
+            plan = session.plan()
+            fresh = [d for d in decisions(plan) if d not in recorded]  # what the data changed
+            ledger.record_decisions(run.id, plan.target, fresh)
+            recorded.update(fresh)
+            refusal = _refusal(plan)
+            if refusal is not None:
+                return replace(refusal, results=tuple(results))
         blocked = plan.first_blocked
         if blocked is not None:
             verdict = blocked.verdict
@@ -262,6 +232,70 @@ def _apply(
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
         return Outcome(target.name, "InSync", message, plan, tuple(results))
+
+
+def _run_steps(
+    session: TargetSession,
+    ledger: Ledger,
+    run: LiveRun,
+    plan: Plan,
+    results: list[StepResult],
+    on_step: StepCallback | None,
+    ignore_window: bool,
+) -> Outcome | None:
+    """Back up (when the policy asks) and run ``plan``'s runnable steps, appending to
+    ``results``; an outcome when the run must stop here."""
+    target, layout, db = session.target, session.layout, session.db
+    if plan.runnable and target.backup and "schema-change" in target.backup.before:
+        stop = _protect(session, ledger, run.id, plan)
+        if stop is not None and results:  # an earlier round of this run applied steps
+            message = stop.message.replace("nothing applied", f"applied {len(results)}", 1)
+            return replace(stop, message=message, results=tuple(results))
+        if stop is not None:
+            return stop
+    for index, step in enumerate(plan.runnable):
+        closed = None if ignore_window else window_opens(target.windows, datetime.now(UTC))
+        if closed is not None:  # the window closed while earlier steps ran
+            left = len(plan.runnable) - index
+            return Outcome(
+                target.name,
+                "OutsideWindow",
+                f"applied {len(results)}; the maintenance window closed, {_migrations_wait(left)} "
+                f"for the next, which opens {closed:%Y-%m-%d %H:%M} UTC",
+                plan,
+                tuple(results),
+            )
+        if on_step:
+            on_step(step, None)
+        migration = step.migration
+        step_id = ledger.start_step(
+            run.id, target.name, step.action, migration.id, migration.checksum
+        )
+        started = time.perf_counter()
+        try:
+            layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
+        except MigrationFailed as exc:
+            seconds = time.perf_counter() - started
+            error = f"{migration.path}: {exc}"
+            ledger.finish_step(step_id, "failed", seconds, error)
+            result = StepResult(step, "failed", seconds, error)
+            results.append(result)
+            if on_step:
+                on_step(step, result)
+            return Outcome(
+                target.name,
+                _reason_for(exc),
+                f"{migration.id} failed: {error}",
+                plan,
+                tuple(results),
+            )
+        seconds = time.perf_counter() - started
+        ledger.finish_step(step_id, "applied", seconds)
+        result = StepResult(step, "applied", seconds)
+        results.append(result)
+        if on_step:
+            on_step(step, result)
+    return None
 
 
 def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:

@@ -55,6 +55,8 @@ class TableRequest:
 class FactsRequest:
     tables: dict[str, TableRequest] = field(default_factory=dict)
     enums: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)
+    """Function names to look up: which of them are aggregates."""
 
     def table(self, name: str) -> TableRequest:
         return self.tables.setdefault(name, TableRequest())
@@ -81,6 +83,8 @@ class Facts:
     tables: dict[str, TableFacts] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Live enum types and their labels."""
+    aggregates: frozenset[str] = frozenset()
+    """Which of the requested function names are aggregates on the live server."""
 
     def table(self, name: str) -> TableFacts | None:
         return self.tables.get(name)
@@ -89,7 +93,7 @@ class Facts:
 def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: float = 600.0) -> Facts:
     """Answer ``request`` from the live database (read-only). ``statement_timeout`` bounds
     each SELECT that measures an UPDATE (the target's own statement timeout)."""
-    if not request.tables and not request.enums:
+    if not request.tables and not request.enums and not request.functions:
         return Facts()
     typmods: dict[str, dict[str, int]] = {}
     catalog = _catalog(db, list(request.tables), typmods)
@@ -114,7 +118,10 @@ def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: floa
             typmods=typmods.get(name, {}),
         )
     enums = _enums(db, request.enums) if db.dialect == "postgresql" and request.enums else {}
-    return Facts(tables, enums)
+    aggregates: frozenset[str] = frozenset()
+    if db.dialect == "postgresql" and request.functions:
+        aggregates = _aggregates(db, request.functions)
+    return Facts(tables, enums, aggregates)
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -399,6 +406,17 @@ def _count_where(db: Database, condition: str) -> str:
     if db.dialect == "postgresql":
         return f"count(*) FILTER (WHERE {condition})"
     return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+def _aggregates(db: Database, names: Iterable[str]) -> frozenset[str]:
+    """One catalog query: which names belong to an aggregate (``CREATE AGGREGATE`` too).
+    SQLite has none a migration could define."""
+    rows = db.query(
+        "SELECT DISTINCT lower(proname) FROM pg_proc WHERE prokind = 'a' "
+        "AND lower(proname) = ANY(%s)",
+        (sorted(names),),
+    )
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _enums(db: Database, names: Iterable[str]) -> dict[str, tuple[str, ...]]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import Op, ParsedSql, parse
-from reconciler.safety.rules import Expansion, Judge, request_facts
+from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
 if TYPE_CHECKING:
     from reconciler.db.url import Dialect
@@ -208,9 +208,6 @@ def _expand_rebuilds(ops: Sequence[Op], judge: Judge) -> list[Op]:
 
 
 def expansions_in(parsed: Parsed, applied_at: datetime | None) -> list[Expansion]:
-    """Columns an applied migration added: what a later drop must wait for."""
-    return [
-        Expansion(parsed.migration.id, op.table, op.column, applied_at, op.type_name)
-        for op in parsed.sql.ops
-        if op.kind == "add-column"
-    ]
+    """Replacements an applied migration filled from other columns: what a later drop of
+    those columns must wait for."""
+    return fills(parsed.migration.id, parsed.sql.ops, applied_at)

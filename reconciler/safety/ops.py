@@ -48,7 +48,8 @@ class Op:
     kind: str
     """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
     create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
-    update, create-enum, rename-type, drop-type, do-block, create-table, insert."""
+    update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
+    ``COPY ... FROM`` and ``MERGE``: rows written)."""
     table: str = ""
     column: str = ""
     line: int = 0
@@ -105,6 +106,17 @@ class Op:
     (``date_trunc``, ``left``, ``round``...): every value it changes is destroyed."""
     empty_guarded: tuple[str, ...] = ()
     """update: columns whose WHERE requires them to be ``''`` (``SET c = NULL WHERE c = ''``)."""
+    if_not_exists: bool = False
+    """create-table: ``IF NOT EXISTS``: the table may already exist, with rows."""
+    reads: tuple[tuple[str, str], ...] = ()
+    """insert: the (table, column) pairs its SELECT reads (``*`` for every column): another
+    table filled from a column, which a later drop of that column must give time to."""
+    empty_when: tuple[tuple[str, ...], ...] = ()
+    """insert: its SELECT returns no row when every table of one of these groups is empty
+    (a join or a FROM list over an empty table); () when that cannot be proven."""
+    calls: tuple[str, ...] = ()
+    """insert: functions its SELECT calls without GROUP BY (not as window functions): if
+    one is an aggregate, the SELECT returns a row even over no rows."""
 
 
 @dataclass(frozen=True)
@@ -283,14 +295,142 @@ def _volatile(expr: Tree | None) -> bool:
 # -- one reader per kind of statement -----------------------------------------------------------
 def _create_table(node: Tree, mk: Make) -> list[Op]:
     defs = [e["ColumnDef"] for e in node.get("tableElts", ()) if "ColumnDef" in e]
-    columns = tuple(d.get("colname", "") for d in defs)
-    types = tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs)
-    return [mk("create-table", _name(node.get("relation")), columns=columns, column_types=types)]
+    return [
+        mk(
+            "create-table",
+            _name(node.get("relation")),
+            columns=tuple(d.get("colname", "") for d in defs),
+            column_types=tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs),
+            if_not_exists=bool(node.get("if_not_exists")),
+        )
+    ]
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
     cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
-    return [mk("insert", _name(node.get("relation")), columns=cols)]
+    select = node.get("selectStmt")
+    return [
+        mk(
+            "insert",
+            _name(node.get("relation")),
+            columns=cols,
+            reads=_reads(select),
+            empty_when=() if node.get("withClause") else _empty_when(select),
+            calls=_plain_calls(select),
+        )
+    ]
+
+
+def _plain_calls(select: Tree | None) -> tuple[str, ...]:
+    stmt = (select or {}).get("SelectStmt") or {}
+    if stmt.get("groupClause"):
+        return ()
+    names = (
+        _strings(call.get("funcname"))[-1:]
+        for call in _nodes([stmt.get("targetList"), stmt.get("havingClause")], "FuncCall")
+        if not call.get("over")
+    )
+    return tuple(sorted({n[0].lower() for n in names if n}))
+
+
+AGGREGATES = frozenset(
+    {
+        "count", "sum", "avg", "min", "max", "array_agg", "string_agg", "json_agg",
+        "jsonb_agg", "json_object_agg", "jsonb_object_agg", "json_objectagg", "json_arrayagg",
+        "bool_and", "bool_or", "every", "bit_and", "bit_or", "bit_xor", "xmlagg",
+        "range_agg", "range_intersect_agg", "any_value", "stddev", "stddev_pop",
+        "stddev_samp", "variance", "var_pop", "var_samp", "corr", "covar_pop", "covar_samp",
+        "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope",
+        "regr_sxx", "regr_sxy", "regr_syy", "mode", "percentile_cont", "percentile_disc",
+        "rank", "dense_rank", "percent_rank", "cume_dist",
+    }
+)  # fmt: skip
+"""PostgreSQL's aggregate functions: without GROUP BY they return a row over no rows."""
+
+
+def _empty_when(select: Tree | None) -> tuple[tuple[str, ...], ...]:
+    """When a SELECT provably returns no row: groups of tables, one of which all empty is
+    enough. Nothing is proven for VALUES, set operations, WITH, GROUP BY () or an
+    aggregate without GROUP BY (``SELECT count(*) FROM empty`` returns one row)."""
+    stmt = (select or {}).get("SelectStmt")
+    if not stmt or stmt.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return ()
+    if stmt.get("valuesLists") or stmt.get("withClause"):
+        return ()
+    group = stmt.get("groupClause")
+    if next(_nodes(group, "GroupingSet"), None) is not None:
+        return ()
+    if not group and (stmt.get("havingClause") or _aggregates(stmt.get("targetList"))):
+        return ()
+    groups: list[tuple[str, ...]] = []
+    for item in stmt.get("fromClause", ()):
+        groups += _empty_if(item)  # a FROM list is a cross join: any empty item is enough
+    return tuple(groups)
+
+
+def _empty_if(item: Tree) -> list[tuple[str, ...]]:
+    if "RangeVar" in item:
+        return [(_name(item["RangeVar"]),)]
+    join = item.get("JoinExpr")
+    if join is None:
+        return []  # a subquery or a function: its rows are not known
+    left, right = _empty_if(join.get("larg", {})), _empty_if(join.get("rarg", {}))
+    kind = join.get("jointype", "JOIN_INNER")
+    if kind == "JOIN_INNER":
+        return left + right
+    if kind == "JOIN_LEFT":
+        return left
+    if kind == "JOIN_RIGHT":
+        return right
+    if kind == "JOIN_FULL":
+        return [a + b for a in left for b in right]
+    return []
+
+
+def _aggregates(node: object) -> bool:
+    flags = ("agg_star", "agg_distinct", "agg_filter", "agg_order", "agg_within_group")
+    for call in _nodes(node, "FuncCall"):
+        if call.get("over"):
+            continue  # a window function: one result per row
+        names = _strings(call.get("funcname"))
+        if any(call.get(f) for f in flags) or (names and names[-1].lower() in AGGREGATES):
+            return True
+    return False
+
+
+def _reads(select: Tree | None) -> tuple[tuple[str, str], ...]:
+    """The (table, column) pairs a SELECT reads. A column written without its table is
+    paired with every table of the query when there are several: it may be any of them."""
+    if not select:
+        return ()
+    aliases: dict[str, str] = {}
+    for rel in _nodes(select, "RangeVar"):
+        table = _name(rel)
+        aliases[rel.get("alias", {}).get("aliasname") or rel.get("relname", "")] = table
+        aliases.setdefault(table, table)
+    tables = sorted(set(aliases.values()))
+    pairs: set[tuple[str, str]] = set()
+    for ref in _nodes(select, "ColumnRef"):
+        fields = ref.get("fields", ())
+        name = "*" if fields and "A_Star" in fields[-1] else (_strings(fields[-1:]) or [""])[0]
+        qualifier = _strings(fields[:-1])
+        if qualifier and qualifier[-1] in aliases:
+            pairs.add((aliases[qualifier[-1]], name))
+        elif not qualifier:
+            pairs.update((table, name) for table in tables)
+    return tuple(sorted(pairs))
+
+
+def _copy(node: Tree, mk: Make) -> list[Op]:
+    """``COPY t FROM``: rows written into t (``COPY t TO`` only reads)."""
+    if not node.get("is_from") or not node.get("relation"):
+        return []
+    return [mk("insert", _name(node.get("relation")), columns=tuple(_strings(node.get("attlist"))))]
+
+
+def _merge(node: Tree, mk: Make) -> list[Op]:
+    """``MERGE INTO t``: may insert rows into t (its UPDATE and DELETE arms are not read)."""
+    return [mk("insert", _name(node.get("relation")))]
 
 
 def _do_block(node: Tree, mk: Make) -> list[Op]:
@@ -605,6 +745,13 @@ def _sql(node: ast.Node) -> str:
     return str(RawStream()(node))
 
 
+def _define(node: Tree, mk: Make) -> list[Op]:
+    """``CREATE AGGREGATE``: a function that returns a row over no rows."""
+    if node.get("kind") != "OBJECT_AGGREGATE":
+        return []
+    return [mk("create-aggregate", (_strings(node.get("defnames"))[-1:] or [""])[0].lower())]
+
+
 def _create_enum(node: Tree, mk: Make) -> list[Op]:
     labels = tuple(_strings(node.get("vals")))
     return [mk("create-enum", _qualified(_strings(node.get("typeName"))), labels=labels)]
@@ -612,13 +759,16 @@ def _create_enum(node: Tree, mk: Make) -> list[Op]:
 
 _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "AlterTableStmt": _alter_table,
+    "CopyStmt": _copy,
     "CreateEnumStmt": _create_enum,
     "CreateStmt": _create_table,
+    "DefineStmt": _define,
     "DeleteStmt": _delete,
     "DoStmt": _do_block,
     "DropStmt": _drop,
     "IndexStmt": _create_index,
     "InsertStmt": _insert,
+    "MergeStmt": _merge,
     "RenameStmt": _rename,
     "TruncateStmt": _truncate,
     "UpdateStmt": _update,

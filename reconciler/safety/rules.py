@@ -6,7 +6,10 @@ that a column added two statements ago holds no values yet. Figures come from ``
 with no facts (static lint) the rules assume the worst and say so.
 
 Severity follows the data: a data-loss finding on a table with no rows, or a column with no
-non-null values, is reported as ``info``: nothing can be lost.
+non-null values, is reported as ``info``: nothing can be lost. A table is known to be empty
+when the live row count says 0, or when this run created it, until a statement writes rows
+into it (``INSERT``, ``COPY``, ``MERGE``, an opaque ``DO`` block); deleting, truncating or
+updating an empty table leaves it empty, and renaming it keeps what is known.
 """
 
 from __future__ import annotations
@@ -53,16 +56,59 @@ COMPATIBLE = [
 ]
 
 
+RENAME_COMPATIBLE = [
+    TEXT_TYPES,
+    {"int2", "smallint", "int4", "int", "integer", "int8", "bigint"}
+    | {"serial", "bigserial", "smallserial", "serial2", "serial4", "serial8"},
+    {"numeric", "decimal"},
+    {"float4", "real", "float8", "double"},
+    {"timestamp", "timestamptz"},
+    {"bool", "boolean"},
+    {"json", "jsonb"},
+]
+"""Types whose values keep their meaning through ``RENAME COLUMN``: the same type, or one
+of these families. Anything else (BOOLEAN and TEXT, INTEGER and DATE) is not a rename."""
+
+
 @dataclass(frozen=True)
 class Expansion:
-    """A column added to a table: the *expand* that a later *contract* must wait for."""
+    """A replacement filled from a column (``UPDATE t SET new = f(old)``, ``INSERT INTO u
+    SELECT old FROM t``): the *expand* a later drop of ``source`` (the *contract*) waits
+    for, so the deployed application has time to move to the replacement."""
 
     migration: str
     table: str
     column: str
+    """The replacement: a column of ``table`` (``""``: rows of ``table``, another table)."""
     applied_at: datetime | None
     """None while the expanding migration is still pending."""
     type_name: str = ""
+    source: tuple[str, str] = ("", "")
+    """The (table, column) it was filled from; column ``*``: every column."""
+
+    @property
+    def replacement(self) -> str:
+        return f"{self.table}.{self.column}" if self.column else f"table {self.table}"
+
+
+def fills(migration_id: str, ops: Iterable[Op], applied_at: datetime | None) -> list[Expansion]:
+    """The replacements ``ops`` fill from another column (a column copied onto itself, as in
+    ``SET n = n + 1``, replaces nothing)."""
+    found: list[Expansion] = []
+    for op in ops:
+        if op.kind == "update":
+            found += [
+                Expansion(migration_id, op.table, new, applied_at, source=(op.table, old))
+                for new, old in op.copies_from
+                if new != old
+            ]
+        elif op.kind == "insert":
+            found += [
+                Expansion(migration_id, op.table, "", applied_at, source=read)
+                for read in op.reads
+                if read[0] != op.table
+            ]
+    return found
 
 
 def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
@@ -72,11 +118,14 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
     # An enum being recreated is renamed or dropped: its labels are what a CASE maps from.
     request.enums.update(op.table for op in ops if op.kind in ("rename-type", "drop-type"))
     for op in ops:
+        if op.kind == "insert" and op.empty_when:
+            request.functions.update(op.calls)
         if op.table in IGNORED_TABLES or not op.table:
             continue
         table = (
             request.table(op.table)
-            if op.kind not in ("create-enum", "rename-type", "drop-type", "drop-schema")
+            if op.kind
+            not in ("create-enum", "rename-type", "drop-type", "drop-schema", "create-aggregate")
             else None
         )
         if table is None:
@@ -119,7 +168,8 @@ class Judge:
     now: datetime
     grace_seconds: float
     history: list[Expansion] = field(default_factory=list)
-    """Columns added by applied migrations within the grace period."""
+    """Replacements filled from columns by applied migrations within the grace period,
+    then by the pending ones judged so far."""
     created: set[str] = field(default_factory=set)
     added: set[tuple[str, str]] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
@@ -132,10 +182,18 @@ class Judge:
     column_types: dict[tuple[str, str], SqlType] = field(default_factory=dict)
     """The type of each column that a statement of this batch created, added, changed or
     renamed: what the column holds when a later statement changes its type."""
+    known_empty: set[str] = field(default_factory=set)
+    """Tables proven empty at this point of the batch (see ``track_emptiness``)."""
+    declared_types: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Types of the columns this batch created or added, which the live catalog lacks."""
+    aggregates: set[str] = field(default_factory=set)
+    """Aggregates this batch creates (``CREATE AGGREGATE``)."""
 
     # -- what the data holds ----------------------------------------------------------
 
     def rows(self, table: str) -> int | None:
+        if table in self.known_empty:
+            return 0
         if table in self.created and table not in self.written:
             return 0
         if self.facts is None:
@@ -248,16 +306,15 @@ class Judge:
                 copies[op.table].update(src for _, src in op.copies_from)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
-        for table, columns in adds.items():
-            for added in columns:
-                self.history.append(
-                    Expansion(migration_id, table, added.column, None, added.type_name)
-                )
+        self.history += fills(migration_id, ops, None)
         return found
 
     def remember(self, op: Op) -> None:
         self.remember_type(op)
-        if op.kind == "create-table":
+        if self.stays_empty(op):
+            return
+        self.track_emptiness(op)
+        if op.kind == "create-table" and op.table in self.known_empty:
             self.created.add(op.table)
         elif op.kind == "add-column":
             self.added.add((op.table, op.column))
@@ -270,6 +327,66 @@ class Judge:
             self.written_columns.update((op.table, c) for c in op.columns)
         elif op.kind == "create-enum":
             self.enums[op.table] = op.labels
+
+    def stays_empty(self, op: Op) -> bool:
+        """A DELETE, TRUNCATE or UPDATE of a table known to be empty, or an INSERT that
+        selects from empty tables, writes nothing: what is known of the table stays."""
+        if op.kind in ("delete", "truncate", "update") and self.rows(op.table) == 0:
+            self.known_empty.add(op.table)
+            return True
+        return op.kind == "insert" and self.selects_nothing(op)
+
+    def selects_nothing(self, op: Op) -> bool:
+        """An ``INSERT ... SELECT`` whose SELECT reads only from empty tables (a join with
+        one, a FROM list with one) inserts nothing."""
+        if op.calls and (
+            self.facts is None  # without a database, any function may be an aggregate
+            or any(c in self.aggregates or c in self.facts.aggregates for c in op.calls)
+        ):
+            return False
+        return any(all(self.rows(t) == 0 for t in group) for group in op.empty_when)
+
+    def track_emptiness(self, op: Op) -> None:
+        """Which tables are proven empty, and the declared types of new columns.
+
+        A created table is empty unless ``IF NOT EXISTS`` met a table that may already hold
+        rows (live, or unknown without a database); renaming carries what is known; any
+        statement that may write rows ends it (an opaque ``DO`` block: for every table)."""
+        table = op.table
+        if op.kind == "create-table":
+            facts = self.facts.table(table) if self.facts else None
+            existed = op.if_not_exists and (facts is None or facts.exists)
+            if not existed and table not in self.known_empty:
+                self.known_empty.add(table)
+                self.declared_types.update(
+                    ((table, c), t.name)
+                    for c, t in zip(op.columns, op.column_types, strict=False)
+                    if t.name
+                )
+        elif op.kind == "add-column":
+            self.declared_types[(table, op.column)] = op.type_name
+        elif op.kind == "rename-table":
+            new = _in_schema_of(table, op.new_name)
+            if self.rows(table) == 0:
+                self.known_empty.add(new)
+            self.known_empty.discard(table)
+            for (owner, column), typ in list(self.declared_types.items()):
+                if owner == table:
+                    self.declared_types[(new, column)] = typ
+        elif op.kind in ("drop-table", "insert"):
+            self.known_empty.discard(table)
+        elif op.kind == "create-aggregate":
+            self.aggregates.add(table)
+        elif op.kind == "do-block":
+            writes = _written_in_block(op.statement)
+            if writes is None:  # dynamic SQL or a procedure: any table may get rows
+                writes = self.known_empty | self.created
+            self.known_empty -= writes
+            self.written |= writes
+
+    def declared_type(self, table: str, column: str) -> str | None:
+        """The column's type as this batch declared it, else as the live catalog has it."""
+        return self.declared_types.get((table, column)) or self.live_type(table, column)
 
     def finding(
         self,
@@ -326,7 +443,8 @@ class Judge:
                     values,
                 )
             )
-            out += self.contract_waits(op, file, migration_id)
+            if values != 0:  # a column with no values owes no replacement any time
+                out += self.contract_waits(op, file, migration_id)
         elif kind == "truncate":
             rows = self.rows(table)
             out.append(self.finding("truncate", op, file, f"truncates {table}{_rows(rows)}", rows))
@@ -778,7 +896,9 @@ class Judge:
                     len(dropped) == 1
                     and len(added) == 1
                     and not copied
-                    and _compatible(self.live_type(table, drop.column), added[0].type_name)
+                    and _rename_compatible(
+                        self.declared_type(table, drop.column), added[0].type_name
+                    )
                 ):
                     out.append(
                         self.finding(
@@ -814,12 +934,10 @@ class Judge:
     def contract_waits(self, op: Op, file: str, migration_id: str) -> list[Finding]:
         grace = timedelta(seconds=self.grace_seconds)
         for expansion in reversed(self.history):
-            if expansion.table != op.table or expansion.migration == migration_id:
+            if expansion.source not in ((op.table, op.column), (op.table, "*")):
+                continue  # not filled from this column: not its replacement
+            if expansion.migration == migration_id:
                 continue
-            if expansion.column == op.column or not _compatible(
-                self.live_type(op.table, op.column), expansion.type_name
-            ):
-                continue  # not a replacement: another kind of data
             applied = expansion.applied_at or self.now
             until = applied + grace
             if until <= self.now and expansion.applied_at is not None:
@@ -829,17 +947,19 @@ class Judge:
                 if expansion.applied_at
                 else "is applied in this same run"
             )
-            added = ", ".join(
-                f"{e.table}.{e.column}"
-                for e in self.history
-                if e.migration == expansion.migration and e.table == op.table
+            filled = ", ".join(
+                dict.fromkeys(
+                    e.replacement
+                    for e in self.history
+                    if e.migration == expansion.migration and e.source == expansion.source
+                )
             )
             return [
                 Finding(
                     "contract-too-soon",
                     "data-loss",
-                    f"drops {op.table}.{op.column} although {expansion.migration} (which added "
-                    f"{added}) {when}; contract_grace is "
+                    f"drops {op.table}.{op.column} although {expansion.migration} (which filled "
+                    f"{filled} from it) {when}; contract_grace is "
                     f"{format_duration(self.grace_seconds)}: "
                     f"waits until {until:%Y-%m-%d %H:%M} UTC",
                     file,
@@ -875,6 +995,35 @@ def _compatible(old: str | None, new: str) -> bool:
         return True
     old, new = old.lower(), new.lower()
     return old == new or any(old in group and new in group for group in COMPATIBLE)
+
+
+_WRITES = re.compile(
+    r'\b(?:INSERT\s+INTO|MERGE\s+INTO|COPY)\s+((?:"[^"]+"|\w+)(?:\s*\.\s*(?:"[^"]+"|\w+))?)',
+    re.IGNORECASE,
+)
+_DYNAMIC = re.compile(r"\b(?:EXECUTE|CALL)\b", re.IGNORECASE)
+
+
+def _written_in_block(text: str) -> set[str] | None:
+    """The tables a ``DO`` block's body inserts into, copies into or merges into, named as
+    the rules name them; None when it runs dynamic SQL or calls a procedure, which may
+    write anywhere."""
+    if _DYNAMIC.search(text):
+        return None
+    found: set[str] = set()
+    for name in _WRITES.findall(text):
+        parts = [p[1:-1] if p.startswith('"') else p.lower() for p in re.split(r"\s*\.\s*", name)]
+        found.add(parts[-1] if len(parts) == 1 or parts[0] == "public" else ".".join(parts))
+    return found
+
+
+def _rename_compatible(old: str | None, new: str) -> bool:
+    """Whether a column of type ``old`` renamed would hold what one of type ``new`` holds.
+    An unknown old type (static lint of a column the batch does not declare) may be."""
+    if old is None:
+        return True
+    old, new = old.lower(), new.lower()
+    return old == new or any(old in group and new in group for group in RENAME_COMPATIBLE)
 
 
 def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:

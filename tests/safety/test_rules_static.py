@@ -233,9 +233,12 @@ EXPAND_AND_CONTRACT_TOGETHER = sql_text(
 ADDED_FULL_NAME = "ALTER TABLE users ADD COLUMN full_name TEXT;\n"
 
 
-def expansion(days_ago: float | None, table: str = "users", type_name: str = "text") -> Expansion:
+def expansion(days_ago: float | None, table: str = "users", source: str = "name") -> Expansion:
+    """``full_name`` filled from ``source`` (``UPDATE users SET full_name = name``)."""
     applied = None if days_ago is None else NOW - timedelta(days=days_ago)
-    return Expansion("20261101000000_add_full_name", table, "full_name", applied, type_name)
+    return Expansion(
+        "20261101000000_add_full_name", table, "full_name", applied, source=(table, source)
+    )
 
 
 FLAGS = [
@@ -432,9 +435,21 @@ FLAGS = [
             "contract-too-soon",
             "ALTER TABLE users DROP COLUMN name;",
             [("drop-column", "data-loss", 1), ("contract-too-soon", "data-loss", 1)],
-            before=(ADDED_FULL_NAME,),
+            before=(ADDED_FULL_NAME + "UPDATE users SET full_name = name;\n",),
         ),
         id="contract-in-the-same-run",
+    ),
+    pytest.param(
+        Case(
+            "contract-too-soon",
+            "ALTER TABLE users DROP COLUMN name;",
+            [("drop-column", "data-loss", 1), ("contract-too-soon", "data-loss", 1)],
+            before=(
+                "CREATE TABLE people (id INT, full_name TEXT);\n"
+                "INSERT INTO people (id, full_name) SELECT u.id, u.name FROM users AS u;\n",
+            ),
+        ),
+        id="contract-after-insert-select-into-another-table",
     ),
     pytest.param(
         Case(
@@ -866,9 +881,29 @@ NO_FLAGS = [
             "ALTER TABLE users DROP COLUMN name;",
             [("drop-column", "data-loss", 1)],
             facts=users(non_null__name=300),
-            history=(expansion(days_ago=1, type_name="int4"),),
+            history=(expansion(days_ago=1, source="email"),),
         ),
-        id="expansion-of-another-kind",
+        id="replacement-of-another-column",
+    ),
+    pytest.param(
+        Case(
+            "contract-too-soon",
+            "ALTER TABLE users DROP COLUMN name;",
+            [("drop-column", "data-loss", 1)],
+            facts=users(non_null__name=300),
+            before=(ADDED_FULL_NAME,),
+        ),
+        id="unrelated-column-added-in-the-same-run",
+    ),
+    pytest.param(
+        Case(
+            "contract-too-soon",
+            "ALTER TABLE users DROP COLUMN name;",
+            [("drop-column", "info", 1)],
+            facts=users(non_null__name=0),
+            history=(expansion(days_ago=1),),
+        ),
+        id="replacement-of-an-all-null-column",
     ),
     pytest.param(
         Case(
@@ -1268,7 +1303,8 @@ def test_contract_too_soon_says_when_it_may_run() -> None:
     applied = NOW - timedelta(days=2)
     assert wait.wait_until == applied + timedelta(days=7)
     assert wait.message == (
-        "drops users.name although 20261101000000_add_full_name (which added users.full_name) "
+        "drops users.name although 20261101000000_add_full_name (which filled users.full_name "
+        "from it) "
         f"was applied {applied:%Y-%m-%d %H:%M} UTC; contract_grace is 7d: "
         f"waits until {applied + timedelta(days=7):%Y-%m-%d %H:%M} UTC"
     )
