@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from reconciler.errors import Refused
 
 if TYPE_CHECKING:
     from reconciler.db.url import DatabaseUrl
+    from reconciler.ledger import BackupInfo
     from reconciler.policy import Target
 
 
@@ -111,10 +113,20 @@ def _age(seconds: int) -> str:
 @click.option("--target", "-t", "target", required=True)
 @click.option("--to", "to", required=True, help="Database URL to restore into.")
 @click.option("--force", is_flag=True, help="Restore into a database that is not empty.")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="With --force, overwrite a production database without a typed confirmation "
+    "(needed without a TTY).",
+)
 @errors_to_exit
-def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> None:
+def restore(backup_id: str, config: Path, target: str, to: str, force: bool, yes: bool) -> None:
     """Restore a backup into the database at --to (an empty one unless --force).
 
+    The database then holds exactly the backup: what it held before is replaced, tables
+    created since included. Success is reported only once the census of the restored
+    database (tables, row and non-null counts) equals the one recorded with the backup.
     Restoring over the target's own database backs it up first (reason before-restore), so
     the data it held is one more restore away, never lost."""
     from reconciler.act.backups import artifact_of, describe_backup, take_backup
@@ -137,12 +149,13 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
             )
         if info.deleted_at is not None:
             raise Refused(f"backup {backup_id} was deleted by retention on {info.deleted_at:%F}")
-        own = destination == spec.database
+        own = same_database(destination, spec.database)
         if own and spec.environment == "production":
-            _confirm_overwrite(spec, force)
+            _confirm_overwrite(spec, force, yes)
         if not force:
             _refuse_unless_empty(destination)
         driver = open_driver(spec)
+        before = None
         if own:
             click.echo(f"Backing up {spec.name}'s database before overwriting it ...")
             try:
@@ -156,15 +169,72 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
             driver.restore(artifact_of(info), destination)
         except BackupError as exc:
             fail(str(exc))
-    click.echo(f"Restored {backup_id} into {destination.redacted}.")
+    _check_restored(info, destination, before.artifact.id if before else None)
 
 
-def _confirm_overwrite(spec: Target, force: bool) -> None:
+def same_database(a: DatabaseUrl, b: DatabaseUrl) -> bool:
+    """Whether two URLs name one database, however they are spelled: the user, password and
+    parameters aside, a host's case and PostgreSQL's default port, a SQLite file by any
+    path that leads to it."""
+    if a.dialect != b.dialect:
+        return False
+    if a.dialect == "sqlite":
+        return os.path.realpath(a.sqlite_path) == os.path.realpath(b.sqlite_path)
+    return a.database_name == b.database_name and _hosts(a) == _hosts(b)
+
+
+def _hosts(url: DatabaseUrl) -> list[str]:
+    hosts = []
+    for host in url.hosts.lower().split(","):
+        name, colon, port = host.rpartition(":")
+        if not colon or "]" in port:  # no port, or a bare IPv6 address in brackets
+            name, port = host, "5432"
+        hosts.append(f"{name or 'localhost'}:{port}")
+    return hosts
+
+
+def _check_restored(info: BackupInfo, destination: DatabaseUrl, before: str | None) -> None:
+    """Report success only when the restored database's census is the backup's own."""
+    from reconciler.act.backups import census_from_json
+    from reconciler.db.connection import connect
+    from reconciler.observe.census import differences, take_census
+
+    expected = census_from_json(info.census)
+    if expected is None:
+        click.echo(
+            f"Restored {info.id} into {destination.redacted}; not checked: the backup "
+            "recorded no census."
+        )
+        return
+    db = connect(destination, application_name="reconciler-restore")
+    try:
+        restored = take_census(db, like=expected)
+    finally:
+        db.close()
+    problems = differences(expected, restored)
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        kept = f"; the data it replaced is in backup {before}" if before else ""
+        fail(
+            f"restore of {info.id} into {destination.redacted} does not match the census "
+            f"recorded with the backup (original vs. copy): {shown}{more}{kept}"
+        )
+    click.echo(
+        f"Restored {info.id} into {destination.redacted}: census identical to the backup's "
+        f"({len(restored.tables)} tables, {restored.total_rows():,} rows)."
+    )
+
+
+def _confirm_overwrite(spec: Target, force: bool, yes: bool) -> None:
     if not force:
         raise Refused(f"--to is {spec.name}'s own production database: refusing without --force")
+    if yes:
+        return
     if not interactive():
         raise Refused(
-            "restoring over a production database needs a typed confirmation on a terminal"
+            "restoring over a production database needs a typed confirmation on a terminal, "
+            "or --yes (with --force) in a script"
         )
     typed = click.prompt(
         f"\nType the target's name to overwrite its production database "
