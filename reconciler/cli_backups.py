@@ -233,8 +233,8 @@ def _confirm_overwrite(spec: Target, force: bool, yes: bool) -> None:
         return
     if not interactive():
         raise Refused(
-            "restoring over a production database needs a typed confirmation on a terminal, "
-            "or --yes (with --force) in a script"
+            f"refusing to overwrite {spec.name}'s production database without a typed "
+            "confirmation: standard input is not a terminal; add --yes to restore from a script"
         )
     typed = click.prompt(
         f"\nType the target's name to overwrite its production database "

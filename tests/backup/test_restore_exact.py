@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -269,3 +270,30 @@ def test_a_populated_wal_mode_sqlite_file_is_restored_exactly(cli: Cli, tmp_path
     assert emails(url) == ["ada@example.com", "grace@example.com"]
     assert run(url, "SELECT name FROM users WHERE email = 'ada@example.com'") == [("Ada",)]
     assert run(url, "PRAGMA journal_mode") == [("wal",)]  # as its application chose
+
+
+def test_pg_restores_first_error_is_what_a_failure_says(
+    cli: Cli, pg_url: str, other_pg_url: str, tmp_path: Path
+) -> None:
+    """A plain pg_restore into a populated database, the run restore used to make: its
+    stderr ends with the failed statement's last line, ``);``."""
+    from reconciler.backup.pg_dump import tool_error
+
+    policy = write_policy(tmp_path, pg_url)
+    backup = prepared(cli, policy, pg_url)
+    run(other_pg_url, "CREATE TABLE _prisma_migrations (id int)")
+    [dump] = (tmp_path / "backups" / "shop").glob(f"{backup}.dump")
+    failed = subprocess.run(
+        ["pg_restore", "--no-owner", "--exit-on-error", "--dbname", other_pg_url, str(dump)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode == 1
+    assert failed.stderr.strip().endswith(");")
+
+    said = tool_error(failed.stderr, failed.returncode)
+
+    assert said == (
+        'error: could not execute query: ERROR: relation "_prisma_migrations" already exists'
+    )
