@@ -6,7 +6,6 @@ nothing."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,7 +130,7 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool, yes
     the data it held is one more restore away, never lost."""
     from reconciler.act.backups import artifact_of, describe_backup, take_backup
     from reconciler.backup import BackupError, open_driver
-    from reconciler.db.url import parse_database_url
+    from reconciler.db.url import parse_database_url, same_database
     from reconciler.ledger import Ledger
     from reconciler.policy import load_policy
 
@@ -172,46 +171,18 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool, yes
     _check_restored(info, destination, before.artifact.id if before else None)
 
 
-def same_database(a: DatabaseUrl, b: DatabaseUrl) -> bool:
-    """Whether two URLs name one database, however they are spelled: the user, password and
-    parameters aside, a host's case and PostgreSQL's default port, a SQLite file by any
-    path that leads to it."""
-    if a.dialect != b.dialect:
-        return False
-    if a.dialect == "sqlite":
-        return os.path.realpath(a.sqlite_path) == os.path.realpath(b.sqlite_path)
-    return a.database_name == b.database_name and _hosts(a) == _hosts(b)
-
-
-def _hosts(url: DatabaseUrl) -> list[str]:
-    hosts = []
-    for host in url.hosts.lower().split(","):
-        name, colon, port = host.rpartition(":")
-        if not colon or "]" in port:  # no port, or a bare IPv6 address in brackets
-            name, port = host, "5432"
-        hosts.append(f"{name or 'localhost'}:{port}")
-    return hosts
-
-
 def _check_restored(info: BackupInfo, destination: DatabaseUrl, before: str | None) -> None:
     """Report success only when the restored database's census is the backup's own."""
-    from reconciler.act.backups import census_from_json
-    from reconciler.db.connection import connect
-    from reconciler.observe.census import differences, take_census
+    from reconciler.act.backups import restored_differences
 
-    expected = census_from_json(info.census)
-    if expected is None:
+    found = restored_differences(info, destination)
+    if found is None:
         click.echo(
             f"Restored {info.id} into {destination.redacted}; not checked: the backup "
             "recorded no census."
         )
         return
-    db = connect(destination, application_name="reconciler-restore")
-    try:
-        restored = take_census(db, like=expected)
-    finally:
-        db.close()
-    problems = differences(expected, restored)
+    problems, census = found
     if problems:
         shown = "; ".join(problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -222,7 +193,7 @@ def _check_restored(info: BackupInfo, destination: DatabaseUrl, before: str | No
         )
     click.echo(
         f"Restored {info.id} into {destination.redacted}: census identical to the backup's "
-        f"({len(restored.tables)} tables, {restored.total_rows():,} rows)."
+        f"({len(census.tables)} tables, {census.total_rows():,} rows)."
     )
 
 
