@@ -116,7 +116,9 @@ def verify(
 
 
 def census_from_json(data: dict[str, object] | None) -> Census | None:
-    if not data:
+    """The census a ledger record holds; ``{}`` is the census of an empty database (the
+    backup before a first migration), not a missing one."""
+    if data is None:
         return None
     tables = {}
     for name, raw in data.items():

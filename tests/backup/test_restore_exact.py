@@ -141,6 +141,29 @@ def test_a_populated_postgres_database_is_restored_exactly(
     assert "before-restore" in backups(cli, policy)
 
 
+def test_the_backup_before_the_first_migration_restores_an_empty_database(
+    cli: Cli, pg_url: str, tmp_path: Path
+) -> None:
+    """The Alembic case reported: the backup apply took before the first revision holds
+    no table; restoring it used to say ``Restored`` and leave everything in place, since
+    a dump with nothing in it collides with nothing."""
+    policy = write_policy(tmp_path, pg_url, layout="alembic")
+    prepared(cli, policy, pg_url)
+    first = backups(cli, policy)["schema-change"]
+    move_on(pg_url)
+
+    restored = restore(cli, policy, first, pg_url, "--force")
+
+    assert restored.exit_code == 0, restored.output
+    assert "census identical to the backup's (0 tables, 0 rows)" in restored.stdout
+    assert tables(pg_url) == []
+    kept = backups(cli, policy)["before-restore"]
+    again = restore(cli, policy, kept, pg_url, "--force")
+    assert again.exit_code == 0, again.output
+    assert "eve@example.com" in emails(pg_url)
+    assert "public.later" in tables(pg_url)
+
+
 def test_another_non_empty_database_is_restored_exactly(
     cli: Cli, pg_url: str, other_pg_url: str, tmp_path: Path
 ) -> None:
