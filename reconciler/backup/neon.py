@@ -3,7 +3,11 @@
 A Neon branch is a copy-on-write snapshot, made in seconds whatever the database's size, and
 it needs no compute to exist: ``take`` creates one without an endpoint. Reading a backup
 (``copy``, ``restore``) makes a short-lived child branch of it with a read-write endpoint,
-deleted afterwards whatever happens.
+deleted afterwards whatever happens. A restore dumps that child branch into the database
+named by ``--to`` through ``replace_database``, which leaves exactly the backup there or
+nothing changed. Neon's own branch restore (``POST .../branches/{id}/restore``) is not
+used: it replaces the whole branch, every database on it (other applications' too), and
+restarts its compute, cutting every connection.
 
 Neon answers every change with operations that run asynchronously; each one is polled until
 it has ``finished``. ``failed`` is not final (Neon retries the operation itself); ``error``

@@ -300,14 +300,17 @@ def test_pg_restores_first_error_is_what_a_failure_says(
 ) -> None:
     """A plain pg_restore into a populated database, the run restore used to make: its
     stderr ends with the failed statement's last line, ``);``."""
-    from reconciler.backup.pg_dump import tool_error
+    from reconciler.backup.pg_dump import PgDumpDriver, tool_error
+    from reconciler.db.url import parse_database_url
 
     policy = write_policy(tmp_path, pg_url)
     backup = prepared(cli, policy, pg_url)
     run(other_pg_url, "CREATE TABLE _prisma_migrations (id int)")
     [dump] = (tmp_path / "backups" / "shop").glob(f"{backup}.dump")
+    driver = PgDumpDriver("shop", parse_database_url(pg_url), tmp_path)
+    pg_restore = driver.tool("pg_restore", driver._server_major())
     failed = subprocess.run(
-        ["pg_restore", "--no-owner", "--exit-on-error", "--dbname", other_pg_url, str(dump)],
+        [pg_restore, "--no-owner", "--exit-on-error", "--dbname", other_pg_url, str(dump)],
         capture_output=True,
         text=True,
         check=False,
