@@ -56,6 +56,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,9 +256,20 @@ def reach(history: Prisma | Alembic, path: Path, server: Server) -> dict[str, An
     ends = ("Apply stopped", "reconciler: error", "Apply failed")
     stopped = [line.strip() for line in out.splitlines() if line.startswith(ends)]
     (policy.parent / "apply.txt").write_text(out, encoding="utf-8")
-    result = {"exit": done.code, "applied": applied, "stopped": stopped[:1], "seconds": done.wall}
+    # The plan printed first marks each pending step: x blocked, ~ waiting, + ready.
+    marks = [line.split()[0] for line in out.splitlines() if line.startswith("  ")
+             and line.split()[:2] in (["x", "apply"], ["~", "apply"])]  # fmt: skip
+    result = {"exit": done.code, "applied": applied, "stopped": stopped[:1], "seconds": done.wall,
+              "blocked": marks.count("x"), "waiting": marks.count("~")}  # fmt: skip
+    stops = Counter(
+        f"{words[words.index(tag) - 1]} {tag[1:-2].lower()}"
+        for words in (line.split() for line in out.splitlines())
+        for tag in ("[BLOCKS]:", "[WAITS]:") if tag in words
+    )  # fmt: skip
+    result["stops_by_rule"] = dict(stops.most_common())
     state = "head" if done.code == 0 else f"stopped: {stopped[:1]}"
-    print(f"  reach: exit {done.code}, {applied} applied, {state}")
+    print(f"  reach: exit {done.code}, {applied} applied, {state}; the plan marks "
+          f"{marks.count('x')} steps blocked and {marks.count('~')} waiting")  # fmt: skip
     return result
 
 

@@ -98,43 +98,40 @@ def tables(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
     return [(oid, name) for oid, name in conn.execute(TABLES) if name not in IGNORED]
 
 
-def row_count(conn: psycopg.Connection[Any], table: str) -> int:
-    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-    return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
-
-
-def seed(conn: psycopg.Connection[Any]) -> None:
+def seed(conn: psycopg.Connection[Any], refused: set[tuple[int, int]]) -> None:
     """One row in every empty table (parents first, as many passes as it takes), then a
-    value in every all-NULL column of a populated table. ``conn`` is in autocommit mode;
-    each attempt runs in a transaction of its own, so a refusal skips only that attempt."""
-    pending = [t for t in tables(conn) if row_count(conn, t[1]) == 0]
-    for _ in range(6):
-        left = [t for t in pending if not insert_one(conn, *t)]
-        if len(left) == len(pending):
-            break
-        pending = left
-    for oid, name in tables(conn):
-        if row_count(conn, name) == 0:
+    value in every column of a populated table that has NULLs. ``conn`` is in autocommit
+    mode; each attempt runs in a transaction of its own, so a refusal skips only that
+    attempt. ``refused`` remembers the columns whose value a constraint refused, so that they
+    are not tried again before every migration."""
+    state = measure(conn)
+    pending = [(int(oid), t["name"]) for oid, t in state.items() if t["rows"] == 0]
+    if pending:
+        for _ in range(6):
+            left = [t for t in pending if not insert_one(conn, *t)]
+            if len(left) == len(pending):
+                break
+            pending = left
+        state = measure(conn)
+    for key, table in state.items():
+        oid = int(key)
+        rows = table["rows"]
+        gaps = {int(n) for n, c in table["columns"].items() if rows and c["values"] < rows}
+        gaps -= {attnum for o, attnum in refused if o == oid}
+        if not gaps:
             continue
-        for (
-            attnum,
-            column,
-            type_name,
-            _notnull,
-            _hasdef,
-            typtype,
-            type_oid,
-            generated,
-            *_,
-        ) in conn.execute(COLUMNS, (oid,)).fetchall():
-            if generated:
+        for attnum, column, type_name, _, _, typtype, type_oid, generated, *_ in conn.execute(
+            COLUMNS, (oid,)
+        ).fetchall():
+            if attnum not in gaps or generated:
                 continue
             value = fk_value(conn, oid, attnum) or literal(type_name, typtype, type_oid, conn)
             query = sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NULL").format(
-                sql.Identifier(name), sql.Identifier(column), sql.SQL(value),
+                sql.Identifier(table["name"]), sql.Identifier(column), sql.SQL(value),
                 sql.Identifier(column),
             )  # fmt: skip
-            attempt(conn, query)
+            if not attempt(conn, query):
+                refused.add((oid, attnum))
 
 
 def fk_value(conn: psycopg.Connection[Any], oid: int, attnum: int) -> str | None:
@@ -256,9 +253,10 @@ def replay(dsn: str, steps: Iterable[tuple[str, Callable[[], None]]]) -> list[di
     """Run each ``(migration, run)`` in order on ``dsn`` with seeding and measurement
     around it; one record per migration."""
     records = []
+    refused: set[tuple[int, int]] = set()
     with psycopg.connect(dsn, autocommit=True) as conn:
         for migration, run in steps:
-            seed(conn)
+            seed(conn, refused)
             before = measure(conn)
             record: dict[str, Any] = {"migration": migration}
             try:
