@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -58,8 +59,13 @@ WHERE conrelid = %s AND contype = 'f'
 """
 
 
-def literal(type_name: str, typtype: str, type_oid: int, conn: psycopg.Connection[Any]) -> str:
-    """A SQL expression of type ``type_name`` that most constraints accept."""
+def literal(
+    type_name: str, typtype: str, type_oid: int, conn: psycopg.Connection[Any], unique: str
+) -> str:
+    """A SQL expression of type ``type_name`` that most constraints accept. Text gets
+    ``unique`` (digits, so that it also casts to JSON and numbers), cut to the column's
+    length: equal texts in two tables would break the unique indexes of migrations that
+    merge them."""
     if typtype == "e":
         label = conn.execute(
             "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s ORDER BY enumsortorder LIMIT 1",
@@ -84,8 +90,10 @@ def literal(type_name: str, typtype: str, type_oid: int, conn: psycopg.Connectio
     ]
     for prefixes, value in table:
         if name.startswith(prefixes):
-            if value is None:  # text-like: fits varchar(1), and casts to JSON and numbers
-                value = "'1'"
+            if value is None:
+                length = re.search(r"\((\d+)\)", name)
+                text = "1" if name.startswith("bit") else unique
+                value = quote(text[-int(length.group(1)) :] if length else text)
             return f"{value}::{type_name}"
     return f"NULL::{type_name}"
 
@@ -125,7 +133,9 @@ def seed(conn: psycopg.Connection[Any], refused: set[tuple[int, int]]) -> None:
         ).fetchall():
             if attnum not in gaps or generated:
                 continue
-            value = fk_value(conn, oid, attnum) or literal(type_name, typtype, type_oid, conn)
+            value = fk_value(conn, oid, attnum) or literal(
+                type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}"
+            )
             query = sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NULL").format(
                 sql.Identifier(table["name"]), sql.Identifier(column), sql.SQL(value),
                 sql.Identifier(column),
@@ -168,7 +178,7 @@ def insert_one(conn: psycopg.Connection[Any], oid: int, name: str) -> bool:
         elif hasdef and notnull:
             continue  # its default: ids, created_at
         else:
-            value = literal(type_name, typtype, type_oid, conn)
+            value = literal(type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}")
         names.append(sql.Identifier(column))
         values.append(sql.SQL(value))
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
