@@ -8,9 +8,10 @@ them is vendored into this repository:
 - Prisma (PostgreSQL provider): the ``migrations`` folder of a public GitHub repository at a
   named commit. It is read from ``/work/.mirror/<owner>+<name>/repo`` when that bare mirror
   holds the commit, else fetched with ``git init`` + ``git fetch --depth 1 <url> <commit>``
-  into ``bench/work/corpus/git/``, and extracted with ``git archive``. Formbricks moved to
-  TypeScript migrations (``migration.ts``, run by its own runner) on 2024-12-09; its history
-  is taken up to the last plain SQL migration before the first of them.
+  into ``bench/work/corpus/git/``, and extracted with ``git archive``. Formbricks is taken
+  up to 2024-10-17: its next migration needs the pgvector extension (not part of a plain
+  PostgreSQL), and from 2024-12-09 on it writes TypeScript migrations (``migration.ts``) that
+  only its own runner runs.
 - Alembic: the script directory shipped inside a package on PyPI, at a pinned version. The
   revisions import their application (MLflow's import ``mlflow.store...`` models, Optuna's
   env.py imports ``optuna.storages._rdb.models``), so the smallest honest replay is the
@@ -99,7 +100,7 @@ HISTORIES: list[Prisma | Alembic] = [
     Prisma("rallly", "lukevella/rallly", "c629b3148024e40a115a731d3660d725c9329b0e",
            "packages/database/prisma/migrations"),
     Prisma("formbricks", "formbricks/formbricks", "b66c1dd978af618a0e402bd3343b456bed68594c",
-           "packages/database/migration", stop_before="20241209104738_xm_user_identification"),
+           "packages/database/migration", stop_before="20241017124431_add_documents_and_insights"),
     Prisma("hoppscotch", "hoppscotch/hoppscotch", "afc2cf181c16e56647b099e5d18cfe55710c6cdd",
            "packages/hoppscotch-backend/prisma/migrations"),
     Prisma("umami", "umami-software/umami", "c0ea3aefbee7a3429ee2f824b06dc4a9dbe0b7e1",
@@ -139,8 +140,11 @@ def materialise_prisma(history: Prisma) -> Path:
     """The history's migrations folder under ``WORK``, extracted at its commit."""
     root = WORK / history.name
     folder = root / "migrations"
-    if folder.is_dir():
+    stamp = root / "source.txt"
+    pinned = f"{history.repo} {history.commit} {history.path} {history.stop_before}"
+    if folder.is_dir() and stamp.is_file() and stamp.read_text() == pinned:
         return folder
+    shutil.rmtree(folder, ignore_errors=True)
     source = git_dir_for(history)
     tmp = root / "extract"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -153,6 +157,7 @@ def materialise_prisma(history: Prisma) -> Path:
             shutil.rmtree(child)
     extracted.rename(folder)
     shutil.rmtree(tmp)
+    stamp.write_text(pinned)
     return folder
 
 

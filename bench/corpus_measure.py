@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 IGNORED = {"_prisma_migrations", "alembic_version"}
 """The migration tools' own bookkeeping tables."""
@@ -259,20 +260,37 @@ def empty_all(conn: psycopg.Connection[Any]) -> None:
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(names)))
 
 
-def replay(dsn: str, steps: Iterable[tuple[str, Callable[[], None]]]) -> list[dict[str, Any]]:
-    """Run each ``(migration, run)`` in order on ``dsn`` with seeding and measurement
-    around it; one record per migration."""
+Step = tuple[str, Callable[[], None], bool]
+"""A migration: its id, how to run it, and whether it runs in one transaction (a script
+with its own COMMIT, or run statement by statement, may leave half its work behind)."""
+
+
+def replay(dsn: str, steps: Iterable[Step]) -> list[dict[str, Any]]:
+    """Run each step in order on ``dsn`` with seeding and measurement around it; one record
+    per migration. Before a step that is not atomic the database is copied (CREATE DATABASE
+    ... TEMPLATE keeps every OID), so that a failure on the seeded rows can be undone."""
     records = []
     refused: set[tuple[int, int]] = set()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for migration, run in steps:
+    name = conninfo_to_dict(dsn)["dbname"]
+    spare = f"{name}_before"
+    conn = psycopg.connect(dsn, autocommit=True)
+    try:
+        for migration, run, atomic in steps:
             seed(conn, refused)
             before = measure(conn)
+            if not atomic:
+                conn.close()
+                copy_database(dsn, name, spare)
+                conn = psycopg.connect(dsn, autocommit=True)
             record: dict[str, Any] = {"migration": migration}
             try:
                 run()
             except Exception as exc:  # the migration's own failure on the seeded tables
                 record["fails_with_rows"] = first_line(exc)
+                if not atomic:
+                    conn.close()
+                    copy_database(dsn, spare, name)
+                    conn = psycopg.connect(dsn, autocommit=True)
                 empty_all(conn)
                 before = measure(conn)
                 try:
@@ -283,7 +301,21 @@ def replay(dsn: str, steps: Iterable[tuple[str, Callable[[], None]]]) -> list[di
                     break
             record["lost"], record["rewritten"] = losses(before, measure(conn))
             records.append(record)
+    finally:
+        conn.close()
+        with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(spare)))  # fmt: skip
     return records
+
+
+def copy_database(dsn: str, source: str, target: str) -> None:
+    """``target`` made anew as a copy of ``source`` (which nobody may be connected to)."""
+    with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(target)))  # fmt: skip
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(target), sql.Identifier(source)))  # fmt: skip
 
 
 def first_line(exc: BaseException) -> str:
@@ -311,12 +343,15 @@ def prisma_runner(dsn: str, script: str) -> Callable[[], None]:
     return run
 
 
+TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION|END)\b", re.I | re.M)
+
+
 def measure_prisma(dsn: str, folder: Path) -> list[dict[str, Any]]:
-    migrations = sorted(p for p in folder.iterdir() if (p / "migration.sql").is_file())
-    steps = [
-        (m.name, prisma_runner(dsn, (m / "migration.sql").read_text(encoding="utf-8")))
-        for m in migrations
-    ]
+    steps = []
+    for m in sorted(p for p in folder.iterdir() if (p / "migration.sql").is_file()):
+        script = (m / "migration.sql").read_text(encoding="utf-8")
+        atomic = "CONCURRENTLY" not in script.upper() and not TRANSACTION_CONTROL.search(script)
+        steps.append((m.name, prisma_runner(dsn, script), atomic))
     return replay(dsn, steps)
 
 
@@ -339,7 +374,7 @@ def measure_alembic(dsn: str, script_dir: Path) -> list[dict[str, Any]]:
     def runner(revision: str) -> Callable[[], None]:
         return lambda: command.upgrade(config, revision)
 
-    return replay(dsn, [(rev, runner(rev)) for rev in order])
+    return replay(dsn, [(rev, runner(rev), True) for rev in order])
 
 
 def main(argv: list[str]) -> int:
