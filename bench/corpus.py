@@ -19,7 +19,10 @@ them is vendored into this repository:
   ``uv pip install -e <this repository> mlflow-skinny==V optuna==V``. Reconciler's
   ``lint``, ``plan`` and ``apply`` then run from that virtualenv with the package's own
   ``env.py`` and revisions, in place in site-packages. Both env.py files take the URL from
-  ``sqlalchemy.url``, which reconciler sets, so they migrate the target.
+  ``sqlalchemy.url``, which reconciler sets, so they migrate the target. MLflow's first
+  revision alters tables that MLflow creates itself on a new database (``_initialize_tables``:
+  ``InitialBase.metadata.create_all``, then the revisions), so each MLflow database gets
+  those tables first, from MLflow's own models (``Alembic.base``), as MLflow would.
 
 For each history:
 
@@ -91,6 +94,11 @@ class Alembic:
     module: str
     """The module whose folder, joined with ``subdir``, is the script directory."""
     subdir: str
+    base: str = ""
+    """Python run with the target's SQLAlchemy URL as ``sys.argv[1]`` on each new database
+    before reconciler, alembic or the measurement sees it: the tables the application
+    creates itself before its first revision (MLflow's ``_initialize_tables`` does
+    ``InitialBase.metadata.create_all``, then upgrades)."""
     layout = "alembic"
 
 
@@ -105,7 +113,10 @@ HISTORIES: list[Prisma | Alembic] = [
            "packages/hoppscotch-backend/prisma/migrations"),
     Prisma("umami", "umami-software/umami", "c0ea3aefbee7a3429ee2f824b06dc4a9dbe0b7e1",
            "prisma/migrations"),
-    Alembic("mlflow", "mlflow-skinny==3.17.2", "mlflow", "store/db_migrations"),
+    Alembic("mlflow", "mlflow-skinny==3.17.2", "mlflow", "store/db_migrations",
+            base="import sys, sqlalchemy; "
+            "from mlflow.store.tracking.dbmodels.initial_models import Base; "
+            "Base.metadata.create_all(sqlalchemy.create_engine(sys.argv[1]))"),
     Alembic("optuna", "optuna==5.0.0", "optuna", "storages/_rdb/alembic"),
 ]  # fmt: skip
 
@@ -190,6 +201,18 @@ def materialise(history: Prisma | Alembic) -> Path:
     return materialise_alembic(history)
 
 
+def fresh(history: Prisma | Alembic, server: Server, database: str) -> str:
+    """A new database ``database`` for ``history``: empty, or with the tables its
+    application creates before its first revision (``Alembic.base``); its DSN."""
+    dsn = server.fresh(database)
+    if isinstance(history, Alembic) and history.base:
+        url = dsn.replace("postgresql://", "postgresql+psycopg://")
+        done = run_timed([str(python_for(history)), "-c", history.base, url])
+        if done.code:
+            raise command_failed(done.command, done.code, done.stdout + done.stderr)
+    return dsn
+
+
 def python_for(history: Prisma | Alembic) -> Path:
     return alembic_python() if isinstance(history, Alembic) else Path(sys.executable)
 
@@ -250,8 +273,7 @@ def approvals_for(history: Prisma | Alembic, policy: Path) -> list[dict[str, Any
 
 
 def reach(history: Prisma | Alembic, path: Path, server: Server) -> dict[str, Any]:
-    db = f"corpus_{history.name}_reach_{os.getpid()}"
-    dsn = server.fresh(db)
+    dsn = fresh(history, server, f"corpus_{history.name}_reach_{os.getpid()}")
     policy = WORK / history.name / "reach" / "policy.yaml"
     write_policy(policy, history, dsn, path, "production")
     done = run_timed([reconciler_for(history), "apply", "--yes", "--config", str(policy)])
@@ -310,7 +332,7 @@ def timing(
 ) -> dict[str, Any]:
     pid = os.getpid()
     rec_db, ref_db = f"corpus_{history.name}_rec_{pid}", f"corpus_{history.name}_ref_{pid}"
-    rec_dsn, ref_dsn = server.fresh(rec_db), server.fresh(ref_db)
+    rec_dsn, ref_dsn = fresh(history, server, rec_db), fresh(history, server, ref_db)
     root = WORK / history.name / "time"
     policy = root / "policy.yaml"
     write_policy(policy, history, rec_dsn, path, "development")
@@ -332,8 +354,8 @@ def timing(
     ours = [reconciler_for(history), "apply", "--yes", "--config", str(policy)]
     runs: dict[str, list[float]] = {"reconciler": [], "reference": []}
     for index in range(repeats):
-        server.fresh(rec_db)
-        server.fresh(ref_db)
+        fresh(history, server, rec_db)
+        fresh(history, server, ref_db)
         write_policy(policy, history, rec_dsn, path, "development", approvals)
         order = ["reference", "reconciler"] if index % 2 == 0 else ["reconciler", "reference"]
         for name in order:
@@ -409,7 +431,7 @@ def false_alarms(results: dict[str, Any], size: int, seed: int) -> dict[str, Any
 
 
 def recall(history: Prisma | Alembic, path: Path, server: Server) -> dict[str, Any]:
-    dsn = server.fresh(f"corpus_{history.name}_measure_{os.getpid()}")
+    dsn = fresh(history, server, f"corpus_{history.name}_measure_{os.getpid()}")
     out = WORK / history.name / "measured.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [str(python_for(history)), str(BENCH / "corpus_measure.py"), history.layout,
