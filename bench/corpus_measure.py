@@ -54,6 +54,13 @@ LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
 
+CHECKS = """
+SELECT conkey[1], pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = %s AND contype = 'c' AND cardinality(conkey) = 1
+"""
+"""Single-column CHECK constraints: a value listed in one (``status IN ('RUNNING', ...)``)
+is what the synthetic row takes, so that it passes."""
+
 FOREIGN_KEYS = """
 SELECT conkey, confrelid::regclass::text, confkey FROM pg_constraint
 WHERE conrelid = %s AND contype = 'f'
@@ -134,8 +141,10 @@ def seed(conn: psycopg.Connection[Any], refused: set[tuple[int, int]]) -> None:
         ).fetchall():
             if attnum not in gaps or generated:
                 continue
-            value = fk_value(conn, oid, attnum) or literal(
-                type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}"
+            value = (
+                fk_value(conn, oid, attnum)
+                or checked_values(conn, oid).get(attnum)
+                or literal(type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}")
             )
             query = sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NULL").format(
                 sql.Identifier(table["name"]), sql.Identifier(column), sql.SQL(value),
@@ -143,6 +152,16 @@ def seed(conn: psycopg.Connection[Any], refused: set[tuple[int, int]]) -> None:
             )  # fmt: skip
             if not attempt(conn, query):
                 refused.add((oid, attnum))
+
+
+def checked_values(conn: psycopg.Connection[Any], oid: int) -> dict[int, str]:
+    """For each column of table ``oid`` under a CHECK that lists quoted values, the first."""
+    values = {}
+    for attnum, definition in conn.execute(CHECKS, (oid,)).fetchall():
+        listed = re.search(r"'((?:[^']|'')*)'", definition)
+        if listed:
+            values[attnum] = quote(listed.group(1).replace("''", "'"))
+    return values
 
 
 def fk_value(conn: psycopg.Connection[Any], oid: int, attnum: int) -> str | None:
@@ -166,6 +185,7 @@ def insert_one(conn: psycopg.Connection[Any], oid: int, name: str) -> bool:
     columns = conn.execute(COLUMNS, (oid,)).fetchall()
     fks = conn.execute(FOREIGN_KEYS, (oid,)).fetchall()
     in_fk = {n for conkey, _, _ in fks for n in conkey}
+    checked = checked_values(conn, oid)
     names, values = [], []
     for attnum, column, type_name, notnull, hasdef, typtype, type_oid, generated, *_ in columns:
         if generated:
@@ -179,7 +199,9 @@ def insert_one(conn: psycopg.Connection[Any], oid: int, name: str) -> bool:
         elif hasdef and notnull:
             continue  # its default: ids, created_at
         else:
-            value = literal(type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}")
+            value = checked.get(attnum) or literal(
+                type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}"
+            )
         names.append(sql.Identifier(column))
         values.append(sql.SQL(value))
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
