@@ -143,7 +143,13 @@ def git_dir_for(history: Prisma) -> Path:
         local.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "-q", "--bare", str(local)], check=True)
         url = f"https://github.com/{history.repo}.git"
-        git(local, "fetch", "-q", "--depth", "1", url, history.commit)
+        try:
+            git(local, "fetch", "-q", "--depth", "1", url, history.commit)
+        except subprocess.CalledProcessError:
+            raise RuntimeError(
+                f"{history.name}: could not fetch {history.commit} from {url}, and no mirror "
+                f"at {mirror} holds it"
+            ) from None
     return local
 
 
@@ -472,7 +478,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", default=",".join(STEPS),
                         help=f"comma-separated, of {', '.join(STEPS)} (default: all)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each side")
-    parser.add_argument("--sample", type=int, default=30, help="findings drawn for labels")
+    parser.add_argument("--sample", type=int, default=30,
+                        help="blocking findings drawn for labels, from the histories run")  # fmt: skip
     parser.add_argument("--seed", type=int, default=12, help="seed of the draw (default 12)")
     parser.add_argument("--psql", default=shutil.which("psql") or "psql", help="psql binary")
     parser.add_argument("--json", type=Path, default=WORK / "results.json",
@@ -496,6 +503,13 @@ def main(argv: list[str] | None = None) -> int:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip()  # fmt: skip
         results["commit"] = head
+        # The figures are reconciler's: the last commit that changed its code or dependencies.
+        code = ["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "reconciler",
+                "pyproject.toml", "uv.lock"]  # fmt: skip
+        results["reconciler_commit"] = subprocess.run(
+            code, capture_output=True, text=True
+        ).stdout.strip()
+        print(f"reconciler code at {results['reconciler_commit']}, this script at {head}")
         results["histories"] = per = {}
         for history in HISTORIES:
             if history.name not in names:
