@@ -478,8 +478,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", default=",".join(STEPS),
                         help=f"comma-separated, of {', '.join(STEPS)} (default: all)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each side")
-    parser.add_argument("--sample", type=int, default=30,
-                        help="blocking findings drawn for labels, from the histories run")  # fmt: skip
+    parser.add_argument(
+        "--sample", type=int, default=30, help="blocking findings drawn, from the histories run"
+    )
     parser.add_argument("--seed", type=int, default=12, help="seed of the draw (default 12)")
     parser.add_argument("--psql", default=shutil.which("psql") or "psql", help="psql binary")
     parser.add_argument("--json", type=Path, default=WORK / "results.json",
