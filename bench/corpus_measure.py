@@ -13,13 +13,20 @@ column with values is gone, non-null values became NULL, or distinct values coll
 migration that only changed values (the digest differs, the counts do not) is "rewrites".
 
 A migration that fails on the seeded tables (a NOT NULL column added without a default, a
-unique index the synthetic rows break) is recorded as such, every table is emptied, and it
-runs again on the empty tables so the replay can go on.
+unique index the synthetic rows break) is recorded as such, its partial work is undone (by
+its own transaction, or from a copy of the database taken before it when the migration
+commits on its own), every table is emptied, and it runs again on the empty tables so the
+replay can go on.
 
-It runs in whichever Python has the migrations' imports: ``corpus.py`` calls ``measure_prisma``
-in its own process, and runs this file with the Alembic histories' virtualenv for them::
+It runs in whichever Python has the migrations' imports: ``corpus.py`` starts it with its
+own interpreter for a Prisma history and with the Alembic histories' virtualenv for an
+Alembic one, on a database it created (and drops)::
 
+    python bench/corpus_measure.py prisma MIGRATIONS_DIR DSN OUT.json
     python bench/corpus_measure.py alembic SCRIPT_DIR DSN OUT.json
+
+A database copy ``<name>_before`` made for a migration that commits on its own is dropped
+here before returning.
 """
 
 from __future__ import annotations
