@@ -17,6 +17,7 @@ The guard is the point: a provider's bad day must never delete customers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,7 +78,10 @@ def reconcile_identity(
     allow_deletions: int | None = None,
     provider: Provider | None = None,
     report: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> IdentityOutcome:
+    """One identity run. ``cancel``, once set, ends the provider's request in flight (the
+    daemon is stopping): the run ends ``ProviderUnavailable``, nothing changed."""
     spec = _spec(target)
     run_id = ledger.start_run(target.name, "identity", trigger, source)
     outcome = IdentityOutcome(target.name, "ProviderUnavailable", "interrupted", run_id=run_id)
@@ -88,7 +92,7 @@ def reconcile_identity(
         db = connect(target.database, create=not dry_run)  # a dry run creates no file
         table = UsersTable(db, spec)
         if provider is None:
-            provider = opened = open_provider(spec)
+            provider = opened = open_provider(spec, cancel)
         outcome = _run(target, spec, table, ledger, run_id, dry_run, allow_deletions, provider, say)
         table.drop_stage()
     except IncompleteListing as exc:
