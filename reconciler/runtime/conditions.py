@@ -39,6 +39,7 @@ WAITING = frozenset(
         "ProviderUnavailable",
         "IncompleteListing",
         "Suspended",
+        "Interrupted",
     }
 )
 """Reasons that clear by themselves (retried), or by the policy's own schedule."""
