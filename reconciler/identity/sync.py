@@ -47,6 +47,13 @@ class IdentityDiff:
     orphan_keys: tuple[str, ...] = ()
     """Every orphan's key when there are at most ``max_list`` of them, else a sample."""
     not_taken_sample: tuple[str, ...] = ()
+    refused: int = 0
+    """Users to create or change that a unique index of the table would refuse: another
+    row holds their new values, or a user listed before them (in key order, the order the
+    sync applies them) takes the same values first. Counted in ``missing``/``changed``."""
+    refused_sample: tuple[str, ...] = ()
+    refused_by: tuple[str, ...] = ()
+    """The unique indexes that would refuse them."""
 
 
 @dataclass
@@ -60,6 +67,9 @@ class Applied:
     rejected: list[str] = field(default_factory=list)
     """Keys the table refused to take (a required column the provider leaves empty, a
     duplicate of a unique column): reported, the rest of the sync goes on."""
+    refusals: dict[str, str] = field(default_factory=dict)
+    """Of ``rejected``, those a statement failed for (a constraint), each with the
+    database's reason; the others were never tried (a required column empty)."""
 
 
 class UsersTable:
@@ -204,6 +214,10 @@ class UsersTable:
         def sample(count: int, query: str) -> tuple[str, ...]:
             return tuple(str(r[0]) for r in db.query(query)) if count else ()
 
+        refused: tuple[str, ...] = ()
+        refused_by: list[str] = []
+        if missing or changed:
+            refused, refused_by = self.refused_keys()
         return IdentityDiff(
             listed,
             table_users,
@@ -211,6 +225,9 @@ class UsersTable:
             int(changed),
             orphans,
             int(not_taken),
+            refused=len(refused),
+            refused_sample=refused[:SAMPLE],
+            refused_by=tuple(refused_by),
             missing_sample=sample(
                 missing,
                 f"SELECT s.key FROM {STAGE} s WHERE {complete} AND {absent} "
@@ -226,6 +243,73 @@ class UsersTable:
                 f"ORDER BY s.key LIMIT {SAMPLE}",
             ),
         )
+
+    def unique_indexes(self) -> dict[str, list[str]]:
+        """The table's unique indexes over mapped columns only (not the key, no expression,
+        no WHERE): index name → its columns. Only these can refuse a user the sync writes;
+        one over another column too is left to the database to say."""
+        if self.db.dialect == "postgresql":
+            rows = self.db.query(
+                "SELECT i.relname, a.attname FROM pg_index x "
+                "JOIN pg_class i ON i.oid = x.indexrelid "
+                "CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) "
+                "LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum "
+                "WHERE x.indrelid = to_regclass(%s) AND x.indisunique "
+                "AND x.indpred IS NULL AND x.indexprs IS NULL ORDER BY i.relname, k.n",
+                (_q(self.spec.table),),
+            )
+        else:
+            rows = []
+            for index in self.db.query(
+                'SELECT name FROM pragma_index_list(?) WHERE "unique" AND NOT partial',
+                (self.spec.table,),
+            ):
+                rows += [
+                    (index[0], column[0])
+                    for column in self.db.query(
+                        "SELECT name FROM pragma_index_info(?) ORDER BY seqno", (index[0],)
+                    )
+                ]
+        indexes: dict[str, list[str]] = {}
+        for name, column in rows:
+            indexes.setdefault(str(name), []).append(column)
+        mapped = set(self.spec.columns.values())
+        return {
+            name: columns
+            for name, columns in indexes.items()
+            if all(c is not None and c in mapped for c in columns)
+        }
+
+    def refused_keys(self) -> tuple[tuple[str, ...], list[str]]:
+        """The staged users a unique index would refuse, in key order, and those indexes:
+        the users the sync would create or change whose new values another row of the
+        table holds, or a user before them (key order) would take first."""
+        indexes = self.unique_indexes()
+        if not indexes:
+            return (), []
+        field_of = {column: field for field, column in self.spec.columns.items()}
+        k, t = self.key, self.table
+        candidate = f"(u.{k} IS NOT NULL AND {self._changed_condition()})"
+        if self.spec.missing == "create":
+            candidate = f"((u.{k} IS NULL AND {self._complete()}) OR {candidate})"
+        columns = sorted({c for cs in indexes.values() for c in cs})
+        values = ", ".join(f"{self._value(field_of[c], c)} AS {_q('v_' + c)}" for c in columns)
+        refused: set[str] = set()
+        by: list[str] = []
+        for name, index in indexes.items():
+            taken = " AND ".join(f"o.{_q(c)} = c.{_q('v_' + c)}" for c in index)
+            first = " AND ".join(f"d.{_q('v_' + c)} = c.{_q('v_' + c)}" for c in index)
+            keys = self.db.query(
+                f"WITH c AS (SELECT s.key, {values} FROM {STAGE} s "
+                f"LEFT JOIN {t} u ON u.{k} = s.key WHERE {candidate}) "
+                f"SELECT c.key FROM c WHERE EXISTS (SELECT 1 FROM {t} o WHERE "
+                f"(o.{k} IS NULL OR o.{k} <> c.key) AND {taken}) "
+                f"OR EXISTS (SELECT 1 FROM c d WHERE d.key < c.key AND {first})"
+            )
+            if keys:
+                refused.update(str(r[0]) for r in keys)
+                by.append(name)
+        return tuple(sorted(refused)), by
 
     # -- applying ---------------------------------------------------------------------
 
@@ -303,8 +387,9 @@ class UsersTable:
                 ):
                     try:
                         apply(key, key)
-                    except DatabaseError:
+                    except DatabaseError as exc:
                         applied.rejected.append(str(key))
+                        applied.refusals[str(key)] = _reason(db, exc)
 
     def soft_delete(self, keys: list[str], applied: Applied) -> None:
         assert self.deleted is not None
@@ -447,6 +532,12 @@ class UsersTable:
 
     def drop_stage(self) -> None:
         self.db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def _reason(db: Database, exc: DatabaseError) -> str:
+    """The database's reason for refusing a statement, without the database's name."""
+    where = db.url.sqlite_path if db.url.dialect == "sqlite" else db.url.redacted
+    return str(exc).removeprefix(f"{where}: ")
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

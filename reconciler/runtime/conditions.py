@@ -25,6 +25,7 @@ STALLING = frozenset(
         "InvalidSource",
         "UnknownRevision",
         "IdentityFailed",
+        "UsersRefused",
     }
 )
 """Reasons that need a person before the target can move again."""
