@@ -201,11 +201,28 @@ class Daemon:
         if not lane.acquire(timeout=BUSY_WAIT_SECONDS):
             return None
         try:
+            if concern == "identity":
+                self._await_schema(runtime)
             if self.stopping.is_set() and trigger != "once":
-                return None  # it waited for the lane while the daemon began to stop
+                return None  # it waited while the daemon began to stop
             return self._run(runtime, concern, trigger)
         finally:
+            if concern == "schema":
+                runtime.schema_ran.set()
             lane.release()
+
+    def _await_schema(self, runtime: TargetRuntime) -> None:
+        """Identity reads the users table the schema's migrations make and change: its run
+        starts after the target's first schema run (when one is scheduled), and not in the
+        middle of one. It waits without taking the schema's lane, so no migration ever
+        waits for identity."""
+        until = time.monotonic() + BUSY_WAIT_SECONDS
+        if runtime.spec.schedule.schema_ is not None:
+            while not runtime.schema_ran.wait(0.5):
+                if self.stopping.is_set() or time.monotonic() > until:
+                    return
+        if runtime.busy.acquire(timeout=max(until - time.monotonic(), 0)):
+            runtime.busy.release()
 
     def _run(self, runtime: TargetRuntime, concern: str, trigger: str) -> str | None:
         spec = runtime.spec

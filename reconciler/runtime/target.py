@@ -41,6 +41,9 @@ class TargetRuntime:
     leadership: Leadership
     busy: threading.Lock = field(default_factory=threading.Lock)
     identity_busy: threading.Lock = field(default_factory=threading.Lock)
+    schema_ran: threading.Event = field(default_factory=threading.Event)
+    """Set once a schema run of this process has ended: identity reads the table the
+    migrations make, so it starts after that."""
     conditions: tuple[Condition, ...] = ()
     concerns: dict[str, ConcernState] = field(default_factory=dict)
     schema: dict[str, Any] = field(default_factory=dict)
