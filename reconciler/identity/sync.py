@@ -21,6 +21,8 @@ from reconciler.identity.base import ProviderUser
 from reconciler.policy.model import Identity
 
 STAGE = "rcl_identity_stage"
+WRITES = "rcl_identity_writes"
+"""The staged users a sync would write, while a plan checks them against unique indexes."""
 BATCH = 5000
 SAMPLE = 20
 
@@ -294,21 +296,32 @@ class UsersTable:
             candidate = f"((u.{k} IS NULL AND {self._complete()}) OR {candidate})"
         columns = sorted({c for cs in indexes.values() for c in cs})
         values = ", ".join(f"{self._value(field_of[c], c)} AS {_q('v_' + c)}" for c in columns)
+        db = self.db
+        # The users the sync would write, with their new values, indexed by them: each is
+        # then checked against the table and the others by index, never by a scan each.
+        db.execute(f"DROP TABLE IF EXISTS {WRITES}")
+        db.execute(
+            f"CREATE TEMP TABLE {WRITES} AS SELECT s.key AS key, {values} FROM {STAGE} s "
+            f"LEFT JOIN {t} u ON u.{k} = s.key WHERE {candidate}"
+        )
         refused: set[str] = set()
         by: list[str] = []
-        for name, index in indexes.items():
-            taken = " AND ".join(f"o.{_q(c)} = c.{_q('v_' + c)}" for c in index)
-            first = " AND ".join(f"d.{_q('v_' + c)} = c.{_q('v_' + c)}" for c in index)
-            keys = self.db.query(
-                f"WITH c AS (SELECT s.key, {values} FROM {STAGE} s "
-                f"LEFT JOIN {t} u ON u.{k} = s.key WHERE {candidate}) "
-                f"SELECT c.key FROM c WHERE EXISTS (SELECT 1 FROM {t} o WHERE "
-                f"(o.{k} IS NULL OR o.{k} <> c.key) AND {taken}) "
-                f"OR EXISTS (SELECT 1 FROM c d WHERE d.key < c.key AND {first})"
-            )
-            if keys:
-                refused.update(str(r[0]) for r in keys)
-                by.append(name)
+        try:
+            for number, (name, index) in enumerate(indexes.items()):
+                held = ", ".join(_q("v_" + c) for c in index)
+                db.execute(f"CREATE INDEX {WRITES}_{number} ON {WRITES} ({held}, key)")
+                taken = " AND ".join(f"o.{_q(c)} = c.{_q('v_' + c)}" for c in index)
+                first = " AND ".join(f"d.{_q('v_' + c)} = c.{_q('v_' + c)}" for c in index)
+                keys = db.query(
+                    f"SELECT c.key FROM {WRITES} c WHERE EXISTS (SELECT 1 FROM {t} o WHERE "
+                    f"(o.{k} IS NULL OR o.{k} <> c.key) AND {taken}) "
+                    f"OR EXISTS (SELECT 1 FROM {WRITES} d WHERE d.key < c.key AND {first})"
+                )
+                if keys:
+                    refused.update(str(r[0]) for r in keys)
+                    by.append(name)
+        finally:
+            db.execute(f"DROP TABLE IF EXISTS {WRITES}")
         return tuple(sorted(refused)), by
 
     # -- applying ---------------------------------------------------------------------
