@@ -202,7 +202,7 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
             outcome = _apply_one(spec, ledger, str(config), yes, ignore_window)
             if outcome is None:
                 continue
-            if outcome.reason == "Interrupted":  # Ctrl-C: no further target either
+            if outcome.interrupted:  # Ctrl-C: no further target either
                 code = EXIT_INTERRUPTED
                 break
             if outcome.reason in AWAITING:

@@ -61,6 +61,8 @@ class Outcome:
     run_id: int | None = None
     rehearsal: Rehearsal | None = None
     """The rehearsal that ran before the live apply, when the policy asks for one."""
+    interrupted: bool = False
+    """Ctrl-C stopped it while a migration ran (``reason`` says what became of it)."""
 
     @property
     def in_sync(self) -> bool:
@@ -229,23 +231,27 @@ def _apply(
                 # Ctrl-C: psycopg cancels the statement, and the transaction rolls back.
                 seconds = time.perf_counter() - started
                 note = _interrupted(layout, db, migration)
+                done = f"; {index} applied before it" if index else ""
                 if note is None:  # not one transaction of ours, or it committed after all
-                    ledger.finish_step(step_id, "failed", seconds, "interrupted (Ctrl-C)")
-                    raise
-                ledger.finish_step(step_id, "interrupted", seconds, note)
-                result = StepResult(step, "interrupted", seconds, note)
+                    error = (
+                        "interrupted (Ctrl-C) part-way: it does not run in one transaction "
+                        "of reconciler's, so the statements it completed stay in effect"
+                    )
+                    ledger.finish_step(step_id, "failed", seconds, error)
+                    result = StepResult(step, "failed", seconds, error)
+                    reason, message = "ApplyFailed", f"{migration.id} was {error}{done}"
+                else:
+                    ledger.finish_step(step_id, "interrupted", seconds, note)
+                    result = StepResult(step, "interrupted", seconds, note)
+                    reason = "Interrupted"
+                    message = (
+                        f"{migration.id} was interrupted (Ctrl-C): {note}{done}; the next "
+                        "apply runs it again"
+                    )
                 results.append(result)
                 if on_step:
                     on_step(step, result)
-                done = f"; {index} applied before it" if index else ""
-                return Outcome(
-                    target.name,
-                    "Interrupted",
-                    f"{migration.id} was interrupted (Ctrl-C): {note}{done}; the next apply "
-                    "runs it again",
-                    plan,
-                    tuple(results),
-                )
+                return Outcome(target.name, reason, message, plan, tuple(results), interrupted=True)
             except MigrationFailed as exc:
                 seconds = time.perf_counter() - started
                 error = f"{migration.path}: {exc}"

@@ -18,7 +18,13 @@ from tests.conftest import PRISMA_PG, pg_query, run_process
 SLOW = "20270101000000_slow"
 
 
-def slow_apply(tmp_path: Path, pg_url: str) -> Path:
+TRANSACTIONAL = (
+    'CREATE TABLE "slow_a" ("id" INTEGER);\nSELECT pg_sleep(30);\n'
+    'CREATE TABLE "slow_b" ("id" INTEGER);\n'
+)
+
+
+def slow_apply(tmp_path: Path, pg_url: str, sql: str = TRANSACTIONAL) -> Path:
     """A policy whose history is applied, and one more migration that sleeps mid-way."""
     shutil.copytree(PRISMA_PG, tmp_path / "migrations")
     policy = tmp_path / "policy.yaml"
@@ -33,16 +39,12 @@ def slow_apply(tmp_path: Path, pg_url: str) -> Path:
     assert first.returncode == 0, first.stdout + first.stderr
     folder = tmp_path / "migrations" / SLOW
     folder.mkdir()
-    (folder / "migration.sql").write_text(
-        'CREATE TABLE "slow_a" ("id" INTEGER);\nSELECT pg_sleep(30);\n'
-        'CREATE TABLE "slow_b" ("id" INTEGER);\n',
-        encoding="utf-8",
-    )
+    (folder / "migration.sql").write_text(sql, encoding="utf-8")
     return policy
 
 
-def test_ctrl_c_rolls_the_running_migration_back_and_says_so(tmp_path: Path, pg_url: str) -> None:
-    policy = slow_apply(tmp_path, pg_url)
+def interrupt_apply(tmp_path: Path, policy: Path, pg_url: str) -> tuple[int, str]:
+    """Run ``apply``, press Ctrl-C while its migration sleeps; the exit code and output."""
     process = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "apply", "-c", str(policy), "--yes"],
         cwd=tmp_path,
@@ -52,7 +54,7 @@ def test_ctrl_c_rolls_the_running_migration_back_and_says_so(tmp_path: Path, pg_
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # the sleep is running: slow_a exists in it
+        while time.monotonic() < deadline:
             running = pg_query(
                 pg_url,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -69,7 +71,20 @@ def test_ctrl_c_rolls_the_running_migration_back_and_says_so(tmp_path: Path, pg_
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 130, output
+    return process.returncode, output
+
+
+def last_run(tmp_path: Path) -> tuple[str, str]:
+    with closing(sqlite3.connect(tmp_path / "ledger.db")) as ledger:
+        row = ledger.execute("SELECT outcome, message FROM runs ORDER BY id DESC LIMIT 1")
+        outcome, message = row.fetchone()
+    return str(outcome), str(message)
+
+
+def test_ctrl_c_rolls_the_running_migration_back_and_says_so(tmp_path: Path, pg_url: str) -> None:
+    policy = slow_apply(tmp_path, pg_url)
+    code, output = interrupt_apply(tmp_path, policy, pg_url)
+    assert code == 130, output
     assert f"~ applying {SLOW} ... interrupted, rolled back" in output
     assert (
         f"Apply stopped (Interrupted): shop: {SLOW} was interrupted (Ctrl-C): its "
@@ -82,10 +97,7 @@ def test_ctrl_c_rolls_the_running_migration_back_and_says_so(tmp_path: Path, pg_
     assert pg_query(
         pg_url, "SELECT count(*) FROM _prisma_migrations WHERE migration_name = %s", (SLOW,)
     ) == [(0,)]
-    with closing(sqlite3.connect(tmp_path / "ledger.db")) as ledger:
-        run = ledger.execute(
-            "SELECT outcome, message FROM runs ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+    run = last_run(tmp_path)
     assert run[0] == "Interrupted"
     assert "nothing of it is applied" in run[1]
 
@@ -96,3 +108,27 @@ def test_ctrl_c_rolls_the_running_migration_back_and_says_so(tmp_path: Path, pg_
     assert again.returncode == 0, again.stdout + again.stderr
     assert "applied 1 migration" in again.stdout
     assert pg_query(pg_url, "SELECT to_regclass('slow_b') IS NOT NULL") == [(True,)]
+
+
+def test_ctrl_c_in_a_migration_outside_one_transaction_says_what_stays(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """CONCURRENTLY runs outside a transaction, statement by statement: what completed
+    stays, so it is not said to be rolled back, and it stays a failure to settle."""
+    sql = (
+        'CREATE TABLE "slow_a" ("id" INTEGER);\nSELECT pg_sleep(30);\n'
+        'CREATE INDEX CONCURRENTLY "slow_a_id" ON "slow_a" ("id");\n'
+    )
+    policy = slow_apply(tmp_path, pg_url, sql)
+    code, output = interrupt_apply(tmp_path, policy, pg_url)
+    assert code == 130, output
+    assert f"~ applying {SLOW} ... FAILED" in output
+    assert (
+        f"Apply stopped (ApplyFailed): shop: {SLOW} was interrupted (Ctrl-C) part-way: it "
+        "does not run in one transaction of reconciler's, so the statements it completed "
+        "stay in effect"
+    ) in output
+    assert "rolled back" not in output
+    assert "Traceback" not in output
+    assert pg_query(pg_url, "SELECT to_regclass('slow_a') IS NOT NULL") == [(True,)]
+    assert last_run(tmp_path)[0] == "ApplyFailed"
