@@ -152,7 +152,7 @@ class HttpProvider:
         ``close()``: the counts and the listing of a sync share its connection and its SSL
         context (building one takes 30 to 200 ms)."""
         if self._client is None:
-            self._client = deadline.client(_HTTP_TIMEOUT)
+            self._client = deadline.client(_HTTP_TIMEOUT, self._base)
             self._owns_client = True
         return self._client
 
@@ -262,10 +262,11 @@ class HttpProvider:
         if bound.cancelled:
             raise self._failure(place, "stopped: reconciler is shutting down")
         if bound.expired:
+            last = "" if reason.startswith("no complete answer") else f"; last: {reason}"
             raise self._failure(
                 place,
                 f"no complete answer from {_host(self._base)} within {bound.seconds:g}s "
-                f"(identity.deadline; last: {reason})",
+                f"(identity.deadline{last})",
             )
 
     def _pause(self, place: Place, bound: deadline.Deadline, wait: float, reason: str) -> None:

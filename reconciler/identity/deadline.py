@@ -21,6 +21,7 @@ import contextlib
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -180,19 +181,48 @@ class _Backend(httpcore.NetworkBackend):
 
 
 class _Transport(httpx.HTTPTransport):
-    """httpx's transport, its connection pool built over ``_Backend``."""
+    """httpx's transport, its connection pool (direct, or through an HTTP proxy) built
+    over ``_Backend``."""
 
-    def __init__(self) -> None:
+    def __init__(self, proxy: httpx.Proxy | None = None) -> None:
         super().__init__()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+        context = httpx.create_ssl_context()
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=context, max_connections=1, network_backend=_Backend()
+            )
+            return
+        self._pool = httpcore.HTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=proxy.url.raw_scheme,
+                host=proxy.url.raw_host,
+                port=proxy.url.port,
+                target=proxy.url.raw_path,
+            ),
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
+            ssl_context=context,
+            proxy_ssl_context=proxy.ssl_context,
             max_connections=1,
             network_backend=_Backend(),
         )
 
 
-def client(timeout: httpx.Timeout) -> httpx.Client:
-    """A client whose calls obey the thread's ``Deadline``. One connection at a time: a
-    provider makes one request at a time. (A transport of one's own means httpx reads no
-    proxy from the environment.)"""
-    return httpx.Client(timeout=timeout, transport=_Transport())
+def _proxy(url: str) -> httpx.Proxy | None:
+    """The HTTP proxy the environment names for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``ALL_PROXY``, minus ``NO_PROXY``), as httpx's own client would use it."""
+    target = httpx.URL(url)
+    proxies = urllib.request.getproxies_environment()
+    if urllib.request.proxy_bypass(target.host):  # NO_PROXY (on Linux, from the environment)
+        return None
+    named = proxies.get(target.scheme) or proxies.get("all")
+    if not named or not named.startswith(("http://", "https://")):
+        return None  # SOCKS needs an extra package httpx does not install by default
+    return httpx.Proxy(named)
+
+
+def client(timeout: httpx.Timeout, url: str) -> httpx.Client:
+    """A client for ``url`` whose calls obey the thread's ``Deadline``, through the proxy
+    the environment names for it. One connection at a time: a provider makes one request
+    at a time."""
+    return httpx.Client(timeout=timeout, transport=_Transport(_proxy(url)))

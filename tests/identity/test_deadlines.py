@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 
 from reconciler.errors import ProviderUnavailable
@@ -98,3 +100,40 @@ def test_a_provider_within_its_deadline_answers(closing: ExitStack) -> None:
     provider = clerk(api.url, closing, deadline=10.0)
     assert len(list(provider.users())) == 1234
     assert provider.count() == 1234
+
+
+class _Forwarder(BaseHTTPRequestHandler):
+    """A forward HTTP proxy: a GET for an absolute URL, fetched and answered."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Forwarder.seen.append(self.path)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+        answer = httpx.get(self.path, headers=headers, timeout=10, trust_env=False)
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", answer.headers.get("content-type", "text/plain"))
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_requests_go_through_the_proxy_the_environment_names(
+    closing: ExitStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = closing.enter_context(ClerkDouble(Population(3), KEY))
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Forwarder)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    closing.callback(proxy.server_close)
+    closing.callback(proxy.shutdown)
+    _Forwarder.seen.clear()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    provider = clerk(api.url, closing, deadline=5.0)
+    assert provider.count() == 3
+    assert _Forwarder.seen == [f"{api.url}/users/count"]
