@@ -23,6 +23,7 @@ from tests.identity.doubles import ClerkDouble, Population
 from tests.identity.slow import SlowServer, elapsed
 
 KEY = "sk_test_4f1c9e2b7a6d3e8f0a1b2c3d"
+SCIM_TOKEN = "scim-token-deadline-7c1e9a2b"
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_a_trickling_provider_is_cut_off_at_the_deadline(closing: ExitStack) -> 
 
 def test_a_trickling_scim_listing_is_cut_off_at_the_deadline(closing: ExitStack) -> None:
     server = closing.enter_context(SlowServer("trickle", every=0.3))
-    provider = ScimProvider(server.url, Secret("token"), deadline=1.5, backoff=0.2)
+    provider = ScimProvider(server.url, Secret(SCIM_TOKEN), deadline=1.5, backoff=0.2)
     closing.callback(provider.close)
     started = time.monotonic()
     with pytest.raises(ProviderUnavailable, match=r"page 1 of the user listing: no complete"):
