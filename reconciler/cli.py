@@ -202,6 +202,9 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
             outcome = _apply_one(spec, ledger, str(config), yes, ignore_window)
             if outcome is None:
                 continue
+            if outcome.interrupted:  # Ctrl-C: no further target either
+                code = EXIT_INTERRUPTED
+                break
             if outcome.reason in AWAITING:
                 code = max(code, EXIT_BLOCKED)
             elif not outcome.in_sync:
@@ -209,6 +212,10 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
     finally:
         ledger.close()
     sys.exit(code)
+
+
+EXIT_INTERRUPTED = 130
+"""``apply`` interrupted by Ctrl-C (128 + SIGINT, as a shell reports it)."""
 
 
 def _apply_one(
@@ -247,6 +254,8 @@ def _print_step(step: Step, result: StepResult | None) -> None:
         click.echo(f"  ~ applying {step.migration.id} ...", nl=False)
     elif result.outcome == "applied":
         click.echo(f" done ({result.seconds * 1000:.0f} ms)")
+    elif result.outcome == "interrupted":
+        click.echo(" interrupted, rolled back")
     else:
         click.echo(" FAILED")
 

@@ -33,6 +33,8 @@ from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
 from reconciler.safety.gate import window_opens
 from reconciler.source import Layout, open_layout
+from reconciler.source.base import Migration
+from reconciler.source.sql import transaction_mode
 
 if TYPE_CHECKING:
     from reconciler.ledger import Ledger
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class StepResult:
     step: Step
-    outcome: Literal["applied", "failed"]
+    outcome: Literal["applied", "failed", "interrupted"]
     seconds: float
     error: str | None = None
 
@@ -59,6 +61,8 @@ class Outcome:
     run_id: int | None = None
     rehearsal: Rehearsal | None = None
     """The rehearsal that ran before the live apply, when the policy asks for one."""
+    interrupted: bool = False
+    """Ctrl-C stopped it while a migration ran (``reason`` says what became of it)."""
 
     @property
     def in_sync(self) -> bool:
@@ -274,6 +278,31 @@ def _run_steps(
         started = time.perf_counter()
         try:
             layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
+        except KeyboardInterrupt:
+            # Ctrl-C: psycopg cancels the statement, and the transaction rolls back.
+            seconds = time.perf_counter() - started
+            note = _interrupted(layout, db, migration)
+            done = f"; {len(results)} applied before it" if results else ""
+            if note is None:  # not one transaction of ours, or it committed after all
+                error = (
+                    "interrupted (Ctrl-C) part-way: it does not run in one transaction "
+                    "of reconciler's, so the statements it completed stay in effect"
+                )
+                ledger.finish_step(step_id, "failed", seconds, error)
+                result = StepResult(step, "failed", seconds, error)
+                reason, message = "ApplyFailed", f"{migration.id} was {error}{done}"
+            else:
+                ledger.finish_step(step_id, "interrupted", seconds, note)
+                result = StepResult(step, "interrupted", seconds, note)
+                reason = "Interrupted"
+                message = (
+                    f"{migration.id} was interrupted (Ctrl-C): {note}{done}; the next "
+                    "apply runs it again"
+                )
+            results.append(result)
+            if on_step:
+                on_step(step, result)
+            return Outcome(target.name, reason, message, plan, tuple(results), interrupted=True)
         except MigrationFailed as exc:
             seconds = time.perf_counter() - started
             error = f"{migration.path}: {exc}"
@@ -344,6 +373,29 @@ def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) ->
             target.name, blocker[0], f"nothing applied: {blocker[1]}", plan, run_id=run_id
         )
     return None
+
+
+def _interrupted(layout: Layout, db: Database, migration: Migration) -> str | None:
+    """What became of a migration interrupted while it ran, when that is known for sure:
+    it ran in one transaction of ours (no statement of its own ends or opens one, none
+    runs outside one, no Alembic ``autocommit_block``), and the history table does not
+    record it, so that transaction rolled back. None otherwise: statements may have taken
+    effect, and the failure stays for a person to settle."""
+    script = migration.read()
+    if layout.name == "prisma":
+        whole = db.dialect != "postgresql" or transaction_mode(script) == "ours"
+    else:
+        whole = "autocommit_block" not in script
+    if not whole:
+        return None
+    try:
+        history = layout.read_history(db)
+    except ReconcilerError:
+        return None
+    recorded = {m.id for m in (*history.applied, *history.failed)} | set(history.heads)
+    if migration.id in recorded:
+        return None
+    return "its transaction was rolled back, nothing of it is applied"
 
 
 def decisions(plan: Plan) -> list[DecisionRecord]:

@@ -301,11 +301,18 @@ class Identity(Strict):
     cascades: a table referenced with ON DELETE CASCADE is refused."""
     soft_delete_column: Identifier | None = None
     max_deletions: MaxDeletions = Field(default_factory=MaxDeletions.model_construct)
+    deadline: Seconds = Field(default=60.0, gt=0)
+    """How long one request to the provider may take in all, its retries and their waits
+    included, however the provider answers (slowly, a byte at a time, or not at all). A
+    page of users takes a second or two; a minute leaves room for the retries (0.5s, 1s, 2s
+    apart) and a short ``Retry-After``, and bounds how long a stalled provider holds a run.
+    Default 60s."""
 
     @model_validator(mode="after")
     def _settings_present(self) -> Identity:
         if getattr(self, self.provider) is None:
             raise ValueError(f"provider {self.provider} needs a `{self.provider}:` section")
+
         if self.orphans == "soft-delete" and not self.soft_delete_column:
             raise ValueError("orphans: soft-delete needs soft_delete_column (e.g. deleted_at)")
         return self
