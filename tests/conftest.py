@@ -52,7 +52,12 @@ def neighbours() -> Iterator[None]:
     another application's database with sessions in it, one named like a rehearsal's
     scratch database of a target called ``shop``, and the advisory locks another
     deployment's reconciler and Prisma hold there (in PostgreSQL a lock belongs to one
-    database). Every test must pass beside them, and none may touch them."""
+    database). Every test must pass beside them, and none may touch them.
+
+    With the tests spread over several processes (pytest-xdist), each process keeps its own
+    neighbours, named after it (``gw0``, ``gw1``; ``main`` when not spread): a process's
+    tests then pass beside every process's neighbours, and each checks only its own at the
+    end, so one process finishing early never drops another's."""
     try:
         admin = _admin()
     except psycopg.OperationalError:
@@ -61,7 +66,7 @@ def neighbours() -> Iterator[None]:
     from reconciler.runtime.leader import lock_key
     from reconciler.source.prisma import PRISMA_ADVISORY_LOCK
 
-    token = uuid.uuid4().hex[:6]
+    token = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:6]}"
     names = [f"rt_neighbour_{token}", f"rcl_scratch_shop_20000101000000_{token}"]
     sessions: list[psycopg.Connection[tuple[object, ...]]] = []
     try:
