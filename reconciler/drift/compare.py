@@ -110,6 +110,8 @@ def _changed(attr: str, live: str | None, expected: str | None) -> str:
         return _enum_values(live or "", expected or "")
     if live is not None and expected is not None:
         return f"{_attr(attr, live)} in the database, {expected} by the migrations"
+    if live is None and attr == "generated":
+        return f"not generated in the database, {expected} by the migrations"
     if live is None:
         return f"no {attr} in the database, {_attr(attr, expected)} by the migrations"
     return f"{_attr(attr, live)} in the database, none by the migrations"
