@@ -104,3 +104,19 @@ def test_an_applied_migration_without_its_file_is_an_error(cli: Cli, tmp_path: P
         f"reconciler: error: shop: cannot rebuild the schema the migrations produce: "
         f"{gone.name} is recorded as applied but not in {folder}\n"
     )
+
+
+def test_an_edited_migration_is_replayed_as_it_is_now_and_said(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(PRISMA_SQLITE, folder)
+    config = policy(tmp_path, f"sqlite:///{tmp_path / 'shop.db'}", "prisma", folder)
+    assert cli("apply", "-c", config, "-y").exit_code == 0
+    edited = sorted(p for p in folder.iterdir() if p.is_dir())[-1]
+    script = edited / "migration.sql"
+    script.write_text(script.read_text() + "\nCREATE INDEX later ON users (email);\n")
+    result = cli("drift", "-c", config)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[1:] == [
+        "  users: index later: dropped in the database, still created by the migrations",
+        f"  note: {edited.name} was edited after it was applied: replayed as it is now",
+    ]
