@@ -120,3 +120,29 @@ def test_an_edited_migration_is_replayed_as_it_is_now_and_said(cli: Cli, tmp_pat
         "  users: index later: dropped in the database, still created by the migrations",
         f"  note: {edited.name} was edited after it was applied: replayed as it is now",
     ]
+
+
+def test_an_env_py_that_reaches_the_live_database_is_refused_and_changes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from tests.schema.alembic_scripts import ENV_PY, add_revision, create_table, script_dir
+
+    live = tmp_path / "shop.db"
+    folder = script_dir(tmp_path)
+    # The application's env.py takes its own URL, not the one it is given: during the replay
+    # it would migrate the live database instead of the scratch copy.
+    own = ENV_PY.replace(
+        'url = config.get_main_option("sqlalchemy.url")', f"url = 'sqlite:///{live}'"
+    )
+    (folder / "env.py").write_text(own, encoding="utf-8")
+    add_revision(folder, "a1", None, create_table("users", "email"))
+    config = policy(tmp_path, f"sqlite:///{live}", "alembic", folder)
+    assert cli("apply", "-c", config, "-y").exit_code == 0
+    before = live.read_bytes()
+    result = cli("drift", "-c", config)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(
+        "reconciler: error: shop: cannot rebuild the schema the migrations produce: a1 fails "
+        "on an empty database:"
+    )
+    assert live.read_bytes() == before
