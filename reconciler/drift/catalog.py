@@ -33,7 +33,7 @@ class Item:
     """Unique within the kind: ``users``, ``users.email``, ``users.users_pkey``."""
     table: str | None = None
     """The table it belongs to (columns, indexes, constraints, owned sequences)."""
-    attrs: dict[str, str] = field(default_factory=dict, compare=False)
+    attrs: dict[str, str] = field(default_factory=dict)
     """What is compared, by name: ``type``, ``nullable``, ``default``, ``definition``..."""
     label: str = ""
     """How a person names it, when the kind and name alone do not say it well."""
@@ -128,9 +128,10 @@ _CONSTRAINTS = (
     "AND k.conparentid = 0"
 )
 _ENUMS = (
-    "SELECT n.nspname, t.typname, string_agg(quote_literal(e.enumlabel), ', ' "
-    "ORDER BY e.enumsortorder) FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
-    f"JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {_USER_SCHEMA} "
+    "SELECT n.nspname, t.typname, coalesce(string_agg(quote_literal(e.enumlabel), ', ' "
+    "ORDER BY e.enumsortorder), '') FROM pg_type t "
+    "LEFT JOIN pg_enum e ON e.enumtypid = t.oid "
+    f"JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'e' AND {_USER_SCHEMA} "
     f"AND {_not_extension_member('pg_type', 't.oid')} GROUP BY n.nspname, t.typname"
 )
 # An owned sequence (serial, identity) belongs to its table: dropped with it, and ignored

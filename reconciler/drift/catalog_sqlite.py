@@ -52,7 +52,7 @@ def _columns(db: Queryable, table: str) -> list[Item]:
         if default is not None:
             attrs["default"] = str(default)
         if hidden in (2, 3):
-            attrs["generated"] = "VIRTUAL" if hidden == 2 else "STORED"
+            attrs["generated"] = f"generated ({'virtual' if hidden == 2 else 'stored'})"
         if pk and len(key) == 1:
             attrs["primary key"] = "PRIMARY KEY"
         items.append(Item("column", f"{table}.{name}", table, attrs))

@@ -102,10 +102,8 @@ def _subject(item: Item) -> str:
 def _changed(attr: str, live: str | None, expected: str | None) -> str:
     """One attribute's difference: ``type varchar(320) in the database, text by the
     migrations``; ``NOT NULL in the database, nullable by the migrations``."""
-    if attr in ("nullable", "logging", "kind", "unique", "cycle"):
-        return f"{live} in the database, {expected} by the migrations"
-    if attr == "definition":
-        return f"{live} in the database, {expected} by the migrations"
+    if attr in ("nullable", "logging", "kind", "unique", "cycle", "definition"):
+        return f"{live} in the database, {expected} by the migrations"  # said by the value
     if attr == "values":
         return _enum_values(live or "", expected or "")
     if live is not None and expected is not None:

@@ -189,6 +189,10 @@ CASES = {
         ["CREATE TYPE mood AS ENUM ('sad', 'ok')"],
         ["enum mood: in the database, created by no migration"],
     ),
+    "enum without values added": (
+        ["CREATE TYPE later AS ENUM ()"],
+        ["enum later: in the database, created by no migration"],
+    ),
     "view changed": (
         [
             "CREATE OR REPLACE VIEW active_users AS SELECT id, email FROM users "

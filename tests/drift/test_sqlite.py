@@ -101,7 +101,7 @@ def test_the_replayed_schema_holds_tables_columns_indexes_keys_and_views(
         "users.full_name",
     } <= names
     assert "_prisma_migrations" not in names
-    assert expected.items[("column", "users.full_name")].attrs["generated"] == "STORED"
+    assert expected.items[("column", "users.full_name")].attrs["generated"] == "generated (stored)"
 
 
 def test_a_database_exactly_as_its_migrations_left_it_shows_no_drift(target: Target) -> None:
