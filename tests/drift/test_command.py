@@ -146,3 +146,16 @@ def test_an_env_py_that_reaches_the_live_database_is_refused_and_changes_nothing
         "on an empty database:"
     )
     assert live.read_bytes() == before
+
+
+def test_alembic_on_sqlite_says_only_the_hand_made_table(cli: Cli, tmp_path: Path) -> None:
+    live = tmp_path / "shop.db"
+    config = policy(tmp_path, f"sqlite:///{live}", "alembic", ALEMBIC)
+    assert cli("apply", "-c", config, "-y").exit_code == 0
+    with sqlite3.connect(live) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    result = cli("drift", "-c", config)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[1:] == [
+        "  table notes: in the database, created by no migration"
+    ]
