@@ -24,6 +24,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli_backups import backup, backups, restore
+from reconciler.cli_drift import drift
 from reconciler.cli_identity import identity
 from reconciler.cli_support import (
     EXIT_BLOCKED,
@@ -580,6 +581,7 @@ main.add_command(backup)
 main.add_command(backups)
 main.add_command(restore)
 main.add_command(identity)
+main.add_command(drift)
 
 
 def run_command_line() -> None:
