@@ -76,6 +76,10 @@ class AlembicLayout:
         self._migrations = _topological(self.script)
         self._by_id = {m.id: m for m in self._migrations}
         self._unrendered: dict[tuple[str, str], str] = {}
+        self._rendered: dict[tuple[str, str, str], str | None] = {}
+        """Each revision's SQL by (id, checksum, dialect), None when it cannot be rendered:
+        a run plans again after each round of steps, and rendering runs ``env.py`` once per
+        revision (MLflow: 67 of them, about 2 s a plan)."""
 
     def migrations(self) -> Sequence[Migration]:
         return self._migrations
@@ -107,9 +111,16 @@ class AlembicLayout:
         return []
 
     def sql(self, migration: Migration, dialect: Dialect) -> str | None:
-        """The revision's SQL as ``alembic upgrade --sql`` renders it, for ``dialect``."""
+        """The revision's SQL as ``alembic upgrade --sql`` renders it, for ``dialect``;
+        rendered once per content of the revision's file."""
         if len(migration.parents) > 1 or self.script.get_revision(migration.id) is None:
             return None  # a merge point runs no SQL of its own
+        key = (migration.id, migration.checksum, dialect)
+        if key not in self._rendered:
+            self._rendered[key] = self._render(migration, dialect)
+        return self._rendered[key]
+
+    def _render(self, migration: Migration, dialect: Dialect) -> str | None:
         config = Config()
         config.set_main_option("script_location", str(self.path))
         config.set_main_option("sqlalchemy.url", f"{dialect}://")
