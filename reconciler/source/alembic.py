@@ -17,6 +17,7 @@ rolls back whole.
 
 from __future__ import annotations
 
+import copy
 import io
 import sqlite3
 import traceback
@@ -76,6 +77,8 @@ class AlembicLayout:
         self._migrations = _topological(self.script)
         self._by_id = {m.id: m for m in self._migrations}
         self._unrendered: dict[tuple[str, str], str] = {}
+        self._ddl_memo: tuple[str, str, dict[str, Any]] | None = None
+        """(database, revision, Alembic's DDL memo) after the last revision applied here."""
         self._rendered: dict[tuple[str, str, str], str | None] = {}
         """Each revision's SQL by (id, checksum, dialect), None when it cannot be rendered:
         a run plans again after each round of steps, and rendering runs ``env.py`` once per
@@ -192,7 +195,10 @@ class AlembicLayout:
         url = _url_with_timeouts(db.url, timeouts)
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
 
+        memo = self._memo_for(db, migration)
+
         def upgrade(rev: Any, context: Any) -> Any:
+            context.impl.memo = memo
             # What ``alembic.command.upgrade`` does, on the script directory loaded once.
             return self.script._upgrade_revs(migration.id, rev)
 
@@ -223,6 +229,19 @@ class AlembicLayout:
                 raise MigrationFailed(seen.refused) from None
             raise MigrationFailed(f"{_reason(exc)} (env.py's transaction rolled back)") from None
         confirm(db, seen, migration.id, TABLE, checked=check is not None)
+        self._ddl_memo = (db.url.redacted, migration.id, memo)
+
+    def _memo_for(self, db: Database, migration: Migration) -> dict[str, Any]:
+        """The memo of named types (PostgreSQL enums) that ``sa.Enum`` columns created,
+        which ``alembic upgrade heads`` keeps for the whole run: a later ``create_table``
+        with the same ``sa.Enum(name=...)`` then skips its CREATE TYPE (Optuna's
+        ``v2.4.0.a`` relies on it). Each revision runs in an ``env.py`` run of its own here,
+        so the memo of the parent revision, applied by this layout to this database just
+        before, carries on; otherwise it starts empty, as a new ``alembic upgrade`` does."""
+        last = self._ddl_memo
+        if last is not None and last[0] == db.url.redacted and last[1] in migration.parents:
+            return copy.deepcopy(last[2])
+        return {}
 
 
 _OWN_BEGIN = "reconciler.sqlite_own_begin"
