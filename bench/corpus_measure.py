@@ -388,9 +388,14 @@ def measure_prisma(dsn: str, folder: Path) -> list[dict[str, Any]]:
 
 
 def measure_alembic(dsn: str, script_dir: Path) -> list[dict[str, Any]]:
-    """Each revision by ``alembic upgrade <rev>`` through the package's own env.py."""
-    from alembic import command
+    """Each revision by ``alembic upgrade <rev>`` through the package's own env.py, with
+    Alembic's memo of the named types it created kept from one revision to the next, as in
+    one ``alembic upgrade heads`` (Optuna's ``v2.4.0.a`` creates a table with the
+    ``studydirection`` enum ``v0.9.0.a`` created; reconciler does the same)."""
+    import copy
+
     from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
     logging.basicConfig(level=logging.WARNING)  # env.py calls fileConfig without handlers
@@ -400,8 +405,22 @@ def measure_alembic(dsn: str, script_dir: Path) -> list[dict[str, Any]]:
     script = ScriptDirectory.from_config(config)
     order = [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
 
+    kept: dict[str, Any] = {}
+
     def runner(revision: str) -> Callable[[], None]:
-        return lambda: command.upgrade(config, revision)
+        def run() -> None:
+            memo = copy.deepcopy(kept)  # a failed revision's types were rolled back
+
+            def upgrade(rev: Any, context: Any) -> Any:
+                context.impl.memo = memo
+                return script._upgrade_revs(revision, rev)
+
+            with EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
+                script.run_env()
+            kept.clear()
+            kept.update(memo)
+
+        return run
 
     return replay(dsn, [(rev, runner(rev), True) for rev in order])
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from reconciler.observe.census import holds_rows
 from reconciler.observe.facts import Facts, gather_facts
 from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
 from reconciler.safety.unanalysable import unanalysable_finding
@@ -50,7 +51,14 @@ def assess(
     found = judge_batch(
         batch, facts, now=now, grace_seconds=target.safety.contract_grace, history=history
     )
-    return add_unanalysable(found, target, layout, items, dialect)
+    first, first_sql = items[0]
+    empty = (
+        db is not None
+        and first_sql is None
+        and layout.unanalysable(first, dialect) is not None
+        and not holds_rows(db)
+    )
+    return add_unanalysable(found, target, layout, items, dialect, empty_database=empty)
 
 
 def add_unanalysable(
@@ -59,11 +67,15 @@ def add_unanalysable(
     layout: Layout,
     items: Sequence[tuple[Migration, str | None]],
     dialect: Dialect,
+    *,
+    empty_database: bool = False,
 ) -> dict[str, list[Finding]]:
     """``findings`` plus one for each migration whose SQL could not be rendered offline:
     none passes unseen. ``target`` None (files linted without a policy): judged as the
-    default environment, production, without a rehearsal."""
-    for migration, sql in items:
+    default environment, production, without a rehearsal. ``empty_database``: no table
+    of the live database holds a row, so the first of ``items``, which runs next, has
+    nothing to lose (the later ones are judged again when their turn comes)."""
+    for index, (migration, sql) in enumerate(items):
         reason = layout.unanalysable(migration, dialect) if sql is None else None
         if reason is not None:
             finding = unanalysable_finding(
@@ -71,6 +83,7 @@ def add_unanalysable(
                 reason,
                 production=target is None or target.environment == "production",
                 rehearsed=target is not None and target.rehearse,
+                empty_database=empty_database and index == 0,
             )
             findings.setdefault(migration.id, []).append(finding)
     return findings

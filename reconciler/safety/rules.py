@@ -587,6 +587,18 @@ class Judge:
                     )
                 )
                 continue
+            if _onto_itself(column, values_of.get(column)):
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"writes each value of {op.table}.{column} onto itself: none changes",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
             measured = self.rewrite(op, file, column, values_of.get(column))
             if measured is not None:
                 out.append(measured)
@@ -971,6 +983,15 @@ class Judge:
                 )
             ]
         return []
+
+
+def _onto_itself(column: str, value: str | None) -> bool:
+    """``SET c = c``: the column, unqualified (so the target's own: another table's column of
+    the same name would be ambiguous), written onto itself; done to fire a trigger."""
+    if value is None:
+        return False
+    quoted = '"' + column.replace('"', '""') + '"'
+    return value.strip() in (quoted, column if column == column.lower() else quoted)
 
 
 def _rows(rows: int | None, prefix: str = "") -> str:
