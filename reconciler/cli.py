@@ -24,6 +24,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli_backups import backup, backups, restore
+from reconciler.cli_drift import drift
 from reconciler.cli_identity import identity
 from reconciler.cli_support import (
     EXIT_BLOCKED,
@@ -202,6 +203,9 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
             outcome = _apply_one(spec, ledger, str(config), yes, ignore_window)
             if outcome is None:
                 continue
+            if outcome.interrupted:  # Ctrl-C: no further target either
+                code = EXIT_INTERRUPTED
+                break
             if outcome.reason in AWAITING:
                 code = max(code, EXIT_BLOCKED)
             elif not outcome.in_sync:
@@ -209,6 +213,10 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
     finally:
         ledger.close()
     sys.exit(code)
+
+
+EXIT_INTERRUPTED = 130
+"""``apply`` interrupted by Ctrl-C (128 + SIGINT, as a shell reports it)."""
 
 
 def _apply_one(
@@ -247,6 +255,8 @@ def _print_step(step: Step, result: StepResult | None) -> None:
         click.echo(f"  ~ applying {step.migration.id} ...", nl=False)
     elif result.outcome == "applied":
         click.echo(f" done ({result.seconds * 1000:.0f} ms)")
+    elif result.outcome == "interrupted":
+        click.echo(" interrupted, rolled back")
     else:
         click.echo(" FAILED")
 
@@ -279,6 +289,7 @@ def status(config: Path, target: str | None, output: str) -> None:
                 "environment": spec.environment,
                 "layout": spec.migrations.layout,
                 "apply": spec.apply,
+                "warnings": [spec.without_snapshot] if spec.without_snapshot else [],
             }
             try:
                 current = plan_target(spec)
@@ -345,6 +356,7 @@ def _status_text(entry: dict[str, Any]) -> str:
     lines = [
         f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
     ]
+    lines += [f"  WARNING    {w}" for w in entry["warnings"]]
     if "error" in entry:
         lines.append(f"  error      {entry['error']}")
     else:
@@ -389,6 +401,7 @@ def check(config: Path) -> None:
 
     policy = load_policy(config)
     problems: list[str] = []
+    warnings = [f"{s.name}: {s.without_snapshot}" for s in policy.targets if s.without_snapshot]
     count = 0
     for spec in policy.targets:
         users = spec.identity.file if spec.identity and spec.identity.provider == "file" else None
@@ -411,9 +424,16 @@ def check(config: Path) -> None:
             except ReconcilerError as exc:
                 problems.append(f"{spec.name}: {exc}")
                 continue
+            sql = layout.sql(migration, dialect)
+            unseen = layout.unanalysable(migration, dialect) if sql is None else None
+            if unseen is not None:  # valid, but no rule will see into it: plan says how
+                warnings.append(
+                    f"{spec.name}: {shown_path(migration.path)}: not analysed: its SQL "
+                    f"cannot be rendered offline ({unseen})"
+                )
             if dialect != "postgresql":
                 continue
-            parsed = parse_migration(migration, layout.sql(migration, dialect), dialect)
+            parsed = parse_migration(migration, sql, dialect)
             for finding in syntax_findings(parsed):
                 problems.append(
                     f"{spec.name}: {shown_path(finding.file)}:{finding.line}: {finding.message}"
@@ -423,6 +443,8 @@ def check(config: Path) -> None:
     click.echo(
         f"{config}: policy valid; {len(policy.targets)} target(s), {count} migration(s) checked."
     )
+    for warning in warnings:
+        click.echo(f"reconciler: warning: {warning}", err=True)
 
 
 @main.command()
@@ -442,20 +464,34 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
     """Analyse migrations for data loss and risky locks.
 
     With PATHS (.sql files, Alembic revisions, Prisma migrations folders, Alembic script
-    directories): static analysis. Without: each target's pending migrations, data-aware
-    when its database is reachable, with the policy's approvals. Exit 1 when a blocking
-    finding is not approved.
+    directories): static analysis; given -c (or $RECONCILER_CONFIG), a migration of a
+    target's folder is judged with that target's approvals. Without PATHS: each target's
+    pending migrations, data-aware when its database is reachable, with the policy's
+    approvals. Exit 1 when a blocking finding is not approved.
     """
     from reconciler.act.lint import lint_paths, lint_policy
     from reconciler.plan.lint_report import render as render_lint
 
     if paths:
-        report = lint_paths(list(paths))
+        targets: list[Target] = []
+        source = click.get_current_context().get_parameter_source("config")
+        if source is not click.core.ParameterSource.DEFAULT:  # -c or $RECONCILER_CONFIG
+            from reconciler.policy import load_policy
+
+            targets = chosen_targets(load_policy(config), target)
+        report = lint_paths(list(paths), targets)
     else:
         from reconciler.policy import load_policy
 
         policy = load_policy(config)
         report = lint_policy(policy, chosen_targets(policy, target))
+    if fmt in ("json", "sarif"):  # often written to a file: the log says it first
+        for unreachable in report.unreachable:
+            click.echo(
+                f"reconciler: warning: database unreachable: {unreachable}; live data "
+                "unknown, migrations judged statically",
+                err=True,
+            )
     click.echo(render_lint(report, fmt))
     sys.exit(EXIT_ERROR if report.failed else EXIT_OK)
 
@@ -545,6 +581,7 @@ main.add_command(backup)
 main.add_command(backups)
 main.add_command(restore)
 main.add_command(identity)
+main.add_command(drift)
 
 
 def run_command_line() -> None:

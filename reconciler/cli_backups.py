@@ -24,6 +24,7 @@ from reconciler.errors import Refused
 
 if TYPE_CHECKING:
     from reconciler.db.url import DatabaseUrl
+    from reconciler.ledger import BackupInfo
     from reconciler.policy import Target
 
 
@@ -111,15 +112,25 @@ def _age(seconds: int) -> str:
 @click.option("--target", "-t", "target", required=True)
 @click.option("--to", "to", required=True, help="Database URL to restore into.")
 @click.option("--force", is_flag=True, help="Restore into a database that is not empty.")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="With --force, overwrite a production database without a typed confirmation "
+    "(needed without a TTY).",
+)
 @errors_to_exit
-def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> None:
+def restore(backup_id: str, config: Path, target: str, to: str, force: bool, yes: bool) -> None:
     """Restore a backup into the database at --to (an empty one unless --force).
 
+    The database then holds exactly the backup: what it held before is replaced, tables
+    created since included. Success is reported only once the census of the restored
+    database (tables, row and non-null counts) equals the one recorded with the backup.
     Restoring over the target's own database backs it up first (reason before-restore), so
     the data it held is one more restore away, never lost."""
     from reconciler.act.backups import artifact_of, describe_backup, take_backup
     from reconciler.backup import BackupError, open_driver
-    from reconciler.db.url import parse_database_url
+    from reconciler.db.url import parse_database_url, same_database
     from reconciler.ledger import Ledger
     from reconciler.policy import load_policy
 
@@ -137,12 +148,13 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
             )
         if info.deleted_at is not None:
             raise Refused(f"backup {backup_id} was deleted by retention on {info.deleted_at:%F}")
-        own = destination == spec.database
+        own = same_database(destination, spec.database)
         if own and spec.environment == "production":
-            _confirm_overwrite(spec, force)
+            _confirm_overwrite(spec, force, yes)
         if not force:
             _refuse_unless_empty(destination)
         driver = open_driver(spec)
+        before = None
         if own:
             click.echo(f"Backing up {spec.name}'s database before overwriting it ...")
             try:
@@ -156,15 +168,44 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool) -> 
             driver.restore(artifact_of(info), destination)
         except BackupError as exc:
             fail(str(exc))
-    click.echo(f"Restored {backup_id} into {destination.redacted}.")
+    _check_restored(info, destination, before.artifact.id if before else None)
 
 
-def _confirm_overwrite(spec: Target, force: bool) -> None:
+def _check_restored(info: BackupInfo, destination: DatabaseUrl, before: str | None) -> None:
+    """Report success only when the restored database's census is the backup's own."""
+    from reconciler.act.backups import restored_differences
+
+    found = restored_differences(info, destination)
+    if found is None:
+        click.echo(
+            f"Restored {info.id} into {destination.redacted}; not checked: the backup "
+            "recorded no census."
+        )
+        return
+    problems, census = found
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        kept = f"; the data it replaced is in backup {before}" if before else ""
+        fail(
+            f"restore of {info.id} into {destination.redacted} does not match the census "
+            f"recorded with the backup (original vs. copy): {shown}{more}{kept}"
+        )
+    click.echo(
+        f"Restored {info.id} into {destination.redacted}: census identical to the backup's "
+        f"({len(census.tables)} tables, {census.total_rows():,} rows)."
+    )
+
+
+def _confirm_overwrite(spec: Target, force: bool, yes: bool) -> None:
     if not force:
         raise Refused(f"--to is {spec.name}'s own production database: refusing without --force")
+    if yes:
+        return
     if not interactive():
         raise Refused(
-            "restoring over a production database needs a typed confirmation on a terminal"
+            f"refusing to overwrite {spec.name}'s production database without a typed "
+            "confirmation: standard input is not a terminal; add --yes to restore from a script"
         )
     typed = click.prompt(
         f"\nType the target's name to overwrite its production database "

@@ -59,6 +59,12 @@ def _render(outcome: IdentityOutcome) -> str:
                 f"  ~ changed ({diff.changed:,}): {', '.join(diff.changed_sample)}"
                 + (" ..." if diff.changed > len(diff.changed_sample) else "")
             )
+        if diff.refused_sample:
+            lines.append(
+                f"  ! refused ({diff.refused:,}, unique index {', '.join(diff.refused_by)}): "
+                f"{', '.join(diff.refused_sample)}"
+                + (" ..." if diff.refused > len(diff.refused_sample) else "")
+            )
         if diff.orphan_keys:
             shown = diff.orphan_keys[:50]
             lines.append(
@@ -87,6 +93,7 @@ def _json(outcomes: list[IdentityOutcome]) -> str:
                     "listed": o.diff.listed if o.diff else None,
                     "missing": o.diff.missing if o.diff else None,
                     "not_taken": o.diff.not_taken if o.diff else None,
+                    "refused": o.diff.refused if o.diff else None,
                     "changed": o.diff.changed if o.diff else None,
                     "orphans": o.diff.orphans if o.diff else None,
                     "orphan_keys": list(o.diff.orphan_keys) if o.diff else [],

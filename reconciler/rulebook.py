@@ -203,6 +203,15 @@ _RULES = [
         "Review the block by hand; with `rehearse: true` the run on a copy measures its effect.",
     ),
     Rule(
+        "unanalysable-revision",
+        "data-loss",
+        "Revision not analysed: it cannot be rendered offline",
+        "An Alembic revision that reads data (op.get_bind()) or an env.py without offline "
+        "mode gives no SQL to judge: whatever it drops or deletes goes unseen by every rule.",
+        "Rehearse it (`rehearse: true` measures what it loses on a copy), or review it by "
+        "hand and approve it by id; keep data reads out of schema revisions.",
+    ),
+    Rule(
         "syntax-error",
         "syntax",
         "SQL PostgreSQL cannot parse",

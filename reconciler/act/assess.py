@@ -11,11 +11,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from reconciler.observe.census import holds_rows
 from reconciler.observe.facts import Facts, gather_facts
 from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
+from reconciler.safety.unanalysable import unanalysable_finding
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
+    from reconciler.db.url import Dialect
     from reconciler.observe.schema import SchemaObservation
     from reconciler.policy.model import Target
     from reconciler.safety.findings import Finding
@@ -35,18 +38,55 @@ def assess(
 ) -> dict[str, list[Finding]]:
     """Findings for each pending migration; ``db`` None means static (no live facts)."""
     dialect = db.dialect if db is not None else target.database.dialect
-    batch = [parse_migration(m, layout.sql(m, dialect), dialect) for m in observation.pending]
+    items = [(m, layout.sql(m, dialect)) for m in observation.pending]
+    batch = [parse_migration(m, sql, dialect) for m, sql in items]
     if not batch:
         return {}
     facts: Facts | None = None
     if db is not None:
-        facts = gather_facts(db, facts_request(batch))
+        facts = gather_facts(db, facts_request(batch), statement_timeout=target.timeouts.statement)
     history: list[Expansion] = []
     if any(op.kind in DROPS for item in batch for op in item.sql.ops):
         history = _recent_expansions(layout, observation, target, now, applied_times or {})
-    return judge_batch(
+    found = judge_batch(
         batch, facts, now=now, grace_seconds=target.safety.contract_grace, history=history
     )
+    first, first_sql = items[0]
+    empty = (
+        db is not None
+        and first_sql is None
+        and layout.unanalysable(first, dialect) is not None
+        and not holds_rows(db)
+    )
+    return add_unanalysable(found, target, layout, items, dialect, empty_database=empty)
+
+
+def add_unanalysable(
+    findings: dict[str, list[Finding]],
+    target: Target | None,
+    layout: Layout,
+    items: Sequence[tuple[Migration, str | None]],
+    dialect: Dialect,
+    *,
+    empty_database: bool = False,
+) -> dict[str, list[Finding]]:
+    """``findings`` plus one for each migration whose SQL could not be rendered offline:
+    none passes unseen. ``target`` None (files linted without a policy): judged as the
+    default environment, production, without a rehearsal. ``empty_database``: no table
+    of the live database holds a row, so the first of ``items``, which runs next, has
+    nothing to lose (the later ones are judged again when their turn comes)."""
+    for index, (migration, sql) in enumerate(items):
+        reason = layout.unanalysable(migration, dialect) if sql is None else None
+        if reason is not None:
+            finding = unanalysable_finding(
+                migration,
+                reason,
+                production=target is None or target.environment == "production",
+                rehearsed=target is not None and target.rehearse,
+                empty_database=empty_database and index == 0,
+            )
+            findings.setdefault(migration.id, []).append(finding)
+    return findings
 
 
 def _recent_expansions(
@@ -56,7 +96,7 @@ def _recent_expansions(
     now: datetime,
     applied_times: Mapping[str, datetime],
 ) -> list[Expansion]:
-    """Columns added by migrations applied within the grace period, oldest first."""
+    """Replacements filled by migrations applied within the grace period, oldest first."""
     window = now - timedelta(seconds=target.safety.contract_grace)
     by_id: dict[str, Migration] = {m.id: m for m in layout.migrations()}
     found: list[Expansion] = []

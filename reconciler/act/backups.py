@@ -19,6 +19,7 @@ from reconciler.ledger import BackupInfo
 from reconciler.observe.census import Census, TableCensus, differences, take_census
 
 if TYPE_CHECKING:
+    from reconciler.db.url import DatabaseUrl
     from reconciler.ledger import Ledger
     from reconciler.policy.model import Target
 
@@ -115,7 +116,9 @@ def verify(
 
 
 def census_from_json(data: dict[str, object] | None) -> Census | None:
-    if not data:
+    """The census a ledger record holds; ``{}`` is the census of an empty database (the
+    backup before a first migration), not a missing one."""
+    if data is None:
         return None
     tables = {}
     for name, raw in data.items():
@@ -174,3 +177,19 @@ def artifact_of(info: BackupInfo) -> Artifact:
         info.size_bytes,
         info.sha256,
     )
+
+
+def restored_differences(info: BackupInfo, to: DatabaseUrl) -> tuple[list[str], Census] | None:
+    """How the database at ``to``, just restored from backup ``info``, differs from the
+    census recorded with that backup (tables, row and non-null counts, checksums), and its
+    census; None when the backup recorded none. A restore is reported only once this is
+    empty."""
+    expected = census_from_json(info.census)
+    if expected is None:
+        return None
+    db = connect(to, application_name="reconciler-restore")
+    try:
+        restored = take_census(db, like=expected)
+    finally:
+        db.close()
+    return differences(expected, restored), restored

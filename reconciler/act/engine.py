@@ -33,6 +33,8 @@ from reconciler.plan.model import Plan, Step
 from reconciler.plan.planner import plan_schema
 from reconciler.safety.gate import window_opens
 from reconciler.source import Layout, open_layout
+from reconciler.source.base import Migration
+from reconciler.source.sql import transaction_mode
 
 if TYPE_CHECKING:
     from reconciler.ledger import Ledger
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class StepResult:
     step: Step
-    outcome: Literal["applied", "failed"]
+    outcome: Literal["applied", "failed", "interrupted"]
     seconds: float
     error: str | None = None
 
@@ -59,6 +61,8 @@ class Outcome:
     run_id: int | None = None
     rehearsal: Rehearsal | None = None
     """The rehearsal that ran before the live apply, when the policy asks for one."""
+    interrupted: bool = False
+    """Ctrl-C stopped it while a migration ran (``reason`` says what became of it)."""
 
     @property
     def in_sync(self) -> bool:
@@ -89,7 +93,8 @@ class TargetSession:
         now = now or datetime.now(UTC)
         observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
         findings = assess(self.target, self.layout, self.db, observation, now, self.applied_times)
-        return plan_schema(self.target, observation, findings, now)
+        every = [m.id for m in self.layout.migrations()]
+        return plan_schema(self.target, observation, findings, now, every)
 
 
 @contextmanager
@@ -197,53 +202,23 @@ def _apply(
         refusal = _refusal(plan)
         if refusal is not None:
             return refusal
-        if plan.runnable and target.backup and "schema-change" in target.backup.before:
-            stop = _protect(session, ledger, run.id, plan)
+        results: list[StepResult] = []
+        recorded = set(decisions(plan))
+        while True:
+            stop = _run_steps(session, ledger, run, plan, results, on_step, ignore_window)
             if stop is not None:
                 return stop
-        results: list[StepResult] = []
-        for index, step in enumerate(plan.runnable):
-            closed = None if ignore_window else window_opens(target.windows, datetime.now(UTC))
-            if closed is not None:  # the window closed while earlier steps ran
-                left = len(plan.runnable) - index
-                return Outcome(
-                    target.name,
-                    "OutsideWindow",
-                    f"applied {index}; the maintenance window closed, {_migrations_wait(left)} "
-                    f"for the next, which opens {closed:%Y-%m-%d %H:%M} UTC",
-                    plan,
-                    tuple(results),
-                )
-            if on_step:
-                on_step(step, None)
-            migration = step.migration
-            step_id = ledger.start_step(
-                run.id, target.name, step.action, migration.id, migration.checksum
-            )
-            started = time.perf_counter()
-            try:
-                layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
-            except MigrationFailed as exc:
-                seconds = time.perf_counter() - started
-                error = f"{migration.path}: {exc}"
-                ledger.finish_step(step_id, "failed", seconds, error)
-                result = StepResult(step, "failed", seconds, error)
-                results.append(result)
-                if on_step:
-                    on_step(step, result)
-                return Outcome(
-                    target.name,
-                    _reason_for(exc),
-                    f"{migration.id} failed: {error}",
-                    plan,
-                    tuple(results),
-                )
-            seconds = time.perf_counter() - started
-            ledger.finish_step(step_id, "applied", seconds)
-            result = StepResult(step, "applied", seconds)
-            results.append(result)
-            if on_step:
-                on_step(step, result)
+            if plan.first_blocked is None or not plan.runnable:
+                break
+            # The steps that ran changed what the data holds (a table filled by a SELECT
+            # from an empty one is still empty): measure again before judging the rest.
+            plan = session.plan()
+            fresh = [d for d in decisions(plan) if d not in recorded]  # what the data changed
+            ledger.record_decisions(run.id, plan.target, fresh)
+            recorded.update(fresh)
+            refusal = _refusal(plan)
+            if refusal is not None:
+                return replace(refusal, results=tuple(results))
         blocked = plan.first_blocked
         if blocked is not None:
             verdict = blocked.verdict
@@ -261,6 +236,95 @@ def _apply(
             f"applied {applied} migration{'s' if applied != 1 else ''}; " if applied else ""
         ) + f"at {plan.desired_revision or 'an empty history'}"
         return Outcome(target.name, "InSync", message, plan, tuple(results))
+
+
+def _run_steps(
+    session: TargetSession,
+    ledger: Ledger,
+    run: LiveRun,
+    plan: Plan,
+    results: list[StepResult],
+    on_step: StepCallback | None,
+    ignore_window: bool,
+) -> Outcome | None:
+    """Back up (when the policy asks) and run ``plan``'s runnable steps, appending to
+    ``results``; an outcome when the run must stop here."""
+    target, layout, db = session.target, session.layout, session.db
+    if plan.runnable and target.backup and "schema-change" in target.backup.before:
+        stop = _protect(session, ledger, run.id, plan)
+        if stop is not None and results:  # an earlier round of this run applied steps
+            message = stop.message.replace("nothing applied", f"applied {len(results)}", 1)
+            return replace(stop, message=message, results=tuple(results))
+        if stop is not None:
+            return stop
+    for index, step in enumerate(plan.runnable):
+        closed = None if ignore_window else window_opens(target.windows, datetime.now(UTC))
+        if closed is not None:  # the window closed while earlier steps ran
+            left = len(plan.runnable) - index
+            return Outcome(
+                target.name,
+                "OutsideWindow",
+                f"applied {len(results)}; the maintenance window closed, {_migrations_wait(left)} "
+                f"for the next, which opens {closed:%Y-%m-%d %H:%M} UTC",
+                plan,
+                tuple(results),
+            )
+        if on_step:
+            on_step(step, None)
+        migration = step.migration
+        step_id = ledger.start_step(
+            run.id, target.name, step.action, migration.id, migration.checksum
+        )
+        started = time.perf_counter()
+        try:
+            layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
+        except KeyboardInterrupt:
+            # Ctrl-C: psycopg cancels the statement, and the transaction rolls back.
+            seconds = time.perf_counter() - started
+            note = _interrupted(layout, db, migration)
+            done = f"; {len(results)} applied before it" if results else ""
+            if note is None:  # not one transaction of ours, or it committed after all
+                error = (
+                    "interrupted (Ctrl-C) part-way: it does not run in one transaction "
+                    "of reconciler's, so the statements it completed stay in effect"
+                )
+                ledger.finish_step(step_id, "failed", seconds, error)
+                result = StepResult(step, "failed", seconds, error)
+                reason, message = "ApplyFailed", f"{migration.id} was {error}{done}"
+            else:
+                ledger.finish_step(step_id, "interrupted", seconds, note)
+                result = StepResult(step, "interrupted", seconds, note)
+                reason = "Interrupted"
+                message = (
+                    f"{migration.id} was interrupted (Ctrl-C): {note}{done}; the next "
+                    "apply runs it again"
+                )
+            results.append(result)
+            if on_step:
+                on_step(step, result)
+            return Outcome(target.name, reason, message, plan, tuple(results), interrupted=True)
+        except MigrationFailed as exc:
+            seconds = time.perf_counter() - started
+            error = f"{migration.path}: {exc}"
+            ledger.finish_step(step_id, "failed", seconds, error)
+            result = StepResult(step, "failed", seconds, error)
+            results.append(result)
+            if on_step:
+                on_step(step, result)
+            return Outcome(
+                target.name,
+                _reason_for(exc),
+                f"{migration.id} failed: {error}",
+                plan,
+                tuple(results),
+            )
+        seconds = time.perf_counter() - started
+        ledger.finish_step(step_id, "applied", seconds)
+        result = StepResult(step, "applied", seconds)
+        results.append(result)
+        if on_step:
+            on_step(step, result)
+    return None
 
 
 def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:
@@ -309,6 +373,29 @@ def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) ->
             target.name, blocker[0], f"nothing applied: {blocker[1]}", plan, run_id=run_id
         )
     return None
+
+
+def _interrupted(layout: Layout, db: Database, migration: Migration) -> str | None:
+    """What became of a migration interrupted while it ran, when that is known for sure:
+    it ran in one transaction of ours (no statement of its own ends or opens one, none
+    runs outside one, no Alembic ``autocommit_block``), and the history table does not
+    record it, so that transaction rolled back. None otherwise: statements may have taken
+    effect, and the failure stays for a person to settle."""
+    script = migration.read()
+    if layout.name == "prisma":
+        whole = db.dialect != "postgresql" or transaction_mode(script) == "ours"
+    else:
+        whole = "autocommit_block" not in script
+    if not whole:
+        return None
+    try:
+        history = layout.read_history(db)
+    except ReconcilerError:
+        return None
+    recorded = {m.id for m in (*history.applied, *history.failed)} | set(history.heads)
+    if migration.id in recorded:
+        return None
+    return "its transaction was rolled back, nothing of it is applied"
 
 
 def decisions(plan: Plan) -> list[DecisionRecord]:

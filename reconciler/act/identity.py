@@ -17,6 +17,7 @@ The guard is the point: a provider's bad day must never delete customers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,7 +78,10 @@ def reconcile_identity(
     allow_deletions: int | None = None,
     provider: Provider | None = None,
     report: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> IdentityOutcome:
+    """One identity run. ``cancel``, once set, ends the provider's request in flight (the
+    daemon is stopping): the run ends ``ProviderUnavailable``, nothing changed."""
     spec = _spec(target)
     run_id = ledger.start_run(target.name, "identity", trigger, source)
     outcome = IdentityOutcome(target.name, "ProviderUnavailable", "interrupted", run_id=run_id)
@@ -88,7 +92,7 @@ def reconcile_identity(
         db = connect(target.database, create=not dry_run)  # a dry run creates no file
         table = UsersTable(db, spec)
         if provider is None:
-            provider = opened = open_provider(spec)
+            provider = opened = open_provider(spec, cancel)
         outcome = _run(target, spec, table, ledger, run_id, dry_run, allow_deletions, provider, say)
         table.drop_stage()
     except IncompleteListing as exc:
@@ -201,8 +205,12 @@ def _run(
             shown = ", ".join(diff.not_taken_sample[:10])
             more = " ..." if diff.not_taken > len(diff.not_taken_sample[:10]) else ""
             summary += f" ({spec.table} requires a column they leave empty: {shown}{more})"
+        if diff.refused:
+            summary += "; " + _would_refuse(spec.table, diff)
+        # Users a unique index would refuse are no change the sync can make.
+        pending = diff.missing + diff.changed - diff.refused > 0 or deleting
         return result(
-            "InSync" if not (diff.missing or diff.changed or deleting) else "Pending", summary
+            "Pending" if pending else "UsersRefused" if diff.refused else "InSync", summary
         )
     if deleting and target.backup and "identity-delete" in target.backup.before:
         try:
@@ -223,11 +231,14 @@ def _run(
         f"created {applied.created:,}, updated {applied.updated:,}, soft-deleted "
         f"{applied.soft_deleted:,}, deleted {applied.deleted:,}"
     )
-    if applied.rejected:
+    never = [k for k in applied.rejected if k not in applied.refusals]
+    if never:
         done += (
-            f"; {len(applied.rejected)} not taken by {spec.table} (a required column "
-            f"empty, or a duplicate): {', '.join(applied.rejected[:10])}"
+            f"; {len(never)} not taken by {spec.table} (a column it requires is empty): "
+            f"{', '.join(never[:10])}"
         )
+    if applied.refusals:
+        done += "; " + _refused(spec.table, applied.refusals)
     if applied.conflicts:
         done += (
             f"; {len(applied.conflicts)} not deleted (still referenced): "
@@ -239,4 +250,31 @@ def _run(
     if spec.orphans == "report" and diff.orphans:
         reported.append(f"{diff.orphans:,} orphans reported, not deleted")
     message = f"{summary}: {done}" + (f" ({'; '.join(reported)})" if reported else "")
-    return result("InSync", message, applied=applied, dry_run=False)
+    # A user the table refused is not in sync: a person must look (two accounts sharing
+    # an email, say); the rest of the sync went through.
+    reason = "UsersRefused" if applied.refusals else "InSync"
+    return result(reason, message, applied=applied, dry_run=False)
+
+
+def _refused(table: str, refusals: dict[str, str]) -> str:
+    """``2 refused by users: <the database's reason>: user_a, user_b``, per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for key, why in refusals.items():
+        by_reason.setdefault(why, []).append(key)
+    parts = []
+    for why, keys in by_reason.items():
+        more = " ..." if len(keys) > 10 else ""
+        parts.append(f"{len(keys)} refused by {table}: {why}: {', '.join(keys[:10])}{more}")
+    return "; ".join(parts)
+
+
+def _would_refuse(table: str, diff: IdentityDiff) -> str:
+    """``2 would be refused by users (unique index users_email_key): user_a, user_b``."""
+    shown = diff.refused_sample[:10]
+    more = " ..." if diff.refused > len(shown) else ""
+    indexes = ", ".join(diff.refused_by)
+    return (
+        f"{_users(diff.refused)} would be refused by {table} (unique index {indexes}: "
+        f"another row holds the same value, or a user listed before them): "
+        f"{', '.join(shown)}{more}"
+    )

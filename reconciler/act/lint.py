@@ -12,16 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.act.assess import assess, static_assess
+from reconciler.act.assess import add_unanalysable, assess, static_assess
 from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
-from reconciler.observe.schema import SchemaObservation, compare, observe_schema
+from reconciler.observe.schema import observe_schema
 from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
 from reconciler.plan.render import shown_path
 from reconciler.rulebook import DEFAULT_CONTRACT_GRACE
 from reconciler.safety.gate import DEFAULT_RULES, gate_step
+from reconciler.secrets import redact
 from reconciler.source import open_layout
-from reconciler.source.base import LiveHistory, Migration, sha256_hex
+from reconciler.source.base import Layout, Migration, sha256_hex
 
 if TYPE_CHECKING:
     from reconciler.policy.model import Policy, Safety, Target
@@ -29,9 +30,12 @@ if TYPE_CHECKING:
 
 
 def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
+    """An unreachable database is unknown, never empty: which migrations it lacks and what
+    data it holds cannot be known, so every migration of the desired revision is judged on
+    its own, as ``lint PATH`` judges files, and the report says so first."""
     now = datetime.now(UTC)
     entries: list[LintEntry] = []
-    notes: list[str] = []
+    unreachable: list[str] = []
     modes: set[str] = set()
     count = 0
     for target in targets:
@@ -39,34 +43,45 @@ def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
         try:
             db = connect(target.database, create=False)
         except DatabaseUnavailable as exc:
-            notes.append(f"{target.name}: {exc}; linting every migration statically")
-            observation = compare(
-                layout, layout.desired(target.migrations.revision), LiveHistory(tool_table=False)
-            )
-            findings = assess(target, layout, None, observation, now)
-            modes.add("static")
+            unreachable.append(f"{target.name}: {_one_line(str(exc))}")
+            pending: Sequence[Migration] = layout.desired(target.migrations.revision)
+            dialect = target.database.dialect
+            items = [(m, layout.sql(m, dialect)) for m in pending]
+            findings = static_assess(items, dialect, now, target.safety.contract_grace)
+            add_unanalysable(findings, target, layout, items, dialect)
+            modes.add(UNREACHABLE_MODE)
         else:
             try:
                 observation = observe_schema(layout, db, target.migrations.revision)
                 findings = assess(target, layout, db, observation, now)
             finally:
                 db.close()
+            pending = observation.pending
             modes.add("data-aware")
-        count += len(observation.pending)
-        entries += _judged(target.name, observation, findings, target.safety, now)
+        count += len(pending)
+        entries += _judged(target.name, pending, findings, target.safety, now)
     mode = " and ".join(sorted(modes)) or "nothing to lint"
-    return LintReport(tuple(entries), count, mode, tuple(notes))
+    return LintReport(tuple(entries), count, mode, unreachable=tuple(unreachable))
+
+
+UNREACHABLE_MODE = "static (database unreachable: live data unknown)"
+
+
+def _one_line(text: str) -> str:
+    """A driver's error, first line only, secrets removed."""
+    lines = redact(text).strip().splitlines()
+    return lines[0] if lines else "no reason given"
 
 
 def _judged(
     name: str,
-    observation: SchemaObservation,
+    pending: Sequence[Migration],
     findings: dict[str, list[Finding]],
     safety: Safety,
     now: datetime,
 ) -> list[LintEntry]:
     out: list[LintEntry] = []
-    for migration in observation.pending:
+    for migration in pending:
         found = findings.get(migration.id, [])
         verdict = gate_step(migration, found, safety, now)
         approved = {id(f): a.reason for f, a in verdict.approved}
@@ -74,14 +89,17 @@ def _judged(
     return out
 
 
-def lint_paths(paths: Sequence[Path]) -> LintReport:
-    """Static lint of folders and files, with the default blocking severities."""
+def lint_paths(paths: Sequence[Path], targets: Sequence[Target] = ()) -> LintReport:
+    """Static lint of folders and files. A migration inside a ``targets``' migrations folder
+    (a policy given with ``-c``, as a pre-commit hook does) is judged by that target's
+    blocking severities and approvals; any other by the default severities, no approvals."""
     now = datetime.now(UTC)
     groups: dict[str, list[tuple[Migration, str | None]]] = {}
     given: dict[Path, str] = {}  # each migration's path on the command line, as the report names it
     providers: dict[Path, str | None] = {}
+    layouts: dict[Path, Layout] = {}  # each Alembic revision's script directory
     for path in paths:
-        for migration, sql, dialect in _collect(path, providers):
+        for migration, sql, dialect in _collect(path, providers, layouts):
             groups.setdefault(dialect, []).append((migration, sql))
             given.setdefault(migration.path, shown_path(path))
     entries: list[LintEntry] = []
@@ -90,12 +108,29 @@ def lint_paths(paths: Sequence[Path]) -> LintReport:
         notes.append("SQLite migrations: statements PostgreSQL's grammar cannot read are skipped")
     for dialect, items in groups.items():
         findings = static_assess(items, dialect, now, DEFAULT_CONTRACT_GRACE)
-        for migration, _ in items:
+        for migration, sql in items:
+            owner = _owner(migration, targets)
+            if migration.path in layouts:
+                add_unanalysable(
+                    findings, owner, layouts[migration.path], [(migration, sql)], "postgresql"
+                )
             found = findings.get(migration.id, [])
-            verdict = gate_step(migration, found, DEFAULT_RULES, now)
-            entries += entries_for(given[migration.path], migration.id, found, verdict.blocking, {})
+            rules = owner.safety if owner is not None else DEFAULT_RULES
+            verdict = gate_step(migration, found, rules, now)
+            approved = {id(f): a.reason for f, a in verdict.approved}
+            entries += entries_for(
+                given[migration.path], migration.id, found, verdict.blocking, approved
+            )
     count = sum(len(items) for items in groups.values())
     return LintReport(tuple(entries), count, "static (no database)", tuple(notes))
+
+
+def _owner(migration: Migration, targets: Sequence[Target]) -> Target | None:
+    """The first target whose migrations folder holds ``migration``'s file."""
+    for target in targets:
+        if migration.path.is_relative_to(target.migrations.path.resolve()):
+            return target
+    return None
 
 
 ACCEPTS = (
@@ -106,17 +141,18 @@ ACCEPTS = (
 
 
 def _collect(
-    path: Path, providers: dict[Path, str | None]
+    path: Path, providers: dict[Path, str | None], layouts: dict[Path, Layout]
 ) -> list[tuple[Migration, str | None, str]]:
     """The migrations at ``path``. ``providers``: each migrations folder's provider, read
-    once however many of its files a pre-commit hook names."""
+    once however many of its files a pre-commit hook names; ``layouts``: filled with each
+    Alembic revision's script directory, which knows why a revision did not render."""
     # Imported where needed: Alembic alone costs a tenth of a second to import.
     from reconciler.source.prisma import PrismaLayout, read_provider
 
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file() and path.suffix == ".py":
-        return _revision(path)
+        return _revision(path, layouts)
     if path.is_file():
         if path.suffix.lower() != ".sql":
             raise SourceError(f"{path}: not a migration; {ACCEPTS}")
@@ -135,9 +171,10 @@ def _collect(
         from reconciler.source.alembic import AlembicLayout
 
         alembic = AlembicLayout(path.resolve())
+        layouts.update((m.path, alembic) for m in alembic.migrations())
         return [(m, alembic.sql(m, "postgresql"), "postgresql") for m in alembic.migrations()]
     if (path / "migration.sql").is_file():
-        return _collect(path / "migration.sql", providers)
+        return _collect(path / "migration.sql", providers, layouts)
     if not (path / "migration_lock.toml").is_file() and not any(
         (folder / "migration.sql").is_file() for folder in path.iterdir()
     ):
@@ -150,7 +187,7 @@ def _collect(
     return [(m, m.read(), dialect) for m in prisma.migrations()]
 
 
-def _revision(path: Path) -> list[tuple[Migration, str | None, str]]:
+def _revision(path: Path, layouts: dict[Path, Layout]) -> list[tuple[Migration, str | None, str]]:
     """An Alembic revision file, read through its script directory."""
     for folder in path.resolve().parents[:3]:
         if (folder / "env.py").is_file():
@@ -164,6 +201,7 @@ def _revision(path: Path) -> list[tuple[Migration, str | None, str]]:
             ]
             if not found:
                 raise SourceError(f"{path}: not a revision of its Alembic script directory")
+            layouts[path.resolve()] = alembic
             return found
     raise SourceError(f"{path}: a Python file outside an Alembic script directory; {ACCEPTS}")
 

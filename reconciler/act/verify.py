@@ -12,10 +12,13 @@ be undone: the migration is rolled back whole and stops the target (``VerifyFail
 - SQLite: the census (row and non-null counts of every table) before and after, so a column
   dropped by a table rebuild is seen too.
 
-Prisma migrations run it in the one transaction they run in; Alembic revisions in the
-transaction ``env.py`` opens (through SQLAlchemy's begin and commit events). A Prisma script
-with its own COMMIT, or one that cannot run in a transaction, has nothing left to roll back:
-the rehearsal is what measures those.
+Prisma migrations run it in the one transaction they run in; a Prisma script with its own
+``BEGIN ... COMMIT``, or with a statement PostgreSQL refuses inside a transaction block, runs
+in parts (``source.sql.script_parts``), and each transaction of it is checked before its own
+COMMIT; only the statements that cannot run in a transaction (``CREATE INDEX CONCURRENTLY``,
+``VACUUM``), which delete no rows, run unchecked (``DROP DATABASE``, which would, is
+refused). Alembic revisions run it in the transaction ``env.py`` opens (through SQLAlchemy's
+begin and commit events), on every connection the server says is the target's.
 """
 
 from __future__ import annotations

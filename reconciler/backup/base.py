@@ -52,7 +52,8 @@ class BackupDriver(Protocol):
         ...
 
     def restore(self, artifact: Artifact, to: DatabaseUrl) -> None:
-        """Restore ``artifact`` into ``to`` (which the caller made sure is empty)."""
+        """Make ``to`` hold exactly ``artifact``: what it held is replaced (objects made
+        since the backup included), or, on failure, left as it was."""
         ...
 
     def delete(self, artifact: Artifact) -> None: ...

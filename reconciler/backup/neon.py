@@ -3,7 +3,11 @@
 A Neon branch is a copy-on-write snapshot, made in seconds whatever the database's size, and
 it needs no compute to exist: ``take`` creates one without an endpoint. Reading a backup
 (``copy``, ``restore``) makes a short-lived child branch of it with a read-write endpoint,
-deleted afterwards whatever happens.
+deleted afterwards whatever happens. A restore dumps that child branch into the database
+named by ``--to`` through ``replace_database``, which leaves exactly the backup there or
+nothing changed. Neon's own branch restore (``POST .../branches/{id}/restore``) is not
+used: it replaces the whole branch, every database on it (other applications' too), and
+restarts its compute, cutting every connection.
 
 Neon answers every change with operations that run asynchronously; each one is polled until
 it has ``finished``. ``failed`` is not final (Neon retries the operation itself); ``error``
@@ -33,7 +37,8 @@ from typing import IO, Any
 import httpx
 
 from reconciler.backup.base import Artifact, BackupError, newest_first
-from reconciler.backup.pg_dump import PgDumpDriver, client_env
+from reconciler.backup.pg_dump import PgDumpDriver, client_env, tool_error
+from reconciler.backup.replace import replace_database
 from reconciler.db.url import DatabaseUrl, parse_database_url
 from reconciler.errors import ReconcilerError
 from reconciler.httputil import retry_after
@@ -510,7 +515,8 @@ def _with_leftover(message: str, branch_id: str, problem: str | None) -> str:
 
 
 def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
-    """``pg_dump -Fc`` of ``source`` straight into ``pg_restore`` on ``to``."""
+    """``pg_dump -Fc`` of ``source`` straight into ``replace_database`` on ``to``: ``to``
+    ends up holding exactly ``source``, or is left as it was."""
     reader = PgDumpDriver("neon", source, Path())
     writer = PgDumpDriver("neon", to, Path())
     try:
@@ -519,8 +525,9 @@ def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
     except ReconcilerError as exc:
         raise BackupError(f"{what}: {exc}") from None
     pg_dump = reader.tool("pg_dump", source_major)
-    pg_restore = writer.tool("pg_restore", max(source_major, target_major))
-    with tempfile.TemporaryFile() as dump_log, tempfile.TemporaryFile() as restore_log:
+    newest = max(source_major, target_major)
+    pg_restore, psql = writer.tool("pg_restore", newest), writer.tool("psql", newest)
+    with tempfile.TemporaryFile() as dump_log:
         try:
             dump = subprocess.Popen(
                 [
@@ -538,42 +545,24 @@ def _pipe(source: DatabaseUrl, to: DatabaseUrl, what: str) -> None:
             raise BackupError(f"{what}: cannot run {pg_dump}: {exc}") from None
         assert dump.stdout is not None
         try:
-            restore = subprocess.Popen(
-                [
-                    pg_restore,
-                    "--no-owner",
-                    "--no-privileges",
-                    "--exit-on-error",
-                    "--no-password",
-                    "--dbname",
-                    to.libpq_conninfo(password=False),
-                ],
-                stdin=dump.stdout,
-                stdout=subprocess.DEVNULL,
-                stderr=restore_log,
-                env=client_env(to),
-            )
-        except OSError as exc:
-            dump.kill()
-            dump.wait()
-            dump.stdout.close()
-            raise BackupError(f"{what}: cannot run {pg_restore}: {exc}") from None
-        dump.stdout.close()  # pg_dump sees a broken pipe if pg_restore stops early
-        restored = restore.wait()
+            replace_database(to, what=what, pg_restore=pg_restore, psql=psql, stdin=dump.stdout)
+        except BackupError as exc:
+            failure: BackupError | None = exc
+        else:
+            failure = None
+        finally:
+            dump.stdout.close()  # pg_dump sees a broken pipe if pg_restore stopped early
         dumped = dump.wait()
-        problems = []
         if dumped != 0:
-            problems.append(f"pg_dump: {_complaint(dump_log, dumped)}")
-        if restored != 0:
-            problems.append(f"pg_restore: {_complaint(restore_log, restored)}")
-        if problems:
-            raise BackupError(f"{what} failed: {'; '.join(problems)}")
+            # A dump cut short is what pg_restore choked on: pg_dump's error is the cause.
+            raise BackupError(
+                f"{what} failed, nothing was changed: pg_dump: {_complaint(dump_log, dumped)}"
+            )
+        if failure is not None:
+            raise failure
 
 
 def _complaint(stream: IO[bytes], status: int) -> str:
-    """The line of a client tool's stderr that says what went wrong."""
+    """What a client tool's stderr says went wrong."""
     stream.seek(0)
-    lines = [ln for ln in stream.read().decode(errors="replace").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error:" in ln]
-    chosen = errors[-1] if errors else (lines[-1] if lines else f"exit status {status}")
-    return _one_line(chosen)
+    return tool_error(stream.read().decode(errors="replace"), status)

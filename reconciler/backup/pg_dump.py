@@ -27,6 +27,7 @@ from reconciler.backup.base import (
     newest_first,
     sha256_file,
 )
+from reconciler.backup.replace import replace_database
 from reconciler.backup.scratch import drop_leftovers, scratch_database
 from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl
@@ -81,9 +82,7 @@ class PgDumpDriver:
         except OSError as exc:
             raise BackupError(f"{what}: cannot run {argv[0]}: {exc}") from None
         if result.returncode != 0:
-            lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-            detail = redact(lines[-1] if lines else f"exit status {result.returncode}")
-            raise BackupError(f"{what} failed: {detail}")
+            raise BackupError(f"{what} failed: {tool_error(result.stderr, result.returncode)}")
 
     # -- the interface ----------------------------------------------------------------
 
@@ -151,10 +150,25 @@ class PgDumpDriver:
     @contextmanager
     def copy(self, artifact: Artifact) -> Iterator[DatabaseUrl]:
         with scratch_database(self.url, self.target) as scratch:
-            self.restore(artifact, scratch)
+            self._restore_into_empty(artifact, scratch)
             yield scratch
 
     def restore(self, artifact: Artifact, to: DatabaseUrl) -> None:
+        """Make ``to`` hold exactly ``artifact``, whatever it held (see ``replace``)."""
+        problem = self.check(artifact)
+        if problem:
+            raise BackupError(f"backup {artifact.id}: {problem}")
+        major = _server_major_of(to)
+        replace_database(
+            to,
+            what=f"restore of {artifact.id}",
+            pg_restore=self.tool("pg_restore", major),
+            psql=self.tool("psql", major),
+            dump=artifact.location,
+        )
+
+    def _restore_into_empty(self, artifact: Artifact, to: DatabaseUrl) -> None:
+        """A plain ``pg_restore`` into a database made for it (a scratch copy)."""
         problem = self.check(artifact)
         if problem:
             raise BackupError(f"backup {artifact.id}: {problem}")
@@ -179,6 +193,38 @@ class PgDumpDriver:
     def drop_leftovers(self) -> builtins.list[str]:
         """Scratch databases a crashed run of this target left behind, dropped."""
         return drop_leftovers(self.url, self.target)
+
+
+def tool_error(stderr: str, status: int) -> str:
+    """What a client tool's stderr says went wrong, on one line without secrets: its first
+    error (``pg_restore: error: ...``, ``psql:<stdin>:12: ERROR: ...``) with the DETAIL and
+    HINT lines after it. The last line is no use: pg_restore ends with the statement that
+    failed (``Command was: CREATE TABLE ...``), often just its closing ``);``."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    first = next((i for i, ln in enumerate(lines) if _ERROR.search(ln)), None)
+    if first is None:
+        chosen = [lines[-1]] if lines else [f"exit status {status}"]
+    else:
+        chosen = [lines[first]]
+        for line in lines[first + 1 : first + 4]:
+            if not line.startswith(("DETAIL:", "HINT:")):
+                break
+            chosen.append(line)
+    text = " ".join(_TOOL_PREFIX.sub("", line, count=1) for line in chosen)
+    text = redact(" ".join(text.split()))
+    return text if len(text) <= 400 else text[:399] + "…"
+
+
+_ERROR = re.compile(r"\b(error|ERROR|FATAL|PANIC):")
+_TOOL_PREFIX = re.compile(r"^(pg_restore|pg_dump|psql)(:[^:\s]*:\d+)?: ")
+
+
+def _server_major_of(url: DatabaseUrl) -> int:
+    db = connect(url, application_name="reconciler-restore")
+    try:
+        return int(db.query("SHOW server_version_num")[0][0]) // 10000
+    finally:
+        db.close()
 
 
 def client_env(url: DatabaseUrl) -> dict[str, str]:

@@ -117,10 +117,11 @@ def _copy(source: Path, destination: Path) -> None:
     src.execute("PRAGMA query_only = ON")
     dst = sqlite3.connect(destination)
     try:
+        # A file restored over keeps the journal mode its application chose; a new file
+        # (a backup, a scratch copy) is one self-contained file, even copied from WAL.
+        mode = str(dst.execute("PRAGMA journal_mode").fetchone()[0]).upper()
         src.backup(dst)
-        # A copy of a WAL database is in WAL mode too; a backup must be one self-contained
-        # file.
-        dst.execute("PRAGMA journal_mode=DELETE")
+        dst.execute(f"PRAGMA journal_mode={'WAL' if mode == 'WAL' else 'DELETE'}")
     finally:
         dst.close()
         src.close()

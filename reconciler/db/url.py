@@ -181,3 +181,25 @@ def _too_long(encoded: bytes) -> bool:
     except (OSError, ValueError):
         name_max, path_max = 255, 4096
     return len(encoded) >= path_max or any(len(part) > name_max for part in encoded.split(b"/"))
+
+
+def same_database(a: DatabaseUrl, b: DatabaseUrl) -> bool:
+    """Whether two URLs name one database however they are spelled: user, password and
+    parameters aside, a host's case and PostgreSQL's default port, a SQLite file by any
+    path that leads to it. ``restore`` asks, so that the target's own database is backed up
+    first and confirmed in production whichever way ``--to`` writes it."""
+    if a.dialect != b.dialect:
+        return False
+    if a.dialect == "sqlite":
+        return os.path.realpath(a.sqlite_path) == os.path.realpath(b.sqlite_path)
+    return a.database_name == b.database_name and _servers(a) == _servers(b)
+
+
+def _servers(url: DatabaseUrl) -> list[str]:
+    servers = []
+    for host in url.hosts.lower().split(","):
+        name, colon, port = host.rpartition(":")
+        if not colon or "]" in port:  # no port, or a bare IPv6 address in brackets
+            name, port = host, "5432"
+        servers.append(f"{name or 'localhost'}:{port}")
+    return servers

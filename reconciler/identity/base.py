@@ -30,7 +30,8 @@ class ProviderUser(NamedTuple):
     first_name: str | None = None
     last_name: str | None = None
     active: bool = True
-    """False for users banned (Clerk; a temporary lockout is not inactive) or inactive (SCIM)."""
+    """False for users banned or deprovisioned (Clerk; a temporary lockout is not inactive) or
+    inactive (SCIM)."""
     updated_at: datetime | None = None
     external_id: str | None = None
 

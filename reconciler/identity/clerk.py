@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -34,6 +34,7 @@ import orjson
 
 from reconciler.errors import IncompleteListing, ProviderUnavailable
 from reconciler.httputil import retry_after
+from reconciler.identity import deadline
 from reconciler.identity.base import ProviderUser
 from reconciler.identity.clerk_user import from_clerk
 from reconciler.secrets import Secret, redact
@@ -44,6 +45,8 @@ MAX_PAGE_SIZE = 500
 """Clerk's largest ``limit``."""
 
 _HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEADLINE = 60.0
+"""The default total deadline of one request with its retries (``identity.deadline``)."""
 _MAX_BACKOFF = 30.0
 _MAX_WAIT = 300.0
 """The longest ``Retry-After`` waited out; a longer one fails the request (and says when)."""
@@ -81,23 +84,33 @@ class HttpProvider:
         client: httpx.Client | None = None,
         max_retries: int = 5,
         backoff: float = 1.0,
+        deadline: float = DEADLINE,
+        cancel: threading.Event | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
         if backoff < 0:
             raise ValueError("backoff must be 0 or more")
+        if deadline <= 0:
+            raise ValueError("deadline must be more than 0")
         self._base = base_url.rstrip("/")
         self._secret = secret
         self._client = client
         self._owns_client = False
         self.max_retries = max_retries
         self.backoff = backoff
+        self.deadline = deadline
+        """Seconds one request may take, its retries and their waits included."""
+        self.cancel = cancel
+        """Set, it ends the request in flight (the daemon is stopping)."""
 
     # -- to override ----------------------------------------------------------------------
 
     def _sleep(self, seconds: float) -> None:
-        """Every wait before a retry."""
-        time.sleep(seconds)
+        """Every wait before a retry: cut short when the request is cancelled."""
+        current = deadline.current()
+        if current is not None:
+            current.wait(seconds)
 
     def _detail(self, data: Any) -> str:
         """The API's own explanation in an error answer's JSON body ('' if none)."""
@@ -139,7 +152,7 @@ class HttpProvider:
         ``close()``: the counts and the listing of a sync share its connection and its SSL
         context (building one takes 30 to 200 ms)."""
         if self._client is None:
-            self._client = httpx.Client(timeout=_HTTP_TIMEOUT)
+            self._client = deadline.client(_HTTP_TIMEOUT, self._base)
             self._owns_client = True
         return self._client
 
@@ -173,7 +186,21 @@ class HttpProvider:
     ) -> httpx.Response:
         """The answer to ``GET path``: a 2xx, or a status in ``tolerate``. Waits out 429s,
         retries 5xx answers and lost connections; raises ``ProviderUnavailable`` (or
-        ``IncompleteListing`` once pages were yielded) when that does not help."""
+        ``IncompleteListing`` once pages were yielded) when that does not help, when the
+        request with its retries is not done within ``deadline`` seconds, or when it is
+        cancelled."""
+        with deadline.within(deadline.Deadline(self.deadline, self.cancel)) as bound:
+            return self._attempts(client, path, params, place, tolerate, bound)
+
+    def _attempts(
+        self,
+        client: httpx.Client,
+        path: str,
+        params: dict[str, str | int],
+        place: Place,
+        tolerate: Collection[int],
+        bound: deadline.Deadline,
+    ) -> httpx.Response:
         url = self._base + path
         failures = 0
         limited = 0
@@ -184,6 +211,7 @@ class HttpProvider:
                 raise self._failure(place, f"bad API URL {_host(self._base)}: {exc}") from None
             except httpx.TransportError as exc:
                 reason = str(exc) or type(exc).__name__
+                self._still_bounded(place, bound, reason)
                 if failures >= self.max_retries:
                     raise self._failure(
                         place,
@@ -193,7 +221,7 @@ class HttpProvider:
                 wait = self._delay(failures)
                 failures += 1
                 log.debug("%s: %s: %s; retrying in %.2fs", self.name, place.what, reason, wait)
-                self._sleep(wait)
+                self._pause(place, bound, wait, reason)
                 continue
             status = response.status_code
             if status < 300 or status in tolerate:
@@ -226,7 +254,33 @@ class HttpProvider:
             else:
                 raise self._failure(place, self._status(response))
             log.debug("%s: %s: HTTP %s; retrying in %.2fs", self.name, place.what, status, wait)
-            self._sleep(wait)
+            self._pause(place, bound, wait, self._status(response))
+
+    def _still_bounded(self, place: Place, bound: deadline.Deadline, reason: str) -> None:
+        """Raise the request's end if it was cancelled or ran out of time (``reason``: what
+        the last attempt ended with)."""
+        if bound.cancelled:
+            raise self._failure(place, "stopped: reconciler is shutting down")
+        if bound.expired:
+            last = "" if reason.startswith("no complete answer") else f"; last: {reason}"
+            raise self._failure(
+                place,
+                f"no complete answer from {_host(self._base)} within {bound.seconds:g}s "
+                f"(identity.deadline{last})",
+            )
+
+    def _pause(self, place: Place, bound: deadline.Deadline, wait: float, reason: str) -> None:
+        """Wait before the next attempt, unless the wait would outlast the deadline."""
+        if wait >= bound.remaining():
+            error = self._failure(
+                place,
+                f"{reason}; a retry in {wait:g}s would outlast the deadline of "
+                f"{bound.seconds:g}s (identity.deadline)",
+            )
+            error.retry_after = max(wait, error.retry_after or 0.0)
+            raise error
+        self._sleep(wait)
+        self._still_bounded(place, bound, reason)
 
     # -- answers --------------------------------------------------------------------------
 
@@ -287,11 +341,19 @@ class ClerkProvider(HttpProvider):
         client: httpx.Client | None = None,
         max_retries: int = 5,
         backoff: float = 1.0,
+        deadline: float = DEADLINE,
+        cancel: threading.Event | None = None,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         super().__init__(
-            api_url, secret_key, client=client, max_retries=max_retries, backoff=backoff
+            api_url,
+            secret_key,
+            client=client,
+            max_retries=max_retries,
+            backoff=backoff,
+            deadline=deadline,
+            cancel=cancel,
         )
         self.page_size = page_size
 

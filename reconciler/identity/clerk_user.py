@@ -13,8 +13,9 @@ def from_clerk(data: dict[str, Any]) -> ProviderUser:
 
     - The email is the address whose id is ``primary_email_address_id``; without a primary,
       none (an address with no id is not the primary one).
-    - Inactive means ``banned``. ``locked`` is Clerk's temporary lockout after failed
-      sign-ins, which lifts by itself within the hour: the user is still a customer.
+    - Inactive means ``banned`` or ``deprovisioned`` (Clerk's Backend API: "deprovisioned
+      and is restricted from signing in"). ``locked`` is Clerk's temporary lockout after
+      failed sign-ins, which lifts by itself within the hour: the user is still a customer.
     - An ``updated_at`` that is no time a datetime can hold is unknown, not an error."""
     primary = data.get("primary_email_address_id")
     email = None
@@ -28,7 +29,7 @@ def from_clerk(data: dict[str, Any]) -> ProviderUser:
         email=email,
         first_name=data.get("first_name"),
         last_name=data.get("last_name"),
-        active=not data.get("banned"),
+        active=not (data.get("banned") or data.get("deprovisioned")),
         updated_at=_moment(data.get("updated_at")),
         external_id=data.get("external_id"),
     )

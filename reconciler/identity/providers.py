@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from reconciler.identity.base import Provider
 from reconciler.policy.model import Identity
 
@@ -10,7 +12,9 @@ RETRIES, BACKOFF = 3, 0.5
 daemon's own retry schedule takes over from there."""
 
 
-def open_provider(spec: Identity) -> Provider:
+def open_provider(spec: Identity, cancel: threading.Event | None = None) -> Provider:
+    """The provider ``spec`` names. An HTTP provider's every request, with its retries, ends
+    within ``spec.deadline``, or as soon as ``cancel`` is set."""
     if spec.provider == "file":
         from reconciler.identity.file import FileProvider
 
@@ -21,13 +25,23 @@ def open_provider(spec: Identity) -> Provider:
 
         assert spec.clerk is not None
         clerk: Provider = ClerkProvider(
-            spec.clerk.secret_key, spec.clerk.api_url, max_retries=RETRIES, backoff=BACKOFF
+            spec.clerk.secret_key,
+            spec.clerk.api_url,
+            max_retries=RETRIES,
+            backoff=BACKOFF,
+            deadline=spec.deadline,
+            cancel=cancel,
         )
         return clerk
     from reconciler.identity.scim import ScimProvider
 
     assert spec.scim is not None
     scim: Provider = ScimProvider(
-        spec.scim.url, spec.scim.token, max_retries=RETRIES, backoff=BACKOFF
+        spec.scim.url,
+        spec.scim.token,
+        max_retries=RETRIES,
+        backoff=BACKOFF,
+        deadline=spec.deadline,
+        cancel=cancel,
     )
     return scim

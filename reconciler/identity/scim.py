@@ -19,6 +19,7 @@ their ``scimType`` and ``detail``.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ import httpx
 
 from reconciler.errors import ProviderUnavailable
 from reconciler.identity.base import ProviderUser
-from reconciler.identity.clerk import HttpProvider, Place, json_kind
+from reconciler.identity.clerk import DEADLINE, HttpProvider, Place, json_kind
 from reconciler.secrets import Secret
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -51,10 +52,20 @@ class ScimProvider(HttpProvider):
         client: httpx.Client | None = None,
         max_retries: int = 5,
         backoff: float = 1.0,
+        deadline: float = DEADLINE,
+        cancel: threading.Event | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be 1 or more")
-        super().__init__(base_url, token, client=client, max_retries=max_retries, backoff=backoff)
+        super().__init__(
+            base_url,
+            token,
+            client=client,
+            max_retries=max_retries,
+            backoff=backoff,
+            deadline=deadline,
+            cancel=cancel,
+        )
         self.page_size = page_size
 
     def __repr__(self) -> str:

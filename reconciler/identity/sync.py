@@ -21,6 +21,8 @@ from reconciler.identity.base import ProviderUser
 from reconciler.policy.model import Identity
 
 STAGE = "rcl_identity_stage"
+WRITES = "rcl_identity_writes"
+"""The staged users a sync would write, while a plan checks them against unique indexes."""
 BATCH = 5000
 SAMPLE = 20
 
@@ -47,6 +49,13 @@ class IdentityDiff:
     orphan_keys: tuple[str, ...] = ()
     """Every orphan's key when there are at most ``max_list`` of them, else a sample."""
     not_taken_sample: tuple[str, ...] = ()
+    refused: int = 0
+    """Users to create or change that a unique index of the table would refuse: another
+    row holds their new values, or a user listed before them (in key order, the order the
+    sync applies them) takes the same values first. Counted in ``missing``/``changed``."""
+    refused_sample: tuple[str, ...] = ()
+    refused_by: tuple[str, ...] = ()
+    """The unique indexes that would refuse them."""
 
 
 @dataclass
@@ -60,6 +69,9 @@ class Applied:
     rejected: list[str] = field(default_factory=list)
     """Keys the table refused to take (a required column the provider leaves empty, a
     duplicate of a unique column): reported, the rest of the sync goes on."""
+    refusals: dict[str, str] = field(default_factory=dict)
+    """Of ``rejected``, those a statement failed for (a constraint), each with the
+    database's reason; the others were never tried (a required column empty)."""
 
 
 class UsersTable:
@@ -204,6 +216,10 @@ class UsersTable:
         def sample(count: int, query: str) -> tuple[str, ...]:
             return tuple(str(r[0]) for r in db.query(query)) if count else ()
 
+        refused: tuple[str, ...] = ()
+        refused_by: list[str] = []
+        if missing or changed:
+            refused, refused_by = self.refused_keys()
         return IdentityDiff(
             listed,
             table_users,
@@ -211,6 +227,9 @@ class UsersTable:
             int(changed),
             orphans,
             int(not_taken),
+            refused=len(refused),
+            refused_sample=refused[:SAMPLE],
+            refused_by=tuple(refused_by),
             missing_sample=sample(
                 missing,
                 f"SELECT s.key FROM {STAGE} s WHERE {complete} AND {absent} "
@@ -226,6 +245,84 @@ class UsersTable:
                 f"ORDER BY s.key LIMIT {SAMPLE}",
             ),
         )
+
+    def unique_indexes(self) -> dict[str, list[str]]:
+        """The table's unique indexes over mapped columns only (not the key, no expression,
+        no WHERE): index name → its columns. Only these can refuse a user the sync writes;
+        one over another column too is left to the database to say."""
+        if self.db.dialect == "postgresql":
+            rows = self.db.query(
+                "SELECT i.relname, a.attname FROM pg_index x "
+                "JOIN pg_class i ON i.oid = x.indexrelid "
+                "CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) "
+                "LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum "
+                "WHERE x.indrelid = to_regclass(%s) AND x.indisunique "
+                "AND x.indpred IS NULL AND x.indexprs IS NULL ORDER BY i.relname, k.n",
+                (_q(self.spec.table),),
+            )
+        else:
+            rows = []
+            for index in self.db.query(
+                'SELECT name FROM pragma_index_list(?) WHERE "unique" AND NOT partial',
+                (self.spec.table,),
+            ):
+                rows += [
+                    (index[0], column[0])
+                    for column in self.db.query(
+                        "SELECT name FROM pragma_index_info(?) ORDER BY seqno", (index[0],)
+                    )
+                ]
+        indexes: dict[str, list[str]] = {}
+        for name, column in rows:
+            indexes.setdefault(str(name), []).append(column)
+        mapped = set(self.spec.columns.values())
+        return {
+            name: columns
+            for name, columns in indexes.items()
+            if all(c is not None and c in mapped for c in columns)
+        }
+
+    def refused_keys(self) -> tuple[tuple[str, ...], list[str]]:
+        """The staged users a unique index would refuse, in key order, and those indexes:
+        the users the sync would create or change whose new values another row of the
+        table holds, or a user before them (key order) would take first."""
+        indexes = self.unique_indexes()
+        if not indexes:
+            return (), []
+        field_of = {column: field for field, column in self.spec.columns.items()}
+        k, t = self.key, self.table
+        candidate = f"(u.{k} IS NOT NULL AND {self._changed_condition()})"
+        if self.spec.missing == "create":
+            candidate = f"((u.{k} IS NULL AND {self._complete()}) OR {candidate})"
+        columns = sorted({c for cs in indexes.values() for c in cs})
+        values = ", ".join(f"{self._value(field_of[c], c)} AS {_q('v_' + c)}" for c in columns)
+        db = self.db
+        # The users the sync would write, with their new values, indexed by them: each is
+        # then checked against the table and the others by index, never by a scan each.
+        db.execute(f"DROP TABLE IF EXISTS {WRITES}")
+        db.execute(
+            f"CREATE TEMP TABLE {WRITES} AS SELECT s.key AS key, {values} FROM {STAGE} s "
+            f"LEFT JOIN {t} u ON u.{k} = s.key WHERE {candidate}"
+        )
+        refused: set[str] = set()
+        by: list[str] = []
+        try:
+            for number, (name, index) in enumerate(indexes.items()):
+                held = ", ".join(_q("v_" + c) for c in index)
+                db.execute(f"CREATE INDEX {WRITES}_{number} ON {WRITES} ({held}, key)")
+                taken = " AND ".join(f"o.{_q(c)} = c.{_q('v_' + c)}" for c in index)
+                first = " AND ".join(f"d.{_q('v_' + c)} = c.{_q('v_' + c)}" for c in index)
+                keys = db.query(
+                    f"SELECT c.key FROM {WRITES} c WHERE EXISTS (SELECT 1 FROM {t} o WHERE "
+                    f"(o.{k} IS NULL OR o.{k} <> c.key) AND {taken}) "
+                    f"OR EXISTS (SELECT 1 FROM {WRITES} d WHERE d.key < c.key AND {first})"
+                )
+                if keys:
+                    refused.update(str(r[0]) for r in keys)
+                    by.append(name)
+        finally:
+            db.execute(f"DROP TABLE IF EXISTS {WRITES}")
+        return tuple(sorted(refused)), by
 
     # -- applying ---------------------------------------------------------------------
 
@@ -303,8 +400,9 @@ class UsersTable:
                 ):
                     try:
                         apply(key, key)
-                    except DatabaseError:
+                    except DatabaseError as exc:
                         applied.rejected.append(str(key))
+                        applied.refusals[str(key)] = _reason(db, exc)
 
     def soft_delete(self, keys: list[str], applied: Applied) -> None:
         assert self.deleted is not None
@@ -447,6 +545,12 @@ class UsersTable:
 
     def drop_stage(self) -> None:
         self.db.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def _reason(db: Database, exc: DatabaseError) -> str:
+    """The database's reason for refusing a statement, without the database's name."""
+    where = db.url.sqlite_path if db.url.dialect == "sqlite" else db.url.redacted
+    return str(exc).removeprefix(f"{where}: ")
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -79,6 +79,17 @@ def take_census(db: Queryable, *, checksums: bool = True, like: Census | None = 
     return Census(tables)
 
 
+def holds_rows(db: Queryable, ignore: Iterable[str] = TOOL_TABLES) -> bool:
+    """Whether any table of ``db`` (the migration tools' own tables aside) holds a row: one
+    query, each table read up to its first row."""
+    skipped = set(ignore)
+    names = [name for name, _, _ in _tables(db) if name not in skipped]
+    if not names:
+        return False
+    probes = " OR ".join(f"EXISTS (SELECT 1 FROM {_target(db, name)})" for name in names)
+    return bool(db.query(f"SELECT CASE WHEN {probes} THEN 1 ELSE 0 END")[0][0])
+
+
 def losses(before: Census, after: Census, ignore: Iterable[str] = TOOL_TABLES) -> list[Loss]:
     """What ``after`` no longer holds of ``before``: rows and non-null values."""
     skipped = set(ignore)
@@ -169,12 +180,16 @@ def _tables(db: Queryable) -> list[tuple[str, list[str], int]]:
     return [(n, [r[1] for r in db.query(f"PRAGMA table_info({_quote(n)})")], 0) for n in names]
 
 
-def _count(db: Queryable, name: str, columns: list[str], checksum: bool) -> TableCensus:
+def _target(db: Queryable, name: str) -> str:
+    """A census name (``t``, ``schema.t``) quoted for SQL."""
     if db.dialect == "postgresql":
         schema, _, table = name.rpartition(".")
-        target = f"{_quote(schema or 'public')}.{_quote(table)}"
-    else:
-        target = _quote(name)
+        return f"{_quote(schema or 'public')}.{_quote(table)}"
+    return _quote(name)
+
+
+def _count(db: Queryable, name: str, columns: list[str], checksum: bool) -> TableCensus:
+    target = _target(db, name)
     terms = ["count(*)"] + [f"count({_quote(c)})" for c in columns]
     if checksum and db.dialect == "postgresql":
         terms.append(f"md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {target} AS t")

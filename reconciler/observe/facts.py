@@ -3,16 +3,19 @@
 The safety rules ask precise questions ("how many non-null values would this drop lose?",
 "how many rows would violate this unique index?"). ``FactsRequest`` collects every question
 about one table; ``gather_facts`` answers them with one catalog query for all tables and
-one scan per table, never one query per column or per statement.
+one scan per table, never one query per column or per statement. The one exception is an
+UPDATE's assignment, measured by a SELECT of its own (``measure_rewrite``): it groups the
+table by the new value, which no shared scan can do.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import DatabaseError
+from reconciler.errors import DatabaseError, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -36,12 +39,24 @@ class TableRequest:
     out_of_range: set[tuple[str, int]] = field(default_factory=set)
     """(column, size): values outside smallint (1), integer (2) or bigint (3)."""
     """(column, labels): rows whose value is none of the labels (enum recreation)."""
+    inside: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    """(column, labels): rows whose value is one of the labels (an enum's values folded or
+    removed by a ``CASE`` mapping)."""
+    rewrites: set[tuple[str, str, str, str]] = field(default_factory=set)
+    """(column, new value, table with alias, WHERE) of an UPDATE, as SQL: measured by a
+    SELECT of its own (``measure_rewrite``)."""
+    misfit: set[tuple[str, str]] = field(default_factory=set)
+    """(column, type): values that would change in ``type``, a ``numeric(p, s)`` or a time
+    type (``timestamp(3)``, ``timestamp``, ``date``...), counted only from a column of the
+    same family."""
 
 
 @dataclass
 class FactsRequest:
     tables: dict[str, TableRequest] = field(default_factory=dict)
     enums: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)
+    """Function names to look up: which of them are aggregates."""
 
     def table(self, name: str) -> TableRequest:
         return self.tables.setdefault(name, TableRequest())
@@ -59,6 +74,8 @@ class TableFacts:
     ("unique", cols), ("longer_than", col, n), ("fractional", col), ("outside", col, labels)."""
     lengths: dict[str, int] = field(default_factory=dict)
     """Declared length limits: ``varchar(20)`` → 20."""
+    typmods: dict[str, int] = field(default_factory=dict)
+    """``pg_attribute.atttypmod`` of each column that has one (a length, a precision)."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +83,20 @@ class Facts:
     tables: dict[str, TableFacts] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Live enum types and their labels."""
+    aggregates: frozenset[str] = frozenset()
+    """Which of the requested function names are aggregates on the live server."""
 
     def table(self, name: str) -> TableFacts | None:
         return self.tables.get(name)
 
 
-def gather_facts(db: Database, request: FactsRequest) -> Facts:
-    """Answer ``request`` from the live database (read-only)."""
-    if not request.tables and not request.enums:
+def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: float = 600.0) -> Facts:
+    """Answer ``request`` from the live database (read-only). ``statement_timeout`` bounds
+    each SELECT that measures an UPDATE (the target's own statement timeout)."""
+    if not request.tables and not request.enums and not request.functions:
         return Facts()
-    catalog = _catalog(db, list(request.tables))
+    typmods: dict[str, dict[str, int]] = {}
+    catalog = _catalog(db, list(request.tables), typmods)
     tables: dict[str, TableFacts] = {}
     for name, wanted in request.tables.items():
         columns, size, lengths = catalog.get(name, ({}, 0, {}))
@@ -83,11 +104,24 @@ def gather_facts(db: Database, request: FactsRequest) -> Facts:
             tables[name] = TableFacts(exists=False)
             continue
         scanned = _scan(db, name, wanted, columns, size)
+        counts = dict(scanned.counts)
+        if scanned.rows > 0:
+            for rewrite in sorted(wanted.rewrites):
+                counts.update(measure_rewrite(db, columns, rewrite, statement_timeout))
         tables[name] = TableFacts(
-            scanned.exists, scanned.rows, size, columns, counts=scanned.counts, lengths=lengths
+            scanned.exists,
+            scanned.rows,
+            size,
+            columns,
+            counts=counts,
+            lengths=lengths,
+            typmods=typmods.get(name, {}),
         )
     enums = _enums(db, request.enums) if db.dialect == "postgresql" and request.enums else {}
-    return Facts(tables, enums)
+    aggregates: frozenset[str] = frozenset()
+    if db.dialect == "postgresql" and request.functions:
+        aggregates = _aggregates(db, request.functions)
+    return Facts(tables, enums, aggregates)
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -107,7 +141,9 @@ def _qualified(name: str) -> str:
 Catalog = dict[str, tuple[dict[str, str], int, dict[str, int]]]
 
 
-def _catalog(db: Database, names: list[str]) -> Catalog:
+def _catalog(db: Database, names: list[str], typmods: dict[str, dict[str, int]]) -> Catalog:
+    """Columns, size and length limits of each table; ``typmods`` gets each column's
+    ``atttypmod`` (PostgreSQL only)."""
     found: Catalog = {}
     if db.dialect == "postgresql":
         pairs = [_split(n) for n in names]
@@ -115,7 +151,7 @@ def _catalog(db: Database, names: list[str]) -> Catalog:
             "SELECT n.nspname, c.relname, a.attname, t.typname, "
             "pg_total_relation_size(c.oid), "
             "CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 "
-            "THEN a.atttypmod - 4 END "
+            "THEN a.atttypmod - 4 END, a.atttypmod "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "JOIN pg_type t ON t.oid = a.atttypid "
@@ -123,10 +159,12 @@ def _catalog(db: Database, names: list[str]) -> Catalog:
             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
             ([p[0] for p in pairs], [p[1] for p in pairs]),
         )
-        for schema, table, column, type_name, size, length in rows:
+        for schema, table, column, type_name, size, length, typmod in rows:
             key = table if schema == "public" else f"{schema}.{table}"
             columns, _, lengths = found.setdefault(key, ({}, int(size), {}))
             columns[column] = type_name
+            if typmod is not None and int(typmod) >= 0:
+                typmods.setdefault(key, {})[column] = int(typmod)
             if length is not None:
                 lengths[column] = int(length)
         return found
@@ -199,6 +237,17 @@ def _scan(
                     db, f"{_quote(col)} IS NOT NULL AND {_quote(col)}{text_cast} NOT IN ({listed})"
                 ),
             )
+    for col, labels in sorted(wanted.inside):
+        if col in columns:
+            listed = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
+            ask(
+                ("inside", col, labels),
+                _count_where(db, f"{_quote(col)}{text_cast} IN ({listed})") if labels else "0",
+            )
+    for col, type_sql in sorted(wanted.misfit):
+        changed = _misfit(db, col, columns.get(col, ""), type_sql)
+        if changed:
+            ask(("misfit", col, type_sql), _count_where(db, changed))
     target = _qualified(name) if db.dialect == "postgresql" else _quote(name)
     try:
         row = db.query(f"SELECT {', '.join(terms)} FROM {target}")[0]
@@ -238,10 +287,136 @@ def _not_whole(db: Database, col: str, type_name: str) -> str:
     return f"{quoted}::text !~ '^\\s*[-+]?[0-9]+\\s*$'"
 
 
+REWRITE_FIGURES = ("changed", "nulled", "collapsed", "json_dropped")
+"""What ``measure_rewrite`` counts for an UPDATE's column, each under
+``(figure, column, new value, table, WHERE)``: the rows whose value changes; non-empty
+values made NULL; rows whose new value is shared with a row that held another value
+(distinct values made one); JSON values whose scalars are not all in the new value."""
+_CASTABLE = {
+    "text",
+    "varchar",
+    "bpchar",
+    "int2",
+    "int4",
+    "int8",
+    "numeric",
+    "float4",
+    "float8",
+    "bool",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "uuid",
+    "json",
+    "jsonb",
+}
+_LEAVES = (
+    'jsonb_path_query_array({}, \'strict $.** ? (@.type() != "object" && @.type() != "array")\')'
+)
+
+
+class _RolledBack(Exception):
+    """Ends the measuring transaction with a ROLLBACK."""
+
+
+def measure_rewrite(
+    db: Database, columns: dict[str, str], rewrite: tuple[str, str, str, str], timeout: float
+) -> dict[tuple[Any, ...], int]:
+    """Run an UPDATE's assignment as a SELECT and count what it would destroy.
+
+    The SELECT runs in a READ ONLY transaction under ``timeout``: whatever the expression
+    calls, it can change nothing (PostgreSQL refuses writes, even ``nextval``), and it
+    cannot outlast the statement timeout. An expression that fails or times out answers
+    nothing: the rule then falls back to the column's non-null count."""
+    column, value, source, where = rewrite
+    live = columns.get(column, "")
+    if db.dialect != "postgresql" or not live:
+        return {}
+    json = live in ("json", "jsonb")
+    was = _quote(column) + ("::jsonb" if json else "")
+    cast = f"::{live}" if live in _CASTABLE else ""
+    new = f"({value}){cast}" + ("::jsonb" if json else "")
+    if where:
+        new = f"CASE WHEN ({where}) IS TRUE THEN {new} ELSE {was} END"
+    dropped = (
+        "(SELECT count(*) FROM m WHERE was IS NOT NULL AND becomes IS NOT NULL AND NOT ("
+        + _LEAVES.format("becomes")
+        + " @> "
+        + _LEAVES.format("was")
+        + "))"
+        if json
+        else "0"
+    )
+    sql = (
+        f"WITH m AS MATERIALIZED (SELECT {was} AS was, {new} AS becomes FROM {source}), "
+        "g AS (SELECT becomes, count(DISTINCT was) AS olds, "
+        "count(*) FILTER (WHERE was IS DISTINCT FROM becomes) AS changed FROM m GROUP BY 1) "
+        "SELECT (SELECT count(*) FROM m WHERE was IS DISTINCT FROM becomes), "
+        "(SELECT count(*) FROM m WHERE was IS NOT NULL AND becomes IS NULL "
+        "AND btrim(was::text) <> ''), "
+        "(SELECT coalesce(sum(changed), 0) FROM g WHERE becomes IS NOT NULL AND olds > 1), "
+        f"{dropped}"
+    )
+    row: tuple[Any, ...] = ()
+    try:
+        with db.transaction(statement_timeout=timeout):
+            db.execute("SET TRANSACTION READ ONLY")
+            row = tuple(db.query(sql)[0])
+            raise _RolledBack  # never commit: not even the settings outlive the SELECT
+    except _RolledBack:
+        pass
+    except DatabaseUnavailable:
+        raise
+    except DatabaseError:
+        return {}
+    return {
+        (figure, *rewrite): int(count or 0)
+        for figure, count in zip(REWRITE_FIGURES, row, strict=True)
+    }
+
+
+_NUMERIC_TYPE = re.compile(r"^numeric\((\d+), (\d+)\)$")
+_TIME_TYPE = re.compile(r"^(timestamp|timestamptz|time|date)(\(\d\))?$")
+_TIME_FAMILY = {"timestamp", "timestamptz", "date", "time"}
+
+
+def _misfit(db: Database, col: str, live_type: str, type_sql: str) -> str | None:
+    """SQL true for a value of ``col`` that ``type_sql`` would change; None when the pair
+    is not one that can be compared without the cast itself failing mid-scan."""
+    if db.dialect != "postgresql":
+        return None
+    quoted, live = _quote(col), live_type.lower()
+    number = _NUMERIC_TYPE.match(type_sql)
+    if number and _numeric(live) and live != "money":
+        precision, scale = int(number.group(1)), int(number.group(2))
+        value = f"{quoted}::numeric"
+        # Compared, never cast: a value too large would fail the cast, and the scan with it.
+        return (
+            f"{quoted} IS NOT NULL AND {value} <> 'NaN' AND (abs({value}) >= "
+            f"10::numeric ^ {precision - scale} OR {value} <> round({value}, {scale}))"
+        )
+    if _TIME_TYPE.match(type_sql) and live in _TIME_FAMILY:
+        if (live == "time") != (type_sql == "time" or type_sql.startswith("time(")):
+            return None  # a time of day and a date or timestamp do not compare
+        return f"{quoted} IS NOT NULL AND {quoted}::{type_sql} IS DISTINCT FROM {quoted}"
+    return None
+
+
 def _count_where(db: Database, condition: str) -> str:
     if db.dialect == "postgresql":
         return f"count(*) FILTER (WHERE {condition})"
     return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+def _aggregates(db: Database, names: Iterable[str]) -> frozenset[str]:
+    """One catalog query: which names belong to an aggregate (``CREATE AGGREGATE`` too).
+    SQLite has none a migration could define."""
+    rows = db.query(
+        "SELECT DISTINCT lower(proname) FROM pg_proc WHERE prokind = 'a' "
+        "AND lower(proname) = ANY(%s)",
+        (sorted(names),),
+    )
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _enums(db: Database, names: Iterable[str]) -> dict[str, tuple[str, ...]]:

@@ -37,6 +37,10 @@ class LintReport:
     mode: str
     """``data-aware`` (live facts), ``static``, or a mix described per target."""
     notes: tuple[str, ...] = ()
+    unreachable: tuple[str, ...] = ()
+    """``target: reason`` for each target whose database could not be reached: its live
+    state is unknown (not empty), so its migrations were judged statically. Every format
+    says so first."""
 
     @property
     def failed(self) -> bool:
@@ -48,7 +52,8 @@ def render(report: LintReport, fmt: str) -> str:
 
 
 def _text(report: LintReport) -> str:
-    lines = [f"reconciler lint: {report.migrations} migration(s), {report.mode}"]
+    lines = [f"reconciler lint: DATABASE UNREACHABLE: {u}" for u in report.unreachable]
+    lines.append(f"reconciler lint: {report.migrations} migration(s), {report.mode}")
     lines += [f"  note: {n}" for n in report.notes]
     for entry in report.entries:
         f = entry.finding
@@ -68,6 +73,10 @@ def _text(report: LintReport) -> str:
 def _json(report: LintReport) -> str:
     return json.dumps(
         {
+            "unreachable": [
+                {"target": name, "error": error}
+                for name, _, error in (u.partition(": ") for u in report.unreachable)
+            ],
             "mode": report.mode,
             "migrations": report.migrations,
             "notes": list(report.notes),
@@ -145,11 +154,30 @@ def _sarif(report: LintReport) -> str:
                         }
                     },
                     "results": results,
+                    **_invocations(report),
                 }
             ],
         },
         indent=2,
     )
+
+
+def _invocations(report: LintReport) -> dict[str, Any]:
+    """An unreachable database, as SARIF reports a condition of the run itself: a
+    notification of the tool's execution, not a result on a file."""
+    if not report.unreachable:
+        return {}
+    notes = [
+        {
+            "level": "warning",
+            "message": {
+                "text": f"database unreachable: {u}; live data "
+                "unknown, migrations judged statically"
+            },
+        }
+        for u in report.unreachable
+    ]
+    return {"invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notes}]}
 
 
 def _uri(file: str) -> str:
@@ -161,7 +189,11 @@ def _uri(file: str) -> str:
 
 def _github(report: LintReport) -> str:
     kinds = {"error": "error", "warning": "warning", "note": "notice"}
-    lines = []
+    lines = [
+        f"::warning title={_escape_property('reconciler lint: database unreachable')}::"
+        f"{_escape(u)}; live data unknown, migrations judged statically"
+        for u in report.unreachable
+    ]
     for entry in report.entries:
         f = entry.finding
         message = _escape(

@@ -3,7 +3,7 @@ always give the same plan; the caller gathers findings (``safety``) beforehand."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,8 +21,13 @@ def plan_schema(
     observation: SchemaObservation,
     findings: Mapping[str, list[Finding]],
     now: datetime,
+    every: Collection[str] = (),
 ) -> Plan:
+    """``every``: the ids of all the target's migrations, the desired ones and those after a
+    pinned ``revision``; an approval for one of the latter is given ahead ("pre-approved for
+    the next release"), not a typo."""
     history = observation.history
+    ahead = set(every) - {m.id for m in observation.desired}
     blocker: Blocker | None = None
     if history.failed:
         failed = history.failed[0]
@@ -63,20 +68,30 @@ def plan_schema(
         for m in observation.pending
     )
     pending = {m.id for m in observation.pending}
-    known = {m.id for m in observation.desired} | {a.id for a in history.applied}
+    applied = {a.id for a in history.applied}
+    known = {m.id for m in observation.desired} | applied
     notes = list(history.notes)
+    if target.without_snapshot:
+        notes.insert(0, target.without_snapshot)
     for approval in target.safety.approvals:
-        if approval.migration not in known and blocker is None:
+        if approval.migration in pending:
+            continue
+        if approval.migration in applied:
+            notes.append(
+                f"the approval for {approval.migration} is no longer needed: it "
+                "is applied (remove it from the policy)"
+            )
+        elif approval.migration in ahead:
+            notes.append(
+                f"pre-approved: {approval.migration} comes after the pinned revision "
+                f"{target.migrations.revision}; its approval applies once the revision moves on"
+            )
+        elif approval.migration not in known and blocker is None:
             blocker = Blocker(
                 "InvalidPolicy",
                 f"safety.approvals names migration {approval.migration!r}, which this "
                 f"target's migrations do not have (a typo, or an approval for another "
                 f"target?)",
-            )
-        elif approval.migration not in pending:
-            notes.append(
-                f"the approval for {approval.migration} is no longer needed: it "
-                "is applied (remove it from the policy)"
             )
     return Plan(
         target=target.name,

@@ -104,17 +104,23 @@ def summary(plan: Plan) -> str:
     text = f"Plan: {count} migration{'s' if count != 1 else ''} to apply"
     first = plan.first_blocked
     if first is not None:
-        waits = first.verdict.decision == "waiting"
-        text += (
-            f"; {runnable} can run now, then {first.migration.id} "
-            f"{'waits for the grace period' if waits else 'needs an approval'}"
-        )
+        text += f"; {runnable} can run now, then {first.migration.id} {_why_stopped(first)}"
     if plan.window_opens is not None and runnable:
         text += (
             f"; outside the maintenance windows: they run when the next opens, "
             f"{plan.window_opens:%Y-%m-%d %H:%M} UTC (or `apply --ignore-window`)"
         )
     return text + "."
+
+
+def _why_stopped(step: Step) -> str:
+    """What the first stopped step waits for. A syntax error is no matter of approval: no
+    approval can make the server run SQL it cannot parse."""
+    if step.verdict.decision == "waiting":
+        return "waits for the grace period"
+    if step.verdict.reason == "InvalidMigration":
+        return "is invalid (PostgreSQL cannot parse it): fix the migration"
+    return "needs an approval"
 
 
 def to_json(plan: Plan) -> dict[str, Any]:

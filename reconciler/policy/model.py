@@ -301,11 +301,18 @@ class Identity(Strict):
     cascades: a table referenced with ON DELETE CASCADE is refused."""
     soft_delete_column: Identifier | None = None
     max_deletions: MaxDeletions = Field(default_factory=MaxDeletions.model_construct)
+    deadline: Seconds = Field(default=60.0, gt=0)
+    """How long one request to the provider may take in all, its retries and their waits
+    included, however the provider answers (slowly, a byte at a time, or not at all). A
+    page of users takes a second or two; a minute leaves room for the retries (0.5s, 1s, 2s
+    apart) and a short ``Retry-After``, and bounds how long a stalled provider holds a run.
+    Default 60s."""
 
     @model_validator(mode="after")
     def _settings_present(self) -> Identity:
         if getattr(self, self.provider) is None:
             raise ValueError(f"provider {self.provider} needs a `{self.provider}:` section")
+
         if self.orphans == "soft-delete" and not self.soft_delete_column:
             raise ValueError("orphans: soft-delete needs soft_delete_column (e.g. deleted_at)")
         return self
@@ -456,6 +463,30 @@ class Target(Strict):
         """``reconciler VERB --config F --target T``: a command line for this target."""
         config = f" --config {shlex.quote(self._policy_file)}" if self._policy_file else ""
         return f"reconciler {verb}{config} --target {self.name}"
+
+    @property
+    def without_snapshot(self) -> str | None:
+        """What ``check``, ``plan``, ``status`` and ``/status`` say of a production target
+        that takes no backup before a schema change (no ``backup`` section, or one whose
+        ``before`` leaves ``schema-change`` out); None otherwise. The protocol this tool
+        automates takes a snapshot before any schema change in production. A warning, not
+        a refusal: what is applied is still verified inside its transaction."""
+        if self.environment != "production":
+            return None
+        loses = "schema changes are applied with no snapshot to restore"
+        if self.backup is None:
+            driver = "sqlite" if self.database.dialect == "sqlite" else "pg_dump"
+            return (
+                f"production without a backup: {loses}; add a `backup:` section "
+                f"(e.g. backup: {{driver: {driver}, dir: var/backups}}) to take a verified "
+                "one before each"
+            )
+        if "schema-change" not in self.backup.before:
+            return (
+                f"production, but backup.before leaves out schema-change: {loses}; "
+                "add schema-change to backup.before"
+            )
+        return None
 
 
 def _check_target(target: Target) -> Target:

@@ -25,6 +25,7 @@ STALLING = frozenset(
         "InvalidSource",
         "UnknownRevision",
         "IdentityFailed",
+        "UsersRefused",
     }
 )
 """Reasons that need a person before the target can move again."""
@@ -39,6 +40,7 @@ WAITING = frozenset(
         "ProviderUnavailable",
         "IncompleteListing",
         "Suspended",
+        "Interrupted",
     }
 )
 """Reasons that clear by themselves (retried), or by the policy's own schedule."""

@@ -9,8 +9,14 @@ with jitter, cron for backups, coalesced: a slow run never piles up); failures r
 The desired state is a local policy file (reloaded on SIGHUP) or a git repository the daemon
 fetches on ``source.git.interval``; a new commit is reconciled at once. A policy that fails
 to load, for whatever reason, keeps the last good one running and reports ``InvalidPolicy``.
-SIGTERM stops the scheduling, lets a running migration finish (up to ``grace``), releases
-the locks, exits 0.
+SIGTERM stops the scheduling, ends the identity provider's requests in flight at once, lets
+a running migration finish (up to ``grace``), releases the locks, exits 0; a run still going
+when the grace period is over does not keep the process alive (its transaction rolls back
+with its connection).
+
+A target's identity runs never wait for its schema and backup runs, nor these for them:
+each lane has its own lock (``TargetRuntime.lane``), and a provider that hangs holds back
+no migration.
 
 The ``server`` section's references to the environment (the token) are resolved only by a
 daemon that serves HTTP: ``run --once`` serves none, and does not need them.
@@ -188,13 +194,34 @@ class Daemon:
         runtime = self.targets.get(name)
         if runtime is None or (self.stopping.is_set() and trigger != "once"):
             return None
-        # Runs of one target never overlap: another concern's run waits for this one (the
-        # scheduler already coalesces repeats of the same concern).
-        if not runtime.busy.acquire(timeout=BUSY_WAIT_SECONDS):
+        # Runs in one lane of a target never overlap: the other's run waits for this one
+        # (the scheduler already coalesces repeats of the same concern). Identity has a
+        # lane of its own: a provider that hangs holds back no migration.
+        lane = runtime.lane(concern)
+        if not lane.acquire(timeout=BUSY_WAIT_SECONDS):
             return None
         try:
+            if concern == "identity":
+                self._await_schema(runtime)
+            if self.stopping.is_set() and trigger != "once":
+                return None  # it waited while the daemon began to stop
             return self._run(runtime, concern, trigger)
         finally:
+            if concern == "schema":
+                runtime.schema_ran.set()
+            lane.release()
+
+    def _await_schema(self, runtime: TargetRuntime) -> None:
+        """Identity reads the users table the schema's migrations make and change: its run
+        starts after the target's first schema run (when one is scheduled), and not in the
+        middle of one. It waits without taking the schema's lane, so no migration ever
+        waits for identity."""
+        until = time.monotonic() + BUSY_WAIT_SECONDS
+        if runtime.spec.schedule.schema_ is not None:
+            while not runtime.schema_ran.wait(0.5):
+                if self.stopping.is_set() or time.monotonic() > until:
+                    return
+        if runtime.busy.acquire(timeout=max(until - time.monotonic(), 0)):
             runtime.busy.release()
 
     def _run(self, runtime: TargetRuntime, concern: str, trigger: str) -> str | None:
@@ -337,7 +364,12 @@ class Daemon:
             )
         if concern == "identity":
             result = reconcile_identity(
-                spec, self.ledger, dry_run=not acting, trigger=trigger, source=source
+                spec,
+                self.ledger,
+                dry_run=not acting,
+                trigger=trigger,
+                source=source,
+                cancel=self.stopping,
             )
             views.identity(self, runtime, result)
             if spec.suspend:
@@ -454,20 +486,29 @@ class Daemon:
         if runs or deliveries:
             log.info("ledger retention: deleted %d runs, %d webhook deliveries", runs, deliveries)
 
-    def stop(self, grace: float | None = None) -> None:
-        """Stop scheduling; wait for running work (a migration finishes or rolls back)."""
+    def stop(self, grace: float | None = None) -> list[str]:
+        """Stop scheduling; wait for running work (a migration finishes or rolls back) up to
+        ``grace``. Provider requests in flight end at once (``stopping`` cancels them).
+        The runs still going when the grace period is over, as ``target lane``."""
         self.stopping.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + (self.policy.grace if grace is None else grace)
+        unfinished = []
         for runtime in list(self.targets.values()):
-            remaining = max(deadline - time.monotonic(), 0)
-            if runtime.busy.acquire(timeout=remaining):
+            for name, lane in runtime.lanes().items():
+                remaining = max(deadline - time.monotonic(), 0)
+                if lane.acquire(timeout=remaining):
+                    lane.release()
+                else:
+                    unfinished.append(f"{runtime.spec.name} {name}")
+            if runtime.busy.acquire(blocking=False):
                 runtime.busy.release()
                 runtime.drop_connection()
             runtime.leadership.release()
         self.leaders.close()
         self.ledger.close()
+        return unfinished
 
     def run_once(self) -> int:
         """One full cycle of every target, ``WORKERS`` targets at a time; the exit code."""
@@ -512,8 +553,19 @@ class Daemon:
         signal.signal(signal.SIGINT, terminate)
         signal.signal(signal.SIGHUP, hangup)
         done.wait()
-        self.stop()
+        unfinished = self.stop()
         self.server.stop()
+        if unfinished:
+            # Their threads would keep the interpreter from exiting: end the process, which
+            # ends their connections, and the server rolls their transactions back.
+            log.warning(
+                "stopped: the grace period (%gs) is over with runs still going (%s); exiting",
+                self.policy.grace,
+                ", ".join(unfinished),
+            )
+            logging.shutdown()
+            os._exit(0)
+        log.info("stopped")
         return 0
 
 

@@ -1,7 +1,11 @@
 """One target inside the daemon: its policy, leadership, conditions, the latest views that
 ``/status`` and the metrics show, and a connection kept between runs.
 
-Runs of one target never overlap (``busy``), so the kept connection has one user at a time.
+Runs of one target's schema and backups never overlap (``busy``), so the kept connection
+has one user at a time, and a scheduled dump never holds the locks a migration waits for
+(its ``lock_timeout`` would fail it). Identity runs have a lane of their own
+(``identity_busy``): they use their own connection, and a provider that is slow to answer
+must never hold a migration back.
 Keeping it saves a new server process per run, the largest cost of an in-sync run across a
 fleet. It is kept only while it is known clean: idle, alive, and only used to look (a run
 that applied or failed closes it, so no session state a migration set can leak).
@@ -36,6 +40,10 @@ class TargetRuntime:
     spec: Target
     leadership: Leadership
     busy: threading.Lock = field(default_factory=threading.Lock)
+    identity_busy: threading.Lock = field(default_factory=threading.Lock)
+    schema_ran: threading.Event = field(default_factory=threading.Event)
+    """Set once a schema run of this process has ended: identity reads the table the
+    migrations make, so it starts after that."""
     conditions: tuple[Condition, ...] = ()
     concerns: dict[str, ConcernState] = field(default_factory=dict)
     schema: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +76,14 @@ class TargetRuntime:
             with contextlib.suppress(Exception):  # a lost connection closes without a word
                 self.kept.close()
             self.kept = None
+
+    def lane(self, concern: str) -> threading.Lock:
+        """The lock a run of ``concern`` holds: runs in one lane never overlap, runs in
+        different lanes never wait for each other."""
+        return self.identity_busy if concern == "identity" else self.busy
+
+    def lanes(self) -> dict[str, threading.Lock]:
+        return {"schema and backup": self.busy, "identity": self.identity_busy}
 
     def concern(self, name: str) -> ConcernState:
         return self.concerns.setdefault(name, ConcernState())

@@ -174,6 +174,7 @@ def status(daemon: Daemon) -> dict[str, Any]:
                 "environment": runtime.spec.environment,
                 "leader": leading.get(name, False),
                 "suspended": runtime.spec.suspend,
+                "warnings": [w] if (w := runtime.spec.without_snapshot) else [],
                 "conditions": [
                     {
                         "type": c.type,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import Op, ParsedSql, parse
-from reconciler.safety.rules import Expansion, Judge, request_facts
+from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
 if TYPE_CHECKING:
     from reconciler.db.url import Dialect
@@ -163,9 +163,19 @@ def judge_batch(
     later ones (a plan); False for static lint of unrelated files."""
     judge = Judge(facts, now, grace_seconds, list(history))
     results: dict[str, list[Finding]] = {}
+    folder = None
     for item in batch:
         if not live_batch:
-            judge = Judge(facts, now, grace_seconds, list(history))
+            same = _history_of(item) == folder
+            judge = Judge(
+                facts,
+                now,
+                grace_seconds,
+                list(history),
+                column_types=dict(judge.column_types) if same else {},
+                enums=dict(judge.enums) if same else {},
+            )
+            folder = _history_of(item)
         findings = syntax_findings(item)
         if not findings:
             findings = judge.migration(
@@ -173,6 +183,14 @@ def judge_batch(
             )
         results[item.migration.id] = findings
     return results
+
+
+def _history_of(item: Parsed) -> Path:
+    """The history a file belongs to (a Prisma migrations folder, an Alembic versions
+    folder): lint of unrelated files judges each on its own, but a column's type and an
+    enum's labels are what the earlier files of the same history made them."""
+    path = item.migration.path
+    return path.parent.parent if path.name == "migration.sql" else path.parent
 
 
 def _expand_rebuilds(ops: Sequence[Op], judge: Judge) -> list[Op]:
@@ -190,9 +208,6 @@ def _expand_rebuilds(ops: Sequence[Op], judge: Judge) -> list[Op]:
 
 
 def expansions_in(parsed: Parsed, applied_at: datetime | None) -> list[Expansion]:
-    """Columns an applied migration added: what a later drop must wait for."""
-    return [
-        Expansion(parsed.migration.id, op.table, op.column, applied_at, op.type_name)
-        for op in parsed.sql.ops
-        if op.kind == "add-column"
-    ]
+    """Replacements an applied migration filled from other columns: what a later drop of
+    those columns must wait for."""
+    return fills(parsed.migration.id, parsed.sql.ops, applied_at)

@@ -99,6 +99,9 @@ def gate_step(
             if cover:  # a person read the DO block: what it measurably loses is approved
                 approved.append((finding, cover))
             continue
+        if finding.rule == "unanalysable-revision" and cover:
+            approved.append((finding, cover))  # a person read it, as a DO block above
+            continue
         if finding.severity not in safety.block:
             continue
         if cover:
@@ -115,11 +118,15 @@ def gate_step(
 def covers_loss(verdict: Verdict, safety: Rules, table: str) -> bool:
     """Whether data a step measurably loses from ``table`` (on a copy, or inside its own
     transaction) is accepted: the policy does not block data loss, an approval covers a
-    finding on that table or names the table, or one covers the step's DO blocks, which no
-    rule sees into."""
+    finding on that table or names the table, or one covers the step's DO blocks or a
+    revision that could not be rendered, which no rule sees into."""
     if "data-loss" not in safety.block or table in verdict.accepted_tables:
         return True
-    return any(f.table == table or f.rule == "opaque-statement" for f, _ in verdict.approved)
+    return any(f.table == table or f.rule in UNSEEN for f, _ in verdict.approved)
+
+
+UNSEEN = ("opaque-statement", "unanalysable-revision")
+"""Findings of code no rule sees into: approving one accepts what the step measurably loses."""
 
 
 def window_opens(windows: Sequence[Window], now: datetime) -> datetime | None:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from pglast import parse_sql
+from pglast import ast, parse_sql
 from pglast.parser import ParseError, parse_sql_json
+from pglast.stream import RawStream
+
+from reconciler.safety.types import SqlType, normalise
 
 SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
 VOLATILE_DEFAULTS = {
@@ -45,7 +48,8 @@ class Op:
     kind: str
     """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
     create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
-    update, create-enum, rename-type, drop-type, do-block, create-table, insert."""
+    update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
+    ``COPY ... FROM`` and ``MERGE``: rows written)."""
     table: str = ""
     column: str = ""
     line: int = 0
@@ -76,6 +80,43 @@ class Op:
     labels: tuple[str, ...] = ()
     """create-enum: its labels."""
     cascade: bool = False
+    sql_type: SqlType | None = None
+    """add-column / alter-type: the (new) type as PostgreSQL normalises it."""
+    column_types: tuple[SqlType, ...] = ()
+    """create-table: the type of each of ``columns``."""
+    using: str = ""
+    """alter-type: ``case`` when ``USING`` is a ``CASE`` on the column's values that
+    ``case_map`` reads completely, ``other`` for any other expression than the column itself
+    (cast or not), empty without one."""
+    case_map: tuple[tuple[str, str | None], ...] = ()
+    """alter-type with ``using == "case"``: (old value, new value or None for NULL)."""
+    case_else: str | None = None
+    """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
+    case_else_keeps: bool = False
+    """``ELSE "col"``: the values no branch names keep their value."""
+    rewrites: tuple[tuple[str, str], ...] = ()
+    """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
+    when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
+    source: str = ""
+    """update: the target table as SQL, with its alias (``"users" AS u``)."""
+    where: str = ""
+    """update: the WHERE clause as SQL, empty without one."""
+    lossy_calls: tuple[str, ...] = ()
+    """update: columns whose new value calls a function that drops part of a value
+    (``date_trunc``, ``left``, ``round``...): every value it changes is destroyed."""
+    empty_guarded: tuple[str, ...] = ()
+    """update: columns whose WHERE requires them to be ``''`` (``SET c = NULL WHERE c = ''``)."""
+    if_not_exists: bool = False
+    """create-table: ``IF NOT EXISTS``: the table may already exist, with rows."""
+    reads: tuple[tuple[str, str], ...] = ()
+    """insert: the (table, column) pairs its SELECT reads (``*`` for every column): another
+    table filled from a column, which a later drop of that column must give time to."""
+    empty_when: tuple[tuple[str, ...], ...] = ()
+    """insert: its SELECT returns no row when every table of one of these groups is empty
+    (a join or a FROM list over an empty table); () when that cannot be proven."""
+    calls: tuple[str, ...] = ()
+    """insert: functions its SELECT calls without GROUP BY (not as window functions): if
+    one is an aggregate, the SELECT returns a row even over no rows."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +147,8 @@ def parse(sql: str) -> ParsedSql:
         kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
         read = _READERS.get(kind)
         if read is not None:
-            ops.extend(read(node, partial(Op, line=line, statement=_clean(text))))
+            found = read(node, partial(Op, line=line, statement=_clean(text)))
+            ops.extend(_measurable_update(found, text) if kind == "UpdateStmt" else found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
 
@@ -179,6 +221,22 @@ def _type(type_name: Tree | None) -> tuple[str, int | None]:
     return (parts[-1] if parts else ""), length
 
 
+def _sql_type(type_name: Tree | None) -> SqlType | None:
+    """The type as the catalog will name it: aliases folded, every modifier kept."""
+    if not type_name:
+        return None
+    names = [p for p in _strings(type_name.get("names")) if p != "pg_catalog"]
+    if not names:
+        return None
+    mods = tuple(
+        m["A_Const"].get("ival", {}).get("ival", 0)
+        for m in type_name.get("typmods", ())
+        if "ival" in m.get("A_Const", {})
+    )
+    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
+    return normalise(name, mods, array=bool(type_name.get("arrayBounds")))
+
+
 def _nodes(node: object, kind: str) -> Iterator[Tree]:
     """Every ``kind`` node inside ``node``, in the order they appear."""
     if isinstance(node, dict):
@@ -210,6 +268,21 @@ def _null_tests(node: Tree | None) -> Iterator[str]:
             yield from _null_tests(arg)
 
 
+def _empty_tests(node: Tree | None) -> Iterator[str]:
+    """Columns that ``node`` (a WHERE clause) requires to be ``''``, through ANDs."""
+    node = node or {}
+    test = node.get("A_Expr")
+    if test is not None and test.get("kind") == "AEXPR_OP" and _strings(test.get("name")) == ["="]:
+        sides = [test.get("lexpr", {}), test.get("rexpr", {})]
+        if any(side.get("A_Const", {}).get("sval", {}).get("sval", None) == "" for side in sides):
+            for side in sides:
+                yield from _column_refs(side)
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        for arg in both.get("args", ()):
+            yield from _empty_tests(arg)
+
+
 def _volatile(expr: Tree | None) -> bool:
     """Whether a default calls a function whose value differs row by row."""
     return any(
@@ -221,15 +294,143 @@ def _volatile(expr: Tree | None) -> bool:
 
 # -- one reader per kind of statement -----------------------------------------------------------
 def _create_table(node: Tree, mk: Make) -> list[Op]:
-    columns = tuple(
-        e["ColumnDef"].get("colname", "") for e in node.get("tableElts", ()) if "ColumnDef" in e
-    )
-    return [mk("create-table", _name(node.get("relation")), columns=columns)]
+    defs = [e["ColumnDef"] for e in node.get("tableElts", ()) if "ColumnDef" in e]
+    return [
+        mk(
+            "create-table",
+            _name(node.get("relation")),
+            columns=tuple(d.get("colname", "") for d in defs),
+            column_types=tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs),
+            if_not_exists=bool(node.get("if_not_exists")),
+        )
+    ]
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
     cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
-    return [mk("insert", _name(node.get("relation")), columns=cols)]
+    select = node.get("selectStmt")
+    return [
+        mk(
+            "insert",
+            _name(node.get("relation")),
+            columns=cols,
+            reads=_reads(select),
+            empty_when=() if node.get("withClause") else _empty_when(select),
+            calls=_plain_calls(select),
+        )
+    ]
+
+
+def _plain_calls(select: Tree | None) -> tuple[str, ...]:
+    stmt = (select or {}).get("SelectStmt") or {}
+    if stmt.get("groupClause"):
+        return ()
+    names = (
+        _strings(call.get("funcname"))[-1:]
+        for call in _nodes([stmt.get("targetList"), stmt.get("havingClause")], "FuncCall")
+        if not call.get("over")
+    )
+    return tuple(sorted({n[0].lower() for n in names if n}))
+
+
+AGGREGATES = frozenset(
+    {
+        "count", "sum", "avg", "min", "max", "array_agg", "string_agg", "json_agg",
+        "jsonb_agg", "json_object_agg", "jsonb_object_agg", "json_objectagg", "json_arrayagg",
+        "bool_and", "bool_or", "every", "bit_and", "bit_or", "bit_xor", "xmlagg",
+        "range_agg", "range_intersect_agg", "any_value", "stddev", "stddev_pop",
+        "stddev_samp", "variance", "var_pop", "var_samp", "corr", "covar_pop", "covar_samp",
+        "regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope",
+        "regr_sxx", "regr_sxy", "regr_syy", "mode", "percentile_cont", "percentile_disc",
+        "rank", "dense_rank", "percent_rank", "cume_dist",
+    }
+)  # fmt: skip
+"""PostgreSQL's aggregate functions: without GROUP BY they return a row over no rows."""
+
+
+def _empty_when(select: Tree | None) -> tuple[tuple[str, ...], ...]:
+    """When a SELECT provably returns no row: groups of tables, one of which all empty is
+    enough. Nothing is proven for VALUES, set operations, WITH, GROUP BY () or an
+    aggregate without GROUP BY (``SELECT count(*) FROM empty`` returns one row)."""
+    stmt = (select or {}).get("SelectStmt")
+    if not stmt or stmt.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return ()
+    if stmt.get("valuesLists") or stmt.get("withClause"):
+        return ()
+    group = stmt.get("groupClause")
+    if next(_nodes(group, "GroupingSet"), None) is not None:
+        return ()
+    if not group and (stmt.get("havingClause") or _aggregates(stmt.get("targetList"))):
+        return ()
+    groups: list[tuple[str, ...]] = []
+    for item in stmt.get("fromClause", ()):
+        groups += _empty_if(item)  # a FROM list is a cross join: any empty item is enough
+    return tuple(groups)
+
+
+def _empty_if(item: Tree) -> list[tuple[str, ...]]:
+    if "RangeVar" in item:
+        return [(_name(item["RangeVar"]),)]
+    join = item.get("JoinExpr")
+    if join is None:
+        return []  # a subquery or a function: its rows are not known
+    left, right = _empty_if(join.get("larg", {})), _empty_if(join.get("rarg", {}))
+    kind = join.get("jointype", "JOIN_INNER")
+    if kind == "JOIN_INNER":
+        return left + right
+    if kind == "JOIN_LEFT":
+        return left
+    if kind == "JOIN_RIGHT":
+        return right
+    if kind == "JOIN_FULL":
+        return [a + b for a in left for b in right]
+    return []
+
+
+def _aggregates(node: object) -> bool:
+    flags = ("agg_star", "agg_distinct", "agg_filter", "agg_order", "agg_within_group")
+    for call in _nodes(node, "FuncCall"):
+        if call.get("over"):
+            continue  # a window function: one result per row
+        names = _strings(call.get("funcname"))
+        if any(call.get(f) for f in flags) or (names and names[-1].lower() in AGGREGATES):
+            return True
+    return False
+
+
+def _reads(select: Tree | None) -> tuple[tuple[str, str], ...]:
+    """The (table, column) pairs a SELECT reads. A column written without its table is
+    paired with every table of the query when there are several: it may be any of them."""
+    if not select:
+        return ()
+    aliases: dict[str, str] = {}
+    for rel in _nodes(select, "RangeVar"):
+        table = _name(rel)
+        aliases[rel.get("alias", {}).get("aliasname") or rel.get("relname", "")] = table
+        aliases.setdefault(table, table)
+    tables = sorted(set(aliases.values()))
+    pairs: set[tuple[str, str]] = set()
+    for ref in _nodes(select, "ColumnRef"):
+        fields = ref.get("fields", ())
+        name = "*" if fields and "A_Star" in fields[-1] else (_strings(fields[-1:]) or [""])[0]
+        qualifier = _strings(fields[:-1])
+        if qualifier and qualifier[-1] in aliases:
+            pairs.add((aliases[qualifier[-1]], name))
+        elif not qualifier:
+            pairs.update((table, name) for table in tables)
+    return tuple(sorted(pairs))
+
+
+def _copy(node: Tree, mk: Make) -> list[Op]:
+    """``COPY t FROM``: rows written into t (``COPY t TO`` only reads)."""
+    if not node.get("is_from") or not node.get("relation"):
+        return []
+    return [mk("insert", _name(node.get("relation")), columns=tuple(_strings(node.get("attlist"))))]
+
+
+def _merge(node: Tree, mk: Make) -> list[Op]:
+    """``MERGE INTO t``: may insert rows into t (its UPDATE and DELETE arms are not read)."""
+    return [mk("insert", _name(node.get("relation")))]
 
 
 def _do_block(node: Tree, mk: Make) -> list[Op]:
@@ -272,8 +473,19 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
             cascade = cmd.get("behavior") == "DROP_CASCADE"
             out.append(mk("drop-column", table, name, cascade=cascade))
         elif sub == "AT_AlterColumnType" and "ColumnDef" in definition:
-            type_name, length = _type(definition["ColumnDef"].get("typeName"))
-            out.append(mk("alter-type", table, name, type_name=type_name, type_length=length))
+            typed = definition["ColumnDef"].get("typeName")
+            type_name, length = _type(typed)
+            out.append(
+                mk(
+                    "alter-type",
+                    table,
+                    name,
+                    type_name=type_name,
+                    type_length=length,
+                    sql_type=_sql_type(typed),
+                    **_using(definition["ColumnDef"].get("raw_default"), name),
+                )
+            )
         elif sub == "AT_SetNotNull":
             out.append(mk("set-not-null", table, name))
         elif sub == "AT_AddConstraint" and "Constraint" in definition:
@@ -293,6 +505,88 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                 )
             )
     return out
+
+
+_KEEP = object()
+"""A ``CASE`` branch whose value is the column itself."""
+
+
+def _using(expr: Tree | None, column: str) -> dict[str, Any]:
+    """The ``USING`` of an ``ALTER COLUMN ... TYPE``, as ``Op`` fields: a ``CASE`` that maps
+    the column's values (the enum recreation that renames or folds labels) is read as a
+    mapping; the column itself, cast or not, is no expression at all."""
+    if expr is None or _value(expr, column) is _KEEP:
+        return {}
+    case = _uncast(expr).get("CaseExpr")
+    if case is None:
+        return {"using": "other"}
+    subject = case.get("arg")
+    if subject is not None and _value(subject, column) is not _KEEP:
+        return {"using": "other"}
+    pairs: list[tuple[str, str | None]] = []
+    for item in case.get("args", ()):
+        when = item.get("CaseWhen", {})
+        keys = _when_values(when.get("expr", {}), column, simple=subject is not None)
+        target = _value(when.get("result", {}), column)
+        if keys is None or not (target is None or isinstance(target, str)):
+            return {"using": "other"}
+        pairs += ((key, target) for key in keys if key not in dict(pairs))
+    default = _value(case["defresult"], column) if "defresult" in case else None
+    if not (default is None or default is _KEEP or isinstance(default, str)):
+        return {"using": "other"}
+    return {
+        "using": "case",
+        "case_map": tuple(pairs),
+        "case_else": default if isinstance(default, str) else None,
+        "case_else_keeps": default is _KEEP,
+    }
+
+
+def _uncast(node: Tree) -> Tree:
+    while "TypeCast" in node:
+        node = node["TypeCast"].get("arg", {})
+    return node
+
+
+def _value(node: Tree, column: str) -> object:
+    """A string constant, None for NULL, ``_KEEP`` for the column, anything else: ``...``."""
+    node = _uncast(node)
+    if "A_Const" in node:
+        const = node["A_Const"]
+        if const.get("isnull"):
+            return None
+        return const["sval"].get("sval", "") if "sval" in const else ...
+    if "ColumnRef" in node and _strings(node["ColumnRef"].get("fields"))[-1:] == [column]:
+        return _KEEP
+    return ...
+
+
+def _when_values(expr: Tree, column: str, simple: bool) -> list[str] | None:
+    """The values a ``WHEN`` matches: ``WHEN 'a'`` (simple CASE), ``WHEN col = 'a'``,
+    ``WHEN col IN ('a', 'b')``, or those joined with OR; None for anything else."""
+    if simple:
+        value = _value(expr, column)
+        return [value] if isinstance(value, str) else None
+    if "BoolExpr" in expr and expr["BoolExpr"].get("boolop") == "OR_EXPR":
+        found: list[str] = []
+        for arg in expr["BoolExpr"].get("args", ()):
+            values = _when_values(arg, column, simple)
+            if values is None:
+                return None
+            found += values
+        return found
+    test = expr.get("A_Expr", {})
+    if _strings(test.get("name")) != ["="] or test.get("kind") not in ("AEXPR_OP", "AEXPR_IN"):
+        return None
+    left, right = test.get("lexpr", {}), test.get("rexpr", {})
+    if _value(left, column) is not _KEEP:
+        left, right = right, left
+    if _value(left, column) is not _KEEP:
+        return None
+    items = right["List"].get("items", ()) if "List" in right else [right]
+    constants = [_value(item, column) for item in items]
+    strings = [v for v in constants if isinstance(v, str)]
+    return strings if len(strings) == len(constants) else None
 
 
 def _add_column(table: str, col: Tree, mk: Make) -> Op:
@@ -317,6 +611,7 @@ def _add_column(table: str, col: Tree, mk: Make) -> Op:
         col.get("colname", ""),
         type_name=type_name,
         type_length=length,
+        sql_type=_sql_type(col.get("typeName")),
         not_null=not_null,
         has_default=has_default,
         volatile_default=volatile,
@@ -366,6 +661,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
     columns: list[str] = []
     nulls: list[str] = []
     copies: list[tuple[str, str]] = []
+    lossy: list[str] = []
     for item in node.get("targetList", ()):
         target = item.get("ResTarget", {})
         name = target.get("name")
@@ -376,6 +672,12 @@ def _update(node: Tree, mk: Make) -> list[Op]:
         if value.get("A_Const", {}).get("isnull"):
             nulls.append(name)
         copies += ((name, ref) for ref in _column_refs(value))
+        calls = {
+            n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))
+        }
+        casts = {t.name for c in _nodes(value, "TypeCast") if (t := _sql_type(c.get("typeName")))}
+        if calls & LOSSY_CALLS or "date" in casts:
+            lossy.append(name)
     return [
         mk(
             "update",
@@ -385,8 +687,69 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             sets_null=tuple(nulls),
             null_guarded=tuple(_null_tests(node.get("whereClause"))),
             copies_from=tuple(copies),
+            lossy_calls=tuple(lossy),
+            empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
         )
     ]
+
+
+LOSSY_CALLS = frozenset(
+    {
+        "date_trunc",
+        "trunc",
+        "round",
+        "floor",
+        "ceil",
+        "ceiling",
+        "left",
+        "right",
+        "substr",
+        "substring",
+        "split_part",
+        "date",
+        "jsonb_strip_nulls",
+        "json_strip_nulls",
+    }
+)
+"""Functions whose result keeps only part of their argument: a truncated time, a rounded
+number, a prefix of a text. A value they change cannot be told back from the result."""
+
+
+def _measurable_update(ops: list[Op], text: str) -> list[Op]:
+    """An UPDATE's assignments and WHERE as SQL, for the SELECT that measures what it
+    changes (``observe.facts``). pglast's node objects are built for UPDATEs only: they
+    cost ten times the parse, and UPDATEs are few."""
+    try:
+        (stmt,) = [raw.stmt for raw in parse_sql(text)]
+    except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
+        return ops
+    if not isinstance(stmt, ast.UpdateStmt) or stmt.fromClause or stmt.withClause:
+        return ops
+    if stmt.relation is None:
+        return ops
+    rewrites = tuple(
+        (target.name, _sql(target.val))
+        for target in stmt.targetList or ()
+        if isinstance(target, ast.ResTarget)
+        and target.name
+        and target.indirection is None
+        and isinstance(target.val, ast.Node)
+        and not isinstance(target.val, (ast.MultiAssignRef, ast.SetToDefault))
+    )
+    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
+    return [replace(op, rewrites=rewrites, source=_sql(stmt.relation), where=where) for op in ops]
+
+
+def _sql(node: ast.Node) -> str:
+    """``node`` printed back as SQL (a stream collects everything it prints: one each)."""
+    return str(RawStream()(node))
+
+
+def _define(node: Tree, mk: Make) -> list[Op]:
+    """``CREATE AGGREGATE``: a function that returns a row over no rows."""
+    if node.get("kind") != "OBJECT_AGGREGATE":
+        return []
+    return [mk("create-aggregate", (_strings(node.get("defnames"))[-1:] or [""])[0].lower())]
 
 
 def _create_enum(node: Tree, mk: Make) -> list[Op]:
@@ -396,13 +759,16 @@ def _create_enum(node: Tree, mk: Make) -> list[Op]:
 
 _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "AlterTableStmt": _alter_table,
+    "CopyStmt": _copy,
     "CreateEnumStmt": _create_enum,
     "CreateStmt": _create_table,
+    "DefineStmt": _define,
     "DeleteStmt": _delete,
     "DoStmt": _do_block,
     "DropStmt": _drop,
     "IndexStmt": _create_index,
     "InsertStmt": _insert,
+    "MergeStmt": _merge,
     "RenameStmt": _rename,
     "TruncateStmt": _truncate,
     "UpdateStmt": _update,

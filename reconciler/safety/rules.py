@@ -6,11 +6,15 @@ that a column added two statements ago holds no values yet. Figures come from ``
 with no facts (static lint) the rules assume the worst and say so.
 
 Severity follows the data: a data-loss finding on a table with no rows, or a column with no
-non-null values, is reported as ``info``: nothing can be lost.
+non-null values, is reported as ``info``: nothing can be lost. A table is known to be empty
+when the live row count says 0, or when this run created it, until a statement writes rows
+into it (``INSERT``, ``COPY``, ``MERGE``, an opaque ``DO`` block); deleting, truncating or
+updating an empty table leaves it empty, and renaming it keeps what is known.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,8 +22,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.durations import format_duration
+from reconciler.observe.facts import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
+from reconciler.safety.ops import LOSSY_CALLS
+from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
 
 if TYPE_CHECKING:
     from reconciler.observe.facts import Facts, FactsRequest
@@ -49,28 +56,76 @@ COMPATIBLE = [
 ]
 
 
+RENAME_COMPATIBLE = [
+    TEXT_TYPES,
+    {"int2", "smallint", "int4", "int", "integer", "int8", "bigint"}
+    | {"serial", "bigserial", "smallserial", "serial2", "serial4", "serial8"},
+    {"numeric", "decimal"},
+    {"float4", "real", "float8", "double"},
+    {"timestamp", "timestamptz"},
+    {"bool", "boolean"},
+    {"json", "jsonb"},
+]
+"""Types whose values keep their meaning through ``RENAME COLUMN``: the same type, or one
+of these families. Anything else (BOOLEAN and TEXT, INTEGER and DATE) is not a rename."""
+
+
 @dataclass(frozen=True)
 class Expansion:
-    """A column added to a table: the *expand* that a later *contract* must wait for."""
+    """A replacement filled from a column (``UPDATE t SET new = f(old)``, ``INSERT INTO u
+    SELECT old FROM t``): the *expand* a later drop of ``source`` (the *contract*) waits
+    for, so the deployed application has time to move to the replacement."""
 
     migration: str
     table: str
     column: str
+    """The replacement: a column of ``table`` (``""``: rows of ``table``, another table)."""
     applied_at: datetime | None
     """None while the expanding migration is still pending."""
     type_name: str = ""
+    source: tuple[str, str] = ("", "")
+    """The (table, column) it was filled from; column ``*``: every column."""
+
+    @property
+    def replacement(self) -> str:
+        return f"{self.table}.{self.column}" if self.column else f"table {self.table}"
+
+
+def fills(migration_id: str, ops: Iterable[Op], applied_at: datetime | None) -> list[Expansion]:
+    """The replacements ``ops`` fill from another column (a column copied onto itself, as in
+    ``SET n = n + 1``, replaces nothing)."""
+    found: list[Expansion] = []
+    for op in ops:
+        if op.kind == "update":
+            found += [
+                Expansion(migration_id, op.table, new, applied_at, source=(op.table, old))
+                for new, old in op.copies_from
+                if new != old
+            ]
+        elif op.kind == "insert":
+            found += [
+                Expansion(migration_id, op.table, "", applied_at, source=read)
+                for read in op.reads
+                if read[0] != op.table
+            ]
+    return found
 
 
 def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
     """Add to ``request`` every live fact the rules will ask about ``ops``."""
     ops = list(ops)
     enums = {op.table: op.labels for op in ops if op.kind == "create-enum"}
+    # An enum being recreated is renamed or dropped: its labels are what a CASE maps from.
+    request.enums.update(op.table for op in ops if op.kind in ("rename-type", "drop-type"))
     for op in ops:
+        if op.kind == "insert" and op.empty_when:
+            request.functions.update(op.calls)
         if op.table in IGNORED_TABLES or not op.table:
             continue
         table = (
             request.table(op.table)
-            if op.kind not in ("create-enum", "rename-type", "drop-type", "drop-schema")
+            if op.kind
+            not in ("create-enum", "rename-type", "drop-type", "drop-schema", "create-aggregate")
             else None
         )
         if table is None:
@@ -79,19 +134,30 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             continue
         if op.kind in ("drop-column", "update"):
             table.non_null.update((op.column,) if op.column else op.columns)
+        if op.kind == "update":
+            table.rewrites.update(
+                (column, value, op.source, op.where)
+                for column, value in op.rewrites
+                if column not in op.null_guarded
+            )
         elif op.kind == "set-not-null":
             table.nulls.add(op.column)
         elif op.kind in ("create-index", "add-constraint") and op.unique and op.columns:
             table.unique.add(tuple(op.columns))
         elif op.kind == "alter-type":
             table.non_null.add(op.column)
-            if op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
+            if op.type_name in enums and op.using == "case":
+                for key, labels in CaseMapping(op, enums[op.type_name], None).questions():
+                    getattr(table, key).add((op.column, labels))
+            elif op.type_name in enums:  # Prisma's enum recreation: rows outside the new set
                 table.outside.add((op.column, enums[op.type_name]))
             if op.type_length is not None:
                 table.longer_than.add((op.column, op.type_length))
             if op.type_name.lower() in INTEGER_TYPES:
                 table.fractional.add(op.column)
                 table.out_of_range.add((op.column, INTEGER_TYPES[op.type_name.lower()]))
+            if op.sql_type is not None and _measurable(op.sql_type):
+                table.misfit.add((op.column, str(op.sql_type)))
 
 
 @dataclass
@@ -102,7 +168,8 @@ class Judge:
     now: datetime
     grace_seconds: float
     history: list[Expansion] = field(default_factory=list)
-    """Columns added by applied migrations within the grace period."""
+    """Replacements filled from columns by applied migrations within the grace period,
+    then by the pending ones judged so far."""
     created: set[str] = field(default_factory=set)
     added: set[tuple[str, str]] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
@@ -112,10 +179,21 @@ class Judge:
     dropped_values: dict[tuple[str, str], int | None] = field(default_factory=dict)
     """Non-null values of each dropped column, counted before the statement's own adds."""
     """Columns added in this batch without a default: NULL in every existing row."""
+    column_types: dict[tuple[str, str], SqlType] = field(default_factory=dict)
+    """The type of each column that a statement of this batch created, added, changed or
+    renamed: what the column holds when a later statement changes its type."""
+    known_empty: set[str] = field(default_factory=set)
+    """Tables proven empty at this point of the batch (see ``track_emptiness``)."""
+    declared_types: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Types of the columns this batch created or added, which the live catalog lacks."""
+    aggregates: set[str] = field(default_factory=set)
+    """Aggregates this batch creates (``CREATE AGGREGATE``)."""
 
     # -- what the data holds ----------------------------------------------------------
 
     def rows(self, table: str) -> int | None:
+        if table in self.known_empty:
+            return 0
         if table in self.created and table not in self.written:
             return 0
         if self.facts is None:
@@ -149,6 +227,59 @@ class Judge:
         facts = self.facts.table(table)
         return facts.columns.get(column) if facts else None
 
+    def old_type(self, table: str, column: str) -> SqlType | None:
+        """The column's type before the statement: from this batch's replay, else the
+        catalog; None when neither knows (static analysis of a table made elsewhere)."""
+        if (table, column) in self.column_types:
+            return self.column_types[(table, column)]
+        facts = self.facts.table(table) if self.facts else None
+        if facts is None or column not in facts.columns:
+            return None
+        typmod = facts.typmods.get(column)
+        if typmod is None and column in facts.lengths:
+            typmod = facts.lengths[column] + 4  # varchar(n) is stored as n + 4
+        return from_catalog(facts.columns[column], typmod)
+
+    def remember_type(self, op: Op) -> None:
+        """Follow column types through the batch (``old_type``)."""
+        types, table = self.column_types, op.table
+        if op.kind == "create-table":
+            for name in [k for k in types if k[0] == table]:
+                del types[name]
+            types.update(
+                ((table, c), t) for c, t in zip(op.columns, op.column_types, strict=False) if t.name
+            )
+        elif op.kind in ("add-column", "alter-type") and op.sql_type is not None:
+            types[(table, op.column)] = op.sql_type
+        elif op.kind == "rename-column":
+            old = self.old_type(table, op.column)
+            types.pop((table, op.column), None)
+            if old is not None:
+                types[(table, op.new_name)] = old
+        elif op.kind == "rename-table":
+            new = _in_schema_of(table, op.new_name)
+            facts = self.facts.table(table) if self.facts else None
+            known = set(facts.columns) if facts else set()
+            known |= {c for t, c in types if t == table}
+            for column in known:
+                old = self.old_type(table, column)
+                types.pop((table, column), None)
+                if old is not None:
+                    types[(new, column)] = old
+        elif op.kind == "rename-type":
+            if table in self.enums:
+                self.enums[op.new_name] = self.enums.pop(table)
+            for key, typ in list(types.items()):
+                if typ.name == table:
+                    types[key] = SqlType(op.new_name, typ.mods)
+        elif op.kind == "drop-type":
+            self.enums.pop(table, None)
+        elif op.kind == "drop-column":
+            types.pop((table, op.column), None)
+        elif op.kind == "drop-table":
+            for name in [k for k in types if k[0] == table]:
+                del types[name]
+
     def size(self, table: str) -> str:
         rows = self.rows(table)
         facts = self.facts.table(table) if self.facts else None
@@ -175,15 +306,15 @@ class Judge:
                 copies[op.table].update(src for _, src in op.copies_from)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
-        for table, columns in adds.items():
-            for added in columns:
-                self.history.append(
-                    Expansion(migration_id, table, added.column, None, added.type_name)
-                )
+        self.history += fills(migration_id, ops, None)
         return found
 
     def remember(self, op: Op) -> None:
-        if op.kind == "create-table":
+        self.remember_type(op)
+        if self.stays_empty(op):
+            return
+        self.track_emptiness(op)
+        if op.kind == "create-table" and op.table in self.known_empty:
             self.created.add(op.table)
         elif op.kind == "add-column":
             self.added.add((op.table, op.column))
@@ -196,6 +327,66 @@ class Judge:
             self.written_columns.update((op.table, c) for c in op.columns)
         elif op.kind == "create-enum":
             self.enums[op.table] = op.labels
+
+    def stays_empty(self, op: Op) -> bool:
+        """A DELETE, TRUNCATE or UPDATE of a table known to be empty, or an INSERT that
+        selects from empty tables, writes nothing: what is known of the table stays."""
+        if op.kind in ("delete", "truncate", "update") and self.rows(op.table) == 0:
+            self.known_empty.add(op.table)
+            return True
+        return op.kind == "insert" and self.selects_nothing(op)
+
+    def selects_nothing(self, op: Op) -> bool:
+        """An ``INSERT ... SELECT`` whose SELECT reads only from empty tables (a join with
+        one, a FROM list with one) inserts nothing."""
+        if op.calls and (
+            self.facts is None  # without a database, any function may be an aggregate
+            or any(c in self.aggregates or c in self.facts.aggregates for c in op.calls)
+        ):
+            return False
+        return any(all(self.rows(t) == 0 for t in group) for group in op.empty_when)
+
+    def track_emptiness(self, op: Op) -> None:
+        """Which tables are proven empty, and the declared types of new columns.
+
+        A created table is empty unless ``IF NOT EXISTS`` met a table that may already hold
+        rows (live, or unknown without a database); renaming carries what is known; any
+        statement that may write rows ends it (an opaque ``DO`` block: for every table)."""
+        table = op.table
+        if op.kind == "create-table":
+            facts = self.facts.table(table) if self.facts else None
+            existed = op.if_not_exists and (facts is None or facts.exists)
+            if not existed and table not in self.known_empty:
+                self.known_empty.add(table)
+                self.declared_types.update(
+                    ((table, c), t.name)
+                    for c, t in zip(op.columns, op.column_types, strict=False)
+                    if t.name
+                )
+        elif op.kind == "add-column":
+            self.declared_types[(table, op.column)] = op.type_name
+        elif op.kind == "rename-table":
+            new = _in_schema_of(table, op.new_name)
+            if self.rows(table) == 0:
+                self.known_empty.add(new)
+            self.known_empty.discard(table)
+            for (owner, column), typ in list(self.declared_types.items()):
+                if owner == table:
+                    self.declared_types[(new, column)] = typ
+        elif op.kind in ("drop-table", "insert"):
+            self.known_empty.discard(table)
+        elif op.kind == "create-aggregate":
+            self.aggregates.add(table)
+        elif op.kind == "do-block":
+            writes = _written_in_block(op.statement)
+            if writes is None:  # dynamic SQL or a procedure: any table may get rows
+                writes = self.known_empty | self.created
+            self.known_empty -= writes
+            self.written |= writes
+
+    def declared_type(self, table: str, column: str) -> str | None:
+        """The column's type as this batch declared it, else as the live catalog has it."""
+        return self.declared_types.get((table, column)) or self.live_type(table, column)
 
     def finding(
         self,
@@ -252,7 +443,8 @@ class Judge:
                     values,
                 )
             )
-            out += self.contract_waits(op, file, migration_id)
+            if values != 0:  # a column with no values owes no replacement any time
+                out += self.contract_waits(op, file, migration_id)
         elif kind == "truncate":
             rows = self.rows(table)
             out.append(self.finding("truncate", op, file, f"truncates {table}{_rows(rows)}", rows))
@@ -379,9 +571,38 @@ class Judge:
 
     def update(self, op: Op, file: str) -> list[Finding]:
         out = []
+        values_of = dict(op.rewrites)
         for column in op.columns:
             if column in op.null_guarded:
                 continue  # a backfill: only NULLs are written
+            if column in op.sets_null and column in op.empty_guarded:
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"makes the empty values of {op.table}.{column} NULL: no value is lost",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
+            if _onto_itself(column, values_of.get(column)):
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"writes each value of {op.table}.{column} onto itself: none changes",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
+            measured = self.rewrite(op, file, column, values_of.get(column))
+            if measured is not None:
+                out.append(measured)
+                continue
             values = self.count(op.table, ("non_null", column))
             verb = "nulls" if column in op.sets_null else "overwrites"
             scope = " (rows matching its WHERE clause)" if op.filtered else ""
@@ -396,6 +617,60 @@ class Judge:
             )
         return out
 
+    def rewrite(self, op: Op, file: str, column: str, value: str | None) -> Finding | None:
+        """An UPDATE's column judged by what its measuring SELECT found (None: unmeasured).
+
+        Destroyed: non-empty values made NULL, distinct values made one, JSON scalars
+        dropped, and every value changed by a function that keeps only part of it
+        (``date_trunc``, ``left``...). Anything else is a rewrite in place: each old value
+        can still be told from its new one, and the backup keeps the old values."""
+        if value is None:
+            return None
+        table = op.table
+        if table in self.written or any(t == table for t, _ in self.written_columns):
+            return None  # an earlier statement changed what the SELECT would read
+        key = (column, value, op.source, op.where)
+        figures = {name: self.count(table, (name, *key)) for name in REWRITE_FIGURES}
+        changed, nulled = figures["changed"], figures["nulled"]
+        collapsed, dropped = figures["collapsed"], figures["json_dropped"]
+        if changed is None or nulled is None or collapsed is None or dropped is None:
+            return None
+        where = f"{table}.{column}"
+        if column in op.lossy_calls:
+            parts = [f"{changed:,} cut short by {', '.join(_calls(value))}"] if changed else []
+            destroyed = changed
+        else:
+            parts = [
+                f"{count:,} {what}"
+                for count, what in (
+                    (nulled, "made NULL"),
+                    (collapsed, "made equal to another value"),
+                    (dropped, "JSON values with data dropped"),
+                )
+                if count
+            ]
+            destroyed = nulled + collapsed + dropped
+        if destroyed:
+            return self.finding(
+                "update-overwrites",
+                op,
+                file,
+                f"overwrites {where}: {changed:,} value{'s' if changed != 1 else ''} change, "
+                f"of which {'; '.join(parts)}",
+                destroyed,
+            )
+        if not changed:
+            return self.finding("update-overwrites", op, file, f"rewrites {where}", 0)
+        return self.finding(
+            "update-overwrites",
+            op,
+            file,
+            f"rewrites {where} in place: {changed:,} value{'s' if changed != 1 else ''} "
+            "change, none made NULL or equal to another value: the backup keeps the old values",
+            None,
+            severity="info",
+        )
+
     def alter_type(self, op: Op, file: str) -> list[Finding]:
         table, column = op.table, op.column
         new = op.type_name.lower()
@@ -403,6 +678,8 @@ class Judge:
         out: list[Finding] = []
         if op.type_name in self.enums or new in self.enums:
             labels = self.enums.get(op.type_name) or self.enums[new]
+            if op.using == "case":
+                return self.enum_mapping(op, file, labels)
             rows = self.count(table, ("outside", column, labels))
             out.append(
                 self.finding(
@@ -416,11 +693,18 @@ class Judge:
             )
             return out
         values = self.count(table, ("non_null", column))
-        lossy, reason = self.narrowing(op, old)
+        before = self.old_type(table, column)
+        lossy, reason = self.narrowing(op, before)
         if lossy != 0:
-            message = f"changes {table}.{column} from {old or 'its current type'} to {_typ(op)}"
+            was = f"from {before} " if before else ""
+            message = f"changes {table}.{column} {was}to {op.sql_type or _typ(op)}"
             if reason:
                 message += f": {reason}"
+            elif before is None:
+                message += (
+                    ": its current type is unknown (not created earlier in this run, no "
+                    "database), so a widening cannot be told from a narrowing"
+                )
             out.append(
                 self.finding("narrowing-type", op, file, message, 0 if values == 0 else lossy)
             )
@@ -439,32 +723,92 @@ class Judge:
             )
         return out
 
-    def narrowing(self, op: Op, old: str) -> tuple[int | None, str]:
-        """How many values the new type cannot hold (0: none, None: unknown), and why."""
-        table, column, new = op.table, op.column, op.type_name.lower()
-        if new in TEXT_TYPES and op.type_length is None:
+    def old_labels(self, table: str, column: str) -> tuple[str, ...] | None:
+        """The labels of the enum a column holds before the statement, when known."""
+        old = self.old_type(table, column)
+        if old is None:
+            return None
+        if old.name in self.enums:
+            return self.enums[old.name]
+        return self.facts.enums.get(old.name) if self.facts else None
+
+    def enum_mapping(self, op: Op, file: str, labels: tuple[str, ...]) -> list[Finding]:
+        """An enum recreated with ``USING (CASE ...)``: a value is removed only when the
+        CASE gives it no value of the new type (NULL, or a label the type lacks); values
+        it renames one to one lose nothing; values it folds into one another are
+        overwritten (``update-overwrites``), counted by the rows that change."""
+        table, column = op.table, op.column
+        mapping = CaseMapping(op, labels, self.old_labels(table, column))
+        head = (
+            f"recreates {table}.{column} as enum {op.type_name} ({', '.join(labels)}) with a CASE"
+        )
+        out: list[Finding] = []
+        removed = mapping.removed()
+        if removed:
+            rows = self.rows_holding(op, mapping, removed)
+            out.append(
+                self.finding(
+                    "enum-value-removed",
+                    op,
+                    file,
+                    f"{head} that gives {mapping.say(removed)} no value of it" + _holding(rows),
+                    rows,
+                )
+            )
+        for into, changing in mapping.folds():
+            rows = self.rows_holding(op, mapping, changing)
+            out.append(
+                self.finding(
+                    "update-overwrites",
+                    op,
+                    file,
+                    f"{head} that folds {mapping.say(changing)} into {into}" + _holding(rows),
+                    rows,
+                )
+            )
+        return out
+
+    def rows_holding(self, op: Op, mapping: CaseMapping, values: list[str]) -> int | None:
+        """Rows whose value is one of ``values`` (``OTHER``: any value not named)."""
+        total: int | None = 0
+        for value in values:
+            key = ("outside", op.column, mapping.named) if value == OTHER else None
+            found = self.count(op.table, key or ("inside", op.column, (value,)))
+            total = None if found is None or total is None else total + found
+        return total
+
+    def narrowing(self, op: Op, old: SqlType | None) -> tuple[int | None, str]:
+        """How many values the new type cannot hold (0: none, None: unknown), and why.
+
+        A lossless widening (``types.lossless``) is 0 without asking the data; a change that
+        may narrow is measured where the data can answer: integers out of range or with
+        fractions, text longer than a limit, numbers or times that a precision changes."""
+        table, column, new = op.table, op.column, op.sql_type
+        if new is None:
+            return None, ""
+        if new.name in TEXT_TYPES and not new.mods:
             return 0, ""  # every value has a text form
-        if new in INTEGER_TYPES:
-            if old in INTEGER_TYPES:
-                if INTEGER_TYPES[old] <= INTEGER_TYPES[new]:
-                    return 0, ""
-                out = self.count(table, ("out_of_range", column, INTEGER_TYPES[new]))
-                return out, f"{out:,} values do not fit in {op.type_name}" if out else ""
-            if old and old not in FRACTIONAL_TYPES and old not in TEXT_TYPES:
+        if old is not None and lossless(old, new):
+            return 0, ""
+        family = old.name if old else ""
+        if new.name in INTEGER_RANK:
+            if family in INTEGER_RANK:
+                out = self.count(table, ("out_of_range", column, INTEGER_RANK[new.name]))
+                return out, f"{out:,} values do not fit in {new}" if out else ""
+            if family and family not in FRACTIONAL_TYPES and family not in TEXT_TYPES:
                 return None, ""
             lossy = self.count(table, ("fractional", column))
             return lossy, f"{lossy:,} values are not whole numbers" if lossy else ""
-        if op.type_length is not None and (old in TEXT_TYPES or not old):
-            current = self.live_length(table, column)
-            if current is not None and op.type_length >= current:
-                return 0, ""
-            lossy = self.count(table, ("longer_than", column, op.type_length))
+        if new.name in ("varchar", "bpchar") and new.mods and (not family or family in TEXT_TYPES):
+            lossy = self.count(table, ("longer_than", column, new.mods[0]))
             return lossy, (
-                f"{lossy:,} values are longer than {op.type_length} characters" if lossy else ""
+                f"{lossy:,} values are longer than {new.mods[0]} characters" if lossy else ""
             )
-        if old and (old == new or (_compatible(old, new) and new not in INTEGER_TYPES)):
-            return 0, ""
-        return (0 if old and new in FRACTIONAL_TYPES and old in INTEGER_TYPES else None), ""
+        if _measurable(new):
+            lossy = self.count(table, ("misfit", column, str(new)))
+            plural = "s" if lossy != 1 else ""
+            return lossy, f"{lossy:,} value{plural} would change in {new}" if lossy else ""
+        return None, ""
 
     def live_length(self, table: str, column: str) -> int | None:
         facts = self.facts.table(table) if self.facts else None
@@ -564,7 +908,9 @@ class Judge:
                     len(dropped) == 1
                     and len(added) == 1
                     and not copied
-                    and _compatible(self.live_type(table, drop.column), added[0].type_name)
+                    and _rename_compatible(
+                        self.declared_type(table, drop.column), added[0].type_name
+                    )
                 ):
                     out.append(
                         self.finding(
@@ -600,12 +946,10 @@ class Judge:
     def contract_waits(self, op: Op, file: str, migration_id: str) -> list[Finding]:
         grace = timedelta(seconds=self.grace_seconds)
         for expansion in reversed(self.history):
-            if expansion.table != op.table or expansion.migration == migration_id:
+            if expansion.source not in ((op.table, op.column), (op.table, "*")):
+                continue  # not filled from this column: not its replacement
+            if expansion.migration == migration_id:
                 continue
-            if expansion.column == op.column or not _compatible(
-                self.live_type(op.table, op.column), expansion.type_name
-            ):
-                continue  # not a replacement: another kind of data
             applied = expansion.applied_at or self.now
             until = applied + grace
             if until <= self.now and expansion.applied_at is not None:
@@ -615,17 +959,19 @@ class Judge:
                 if expansion.applied_at
                 else "is applied in this same run"
             )
-            added = ", ".join(
-                f"{e.table}.{e.column}"
-                for e in self.history
-                if e.migration == expansion.migration and e.table == op.table
+            filled = ", ".join(
+                dict.fromkeys(
+                    e.replacement
+                    for e in self.history
+                    if e.migration == expansion.migration and e.source == expansion.source
+                )
             )
             return [
                 Finding(
                     "contract-too-soon",
                     "data-loss",
-                    f"drops {op.table}.{op.column} although {expansion.migration} (which added "
-                    f"{added}) {when}; contract_grace is "
+                    f"drops {op.table}.{op.column} although {expansion.migration} (which filled "
+                    f"{filled} from it) {when}; contract_grace is "
                     f"{format_duration(self.grace_seconds)}: "
                     f"waits until {until:%Y-%m-%d %H:%M} UTC",
                     file,
@@ -637,6 +983,15 @@ class Judge:
                 )
             ]
         return []
+
+
+def _onto_itself(column: str, value: str | None) -> bool:
+    """``SET c = c``: the column, unqualified (so the target's own: another table's column of
+    the same name would be ambiguous), written onto itself; done to fire a trigger."""
+    if value is None:
+        return False
+    quoted = '"' + column.replace('"', '""') + '"'
+    return value.strip() in (quoted, column if column == column.lower() else quoted)
 
 
 def _rows(rows: int | None, prefix: str = "") -> str:
@@ -663,6 +1018,35 @@ def _compatible(old: str | None, new: str) -> bool:
     return old == new or any(old in group and new in group for group in COMPATIBLE)
 
 
+_WRITES = re.compile(
+    r'\b(?:INSERT\s+INTO|MERGE\s+INTO|COPY)\s+((?:"[^"]+"|\w+)(?:\s*\.\s*(?:"[^"]+"|\w+))?)',
+    re.IGNORECASE,
+)
+_DYNAMIC = re.compile(r"\b(?:EXECUTE|CALL)\b", re.IGNORECASE)
+
+
+def _written_in_block(text: str) -> set[str] | None:
+    """The tables a ``DO`` block's body inserts into, copies into or merges into, named as
+    the rules name them; None when it runs dynamic SQL or calls a procedure, which may
+    write anywhere."""
+    if _DYNAMIC.search(text):
+        return None
+    found: set[str] = set()
+    for name in _WRITES.findall(text):
+        parts = [p[1:-1] if p.startswith('"') else p.lower() for p in re.split(r"\s*\.\s*", name)]
+        found.add(parts[-1] if len(parts) == 1 or parts[0] == "public" else ".".join(parts))
+    return found
+
+
+def _rename_compatible(old: str | None, new: str) -> bool:
+    """Whether a column of type ``old`` renamed would hold what one of type ``new`` holds.
+    An unknown old type (static lint of a column the batch does not declare) may be."""
+    if old is None:
+        return True
+    old, new = old.lower(), new.lower()
+    return old == new or any(old in group and new in group for group in RENAME_COMPATIBLE)
+
+
 def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:
     """Type changes PostgreSQL makes without rewriting the table."""
     new = op.type_name.lower()
@@ -672,6 +1056,90 @@ def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:
     if old == "varchar" and new == "varchar":
         return op.type_length is None or (old_length is not None and op.type_length >= old_length)
     return False
+
+
+OTHER = "\x00other"
+"""Every value of the old enum that neither the CASE nor the new type names: they share
+one fate (the ELSE), so they are judged, and counted, together."""
+
+
+@dataclass(frozen=True)
+class CaseMapping:
+    """What an enum recreation's ``USING (CASE ...)`` does to each value of the column."""
+
+    op: Op
+    labels: tuple[str, ...]
+    """The new enum's labels."""
+    old: tuple[str, ...] | None
+    """The old enum's labels; None when unknown (static analysis, no earlier CREATE)."""
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The values the CASE or the new type names, in a fixed order: counted one by one."""
+        keys = [k for k, _ in self.op.case_map]
+        return tuple(dict.fromkeys(keys + list(self.labels)))
+
+    def values(self) -> list[str]:
+        """The old values, as far as they are known; ``OTHER`` stands for the rest."""
+        if self.old is None:
+            return [*self.named, OTHER]
+        rest = [v for v in self.old if v not in self.named]
+        return [v for v in self.named if v in self.old] + ([OTHER] if rest else [])
+
+    def target(self, value: str) -> str | None:
+        mapping = dict(self.op.case_map)
+        if value in mapping:
+            return mapping[value]
+        if self.op.case_else_keeps:
+            return None if value == OTHER else value  # a value the new type lacks: fails
+        return self.op.case_else
+
+    def removed(self) -> list[str]:
+        """The values left without a value of the new type (NULL, or a label it lacks)."""
+        return [v for v in self.values() if self.target(v) not in self.labels]
+
+    def folds(self) -> list[tuple[str, list[str]]]:
+        """Each label that several old values become, with the values that change into it
+        (the label's own value, mapped to itself, does not change)."""
+        found = []
+        for into in self.labels:
+            sources = [v for v in self.values() if self.target(v) == into]
+            changing = [v for v in sources if v != into]
+            if len(sources) >= 2 and changing:
+                found.append((into, changing))
+        return found
+
+    def say(self, values: list[str]) -> str:
+        """``values`` in words; ``OTHER`` by its labels when the old type's are known."""
+        named = [v for v in values if v != OTHER]
+        if OTHER in values and self.old is not None:
+            named += [v for v in self.old if v not in self.named]
+        other = ["the values it does not name"] if OTHER in values and self.old is None else []
+        return " and ".join(p for p in (", ".join(named), *other) if p)
+
+    def questions(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The counts that answer every judgement: rows per named value, and the rest."""
+        asked: list[tuple[str, tuple[str, ...]]] = [("inside", (v,)) for v in self.named]
+        return [*asked, ("outside", self.named)]
+
+
+def _holding(rows: int | None) -> str:
+    if not rows:
+        return ""
+    return f"; {rows:,} row{'s hold' if rows != 1 else ' holds'} such a value"
+
+
+def _calls(value: str) -> list[str]:
+    """The lossy functions an UPDATE's new value calls, for the message."""
+    return [f for f in sorted(LOSSY_CALLS) if re.search(rf"\b{f}\"?\s*\(", value, re.I)] or [
+        "a cast to date"
+    ]
+
+
+def _measurable(new: SqlType) -> bool:
+    """A target type whose misfits ``gather_facts`` can count (``misfit``): a numeric with
+    a precision, a time type (its precision, its zone, or the time of day a date drops)."""
+    return (new.name == "numeric" and bool(new.mods)) or new.name in TIMES | {"date"}
 
 
 def _bytes(size: int) -> str:

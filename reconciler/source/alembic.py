@@ -17,12 +17,12 @@ rolls back whole.
 
 from __future__ import annotations
 
+import copy
 import io
 import sqlite3
-import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,11 +32,18 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from reconciler.errors import MigrationFailed, SourceError
 from reconciler.secrets import redact
+from reconciler.source.alembic_target import (
+    Watch,
+    confirm,
+    sqlite_identity,
+    target_identity,
+    watch,
+)
 from reconciler.source.base import (
     AppliedMigration,
     LiveHistory,
@@ -69,6 +76,13 @@ class AlembicLayout:
         self.script = _load_scripts(self.config, path)
         self._migrations = _topological(self.script)
         self._by_id = {m.id: m for m in self._migrations}
+        self._unrendered: dict[tuple[str, str], str] = {}
+        self._ddl_memo: tuple[str, str, dict[str, Any]] | None = None
+        """(database, revision, Alembic's DDL memo) after the last revision applied here."""
+        self._rendered: dict[tuple[str, str, str], str | None] = {}
+        """Each revision's SQL by (id, checksum, dialect), None when it cannot be rendered:
+        a run plans again after each round of steps, and rendering runs ``env.py`` once per
+        revision (MLflow: 67 of them, about 2 s a plan)."""
 
     def migrations(self) -> Sequence[Migration]:
         return self._migrations
@@ -100,9 +114,16 @@ class AlembicLayout:
         return []
 
     def sql(self, migration: Migration, dialect: Dialect) -> str | None:
-        """The revision's SQL as ``alembic upgrade --sql`` renders it, for ``dialect``."""
+        """The revision's SQL as ``alembic upgrade --sql`` renders it, for ``dialect``;
+        rendered once per content of the revision's file."""
         if len(migration.parents) > 1 or self.script.get_revision(migration.id) is None:
             return None  # a merge point runs no SQL of its own
+        key = (migration.id, migration.checksum, dialect)
+        if key not in self._rendered:
+            self._rendered[key] = self._render(migration, dialect)
+        return self._rendered[key]
+
+    def _render(self, migration: Migration, dialect: Dialect) -> str | None:
         config = Config()
         config.set_main_option("script_location", str(self.path))
         config.set_main_option("sqlalchemy.url", f"{dialect}://")
@@ -123,9 +144,20 @@ class AlembicLayout:
                 output_buffer=buffer,
             ):
                 self.script.run_env()
-        except Exception:  # env.py without offline support: no static analysis
+        except Exception as exc:  # env.py or the revision cannot run offline: not analysed
+            self._unrendered[(migration.id, dialect)] = _failure_where(exc, self.path)
             return None
+        self._unrendered.pop((migration.id, dialect), None)
         return buffer.getvalue()
+
+    def unanalysable(self, migration: Migration, dialect: Dialect) -> str | None:
+        """Why ``sql`` gave None for a revision that runs SQL of its own (a revision that
+        reads data through ``op.get_bind()``, an ``env.py`` without offline mode), in one
+        line naming the file and line; None for a merge point or a revision that renders."""
+        key = (migration.id, dialect)
+        if key not in self._unrendered:
+            self.sql(migration, dialect)
+        return self._unrendered.get(key)
 
     def read_history(self, db: Database) -> LiveHistory:
         if not db.table_exists(TABLE):
@@ -153,32 +185,63 @@ class AlembicLayout:
         timeouts: Timeouts,
         check: TransactionCheck | None = None,
     ) -> None:
-        """``check`` runs in ``env.py``'s own transaction, on the connections it opens to
-        the target: after its BEGIN, and before its COMMIT, which a failing check prevents."""
+        """``check`` runs in ``env.py``'s own transaction, on the connections it opens that
+        the server says are the target's: after its BEGIN, and before its COMMIT, which a
+        failing check prevents. A connection to any other database is refused before it
+        runs anything, and the revision counts as applied only once the target's own
+        ``alembic_version`` names it (``alembic_target``)."""
         config = Config()
         config.set_main_option("script_location", str(self.path))
         url = _url_with_timeouts(db.url, timeouts)
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
 
+        memo = self._memo_for(db, migration)
+
         def upgrade(rev: Any, context: Any) -> Any:
+            context.impl.memo = memo
             # What ``alembic.command.upgrade`` does, on the script directory loaded once.
             return self.script._upgrade_revs(migration.id, rev)
 
         transactional = (
             _transactional_sqlite(db.url) if db.url.dialect == "sqlite" else nullcontext()
         )
-        checked = _checked(db, check) if check is not None else nullcontext()
+        seen = Watch(target_identity(db))
         try:
             with (
                 transactional,
-                checked,
+                watch(db, check, seen),
                 EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id),
             ):
                 self.script.run_env()
         except MigrationFailed as exc:  # the check refused to let it commit
+            if seen.refused is not None:  # env.py reached another database: nothing ran
+                raise MigrationFailed(seen.refused) from None
+            if seen.in_effect:
+                raise type(exc)(
+                    f"{exc} (it ran in autocommit mode, as autocommit_block runs statements: "
+                    "the loss is in effect, as is what the revision committed before it; "
+                    "alembic_version did not move: restore what was lost from the backup, "
+                    "then fix the revision)"
+                ) from None
             raise type(exc)(f"{exc} (env.py's transaction rolled back)") from None
         except Exception as exc:  # env.py and revisions are the application's code
+            if seen.refused is not None:  # refused, and env.py said so in its own words
+                raise MigrationFailed(seen.refused) from None
             raise MigrationFailed(f"{_reason(exc)} (env.py's transaction rolled back)") from None
+        confirm(db, seen, migration.id, TABLE, checked=check is not None)
+        self._ddl_memo = (db.url.redacted, migration.id, memo)
+
+    def _memo_for(self, db: Database, migration: Migration) -> dict[str, Any]:
+        """The memo of named types (PostgreSQL enums) that ``sa.Enum`` columns created,
+        which ``alembic upgrade heads`` keeps for the whole run: a later ``create_table``
+        with the same ``sa.Enum(name=...)`` then skips its CREATE TYPE (Optuna's
+        ``v2.4.0.a`` relies on it). Each revision runs in an ``env.py`` run of its own here,
+        so the memo of the parent revision, applied by this layout to this database just
+        before, carries on; otherwise it starts empty, as a new ``alembic upgrade`` does."""
+        last = self._ddl_memo
+        if last is not None and last[0] == db.url.redacted and last[1] in migration.parents:
+            return copy.deepcopy(last[2])
+        return {}
 
 
 _OWN_BEGIN = "reconciler.sqlite_own_begin"
@@ -209,15 +272,13 @@ def _begin_first(
 @contextmanager
 def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
     """While it is open, new connections to ``url``'s file leave transactions to SQLAlchemy."""
-    target = url.sqlite_path.resolve()
+    found = url.sqlite_path.stat()
+    target = ("sqlite", found.st_dev, found.st_ino)
 
     def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         if not isinstance(dbapi_connection, sqlite3.Connection):
             return
-        files = dbapi_connection.execute("PRAGMA database_list").fetchall()
-        if any(
-            name == "main" and file and Path(file).resolve() == target for _, name, file in files
-        ):
+        if sqlite_identity(dbapi_connection) == target:
             dbapi_connection.isolation_level = None
             record.info[_OWN_BEGIN] = True
 
@@ -226,69 +287,6 @@ def _transactional_sqlite(url: DatabaseUrl) -> Iterator[None]:
         yield
     finally:
         event.remove(Pool, "connect", on_connect)
-
-
-@contextmanager
-def _checked(db: Database, check: TransactionCheck) -> Iterator[None]:
-    """While it is open, ``check`` runs in every transaction ``env.py`` opens on ``db``'s
-    database: ``after`` as it is about to commit (an exception there leaves the COMMIT
-    unsent, and the transaction rolls back as its connection closes); ``before`` as it
-    begins on PostgreSQL, whose counters belong to the session. On SQLite ``before`` reads
-    the census on our own connection just ahead: a query in the ``begin`` event would run
-    ahead of a BEGIN that ``env.py`` may send there itself."""
-    wanted, thread = _identity(db.url.sqlalchemy_url()), threading.get_ident()
-
-    def ours(conn: Connection) -> bool:
-        # env.py runs in this thread; other threads (the daemon's other targets, its ledger)
-        # may open transactions meanwhile, even on the same database.
-        return threading.get_ident() == thread and _identity(conn.engine.url) == wanted
-
-    def on_begin(conn: Connection) -> None:
-        if ours(conn):
-            check.before(_Reads(conn))
-
-    def on_commit(conn: Connection) -> None:
-        if ours(conn):
-            check.after(_Reads(conn))
-
-    events: list[tuple[str, Callable[[Connection], None]]] = [("commit", on_commit)]
-    if db.dialect == "sqlite":
-        check.before(db)
-    else:
-        events.append(("begin", on_begin))
-    for name, listener in events:
-        event.listen(Engine, name, listener)
-    try:
-        yield
-    finally:
-        for name, listener in events:
-            event.remove(Engine, name, listener)
-
-
-def _identity(url: URL) -> tuple[str, str | None, int | None, str | None]:
-    """Which database a URL points at, whatever its driver and options."""
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database:
-        database = str(Path(database).resolve())
-    return url.get_backend_name(), url.host, url.port, database
-
-
-class _Reads:
-    """A SQLAlchemy connection seen as a ``Queryable``."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    @property
-    def dialect(self) -> Dialect:
-        return "sqlite" if self.conn.dialect.name == "sqlite" else "postgresql"
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if params:
-            result = self.conn.exec_driver_sql(sql, tuple(params))
-        else:
-            result = self.conn.exec_driver_sql(sql)
-        return [tuple(row) for row in result.fetchall()]
 
 
 def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
@@ -317,6 +315,17 @@ def _load_scripts(config: Config, path: Path) -> ScriptDirectory:
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
         raise SourceError(f"{where}: {_reason(failure)}")
     return script
+
+
+def _failure_where(exc: Exception, path: Path) -> str:
+    """``file:line: Error: text`` of the deepest frame under the script directory, the file
+    named relative to it (``versions/ab12.py:18``, ``env.py:40``)."""
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).is_relative_to(path)
+    ]
+    if not frames:
+        return _reason(exc)
+    return f"{Path(frames[-1].filename).relative_to(path)}:{frames[-1].lineno}: {_reason(exc)}"
 
 
 def _topological(script: ScriptDirectory) -> list[Migration]:

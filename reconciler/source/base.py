@@ -99,6 +99,11 @@ class Layout(Protocol):
         """The SQL the migration runs, for analysis; None when it cannot be known offline."""
         ...
 
+    def unanalysable(self, migration: Migration, dialect: Dialect) -> str | None:
+        """Why the SQL of a migration that runs some could not be known offline (one line);
+        None when ``sql`` gives it, or the migration runs none (an Alembic merge point)."""
+        ...
+
     def read_history(self, db: Database) -> LiveHistory: ...
 
     def lock(self, db: Database) -> AbstractContextManager[None]:

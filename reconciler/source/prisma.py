@@ -25,7 +25,7 @@ from reconciler.source.base import (
     TransactionCheck,
     sha256_hex,
 )
-from reconciler.source.sql import split_postgres, transaction_mode
+from reconciler.source.sql import ScriptPart, drops_database, script_parts, transaction_mode
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -160,6 +160,9 @@ class PrismaLayout:
     def sql(self, migration: Migration, dialect: Dialect) -> str | None:
         return migration.read()
 
+    def unanalysable(self, migration: Migration, dialect: Dialect) -> str | None:
+        return None  # a migration.sql is its own SQL
+
     # -- the live history -------------------------------------------------------------
 
     def read_history(self, db: Database) -> LiveHistory:
@@ -206,20 +209,16 @@ class PrismaLayout:
         timeouts: Timeouts,
         check: TransactionCheck | None = None,
     ) -> None:
-        """``check`` runs only where the whole migration is one transaction of ours: a
-        script that commits on its own, or runs outside a transaction, has nothing it could
-        still roll back."""
+        """``check`` runs in every transaction the migration's statements run in, before its
+        COMMIT: the one transaction of ours around the script, or, for a script that
+        manages its own transactions, each of them (``_apply_in_parts``)."""
         script = migration.read()
         mode = transaction_mode(script) if db.dialect == "postgresql" else "ours"
-        if mode == "none":
-            # PostgreSQL refuses part of it inside a transaction block: it runs the way
-            # Prisma runs every migration, statement by statement, its history row first.
-            self._apply_outside_transaction(db, migration, script, timeouts)
-            return
-        if mode == "own":
-            # Its own BEGIN/COMMIT (Prisma writes them around enum recreation): wrapping it
-            # in another transaction would commit half of it early.
-            self._apply_own_transaction(db, migration, script, timeouts)
+        if mode != "ours":
+            # Its own BEGIN/COMMIT, or a statement PostgreSQL refuses inside a transaction
+            # block: wrapping it whole in one transaction would fail or commit half of it
+            # early, so it runs in parts, each transaction of it checked on its own.
+            self._apply_in_parts(db, migration, script, timeouts, check)
             return
         row_id, started = _new_id(), _now(db)
         try:
@@ -263,73 +262,87 @@ class PrismaLayout:
             self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
         return row_id
 
-    def _apply_own_transaction(
-        self, db: Database, migration: Migration, script: str, timeouts: Timeouts
+    def _apply_in_parts(
+        self,
+        db: Database,
+        migration: Migration,
+        script: str,
+        timeouts: Timeouts,
+        check: TransactionCheck | None,
     ) -> None:
-        """As ``prisma migrate deploy`` runs it: the history row first, the script whole."""
-        row_id = self._started(db, migration)
-        try:
-            _session_timeouts(db, timeouts)
-            db.run_script(script)
-        except MigrationFailed as exc:
-            db.execute("ROLLBACK")  # whatever the script left open
-            with db.transaction():
-                db.execute(
-                    f'UPDATE "{TABLE}" SET logs = %s WHERE id = %s',
-                    (
-                        f"{exc}\n(the script manages its own transactions: check which of them "
-                        "committed before resolving)",
-                        row_id,
-                    ),
-                )
+        """A script with its own BEGIN/COMMIT (Prisma writes them around enum changes), or
+        with statements PostgreSQL refuses inside a transaction block: cut into parts
+        (``script_parts``), each transaction of the script run as one of ours and checked
+        before its COMMIT, each statement that cannot run in one alone. The history row is
+        committed first, as Prisma does, and ``applied_steps_count`` counts the parts in
+        effect; a failure says which parts are in effect and which are not."""
+        parts = script_parts(script)  # a malformed script is refused before anything runs
+        dropped = [p for p in parts if drops_database(p)]
+        if check is not None and dropped:
             raise MigrationFailed(
-                f"{exc} (the script commits on its own: parts of it may be in effect)"
-            ) from None
-        finally:
-            _session_timeouts(db, None)
-        with db.transaction():
-            db.execute(
-                f'UPDATE "{TABLE}" SET finished_at = clock_timestamp(), applied_steps_count = 1 '
-                "WHERE id = %s",
-                (row_id,),
+                f"{dropped[0].lines}: DROP DATABASE runs outside any transaction, where what "
+                "it loses can be neither verified nor rolled back: drop the database by hand "
+                "(nothing of this migration ran)"
             )
-
-    def _apply_outside_transaction(
-        self, db: Database, migration: Migration, script: str, timeouts: Timeouts
-    ) -> None:
         row_id = self._started(db, migration)
-        try:
-            _session_timeouts(db, timeouts)
-            for line, statement in split_postgres(script):
-                try:
-                    db.run_script(statement)
-                except MigrationFailed as exc:
-                    message = f"line {line}: {str(exc).split(': ', 1)[-1]}"
-                    with db.transaction():
-                        db.execute(
-                            f'UPDATE "{TABLE}" SET logs = %s WHERE id = %s',
-                            (
-                                message + "\n(run outside a transaction: statements "
-                                "before this line are in effect)",
-                                row_id,
-                            ),
-                        )
-                    raise MigrationFailed(
-                        f"{message} (run outside a transaction: the statements before it "
-                        "are in effect)"
-                    ) from None
+        for done, part in enumerate(parts):
+            try:
+                self._run_part(db, part, timeouts, check)
+            except MigrationFailed as exc:
+                nothing = done == 0 and not part.outside
+                again = nothing and isinstance(exc, LocksUnavailable)
+                status = (
+                    "rolled back: nothing of it is in effect"
+                    + ("; it runs again on the next attempt" if again else "")
+                    if nothing
+                    else _progress(parts, done)
+                )
                 with db.transaction():
                     db.execute(
-                        f'UPDATE "{TABLE}" SET applied_steps_count = '
-                        "applied_steps_count + 1 WHERE id = %s",
-                        (row_id,),
+                        f'UPDATE "{TABLE}" SET logs = %s, rolled_back_at = '
+                        f"{'clock_timestamp()' if again else 'NULL'} WHERE id = %s",
+                        (f"{exc}\n({status})", row_id),
                     )
+                raise type(exc)(f"{exc} ({status})") from None
             with db.transaction():
                 db.execute(
-                    f'UPDATE "{TABLE}" SET finished_at = clock_timestamp() WHERE id = %s', (row_id,)
+                    f'UPDATE "{TABLE}" SET applied_steps_count = applied_steps_count + 1 '
+                    "WHERE id = %s",
+                    (row_id,),
                 )
-        finally:
-            _session_timeouts(db, None)
+        with db.transaction():
+            db.execute(
+                f'UPDATE "{TABLE}" SET finished_at = clock_timestamp() WHERE id = %s', (row_id,)
+            )
+
+    @staticmethod
+    def _run_part(
+        db: Database, part: ScriptPart, timeouts: Timeouts, check: TransactionCheck | None
+    ) -> None:
+        if part.outside:
+            _session_timeouts(db, timeouts)
+            try:
+                db.run_script(part.text)
+            finally:
+                _session_timeouts(db, None)
+            return
+        try:
+            with db.transaction(timeouts.lock, timeouts.statement):
+                if part.modes:  # the script's BEGIN ISOLATION LEVEL ..., before any query
+                    db.execute(f"SET TRANSACTION {part.modes}")
+                if check is not None and not part.rolled_back:
+                    check.before(db)
+                db.run_script(part.text)
+                if part.rolled_back:  # the script's own ROLLBACK: run it, then undo it
+                    raise _ScriptRolledBack
+                if check is not None:
+                    check.after(db)
+        except _ScriptRolledBack:
+            pass
+        except MigrationFailed as exc:
+            if str(exc).startswith("line "):
+                raise
+            raise type(exc)(f"{part.lines}: {exc}") from None
 
     def _insert(
         self,
@@ -375,6 +388,27 @@ class PrismaLayout:
                     (_now(db), row_id),
                 )
         return bool(rows)
+
+
+class _ScriptRolledBack(Exception):
+    """Raised inside a part's transaction to roll it back, as the script's ROLLBACK asks."""
+
+
+def _progress(parts: Sequence[ScriptPart], done: int) -> str:
+    """Which parts of a script run in parts are in effect after part ``done`` failed."""
+    failed = parts[done]
+    said = [
+        "in effect: " + ", ".join(p.lines for p in parts[:done]) if done else "",
+        f"{failed.lines} " + ("failed outside a transaction" if failed.outside else "rolled back"),
+        "not run: " + ", ".join(p.lines for p in parts[done + 1 :])
+        if done + 1 < len(parts)
+        else "",
+    ]
+    return (
+        "the script runs in parts, each its own transaction; "
+        + "; ".join(s for s in said if s)
+        + ": check what is in place before resolving"
+    )
 
 
 def _session_timeouts(db: Database, timeouts: Timeouts | None) -> None:

@@ -1,16 +1,18 @@
 """PostgreSQL scripts read with PostgreSQL's own lexer and grammar (pglast, i.e. libpg_query).
 
-Used to tell how a migration must run (``transaction_mode``), to split the statements of
-one that must run one at a time (``CREATE INDEX CONCURRENTLY``) and to find syntax errors
-before anything runs; scripts themselves are sent to the server whole.
+Used to tell how a migration must run (``transaction_mode``), to cut one that manages its own
+transactions, or holds statements that must run outside one (``CREATE INDEX CONCURRENTLY``),
+into parts that run one at a time (``script_parts``), and to find syntax errors before
+anything runs; scripts (or their parts) are sent to the server whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
-from pglast import parser
+from pglast import ast, parse_sql, parser
+from pglast.enums import TransactionStmtKind
 
 from reconciler.errors import MigrationFailed
 
@@ -55,10 +57,133 @@ def transaction_mode(script: str) -> TransactionMode:
     return "own" if own else "ours"
 
 
-def split_postgres(script: str) -> Iterator[tuple[int, str]]:
-    """Statements of ``script`` with their starting line; raises on a syntax error."""
+@dataclass(frozen=True)
+class ScriptPart:
+    """One piece of a script that manages its own transactions, run as one unit: its
+    statements in one transaction of ours (verified before its COMMIT), or, for a statement
+    PostgreSQL refuses inside a transaction block, that statement alone outside one."""
+
+    first_line: int
+    last_line: int
+    text: str
+    """The statements as written, behind as many newlines as the script has before them,
+    so the server's error positions name the script's own lines."""
+    outside: bool = False
+    """Runs outside any transaction (``CREATE INDEX CONCURRENTLY``, ``VACUUM``...)."""
+    rolled_back: bool = False
+    """The script itself ends this transaction with ``ROLLBACK``: it runs, and is undone."""
+    modes: str = ""
+    """What the script's ``BEGIN`` asks of its transaction (``ISOLATION LEVEL SERIALIZABLE``,
+    ``READ ONLY``...), for a ``SET TRANSACTION`` ahead of anything else in it."""
+
+    @property
+    def lines(self) -> str:
+        if self.first_line == self.last_line:
+            return f"line {self.first_line}"
+        return f"lines {self.first_line}-{self.last_line}"
+
+
+def script_parts(script: str) -> list[ScriptPart]:
+    """``script`` cut at its top-level transaction control (``BEGIN``, ``COMMIT``,
+    ``ROLLBACK``...), read by PostgreSQL's grammar, so every statement that can change data
+    runs in a transaction of ours: what the script's own ``BEGIN ... COMMIT`` holds is one
+    part, statements between such blocks another, and a statement that cannot run in a
+    transaction block is a part alone. Raises ``MigrationFailed`` naming the line of a
+    syntax error, of a ``BEGIN`` never committed, or of two-phase commit, before anything
+    runs."""
     problem = syntax_error(script)
     if problem:
         raise MigrationFailed(problem)
-    for span in parser.split(script, with_parser=True, only_slices=True):
-        yield script.count("\n", 0, span.start) + 1, script[span]
+    spans = list(parser.split(script, with_parser=True, only_slices=True))
+    statements = [raw.stmt for raw in parse_sql(script)]
+    parts: list[ScriptPart] = []
+    pending: list[slice] = []
+    explicit: int | None = None  # the line of the script's own BEGIN still open
+    modes = ""  # what that BEGIN asks of its transaction
+
+    def close(*, rolled_back: bool = False) -> None:
+        if pending:
+            start, stop = pending[0].start, pending[-1].stop
+            first = script.count("\n", 0, start) + 1
+            parts.append(
+                ScriptPart(
+                    first,
+                    script.count("\n", 0, stop) + 1,
+                    "\n" * (first - 1) + script[start:stop] + ";",
+                    rolled_back=rolled_back,
+                    modes=modes if explicit is not None else "",
+                )
+            )
+            pending.clear()
+
+    for span, statement in zip(spans, statements, strict=True):
+        line = script.count("\n", 0, span.start) + 1
+        control = statement if isinstance(statement, ast.TransactionStmt) else None
+        kind = control.kind if control is not None else None
+        if kind in _TWO_PHASE:
+            raise MigrationFailed(f"line {line}: two-phase commit is not supported in a migration")
+        if kind in _STARTS:
+            if explicit is None:  # a BEGIN inside a transaction is only a warning
+                close()
+                explicit, modes = line, _modes(control)
+            continue
+        if kind in _ENDS:
+            close(rolled_back=kind == TransactionStmtKind.TRANS_STMT_ROLLBACK)
+            # AND CHAIN: the next transaction opens at once, with the same modes.
+            explicit = line if control is not None and control.chain else None
+            continue
+        if explicit is None and transaction_mode(script[span]) == "none":
+            close()
+            first = line
+            parts.append(
+                ScriptPart(
+                    first,
+                    script.count("\n", 0, span.stop) + 1,
+                    "\n" * (first - 1) + script[span],
+                    outside=True,
+                )
+            )
+            continue
+        pending.append(span)
+    if explicit is not None:
+        raise MigrationFailed(
+            f"line {explicit}: BEGIN without a COMMIT: say how the script's transaction ends"
+        )
+    close()
+    return parts
+
+
+def drops_database(part: ScriptPart) -> bool:
+    """Whether ``part`` is a ``DROP DATABASE``: it runs outside any transaction, so what it
+    loses can neither be measured before it takes effect nor rolled back."""
+    return part.outside and any(
+        isinstance(raw.stmt, ast.DropdbStmt) for raw in parse_sql(part.text)
+    )
+
+
+def _modes(begin: ast.TransactionStmt | None) -> str:
+    """The transaction modes a ``BEGIN`` or ``START TRANSACTION`` names, as ``SET
+    TRANSACTION`` takes them."""
+    said: list[str] = []
+    for option in (begin.options if begin is not None else None) or ():
+        value = getattr(getattr(option.arg, "val", None), "sval", None) or getattr(
+            getattr(option.arg, "val", None), "ival", 0
+        )
+        if option.defname == "transaction_isolation":
+            said.append(f"ISOLATION LEVEL {str(value).upper()}")
+        elif option.defname == "transaction_read_only":
+            said.append("READ ONLY" if value else "READ WRITE")
+        elif option.defname == "transaction_deferrable":
+            said.append("DEFERRABLE" if value else "NOT DEFERRABLE")
+    return ", ".join(said)
+
+
+_STARTS = frozenset({TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START})
+_ENDS = frozenset({TransactionStmtKind.TRANS_STMT_COMMIT, TransactionStmtKind.TRANS_STMT_ROLLBACK})
+_TWO_PHASE = frozenset(
+    {
+        TransactionStmtKind.TRANS_STMT_PREPARE,
+        TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED,
+        TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
+    }
+)

@@ -206,6 +206,24 @@ def test_restore_into_an_empty_database_keeps_every_row(
     assert named(neon, "rcl-scratch-") == []
 
 
+def test_restore_into_a_populated_database_leaves_exactly_the_backup(
+    neon: NeonDouble, shop: str, empty_db: str
+) -> None:
+    driver = driver_for(neon, shop)
+    artifact = driver.take("schema-change")
+    pg_query(empty_db, "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric)")
+    pg_query(empty_db, "INSERT INTO items VALUES (0, 'stale', 1), (1, 'stale', 1)")
+    pg_query(empty_db, "CREATE SCHEMA later; CREATE TABLE later.notes (body text)")
+
+    driver.restore(artifact, parse_database_url(empty_db))
+
+    assert rows(empty_db) == rows(neon.database_url(artifact.id))
+    assert len(rows(empty_db)) == ROWS
+    schemas = pg_query(empty_db, "SELECT 1 FROM pg_namespace WHERE nspname = 'later'")
+    assert schemas == []
+    assert named(neon, "rcl-scratch-") == []
+
+
 def test_delete_removes_the_branch_and_check_notices(neon: NeonDouble, shop: str) -> None:
     driver = driver_for(neon, shop)
     artifact = driver.take("schema-change")

@@ -117,8 +117,8 @@ def updated_ms(i: int) -> int:
 
 def clerk_user(i: int) -> Json:
     """A Clerk Backend API user object. Every 7th user has a second address made primary,
-    every 97th has no address at all; every 50th is banned, every 73rd locked; every 11th
-    has an external_id."""
+    every 97th has no address at all; every 50th is banned, every 73rd locked, every 89th
+    deprovisioned; every 11th has an external_id."""
     created, updated = created_ms(i), updated_ms(i)
     first, last = _FIRST[i % len(_FIRST)], _LAST[i % len(_LAST)]
     domain = _DOMAINS[i % len(_DOMAINS)]
@@ -156,6 +156,7 @@ def clerk_user(i: int) -> Json:
         "last_sign_in_at": updated,
         "banned": i % 50 == 49,
         "locked": i % 73 == 72,
+        "deprovisioned": i % 89 == 88,
         "lockout_expires_in_seconds": 1800 if i % 73 == 72 else None,
         "verification_attempts_remaining": 100,
         "created_at": created,

@@ -365,6 +365,7 @@ def test_clerk_maps_users(clerk_api: Any) -> None:
     assert users[clerk_id(49)].active is False  # banned
     assert users[clerk_id(72)].active is True  # locked: a lockout after failed sign-ins
     assert users[clerk_id(71)].active is True
+    assert users[clerk_id(88)].active is False  # deprovisioned: restricted from signing in
     moment = users[clerk_id(123)].updated_at
     assert moment == at(updated_ms(123))
     assert moment is not None

@@ -77,3 +77,28 @@ def test_bad_urls_say_what_is_wrong_in_one_line(text: str, message: str) -> None
     with pytest.raises(ValueError, match=message) as caught:
         parse_database_url(text)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("postgresql://app:pw@DB.internal/shop", "postgres://other@db.internal:5432/shop", True),
+        ("postgresql+psycopg://h/shop?sslmode=require", "postgresql://h:5432/shop", True),
+        ("postgresql://[::1]/shop", "postgresql://[::1]:5432/shop", True),
+        ("postgresql://h/shop", "postgresql://h:6543/shop", False),
+        ("postgresql://h/shop", "postgresql://h/shop_copy", False),
+        ("postgresql://h1/shop", "postgresql://h2/shop", False),
+        ("sqlite:///data/../data/shop.db", "sqlite:///data/shop.db", True),
+        ("sqlite:///shop.db", "sqlite:///copy.db", False),
+        ("sqlite:///shop", "postgresql://h/shop", False),
+    ],
+)
+def test_one_database_however_its_url_is_spelled(
+    a: str, b: str, same: bool, tmp_path: Path
+) -> None:
+    """restore backs up the target's own database first whichever way --to names it."""
+    from reconciler.db.url import same_database
+
+    first, second = parse_database_url(a, tmp_path), parse_database_url(b, tmp_path)
+    assert same_database(first, second) is same
+    assert same_database(second, first) is same

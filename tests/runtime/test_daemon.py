@@ -199,7 +199,10 @@ def test_new_commit_is_applied_and_shown(deployment: Deployment) -> None:
     assert 'reconciler_schema_pending_migrations{target="shop"} 0.0' in metrics
     assert 'reconciler_migrations_applied_total{target="shop"} 8.0' in metrics
     assert 'reconciler_leader{target="shop"} 1.0' in metrics
-    wait_for(lambda: shop(url)["concerns"].get("identity"), what="an identity run")
+    wait_for(
+        lambda: shop(url)["concerns"].get("identity", {}).get("finished_at"),
+        what="an identity run to end",
+    )
     conditions = {c["type"]: c for c in shop(url)["conditions"]}
     # Identity points at a closed port: the provider is unavailable, not the schema.
     assert conditions["Ready"]["reason"] == "ProviderUnavailable"
@@ -296,7 +299,10 @@ def test_tokens_are_enforced_and_secrets_never_shown(deployment: Deployment) -> 
     assert httpx.get(f"{url}/status", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert httpx.post(f"{url}/targets/shop/reconcile").status_code == 401
     assert httpx.post(f"{url}/targets/shop/reconcile", headers=auth()).status_code == 202
-    wait_for(lambda: shop(url)["concerns"].get("identity"), what="an identity run")
+    wait_for(
+        lambda: shop(url)["concerns"].get("identity", {}).get("finished_at"),
+        what="an identity run to end",
+    )
     exposed = httpx.get(f"{url}/metrics").text + httpx.get(f"{url}/status", headers=auth()).text
     deployment.stop_all()
     for text in (exposed, deployment.logs()):

@@ -187,6 +187,12 @@ def judge(shop: Shop, sql: str) -> Step:
     return plan.steps[-1]
 
 
+def rejudge(shop: Shop, sql: str) -> Step:
+    """``judge`` again, the pending migration's text replaced by ``sql``."""
+    (shop.folder / CHANGE / "migration.sql").write_text(sql, encoding="utf-8")
+    return shop.plan().steps[-1]
+
+
 def found(step: Step) -> list[tuple[str, str, int]]:
     return [(f.rule, f.severity, f.line) for f in step.findings]
 
@@ -285,12 +291,103 @@ def test_drop_column_if_exists_of_a_missing_column_does_not_block(shop: Shop) ->
 
 
 def test_update_counts_the_values_it_overwrites(shop: Shop) -> None:
-    step = judge(shop, 'UPDATE "users" SET "name" = upper("name");\n')
+    step = judge(shop, 'UPDATE "users" SET "name" = \'someone\' WHERE "id" > 100;\n')
     assert found(step) == [("update-overwrites", "data-loss", 1)]
     assert message(step, "update-overwrites") == (
-        "overwrites users.name: up to 300 non-null values affected"
+        "overwrites users.name: 200 values change, of which 200 made equal to another value"
     )
     assert step.verdict.decision == "blocked"
+
+
+def test_update_that_rewrites_values_one_to_one_does_not_block(shop: Shop) -> None:
+    step = judge(shop, 'UPDATE "users" SET "name" = upper("name");\n')
+    assert found(step) == [("update-overwrites", "info", 1)]
+    assert message(step, "update-overwrites") == (
+        "rewrites users.name in place: 300 values change, none made NULL or equal to another "
+        "value: the backup keeps the old values"
+    )
+    assert step.verdict.decision == "run"
+
+
+def test_update_that_makes_two_values_one_counts_the_rows(shop: Shop) -> None:
+    step = judge(shop, 'UPDATE "users" SET "email" = upper("email");\n')
+    assert found(step) == [("update-overwrites", "info", 1)]  # duplicates stay duplicates
+    step = rejudge(shop, 'UPDATE "users" SET "role" = \'USER\' WHERE "role" = \'GUEST\';\n')
+    assert message(step, "update-overwrites") == (
+        "overwrites users.role: 3 values change, of which 3 made equal to another value"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def add_meta(shop: Shop) -> None:
+    """A JSON column, filled: {"url": "/u/<id>", "secret": "s<id>"}."""
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute('ALTER TABLE "users" ADD COLUMN "meta" JSONB')
+        conn.execute(
+            """UPDATE "users" SET "meta" = jsonb_build_object('url', '/u/' || "id", """
+            """'secret', 's' || "id")"""
+        )
+
+
+def test_update_renaming_a_json_key_does_not_block(shop: Shop) -> None:
+    add_meta(shop)
+    step = judge(
+        shop,
+        """UPDATE "users" SET "meta" = ("meta" - 'url') || """
+        """jsonb_build_object('path', "meta" -> 'url') WHERE "meta" ? 'url';\n""",
+    )
+    assert found(step) == [("update-overwrites", "info", 1)]
+    assert step.verdict.decision == "run"
+
+
+def test_update_stripping_a_json_key_blocks_with_the_count(shop: Shop) -> None:
+    add_meta(shop)
+    step = judge(shop, """UPDATE "users" SET "meta" = "meta" - 'secret' WHERE "id" <= 40;\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites users.meta: 40 values change, of which 40 JSON values with data dropped"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def test_update_making_empty_strings_null_does_not_block(shop: Shop) -> None:
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute("""UPDATE "users" SET "nickname" = '' WHERE "id" <= 12""")
+    step = judge(shop, """UPDATE "users" SET "nickname" = NULL WHERE "nickname" = '';\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+    step = rejudge(shop, """UPDATE "users" SET "nickname" = NULLIF("nickname", '');\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+    assert step.verdict.decision == "run"
+    step = rejudge(shop, """UPDATE "users" SET "nickname" = NULL WHERE "id" <= 20;\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites users.nickname: 19 values change, of which 7 made NULL"
+    )
+
+
+def test_update_truncating_timestamps_blocks_and_shifting_them_does_not(shop: Shop) -> None:
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE "users" SET "created_at" = '2026-01-01'::timestamp + "id" * interval '1h'"""
+        )
+    step = judge(shop, """UPDATE "users" SET "created_at" = date_trunc('day', "created_at");\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites users.created_at: 288 values change, of which 288 cut short by date_trunc"
+    )
+    assert step.verdict.decision == "blocked"
+    step = rejudge(
+        shop, """UPDATE "users" SET "created_at" = "created_at" + interval '1 hour';\n"""
+    )
+    assert found(step) == [("update-overwrites", "info", 1)]
+
+
+def test_measuring_an_update_changes_nothing(shop: Shop) -> None:
+    """The measuring SELECT runs READ ONLY: an expression that would write cannot, and the
+    rule falls back to the column's non-null count."""
+    before = pg_query(shop.url, 'SELECT last_value FROM "invoices_id_seq"')
+    step = judge(shop, """UPDATE "invoices" SET "views" = nextval('invoices_id_seq');\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites invoices.views: up to 50 non-null values affected"
+    )
+    assert pg_query(shop.url, 'SELECT last_value FROM "invoices_id_seq"') == before
 
 
 def test_delete_counts_the_rows_it_may_remove(shop: Shop) -> None:
@@ -458,6 +555,92 @@ def test_varchar_where_every_value_fits_does_not_block(shop: Shop) -> None:
     assert step.verdict.decision == "run"
 
 
+def test_widening_a_timestamp_to_timestamptz_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        '-- AlterTable\nALTER TABLE "users" ALTER COLUMN "created_at" '
+        "SET DATA TYPE TIMESTAMPTZ(3);\n",
+    )
+    assert found(step) == [("table-rewrite", "locking", 2)]
+    assert step.verdict.decision == "run"
+
+
+def test_lowering_a_timestamp_precision_counts_the_values_it_rounds(shop: Shop) -> None:
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute("""UPDATE "users" SET "created_at" = '2026-01-01 10:00:00'""")
+        conn.execute(
+            """UPDATE "users" SET "created_at" = '2026-01-01 10:00:00.123' WHERE "id" <= 4"""
+        )
+    sql = (
+        '-- AlterTable\nALTER TABLE "users" ALTER COLUMN "created_at" SET DATA TYPE TIMESTAMP(0);\n'
+    )
+    step = judge(shop, sql)
+    assert ("narrowing-type", "data-loss", 2) in found(step)
+    assert message(step, "narrowing-type") == (
+        "changes users.created_at from timestamp(3) to timestamp(0): "
+        "4 values would change in timestamp(0)"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def test_numeric_with_more_room_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        "-- AlterTable\n"
+        'ALTER TABLE "invoices" ALTER COLUMN "total" SET DATA TYPE DECIMAL(70,35);\n',
+    )
+    assert "narrowing-type" not in [f.rule for f in step.findings]
+    assert step.verdict.decision == "run"
+
+
+@pytest.mark.parametrize(
+    ("column", "new", "expected"),
+    [
+        (
+            "amount",
+            "DECIMAL(10,1)",
+            "changes invoices.amount from numeric to numeric(10, 1): "
+            "1 value would change in numeric(10, 1)",
+        ),
+        (
+            "total",
+            "DECIMAL(4,2)",
+            "changes invoices.total from numeric(65, 30) to numeric(4, 2): "
+            "50 values would change in numeric(4, 2)",
+        ),
+    ],
+    ids=["scale", "precision"],
+)
+def test_numeric_with_less_room_counts_the_values_that_do_not_fit(
+    shop: Shop, column: str, new: str, expected: str
+) -> None:
+    step = judge(
+        shop,
+        f'-- AlterTable\nALTER TABLE "invoices" ALTER COLUMN "{column}" SET DATA TYPE {new};\n',
+    )
+    assert message(step, "narrowing-type") == expected
+    assert step.verdict.decision == "blocked"
+
+
+def test_numeric_with_less_room_where_every_value_fits_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        '-- AlterTable\nALTER TABLE "invoices" ALTER COLUMN "total" SET DATA TYPE DECIMAL(10,2);\n',
+    )
+    assert "narrowing-type" not in [f.rule for f in step.findings]
+    assert step.verdict.decision == "run"
+
+
+def test_widening_a_column_of_a_table_renamed_in_the_same_run_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        'ALTER TABLE "invoices" RENAME TO "bills";\n'
+        'ALTER TABLE "bills" ALTER COLUMN "user_id" SET DATA TYPE BIGINT;\n',
+    )
+    assert "narrowing-type" not in [f.rule for f in step.findings]
+    assert step.verdict.decision == "run"
+
+
 def enum_recreation(removed: str) -> str:
     """Prisma's migration removing ``removed`` from the enum ``Role``."""
     kept = ", ".join(f"'{v}'" for v in ("USER", "ADMIN", "GUEST", "BANNED") if v != removed)
@@ -494,6 +677,86 @@ def test_enum_recreated_without_an_unused_value_does_not_block(shop: Shop) -> No
     step = judge(shop, enum_recreation("BANNED"))
     assert found(step) == [("enum-value-removed", "info", 5)]
     assert step.verdict.decision == "run"
+
+
+def enum_mapped(labels: str, using: str) -> str:
+    """Prisma's enum recreation of ``Role`` as ``labels``, with a hand-written ``USING``."""
+    return (
+        "-- AlterEnum\n"
+        "BEGIN;\n"
+        f'CREATE TYPE "Role_new" AS ENUM ({labels});\n'
+        'ALTER TABLE "users" ALTER COLUMN "role" DROP DEFAULT;\n'
+        f'ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (({using})::"Role_new");\n'
+        'ALTER TYPE "Role" RENAME TO "Role_old";\n'
+        'ALTER TYPE "Role_new" RENAME TO "Role";\n'
+        'DROP TYPE "Role_old";\n'
+        'ALTER TABLE "users" ALTER COLUMN "role" SET DEFAULT \'USER\';\n'
+        "COMMIT;\n"
+    )
+
+
+def test_enum_recreated_with_a_case_that_renames_a_value_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'ADMIN', 'VISITOR', 'BANNED'",
+            """CASE "role"::text WHEN 'GUEST' THEN 'VISITOR' ELSE "role"::text END""",
+        ),
+    )
+    assert found(step) == []
+    assert step.verdict.decision == "run"
+    outcome, _ = shop.reconcile()
+    assert outcome.reason == "InSync", outcome.message
+    rows = pg_query(shop.url, 'SELECT "role"::text, count(*) FROM "users" GROUP BY 1 ORDER BY 1')
+    assert rows == [("ADMIN", 5), ("USER", 292), ("VISITOR", 3)]
+
+
+def test_enum_recreated_with_a_case_that_folds_values_counts_the_rows_overwritten(
+    shop: Shop,
+) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'ADMIN', 'BANNED'",
+            """CASE WHEN "role" = 'GUEST' THEN 'USER' ELSE "role"::text END""",
+        ),
+    )
+    assert found(step) == [("update-overwrites", "data-loss", 5)]
+    assert message(step, "update-overwrites") == (
+        "recreates users.role as enum Role_new (USER, ADMIN, BANNED) with a CASE that folds "
+        "GUEST into USER; 3 rows hold such a value"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def test_enum_recreated_with_a_case_folding_an_unused_value_does_not_block(shop: Shop) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'ADMIN', 'GUEST'",
+            """CASE "role"::text WHEN 'BANNED' THEN 'USER' ELSE "role"::text END""",
+        ),
+    )
+    assert found(step) == [("update-overwrites", "info", 5)]
+    assert step.verdict.decision == "run"
+
+
+def test_enum_recreated_with_a_case_that_leaves_a_value_out_blocks_with_the_count(
+    shop: Shop,
+) -> None:
+    step = judge(
+        shop,
+        enum_mapped(
+            "'USER', 'STAFF', 'GUEST', 'BANNED'",
+            """CASE "role"::text WHEN 'USER' THEN 'USER' WHEN 'GUEST' THEN 'GUEST' """
+            """WHEN 'BANNED' THEN 'BANNED' END""",
+        ),
+    )
+    assert found(step) == [("enum-value-removed", "data-loss", 5)]
+    assert message(step, "enum-value-removed") == (
+        "recreates users.role as enum Role_new (USER, STAFF, GUEST, BANNED) with a CASE that "
+        "gives ADMIN no value of it; 5 rows hold such a value"
+    )
 
 
 # -- the gate, end to end ------------------------------------------------------------------
@@ -679,4 +942,6 @@ def test_assessment_scans_the_table_once_for_every_question(
     assert messages["set-not-null-with-nulls"].endswith("which has 30 NULL values")
     assert messages["narrowing-type"].endswith("7 values are longer than 20 characters")
     assert messages["unique-over-duplicates"].endswith("2 rows duplicate another")
-    assert messages["update-overwrites"].endswith("up to 300 non-null values affected")
+    assert messages["update-overwrites"].endswith(
+        "none made NULL or equal to another value: the backup keeps the old values"
+    )
