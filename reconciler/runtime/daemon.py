@@ -553,7 +553,10 @@ class Daemon:
         signal.signal(signal.SIGINT, terminate)
         signal.signal(signal.SIGHUP, hangup)
         done.wait()
-        unfinished = self.stop()
+        watchdog = threading.Timer(self.policy.grace, _exit_late, (self.policy.grace,))
+        watchdog.daemon = True  # armed until the process ends, whatever holds it up
+        watchdog.start()
+        unfinished = self.stop(max(self.policy.grace - 1, 0))
         self.server.stop()
         if unfinished:
             # Their threads would keep the interpreter from exiting: end the process, which
@@ -567,6 +570,15 @@ class Daemon:
             os._exit(0)
         log.info("stopped")
         return 0
+
+
+def _exit_late(grace: float) -> None:
+    """The grace period is over and the process has not ended: something the lanes do not
+    cover holds it (a thread in I/O, a close that waits). End it: the server rolls back
+    whatever its connections left open, and SIGTERM is kept within its promise."""
+    log.warning("stopped: the grace period (%gs) is over before shutdown ended; exiting", grace)
+    logging.shutdown()
+    os._exit(0)
 
 
 def _concerns(spec: Target) -> tuple[str, ...]:
