@@ -116,8 +116,8 @@ def test_ctrl_c_in_a_migration_outside_one_transaction_says_what_stays(
     """CONCURRENTLY runs outside a transaction, statement by statement: what completed
     stays, so it is not said to be rolled back, and it stays a failure to settle."""
     sql = (
-        'CREATE TABLE "slow_a" ("id" INTEGER);\nSELECT pg_sleep(30);\n'
-        'CREATE INDEX CONCURRENTLY "slow_a_id" ON "slow_a" ("id");\n'
+        'CREATE TABLE "slow_a" ("id" INTEGER);\n'
+        'CREATE INDEX CONCURRENTLY "slow_a_id" ON "slow_a" ("id");\nSELECT pg_sleep(30);\n'
     )
     policy = slow_apply(tmp_path, pg_url, sql)
     code, output = interrupt_apply(tmp_path, policy, pg_url)
