@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.act.assess import assess
 from reconciler.act.backups import describe_backup, take_backup
-from reconciler.act.recover import recover_failed
+from reconciler.act.recover import settled
 from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
 from reconciler.act.verify import loss_check
 from reconciler.backup import BackupError, open_driver
@@ -95,7 +95,8 @@ class TargetSession:
         observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
         findings = assess(self.target, self.layout, self.db, observation, now, self.applied_times)
         every = [m.id for m in self.layout.migrations()]
-        return plan_schema(self.target, observation, findings, now, every)
+        # A script run in parts that failed part-way: resumed, or refused with its fix.
+        return settled(self, plan_schema(self.target, observation, findings, now, every))
 
 
 @contextmanager
@@ -176,11 +177,6 @@ def _apply(
     # A first look without the lock: a plan that cannot run must not even create the
     # history table.
     first_look = session.plan()
-    # A script run in parts that a crash or a lock cut short is finished first; one its
-    # SQL stopped is refused with what is in effect and the command that settles it.
-    first_look, again, said = recover_failed(session, ledger, run, first_look)
-    if again is not None:
-        return Outcome(target.name, _reason_for(again), said, first_look)
     early = _refusal(first_look)
     if early is not None:
         ledger.record_decisions(run.id, first_look.target, decisions(first_look))

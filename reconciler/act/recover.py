@@ -7,9 +7,10 @@ advice (fix the file, resolve it rolled back) would run them twice and fail on "
 exists". The history row counts the parts in effect (``applied_steps_count``) and says why
 the attempt stopped; from that and the catalog:
 
-- cut short at a part that can run again: the INVALID index the cut-short ``CREATE INDEX
-  CONCURRENTLY`` left is dropped and the parts not yet in effect run, each once, before
-  the plan is judged again; nobody needs to act;
+- cut short at a part that can run again: the plan applies it as any pending migration
+  (backed up, rehearsed, confirmed, verified), and applying it resumes the attempt: the
+  INVALID index the cut-short ``CREATE INDEX CONCURRENTLY`` left is dropped and the parts
+  not yet in effect run, each once (``PrismaLayout.resume``); nobody needs to act;
 - stopped by its SQL (or a refused loss): the refusal names the lines and objects in
   effect, the lines that are not, and the ``resolve --applied`` that settles it once a
   person has finished those lines by hand.
@@ -17,31 +18,27 @@ the attempt stopped; from that and the catalog:
 
 from __future__ import annotations
 
-import time
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from reconciler.act.verify import loss_check
-from reconciler.errors import MigrationFailed
 from reconciler.plan.model import Blocker, Plan, Step
 from reconciler.source.prisma import PrismaLayout, Stopped
+from reconciler.source.sql import concurrent_index
 
 if TYPE_CHECKING:
     from reconciler.act.engine import TargetSession
-    from reconciler.ledger import Ledger, LiveRun
 
 
-def recover_failed(
-    session: TargetSession, ledger: Ledger, run: LiveRun, plan: Plan
-) -> tuple[Plan, MigrationFailed | None, str]:
-    """``plan`` as it stands once a failed migration of ours was finished (observed again),
-    or with the exact advice in its blocker; when finishing it failed again, the error and
-    what to say of it."""
+def settled(session: TargetSession, plan: Plan) -> Plan:
+    """``plan`` once reconciler's own failed script run in parts is accounted for: without
+    its ``FailedMigration`` blocker, and a note instead, when applying it resumes it; with
+    the exact advice as the blocker when a person must settle it; else as it was."""
     layout, db = session.layout, session.db
     if plan.blocker is None or plan.blocker.reason != "FailedMigration":
-        return plan, None, ""
+        return plan
     if not isinstance(layout, PrismaLayout):
-        return plan, None, ""
+        return plan
     found = next(
         (
             (step, state)
@@ -51,31 +48,18 @@ def recover_failed(
         None,
     )
     if found is None:
-        return plan, None, ""
+        return plan
     step, state = found
-    if not state.resumable or step.blocked:
-        blocker = Blocker("FailedMigration", advice(session, step, state))
-        return replace(plan, blocker=blocker), None, ""
-    migration, target = step.migration, session.target
-    with layout.lock(db):
-        step_id = ledger.start_step(
-            run.id, target.name, "resume-migration", migration.id, migration.checksum
-        )
-        started = time.perf_counter()
-        try:
-            note = layout.resume(db, migration, target.timeouts, loss_check(step, target.safety))
-        except MigrationFailed as exc:
-            ledger.finish_step(step_id, "failed", time.perf_counter() - started, str(exc))
-            again = layout.stopped(db, migration)
-            said = (
-                advice(session, step, again)
-                if again is not None and not again.resumable
-                else f"{migration.id} failed: {migration.path}: {exc}"
-            )
-            return plan, exc, said
-        ledger.finish_step(step_id, "applied", time.perf_counter() - started, note)
-    session.report(f"{migration.id}: {note}; it is applied")
-    return session.plan(), None, ""
+    if not state.resumable:
+        return replace(plan, blocker=Blocker("FailedMigration", advice(session, step, state)))
+    named = concurrent_index(state.failed)
+    note = (
+        f"{step.migration.id} was cut short at {state.failed.lines} (a crash, a kill, Ctrl-C "
+        "or a lock): applying it resumes it there"
+        + (f", the INVALID index {named[0]} it may have left dropped first" if named else "")
+        + (f"; {state.done} of its parts are in effect ({state.made})" if state.made else "")
+    )
+    return replace(plan, blocker=None, notes=(*plan.notes, note))
 
 
 def advice(session: TargetSession, step: Step, state: Stopped) -> str:
@@ -85,6 +69,7 @@ def advice(session: TargetSession, step: Step, state: Stopped) -> str:
     failed = state.failed
     rest = ", ".join(p.lines for p in state.parts[state.done :])
     first = state.logs.strip().splitlines()[0][:400] if state.logs.strip() else "cut short"
+    first = re.sub(r"^lines? [0-9-]+: ", "", first)  # the part's lines are said already
     if state.done:
         done = ", ".join(p.lines for p in state.parts[: state.done])
         made = f" ({state.made})" if state.made else ""

@@ -223,6 +223,15 @@ class PrismaLayout:
         manages its own transactions, each of them (``_apply_in_parts``)."""
         script = migration.read()
         mode = transaction_mode(script) if db.dialect == "postgresql" else "ours"
+        stopped = self.stopped(db, migration) if mode != "ours" else None
+        if stopped is not None:  # an earlier attempt stopped part-way
+            if not stopped.resumable:
+                raise MigrationFailed(
+                    f"an earlier attempt stopped at {stopped.failed.lines}, with the lines "
+                    "before it in effect: settle it first (`reconciler plan` says how)"
+                )
+            self.resume(db, migration, timeouts, check)
+            return
         if mode != "ours":
             # Its own BEGIN/COMMIT, or a statement PostgreSQL refuses inside a transaction
             # block: wrapping it whole in one transaction would fail or commit half of it
@@ -569,7 +578,7 @@ def _progress(
         + (
             f"; {AGAIN} {failed.lines} on the next attempt"
             if again
-            else ": check what is in place before resolving"
+            else ": the next apply says what settles it"
         )
     )
 

@@ -1,0 +1,124 @@
+"""A Prisma script run in parts that its SQL stopped half-way: the INVALID index a failed
+``CREATE INDEX CONCURRENTLY`` left is dropped at once, and the refusal that follows names
+what is in effect and the one command that settles it, which works when followed as
+printed."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.act import reconcile_schema
+from reconciler.cli import main
+from tests.conftest import pg_query
+from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
+
+MIGRATION = "20261201000000_audit"
+
+
+def follow_the_advice(message: str, pg_url: str) -> None:
+    """Do what a refusal says: run the lines it names of the file it names by hand, then
+    the command it prints, as printed."""
+    found = re.search(r"fixed, run (.+?) of (\S+) by hand, then `([^`]+)`", message)
+    assert found is not None, message
+    lines, path, command = found.groups()
+    script = Path(path).read_text(encoding="utf-8").splitlines()
+    for span in lines.split(", "):
+        numbers = [int(n) for n in span.split(" ", 1)[1].split("-")]
+        pg_query(pg_url, "\n".join(script[numbers[0] - 1 : numbers[-1]]))
+    words = shlex.split(command)
+    assert words[0] == "reconciler", command
+    result = CliRunner().invoke(main, words[1:], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def history(pg_url: str) -> list[tuple[object, ...]]:
+    return pg_query(
+        pg_url,
+        "SELECT finished_at IS NOT NULL, rolled_back_at IS NOT NULL FROM _prisma_migrations "
+        "WHERE migration_name = %s",
+        (MIGRATION,),
+    )
+
+
+def test_a_failed_concurrent_index_is_dropped_and_the_printed_fix_works(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    add_migration(
+        folder,
+        MIGRATION,
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        'INSERT INTO "audit" VALUES (1), (1);\n'
+        'CREATE UNIQUE INDEX CONCURRENTLY "audit_id_key" ON "audit"("id");\n'
+        'CREATE TABLE "audit_after" ("id" INTEGER);\n',
+    )
+
+    failed = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert failed.reason == "ApplyFailed", failed.message
+    assert 'the INVALID index "audit_id_key" it left was dropped' in failed.message
+    assert pg_query(pg_url, "SELECT count(*) FROM pg_class WHERE relname = 'audit_id_key'") == [
+        (0,)
+    ]
+
+    refused = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert refused.reason == "FailedMigration", refused.message
+    assert f"migration {MIGRATION} failed at line 3: " in refused.message
+    assert 'lines 1-2 of it are in effect (table "audit", rows of "audit")' in refused.message
+    assert "not in effect: line 3, line 4" in refused.message
+    assert "--rolled-back" not in refused.message
+    pg_query(pg_url, 'DELETE FROM "audit" WHERE ctid = (SELECT min(ctid) FROM "audit")')
+    follow_the_advice(refused.message, pg_url)
+
+    again = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert again.reason == "InSync", again.message
+    assert history(pg_url) == [(True, False)]
+    assert pg_query(
+        pg_url,
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'audit_id_key'::regclass",
+    ) == [(True,)]
+    assert pg_query(pg_url, "SELECT to_regclass('audit_after') IS NOT NULL") == [(True,)]
+
+
+def test_a_later_transaction_stopped_by_its_sql_is_settled_by_the_printed_command(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    add_migration(
+        folder,
+        MIGRATION,
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        'INSERT INTO "audit" VALUES (0);\n'
+        "COMMIT;\n"
+        "BEGIN;\n"
+        'ALTER TABLE "audit" ADD CONSTRAINT "audit_positive" CHECK ("id" > 0);\n'
+        "COMMIT;\n",
+    )
+
+    failed = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    assert failed.reason == "ApplyFailed", failed.message
+    refused = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert refused.reason == "FailedMigration", refused.message
+    assert 'lines 1-2 of it are in effect (table "audit", rows of "audit")' in refused.message
+    assert "not in effect: line 5" in refused.message
+    pg_query(pg_url, 'UPDATE "audit" SET "id" = 1')
+    follow_the_advice(refused.message, pg_url)
+
+    again = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert again.reason == "InSync", again.message
+    assert history(pg_url) == [(True, False)]
+    assert pg_query(
+        pg_url, "SELECT count(*) FROM pg_constraint WHERE conname = 'audit_positive'"
+    ) == [(1,)]
