@@ -51,7 +51,9 @@ def settled(session: TargetSession, plan: Plan) -> Plan:
         return plan
     step, state = found
     if not state.resumable:
-        return replace(plan, blocker=Blocker("FailedMigration", advice(session, step, state)))
+        left = layout.leftover_index(db, state)
+        said = advice(session, step, state, left)
+        return replace(plan, blocker=Blocker("FailedMigration", said))
     named = concurrent_index(state.failed)
     note = (
         f"{step.migration.id} was cut short at {state.failed.lines} (a crash, a kill, Ctrl-C "
@@ -62,9 +64,10 @@ def settled(session: TargetSession, plan: Plan) -> Plan:
     return replace(plan, blocker=None, notes=(*plan.notes, note))
 
 
-def advice(session: TargetSession, step: Step, state: Stopped) -> str:
+def advice(session: TargetSession, step: Step, state: Stopped, left: str | None) -> str:
     """The refusal of a failed script that left parts in effect: what is in effect, what is
-    not, and the one command that settles it."""
+    not, and the one command that settles it. ``left``: an INVALID index its failed
+    ``CREATE INDEX CONCURRENTLY`` left, to drop first."""
     migration = step.migration
     failed = state.failed
     rest = ", ".join(p.lines for p in state.parts[state.done :])
@@ -77,9 +80,10 @@ def advice(session: TargetSession, step: Step, state: Stopped) -> str:
     else:
         in_effect = "none of its lines is in effect"
     command = session.target.command("resolve")
+    drop = f"`DROP INDEX CONCURRENTLY {left};`, then " if left else ""
     return (
         f"migration {migration.id} failed at {failed.lines}: {first}; {in_effect}; not in "
         f"effect: {rest}. Do not edit it or resolve it rolled back: that would run it whole "
-        f"again. Once the cause is fixed, run {rest} of {migration.path} by hand, then "
+        f"again. Once the cause is fixed, {drop}run {rest} of {migration.path} by hand, then "
         f"`{command} --applied {migration.id}`"
     )

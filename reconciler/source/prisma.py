@@ -333,20 +333,22 @@ class PrismaLayout:
             try:
                 self._run_part(db, part, timeouts, check, row_id)
             except MigrationFailed as exc:
-                left = self._drop_left_index(db, part) if built else None
-                nothing = done == 0 and not part.outside
                 again = isinstance(exc, LocksUnavailable)
+                left = self._drop_left_index(db, part, timeouts, again) if built else None
+                nothing = done == 0 and not part.outside
                 status = (
                     "rolled back: nothing of it is in effect"
                     + ("; it runs again on the next attempt" if again else "")
                     if nothing
                     else _progress(parts, done, left, again)
                 )
+                named = concurrent_index(part)
+                mark = f"\n({_builds(part, named[0])})" if built and named else ""
                 with db.transaction():
                     db.execute(
                         f'UPDATE "{TABLE}" SET logs = %s, rolled_back_at = '
                         f"{'clock_timestamp()' if again and nothing else 'NULL'} WHERE id = %s",
-                        (f"{exc}\n({status})", row_id),
+                        (f"{exc}\n({status}){mark}", row_id),
                     )
                 if again and not nothing:
                     raise LocksUnavailable(f"{exc} ({status})") from None
@@ -379,14 +381,29 @@ class PrismaLayout:
         return True
 
     @staticmethod
-    def _drop_left_index(db: Database, part: ScriptPart) -> str | None:
+    def _drop_left_index(
+        db: Database, part: ScriptPart, timeouts: Timeouts, again: bool
+    ) -> str | None:
         """Drop the INVALID index a failed or interrupted ``CREATE INDEX CONCURRENTLY`` of
         ours left (that statement's index on that table, never another); what was done."""
         named = concurrent_index(part)
         if named is None or _index_valid(db, *named) is not False:
             return None
-        db.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(db, *named)}")
+        try:
+            _drop_index(db, named, timeouts)
+        except MigrationFailed:  # the same lock it could not get
+            if again:
+                return f"the INVALID index {named[0]} it left is dropped on the next attempt"
+            return f"the INVALID index {named[0]} it left could not be dropped yet"
         return f"the INVALID index {named[0]} it left was dropped"
+
+    def leftover_index(self, db: Database, state: Stopped) -> str | None:
+        """The INVALID index the failed part of ``state`` left and could not drop, if any,
+        schema-qualified: a person drops it before running that part by hand."""
+        named = concurrent_index(state.failed)
+        if named is None or _builds(state.failed, named[0]) not in state.logs:
+            return None
+        return _qualified(db, *named) if _index_valid(db, *named) is False else None
 
     # -- resuming a script cut short ---------------------------------------------------
 
@@ -450,7 +467,7 @@ class PrismaLayout:
                         (state.row_id,),
                     )
             elif valid is False and _builds(part, named[0]) in state.logs:
-                db.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(db, *named)}")
+                _drop_index(db, named, timeouts)
                 said.append(f"dropped the INVALID index {named[0]} the cut-short attempt left")
             elif valid is False:
                 raise MigrationFailed(
@@ -628,6 +645,16 @@ def _index_valid(db: Database, index: str, table: str) -> bool | None:
         (table, index),
     )
     return bool(rows[0][0]) if rows else None
+
+
+def _drop_index(db: Database, named: tuple[str, str], timeouts: Timeouts) -> None:
+    """``DROP INDEX CONCURRENTLY`` of an index ours left, within the migration's timeouts:
+    it waits for the transactions using its table, as the ``CREATE`` did."""
+    _session_timeouts(db, timeouts)
+    try:
+        db.run_script(f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(db, *named)}")
+    finally:
+        _session_timeouts(db, None)
 
 
 def _qualified(db: Database, index: str, table: str) -> str:

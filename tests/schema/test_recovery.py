@@ -9,9 +9,10 @@ import re
 import shlex
 from pathlib import Path
 
+import psycopg
 from click.testing import CliRunner
 
-from reconciler.act import reconcile_schema
+from reconciler.act import plan_target, reconcile_schema
 from reconciler.cli import main
 from tests.conftest import pg_query
 from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
@@ -122,3 +123,41 @@ def test_a_later_transaction_stopped_by_its_sql_is_settled_by_the_printed_comman
     assert pg_query(
         pg_url, "SELECT count(*) FROM pg_constraint WHERE conname = 'audit_positive'"
     ) == [(1,)]
+
+
+def test_a_concurrent_index_that_waited_too_long_for_a_lock_runs_again_by_itself(
+    pg_url: str, tmp_path: Path
+) -> None:
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder, extra="    timeouts: {lock: 1s}\n")
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    add_migration(
+        folder,
+        MIGRATION,
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        'CREATE INDEX CONCURRENTLY "users_email_lookup" ON "users"("email");\n'
+        'CREATE TABLE "audit_after" ("id" INTEGER);\n',
+    )
+    with psycopg.connect(pg_url) as blocker:  # the application's open write transaction
+        blocker.execute('LOCK TABLE "users" IN ROW EXCLUSIVE MODE')
+        waited = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert waited.reason == "LocksUnavailable", waited.message
+    assert (
+        'the INVALID index "users_email_lookup" it left is dropped on the next attempt'
+        in waited.message
+    )
+    assert "it runs again from line 2 on the next attempt" in waited.message
+    plan = plan_target(policy.targets[0])
+    assert plan.blocker is None
+    assert [s.migration.id for s in plan.runnable] == [MIGRATION]
+
+    again = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert again.reason == "InSync", again.message
+    assert history(pg_url) == [(True, False)]
+    assert pg_query(
+        pg_url,
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_lookup'::regclass",
+    ) == [(True,)]
+    assert pg_query(pg_url, "SELECT count(*) FROM pg_class WHERE relname LIKE 'audit%'") == [(2,)]
