@@ -246,9 +246,10 @@ def one_round(server: Server, case: str, index: int, users: int, attempts: int) 
     database, policy, prefix = prepare(server, case, index, users)
     hit = killed_apply(server, database, case, policy, prefix)
     codes: list[int] = []
-    problems: list[str] = ["never ran"]
+    problems: list[str] = []
     for _ in range(attempts):
         codes.append(apply_once(policy, policy.parent / "after.log"))
+        problems = [f"apply exited {codes[-1]}"]
         if codes[-1] == 0:
             problems = converged(server, database, prefix, users)
             if not problems:
