@@ -52,6 +52,8 @@ def settled(session: TargetSession, plan: Plan) -> Plan:
     step, state = found
     if not state.resumable:
         left = layout.leftover_index(db, state)
+        if state.done == 0 and left is None:  # nothing in effect: fix it, run it again
+            return plan
         said = advice(session, step, state, left)
         return replace(plan, blocker=Blocker("FailedMigration", said))
     named = concurrent_index(state.failed)

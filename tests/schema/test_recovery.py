@@ -13,6 +13,7 @@ import psycopg
 from click.testing import CliRunner
 
 from reconciler.act import plan_target, reconcile_schema
+from reconciler.act.resolve import resolve_failed
 from reconciler.cli import main
 from tests.conftest import pg_query
 from tests.schema.helpers import add_migration, ledger_of, prisma_copy, prisma_policy
@@ -161,3 +162,38 @@ def test_a_concurrent_index_that_waited_too_long_for_a_lock_runs_again_by_itself
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_lookup'::regclass",
     ) == [(True,)]
     assert pg_query(pg_url, "SELECT count(*) FROM pg_class WHERE relname LIKE 'audit%'") == [(2,)]
+
+
+def test_a_failed_concurrent_index_with_nothing_before_it_runs_again_once_resolved(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Nothing of the script is in effect: the usual advice (fix the cause, resolve it
+    rolled back) is right, and works, as the INVALID index is gone."""
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    pg_query(pg_url, "INSERT INTO users (email, name) VALUES ('a@x', 'Ann'), ('b@x', 'Bea')")
+    add_migration(
+        folder,
+        MIGRATION,
+        'CREATE INDEX CONCURRENTLY "users_name_key" ON "users"((1 / (length("name") - 3)));\n'
+        'CREATE TABLE "audit_after" ("id" INTEGER);\n',
+    )
+
+    failed = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+    refused = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert failed.reason == "ApplyFailed", failed.message
+    assert 'the INVALID index "users_name_key" it left was dropped' in failed.message
+    assert refused.reason == "FailedMigration", refused.message
+    assert f"resolve --config {tmp_path / 'policy.yaml'} --target shop --rolled-back" in (
+        refused.message
+    )
+    pg_query(pg_url, "UPDATE users SET name = name || 'tty'")
+    resolve_failed(policy.targets[0], MIGRATION, "rolled-back")
+    again = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert again.reason == "InSync", again.message
+    assert pg_query(
+        pg_url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_name_key'::regclass"
+    ) == [(True,)]
