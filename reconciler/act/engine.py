@@ -321,7 +321,9 @@ def _run_steps(
                 tuple(results),
             )
         seconds = time.perf_counter() - started
-        ledger.finish_step(step_id, "applied", seconds)
+        # An attempt a crash cut short, resumed: what was done goes to the ledger too.
+        resumed = getattr(layout, "resumed", {}).pop(migration.id, None)
+        ledger.finish_step(step_id, "applied", seconds, resumed)
         result = StepResult(step, "applied", seconds)
         results.append(result)
         if on_step:

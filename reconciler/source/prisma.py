@@ -103,6 +103,8 @@ class PrismaLayout:
         self.path = path
         self.provider = read_provider(path)
         self._migrations = self._scan()
+        self.resumed: dict[str, str] = {}
+        """What ``resume`` did, by migration id, for the ledger's record of the step."""
 
     def _scan(self) -> list[Migration]:
         found: list[Migration] = []
@@ -481,6 +483,7 @@ class PrismaLayout:
                 (f"{RUNNING} {len(state.parts)} parts; {note}", state.row_id),
             )
         self._run_parts(db, migration, state.row_id, state.parts, start, timeouts, check, note)
+        self.resumed[migration.id] = note
         return note
 
     @staticmethod

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -98,6 +100,12 @@ def test_a_kill_during_a_concurrent_index_is_recovered_by_the_next_apply(
     assert len(rows) == 1, rows
     assert rows[0][:3] == (True, True, 3)
     assert 'dropped the INVALID index "users_crash_idx"' in str(rows[0][3])
+    with closing(sqlite3.connect(tmp_path / "ledger.db")) as ledger:
+        steps = ledger.execute(
+            "SELECT outcome, error FROM steps WHERE migration = ? ORDER BY id", (MIGRATION,)
+        ).fetchall()
+    assert steps[-1][0] == "applied", steps
+    assert 'dropped the INVALID index "users_crash_idx"' in str(steps[-1][1])
     status = run_process("apply", "-c", policy, "--yes", cwd=tmp_path)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "No changes. The database is at the desired revision." in status.stdout
