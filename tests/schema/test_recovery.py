@@ -5,6 +5,7 @@ printed."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from pathlib import Path
@@ -197,3 +198,46 @@ def test_a_failed_concurrent_index_with_nothing_before_it_runs_again_once_resolv
     assert pg_query(
         pg_url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_name_key'::regclass"
     ) == [(True,)]
+
+
+def test_a_concurrent_index_built_before_the_crash_could_be_recorded_is_not_built_twice(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A kill between the end of ``CREATE INDEX CONCURRENTLY`` and the history's count of
+    it: the row is left as it was while the statement ran, the index is valid, and the
+    next apply goes on after it instead of failing on "already exists"."""
+    folder = prisma_copy(tmp_path, "postgresql")
+    policy = prisma_policy(tmp_path, pg_url, folder)
+    assert reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p").in_sync
+    add_migration(
+        folder,
+        MIGRATION,
+        'CREATE TABLE "audit" ("id" INTEGER);\n'
+        'CREATE INDEX CONCURRENTLY "audit_id_idx" ON "audit"("id");\n'
+        'CREATE TABLE "audit_after" ("id" INTEGER);\n',
+    )
+    path = folder / MIGRATION / "migration.sql"
+    pg_query(pg_url, 'CREATE TABLE "audit" ("id" INTEGER)')  # lines 1 and 2 in effect
+    pg_query(pg_url, 'CREATE INDEX "audit_id_idx" ON "audit" ("id")')
+    checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+    pg_query(  # what the row says while line 2 runs
+        pg_url,
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name, logs, "
+        "applied_steps_count) VALUES (gen_random_uuid()::text, %s, %s, %s, 1)",
+        (
+            checksum,
+            MIGRATION,
+            'running in parts: parts; line 2 builds index "audit_id_idx", absent before it',
+        ),
+    )
+    assert plan_target(policy.targets[0]).blocker is None
+
+    again = reconcile_schema(policy.targets[0], ledger_of(policy), trigger="t", source="p")
+
+    assert again.reason == "InSync", again.message
+    assert history(pg_url) == [(True, False)]
+    logs = pg_query(
+        pg_url, "SELECT logs FROM _prisma_migrations WHERE migration_name = %s", (MIGRATION,)
+    )
+    assert 'line 2 had completed (index "audit_id_idx" is valid)' in str(logs[0][0])
+    assert pg_query(pg_url, "SELECT to_regclass('audit_after') IS NOT NULL") == [(True,)]
