@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.act.assess import assess
 from reconciler.act.backups import describe_backup, take_backup
+from reconciler.act.recover import settled
 from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
 from reconciler.act.verify import loss_check
 from reconciler.backup import BackupError, open_driver
@@ -94,7 +95,8 @@ class TargetSession:
         observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
         findings = assess(self.target, self.layout, self.db, observation, now, self.applied_times)
         every = [m.id for m in self.layout.migrations()]
-        return plan_schema(self.target, observation, findings, now, every)
+        # A script run in parts that failed part-way: resumed, or refused with its fix.
+        return settled(self, plan_schema(self.target, observation, findings, now, every))
 
 
 @contextmanager
@@ -319,7 +321,9 @@ def _run_steps(
                 tuple(results),
             )
         seconds = time.perf_counter() - started
-        ledger.finish_step(step_id, "applied", seconds)
+        # An attempt a crash cut short, resumed: what was done goes to the ledger too.
+        resumed = getattr(layout, "resumed", {}).pop(migration.id, None)
+        ledger.finish_step(step_id, "applied", seconds, resumed)
         result = StepResult(step, "applied", seconds)
         results.append(result)
         if on_step:

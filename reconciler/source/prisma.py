@@ -13,6 +13,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,7 +26,15 @@ from reconciler.source.base import (
     TransactionCheck,
     sha256_hex,
 )
-from reconciler.source.sql import ScriptPart, drops_database, script_parts, transaction_mode
+from reconciler.source.sql import (
+    ScriptPart,
+    concurrent_index,
+    drops_database,
+    runs_again,
+    script_parts,
+    transaction_mode,
+    what_parts_made,
+)
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -94,6 +103,8 @@ class PrismaLayout:
         self.path = path
         self.provider = read_provider(path)
         self._migrations = self._scan()
+        self.resumed: dict[str, str] = {}
+        """What ``resume`` did, by migration id, for the ledger's record of the step."""
 
     def _scan(self) -> list[Migration]:
         found: list[Migration] = []
@@ -214,6 +225,15 @@ class PrismaLayout:
         manages its own transactions, each of them (``_apply_in_parts``)."""
         script = migration.read()
         mode = transaction_mode(script) if db.dialect == "postgresql" else "ours"
+        stopped = self.stopped(db, migration) if mode != "ours" else None
+        if stopped is not None:  # an earlier attempt stopped part-way
+            if not stopped.resumable:
+                raise MigrationFailed(
+                    f"an earlier attempt stopped at {stopped.failed.lines}, with the lines "
+                    "before it in effect: settle it first (`reconciler plan` says how)"
+                )
+            self.resume(db, migration, timeouts, check)
+            return
         if mode != "ours":
             # Its own BEGIN/COMMIT, or a statement PostgreSQL refuses inside a transaction
             # block: wrapping it whole in one transaction would fail or commit half of it
@@ -254,12 +274,20 @@ class PrismaLayout:
             # The same kind of failure (a loss the check refused stays one), now complete.
             raise type(exc)(f"{exc} (rolled back: nothing of it is in effect)") from None
 
-    def _started(self, db: Database, migration: Migration) -> str:
-        """Commit the history row of a migration about to run outside one transaction (so
-        a crash leaves a failed row, as Prisma's does); its id."""
+    def _started(self, db: Database, migration: Migration, parts: int) -> str:
+        """Commit the history row of a migration about to run in parts (so a crash leaves a
+        failed row, as Prisma's does, whose ``logs`` say it was cut short); its id."""
         row_id = _new_id()
         with db.transaction():
-            self._insert(db, row_id, migration, _now(db), finished=False, steps=0, logs=None)
+            self._insert(
+                db,
+                row_id,
+                migration,
+                _now(db),
+                finished=False,
+                steps=0,
+                logs=f"{RUNNING} {parts} parts; applied_steps_count counts those in effect",
+            )
         return row_id
 
     def _apply_in_parts(
@@ -275,7 +303,8 @@ class PrismaLayout:
         (``script_parts``), each transaction of the script run as one of ours and checked
         before its COMMIT, each statement that cannot run in one alone. The history row is
         committed first, as Prisma does, and ``applied_steps_count`` counts the parts in
-        effect; a failure says which parts are in effect and which are not."""
+        effect (raised inside each part's own transaction, so a crash never leaves it
+        wrong); a failure says which parts are in effect and which are not."""
         parts = script_parts(script)  # a malformed script is refused before anything runs
         dropped = [p for p in parts if drops_database(p)]
         if check is not None and dropped:
@@ -284,40 +313,186 @@ class PrismaLayout:
                 "it loses can be neither verified nor rolled back: drop the database by hand "
                 "(nothing of this migration ran)"
             )
-        row_id = self._started(db, migration)
-        for done, part in enumerate(parts):
+        row_id = self._started(db, migration, len(parts))
+        self._run_parts(db, migration, row_id, parts, 0, timeouts, check, None)
+
+    def _run_parts(
+        self,
+        db: Database,
+        migration: Migration,
+        row_id: str,
+        parts: Sequence[ScriptPart],
+        start: int,
+        timeouts: Timeouts,
+        check: TransactionCheck | None,
+        note: str | None,
+    ) -> None:
+        """Run ``parts`` from ``start`` on, the row ``row_id`` following; ``note`` (what a
+        resumed run did first) stays in its ``logs`` once it is finished."""
+        for done in range(start, len(parts)):
+            part = parts[done]
+            built = self._note_index(db, row_id, part)
             try:
-                self._run_part(db, part, timeouts, check)
+                self._run_part(db, part, timeouts, check, row_id)
             except MigrationFailed as exc:
+                again = isinstance(exc, LocksUnavailable)
+                left = self._drop_left_index(db, part, timeouts, again) if built else None
                 nothing = done == 0 and not part.outside
-                again = nothing and isinstance(exc, LocksUnavailable)
                 status = (
                     "rolled back: nothing of it is in effect"
                     + ("; it runs again on the next attempt" if again else "")
                     if nothing
-                    else _progress(parts, done)
+                    else _progress(parts, done, left, again)
                 )
+                named = concurrent_index(part)
+                mark = f"\n({_builds(part, named[0])})" if built and named else ""
                 with db.transaction():
                     db.execute(
                         f'UPDATE "{TABLE}" SET logs = %s, rolled_back_at = '
-                        f"{'clock_timestamp()' if again else 'NULL'} WHERE id = %s",
-                        (f"{exc}\n({status})", row_id),
+                        f"{'clock_timestamp()' if again and nothing else 'NULL'} WHERE id = %s",
+                        (f"{exc}\n({status}){mark}", row_id),
                     )
+                if again and not nothing:
+                    raise LocksUnavailable(f"{exc} ({status})") from None
                 raise type(exc)(f"{exc} ({status})") from None
-            with db.transaction():
-                db.execute(
-                    f'UPDATE "{TABLE}" SET applied_steps_count = applied_steps_count + 1 '
-                    "WHERE id = %s",
-                    (row_id,),
-                )
+            if part.outside or part.rolled_back:  # else counted inside its transaction
+                with db.transaction():
+                    db.execute(
+                        f'UPDATE "{TABLE}" SET applied_steps_count = applied_steps_count + 1 '
+                        "WHERE id = %s",
+                        (row_id,),
+                    )
         with db.transaction():
             db.execute(
-                f'UPDATE "{TABLE}" SET finished_at = clock_timestamp() WHERE id = %s', (row_id,)
+                f'UPDATE "{TABLE}" SET finished_at = clock_timestamp(), logs = %s WHERE id = %s',
+                (note, row_id),
             )
+
+    def _note_index(self, db: Database, row_id: str, part: ScriptPart) -> bool:
+        """Before a ``CREATE INDEX CONCURRENTLY`` runs: whether its index is absent, so an
+        INVALID one found after a crash or a failure is this statement's own leftover; the
+        history row's ``logs`` say so, for the run that comes after a crash."""
+        named = concurrent_index(part)
+        if named is None or _index_valid(db, *named) is not None:
+            return False
+        with db.transaction():
+            db.execute(
+                f'UPDATE "{TABLE}" SET logs = %s WHERE id = %s',
+                (f"{RUNNING} parts; {_builds(part, named[0])}", row_id),
+            )
+        return True
+
+    @staticmethod
+    def _drop_left_index(
+        db: Database, part: ScriptPart, timeouts: Timeouts, again: bool
+    ) -> str | None:
+        """Drop the INVALID index a failed or interrupted ``CREATE INDEX CONCURRENTLY`` of
+        ours left (that statement's index on that table, never another); what was done."""
+        named = concurrent_index(part)
+        if named is None or _index_valid(db, *named) is not False:
+            return None
+        try:
+            _drop_index(db, named, timeouts)
+        except MigrationFailed:  # the same lock it could not get
+            if again:
+                return f"the INVALID index {named[0]} it left is dropped on the next attempt"
+            return f"the INVALID index {named[0]} it left could not be dropped yet"
+        return f"the INVALID index {named[0]} it left was dropped"
+
+    def leftover_index(self, db: Database, state: Stopped) -> str | None:
+        """The INVALID index the failed part of ``state`` left and could not drop, if any,
+        schema-qualified: a person drops it before running that part by hand."""
+        named = concurrent_index(state.failed)
+        if named is None or _builds(state.failed, named[0]) not in state.logs:
+            return None
+        return _qualified(db, *named) if _index_valid(db, *named) is False else None
+
+    # -- resuming a script cut short ---------------------------------------------------
+
+    def stopped(self, db: Database, migration: Migration) -> Stopped | None:
+        """Where reconciler's own failed attempt of ``migration``, run in parts, stopped:
+        None for any other failed row (Prisma's own, one for an edited file, one of a script
+        run whole, whose transaction rolled back). ``resumable`` when it was cut short (a
+        crash, a kill, Ctrl-C, a lock it could not get; not an error in the SQL or a refused
+        loss) at a part that can simply run again."""
+        if db.dialect != "postgresql" or not db.table_exists(TABLE):
+            return None
+        rows = db.query(
+            f'SELECT id, checksum, logs, applied_steps_count FROM "{TABLE}" '
+            "WHERE migration_name = %s AND finished_at IS NULL AND rolled_back_at IS NULL",
+            (migration.id,),
+        )
+        if len(rows) != 1:
+            return None
+        row_id, checksum, logs, done = rows[0]
+        logs = str(logs or "")
+        cut_short = logs.startswith(RUNNING) or AGAIN in logs
+        if checksum != migration.checksum or not (cut_short or _IN_PARTS in logs):
+            return None
+        script = migration.read()
+        if transaction_mode(script) == "ours":
+            return None
+        try:
+            parts = tuple(script_parts(script))
+        except MigrationFailed:
+            return None
+        if not 0 <= int(done) < len(parts):
+            return None
+        resumable = cut_short and runs_again(parts[int(done)])
+        return Stopped(str(row_id), int(done), parts, logs, resumable)
+
+    def resume(
+        self,
+        db: Database,
+        migration: Migration,
+        timeouts: Timeouts,
+        check: TransactionCheck | None = None,
+    ) -> str:
+        """Finish a cut-short attempt ``stopped`` found (call it under ``lock``): the INVALID
+        index its interrupted ``CREATE INDEX CONCURRENTLY`` left is dropped (or, built after
+        all, counted), and the parts not yet in effect run, each once. What was done."""
+        state = self.stopped(db, migration)
+        if state is None or not state.resumable:
+            raise MigrationFailed(f"{migration.id}: no cut-short attempt of it to resume")
+        part, start = state.parts[state.done], state.done
+        said = [f"resumed at {part.lines}"]
+        named = concurrent_index(part)
+        if named is not None:
+            valid = _index_valid(db, *named)
+            if valid is True:  # it was built before the crash could be recorded
+                start += 1
+                said.append(f"{part.lines} had completed (index {named[0]} is valid)")
+                with db.transaction():
+                    db.execute(
+                        f'UPDATE "{TABLE}" SET applied_steps_count = applied_steps_count + 1 '
+                        "WHERE id = %s",
+                        (state.row_id,),
+                    )
+            elif valid is False and _builds(part, named[0]) in state.logs:
+                _drop_index(db, named, timeouts)
+                said.append(f"dropped the INVALID index {named[0]} the cut-short attempt left")
+            elif valid is False:
+                raise MigrationFailed(
+                    f"{part.lines}: index {named[0]} is INVALID and this attempt did not "
+                    "create it: drop it by hand"
+                )
+        note = "; ".join(said)
+        with db.transaction():
+            db.execute(
+                f'UPDATE "{TABLE}" SET logs = %s WHERE id = %s',
+                (f"{RUNNING} {len(state.parts)} parts; {note}", state.row_id),
+            )
+        self._run_parts(db, migration, state.row_id, state.parts, start, timeouts, check, note)
+        self.resumed[migration.id] = note
+        return note
 
     @staticmethod
     def _run_part(
-        db: Database, part: ScriptPart, timeouts: Timeouts, check: TransactionCheck | None
+        db: Database,
+        part: ScriptPart,
+        timeouts: Timeouts,
+        check: TransactionCheck | None,
+        row_id: str,
     ) -> None:
         if part.outside:
             _session_timeouts(db, timeouts)
@@ -337,6 +512,11 @@ class PrismaLayout:
                     raise _ScriptRolledBack
                 if check is not None:
                     check.after(db)
+                db.execute(  # in the same COMMIT as the part: the count is never behind
+                    f'UPDATE "{TABLE}" SET applied_steps_count = applied_steps_count + 1 '
+                    "WHERE id = %s",
+                    (row_id,),
+                )
         except _ScriptRolledBack:
             pass
         except MigrationFailed as exc:
@@ -394,31 +574,118 @@ class _ScriptRolledBack(Exception):
     """Raised inside a part's transaction to roll it back, as the script's ROLLBACK asks."""
 
 
-def _progress(parts: Sequence[ScriptPart], done: int) -> str:
-    """Which parts of a script run in parts are in effect after part ``done`` failed."""
+def _progress(
+    parts: Sequence[ScriptPart], done: int, left: str | None = None, again: bool = False
+) -> str:
+    """Which parts of a script run in parts are in effect after part ``done`` failed, what
+    they made, and (``again``: the failure was a lock, not the SQL) that it runs on."""
     failed = parts[done]
+    made = what_parts_made(parts[:done])
     said = [
-        "in effect: " + ", ".join(p.lines for p in parts[:done]) if done else "",
-        f"{failed.lines} " + ("failed outside a transaction" if failed.outside else "rolled back"),
+        "in effect: " + ", ".join(p.lines for p in parts[:done]) + (f" ({made})" if made else "")
+        if done
+        else "",
+        f"{failed.lines} "
+        + ("failed outside a transaction" if failed.outside else "rolled back")
+        + (f", {left}" if left else ""),
         "not run: " + ", ".join(p.lines for p in parts[done + 1 :])
         if done + 1 < len(parts)
         else "",
     ]
     return (
-        "the script runs in parts, each its own transaction; "
+        f"{_IN_PARTS}, each its own transaction; "
         + "; ".join(s for s in said if s)
-        + ": check what is in place before resolving"
+        + (
+            f"; {AGAIN} {failed.lines} on the next attempt"
+            if again
+            else ": the next apply says what settles it"
+        )
     )
 
 
+RUNNING = "running in parts:"
+"""How the ``logs`` of a row of ours start while its script runs: a row left so was cut
+short (a crash, a kill, Ctrl-C), not refused by its SQL."""
+AGAIN = "it runs again from"
+"""In the ``logs`` of a row of ours whose part waited too long for a lock: no person needed."""
+
+
+_IN_PARTS = "the script runs in parts"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A failed attempt of ours at a script run in parts: its history row, how many parts
+    are in effect (the first ``done``), the script's parts, the row's ``logs``, and whether
+    reconciler finishes it by itself (``resume``) or a person settles it."""
+
+    row_id: str
+    done: int
+    parts: tuple[ScriptPart, ...]
+    logs: str
+    resumable: bool
+
+    @property
+    def failed(self) -> ScriptPart:
+        return self.parts[self.done]
+
+    @property
+    def made(self) -> str:
+        """What the parts in effect made or changed (``table "audit", ...``)."""
+        return what_parts_made(self.parts[: self.done])
+
+
+def _builds(part: ScriptPart, index: str) -> str:
+    return f"{part.lines} builds index {index}, absent before it"
+
+
+def _index_valid(db: Database, index: str, table: str) -> bool | None:
+    """Whether the index named ``index`` on ``table`` is valid; None when there is none."""
+    rows = db.query(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = to_regclass(%s) AND '\"' || replace(c.relname, '\"', '\"\"') "
+        "|| '\"' = %s",
+        (table, index),
+    )
+    return bool(rows[0][0]) if rows else None
+
+
+def _drop_index(db: Database, named: tuple[str, str], timeouts: Timeouts) -> None:
+    """``DROP INDEX CONCURRENTLY`` of an index ours left, within the migration's timeouts:
+    it waits for the transactions using its table, as the ``CREATE`` did."""
+    _session_timeouts(db, timeouts)
+    try:
+        db.run_script(f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(db, *named)}")
+    finally:
+        _session_timeouts(db, None)
+
+
+def _qualified(db: Database, index: str, table: str) -> str:
+    """``index`` in the schema of ``table``, where PostgreSQL puts an index."""
+    rows = db.query(
+        "SELECT quote_ident(n.nspname) FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+        (table,),
+    )
+    return f"{rows[0][0]}.{index}" if rows else index
+
+
 def _session_timeouts(db: Database, timeouts: Timeouts | None) -> None:
-    """Session-wide timeouts for statements that run outside a transaction; None resets."""
+    """Session-wide timeouts for statements that run outside a transaction; None resets.
+    ``client_connection_check_interval`` (PostgreSQL 14+) makes the server stop such a
+    statement within a second when reconciler's process dies, rather than build an index
+    on for no one while holding Prisma's advisory lock."""
+    checks = int(str(db.query("SHOW server_version_num")[0][0])) >= 140000
     if timeouts is None:
         db.execute("RESET lock_timeout")
         db.execute("RESET statement_timeout")
+        if checks:
+            db.execute("RESET client_connection_check_interval")
         return
     db.execute(f"SET lock_timeout = '{int(timeouts.lock * 1000)}ms'")
     db.execute(f"SET statement_timeout = '{int(timeouts.statement * 1000)}ms'")
+    if checks:
+        db.execute("SET client_connection_check_interval = '1s'")
 
 
 def _now(db: Database) -> Any:

@@ -8,6 +8,7 @@ anything runs; scripts (or their parts) are sent to the server whole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -187,3 +188,85 @@ _TWO_PHASE = frozenset(
         TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
     }
 )
+
+
+def concurrent_index(part: ScriptPart) -> tuple[str, str] | None:
+    """``(index, table)`` for a part that is one named ``CREATE INDEX CONCURRENTLY``: the
+    index's name and its table's name as written (schema-qualified when the script says so),
+    both quoted. Such a statement interrupted or failed leaves its index behind, INVALID, and
+    the same statement run again fails with "already exists" until it is dropped."""
+    if not part.outside:
+        return None
+    statements = [raw.stmt for raw in parse_sql(part.text)]
+    index = statements[0] if len(statements) == 1 else None
+    if not isinstance(index, ast.IndexStmt) or not index.concurrent or not index.idxname:
+        return None
+    relation = index.relation
+    if relation is None or not relation.relname:
+        return None
+    table = _quoted(relation.relname)
+    if relation.schemaname:
+        table = f"{_quoted(relation.schemaname)}.{table}"
+    return _quoted(index.idxname), table
+
+
+def runs_again(part: ScriptPart) -> bool:
+    """Whether a part can simply run again after it was cut short: one of ours rolled back
+    whole, a ``VACUUM`` / ``ANALYZE`` changes no data, and a named ``CREATE INDEX
+    CONCURRENTLY`` does once its INVALID leftover is dropped. ``CREATE`` or ``DROP
+    DATABASE``, ``ALTER SYSTEM`` and the like are left to a person."""
+    if not part.outside:
+        return True
+    if concurrent_index(part) is not None:
+        return True
+    return all(isinstance(raw.stmt, ast.VacuumStmt) for raw in parse_sql(part.text))
+
+
+def what_parts_made(parts: Sequence[ScriptPart]) -> str:
+    """The objects the statements of ``parts`` create, change or fill, named as written
+    (``table "audit", index "audit_id_idx", rows of "audit"``): what stays in effect when a
+    later part of the script fails."""
+    named: list[str] = []
+    for part in parts:
+        if part.rolled_back:
+            continue
+        for raw in parse_sql(part.text):
+            said = _made(raw.stmt) if raw.stmt is not None else None
+            if said and said not in named:
+                named.append(said)
+    return ", ".join(named)
+
+
+_MADE: tuple[tuple[type[ast.Node], str, str], ...] = (
+    (ast.CreateStmt, "table", "relation"),
+    (ast.CreateTableAsStmt, "table", "into.rel"),
+    (ast.IndexStmt, "index", "idxname"),
+    (ast.AlterTableStmt, "changes to", "relation"),
+    (ast.InsertStmt, "rows of", "relation"),
+    (ast.UpdateStmt, "rows of", "relation"),
+    (ast.DeleteStmt, "rows of", "relation"),
+    (ast.CompositeTypeStmt, "type", "typevar"),
+    (ast.ViewStmt, "view", "view"),
+    (ast.CreateSeqStmt, "sequence", "sequence"),
+)
+
+
+def _made(statement: ast.Node) -> str | None:
+    """What one statement makes or changes, as ``table "x"``; None for the others."""
+    if isinstance(statement, ast.CreateEnumStmt):
+        names = statement.typeName or ()
+        return f"type {_quoted(str(names[-1].sval))}" if names else None
+    if isinstance(statement, ast.DropStmt):
+        return "a DROP"
+    for kind, what, path in _MADE:
+        if isinstance(statement, kind):
+            node: object = statement
+            for attribute in path.split("."):
+                node = getattr(node, attribute, None)
+            name = node if isinstance(node, str) else getattr(node, "relname", None)
+            return f"{what} {_quoted(str(name))}" if name else None
+    return None
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -114,8 +114,8 @@ def test_ctrl_c_in_a_migration_outside_one_transaction_says_what_stays(
     tmp_path: Path, pg_url: str
 ) -> None:
     """A script with a CONCURRENTLY statement runs in parts, each committed on its own: the
-    parts before the one interrupted stay, so it is not said to be rolled back, and it stays
-    a failure to settle."""
+    parts before the one interrupted stay, so it is not said to be rolled back (the next
+    apply resumes it after the parts in effect: ``test_apply_crash``)."""
     sql = (
         'CREATE TABLE "slow_a" ("id" INTEGER);\n'
         'CREATE INDEX CONCURRENTLY "slow_a_id" ON "slow_a" ("id");\nSELECT pg_sleep(30);\n'

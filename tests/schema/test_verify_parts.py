@@ -66,7 +66,10 @@ def test_a_later_transaction_that_loses_data_says_what_is_in_effect(
 
     assert outcome.reason == "VerifyFailed", outcome.message
     assert "users: 10 rows deleted" in outcome.message
-    assert "in effect: line 1, line 3; lines 6-7 rolled back; not run: line 9" in outcome.message
+    assert (
+        'in effect: line 1, line 3 (table "audit", rows of "audit"); lines 6-7 rolled back; '
+        "not run: line 9" in outcome.message
+    )
     assert pg_query(pg_url, "SELECT count(*) FROM users") == [(10,)]
     assert pg_query(pg_url, "SELECT count(*) FROM audit") == [(1,)]
     assert pg_query(
@@ -95,7 +98,7 @@ def test_a_delete_beside_a_concurrent_index_is_rolled_back(pg_url: str, tmp_path
 
     assert outcome.reason == "VerifyFailed", outcome.message
     assert "users: 7 rows deleted" in outcome.message
-    assert "in effect: line 1; line 2 rolled back" in outcome.message
+    assert 'in effect: line 1 (index "users_name_idx"); line 2 rolled back' in outcome.message
     assert pg_query(pg_url, "SELECT count(*) FROM users") == [(10,)]
 
 
