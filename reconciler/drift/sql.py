@@ -76,8 +76,9 @@ def _drops(live: Schema, expected: Schema) -> list[str]:
     gone_tables = [n for n in _of(expected, "table") if n not in live_tables]
     live_views, live_cons, live_idx = _of(live, "view"), _of(live, "constraint"), _of(live, "index")
     live_cols = _of(live, "column")
+    rebuilt = _views_over_changed_columns(live, expected)
     for name, item in sorted(_of(expected, "view").items()):
-        if name not in live_views or _changed(live_views[name], item):
+        if name not in live_views or _changed(live_views[name], item) or name in rebuilt:
             kind = "MATERIALIZED VIEW" if item.label.startswith("materialized") else "VIEW"
             out.append(f"DROP {kind} {relation(name)};")
     expected_cons = _of(expected, "constraint")
@@ -189,10 +190,11 @@ def _creates(live: Schema, expected: Schema) -> list[str]:
         if name not in before_idx or _changed(item, before_idx[name]):
             out.append(f"{item.attrs['definition']};")
     before_views = _of(expected, "view")
+    rebuilt = _views_over_changed_columns(live, expected)
     views = {
         name: item
         for name, item in _of(live, "view").items()
-        if name not in before_views or _changed(item, before_views[name])
+        if name not in before_views or _changed(item, before_views[name]) or name in rebuilt
     }
     for name in _view_order(views):
         item = views[name]
@@ -310,3 +312,29 @@ def _view_order(views: dict[str, Item]) -> list[str]:
             done += pending
             break
     return done
+
+
+def _views_over_changed_columns(live: Schema, expected: Schema) -> set[str]:
+    """Views that stay as they are but read a table one of whose columns is dropped or
+    retyped: PostgreSQL refuses both under a view, so the view is dropped before and
+    created again after. A view's tables are known by name in its definition (the catalog
+    does not record its dependencies), which may rebuild a view more than needed, never
+    less."""
+    live_cols = _of(live, "column")
+    tables: set[str] = set()
+    for name, then in _of(expected, "column").items():
+        now = live_cols.get(name)
+        if now is None or any(
+            now.attrs.get(a) != then.attrs.get(a) for a in ("type", "collation", "generated")
+        ):
+            tables.add((then.table or "").rsplit(".", 1)[-1])
+    live_views = _of(live, "view")
+    return {
+        name
+        for name, item in _of(expected, "view").items()
+        if name in live_views
+        and any(
+            re.search(rf"\b{re.escape(table)}\b", item.attrs.get("definition", ""))
+            for table in tables
+        )
+    }

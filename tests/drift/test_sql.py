@@ -47,7 +47,10 @@ DRIFT = [
     'DEFAULT \'open\', "total" NUMERIC(10, 2), "code" TEXT UNIQUE)',  # new table
     'CREATE VIEW "open_orders" AS SELECT "id", "user_id" FROM "Orders" '
     "WHERE \"status\" = 'open'",  # view over the new table
-    'DROP VIEW "active_users"',  # view dropped
+    # a column retyped under a view: the view is dropped and made again around it
+    'DROP VIEW "active_users"',
+    'ALTER TABLE "users" ALTER COLUMN "deleted_at" TYPE TIMESTAMPTZ(3)',
+    'CREATE VIEW "active_users" AS SELECT "id", "email" FROM "users" WHERE "deleted_at" IS NULL',
     'CREATE SEQUENCE "order_ref_seq" INCREMENT 5 START 100',  # sequence added
     'DROP SEQUENCE "invoice_number_seq"',  # sequence dropped
     'CREATE EXTENSION IF NOT EXISTS "pg_trgm"',  # extension
@@ -109,6 +112,7 @@ def test_the_sync_state_migration_rebuilds_the_live_schema(
             'ALTER TABLE "Orders" ADD CONSTRAINT "Orders_pkey" PRIMARY KEY',
             'ALTER TABLE "Orders" ADD CONSTRAINT "Orders_user_id_fkey" FOREIGN KEY',
             "CREATE INDEX users_phone_idx ON public.users USING btree (lower(phone)) WHERE",
+            'CREATE VIEW "active_users"',
             'CREATE VIEW "open_orders"',
         ]
         positions = [sql.find(part) for part in order]
