@@ -39,7 +39,8 @@ DRIFT = [
     'ALTER TABLE "teams" ADD CONSTRAINT "teams_owner_id_fkey" FOREIGN KEY ("owner_id") '
     'REFERENCES "users"("id") ON DELETE SET NULL ON UPDATE CASCADE',  # foreign key with actions
     'ALTER TABLE "teams" ADD CONSTRAINT "teams_name_check" CHECK ("name" <> \'\')',
-    'ALTER TABLE "grants" DROP CONSTRAINT "grants_scope_check"',  # check constraint dropped
+    'ALTER TABLE "users" DROP CONSTRAINT "users_score_check"',  # check constraint dropped
+    'DROP TABLE "grants"',  # table dropped, with its composite foreign key
     "ALTER TYPE \"Role\" ADD VALUE 'GUEST' BEFORE 'USER'",  # enum value added
     "CREATE TYPE \"OrderStatus\" AS ENUM ('open', 'paid')",  # new enum
     'CREATE TABLE "Orders" ("id" SERIAL PRIMARY KEY, "user_id" INTEGER NOT NULL '
@@ -102,8 +103,10 @@ def test_the_sync_state_migration_rebuilds_the_live_schema(
         # the foreign keys last, views after their tables; drops before creates
         order = [
             'DROP VIEW "active_users"',
+            'ALTER TABLE "grants" DROP CONSTRAINT "grants_membership_fkey"',
             'DROP INDEX "users_live_idx"',
             'ALTER TABLE "memberships" DROP COLUMN "since"',
+            'DROP TABLE "grants"',
             'DROP SEQUENCE "invoice_number_seq"',
             'CREATE EXTENSION IF NOT EXISTS "pg_trgm"',
             'CREATE TYPE "OrderStatus"',
