@@ -58,8 +58,18 @@ def _is_foreign_key(item: Item) -> bool:
 
 def sync_sql(live: Schema, expected: Schema) -> list[str]:
     """The statements that turn ``expected`` (what the migrations build) into ``live``; an
-    empty list when they are the same."""
-    return _drops(live, expected) + _creates(live, expected)
+    empty list when they are the same.
+
+    PostgreSQL lets no transaction use an enum value it added itself, so when values are
+    added the file commits twice, as Prisma writes it: the drops, extensions and enums in a
+    first ``BEGIN``/``COMMIT``, the rest (which may use the new values, in a default or a
+    check) in a second."""
+    drops, early = _drops(live, expected), _types(live, expected)
+    late = _creates(live, expected)
+    if not any(" ADD VALUE " in statement for statement in early):
+        return drops + early + late
+    first = ["BEGIN;", *drops, *early, "COMMIT;"]
+    return first + (["BEGIN;", *late, "COMMIT;"] if late else [])
 
 
 def _of(schema: Schema, kind: str) -> dict[str, Item]:
@@ -125,7 +135,8 @@ def _drops(live: Schema, expected: Schema) -> list[str]:
     return out
 
 
-def _creates(live: Schema, expected: Schema) -> list[str]:
+def _types(live: Schema, expected: Schema) -> list[str]:
+    """Extensions and enums: what the tables and their defaults may need."""
     out: list[str] = []
     before_ext = _of(expected, "extension")
     for name, item in sorted(_of(live, "extension").items()):
@@ -139,6 +150,11 @@ def _creates(live: Schema, expected: Schema) -> list[str]:
             out.append(f"CREATE TYPE {relation(name)} AS ENUM ({item.attrs['values']});")
         elif _changed(item, then):
             out += _enum_values(name, item.attrs["values"], then.attrs["values"])
+    return out
+
+
+def _creates(live: Schema, expected: Schema) -> list[str]:
+    out: list[str] = []
     before_tables = _of(expected, "table")
     new_tables = {n for n in _of(live, "table") if n not in before_tables}
     live_cols = _of(live, "column")

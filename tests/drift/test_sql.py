@@ -30,7 +30,8 @@ DRIFT = [
     'ALTER TABLE "memberships" DROP COLUMN "since"',  # column dropped
     'ALTER TABLE "teams" ALTER COLUMN "name" TYPE VARCHAR(200)',  # type changed
     'ALTER TABLE "users" ALTER COLUMN "deleted_at" SET DEFAULT now()',  # default set
-    'ALTER TABLE "users" ALTER COLUMN "role" SET DEFAULT \'ADMIN\'',  # default changed
+    "ALTER TYPE \"Role\" ADD VALUE 'GUEST' BEFORE 'USER'",  # enum value added, and used:
+    'ALTER TABLE "users" ALTER COLUMN "role" SET DEFAULT \'GUEST\'',  # default changed
     'ALTER TABLE "users" ALTER COLUMN "score" DROP NOT NULL',  # NOT NULL dropped
     'ALTER TABLE "users" ALTER COLUMN "first" SET NOT NULL',  # NOT NULL set
     'CREATE INDEX "users_phone_idx" ON "users" (lower("phone")) WHERE "phone" IS NOT NULL',
@@ -41,7 +42,6 @@ DRIFT = [
     'ALTER TABLE "teams" ADD CONSTRAINT "teams_name_check" CHECK ("name" <> \'\')',
     'ALTER TABLE "users" DROP CONSTRAINT "users_score_check"',  # check constraint dropped
     'DROP TABLE "grants"',  # table dropped, with its composite foreign key
-    "ALTER TYPE \"Role\" ADD VALUE 'GUEST' BEFORE 'USER'",  # enum value added
     "CREATE TYPE \"OrderStatus\" AS ENUM ('open', 'paid')",  # new enum
     'CREATE TABLE "Orders" ("id" SERIAL PRIMARY KEY, "user_id" INTEGER NOT NULL '
     'REFERENCES "users"("id") ON DELETE CASCADE, "status" "OrderStatus" NOT NULL '
@@ -100,8 +100,10 @@ def test_the_sync_state_migration_rebuilds_the_live_schema(
         sql = result.output
         assert sql.startswith("-- shop: the live schema, from the 2 applied migrations")
         # dependency order: the enum before the table using it, tables before their keys,
-        # the foreign keys last, views after their tables; drops before creates
+        # the foreign keys last, views after their tables; drops before creates; two
+        # transactions, as an added enum value cannot be used in the one that adds it
         order = [
+            "BEGIN;",
             'DROP VIEW "active_users"',
             'ALTER TABLE "grants" DROP CONSTRAINT "grants_membership_fkey"',
             'DROP INDEX "users_live_idx"',
@@ -111,6 +113,7 @@ def test_the_sync_state_migration_rebuilds_the_live_schema(
             'CREATE EXTENSION IF NOT EXISTS "pg_trgm"',
             'CREATE TYPE "OrderStatus"',
             "ALTER TYPE \"Role\" ADD VALUE 'GUEST' BEFORE 'USER'",
+            "COMMIT;\n\nBEGIN;",  # the new value committed before the default uses it
             'CREATE TABLE "Orders"',
             'ALTER TABLE "Orders" ADD CONSTRAINT "Orders_pkey" PRIMARY KEY',
             'ALTER TABLE "Orders" ADD CONSTRAINT "Orders_user_id_fkey" FOREIGN KEY',
