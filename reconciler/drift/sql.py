@@ -163,8 +163,8 @@ def _creates(live: Schema, expected: Schema) -> list[str]:
     owned: list[str] = []
     for name, item in sorted(_of(live, "sequence").items()):
         then = before_seqs.get(name)
-        if item.table in identity_tables and item.table in new_tables:
-            continue  # made by the identity column itself
+        if then is None and item.table in identity_tables:
+            continue  # made by the identity column itself, with the table or the column
         if then is None:
             out.append(f"CREATE SEQUENCE {relation(name)} {_sequence_options(item)};")
             owner = _owner_column(name, item, live_cols)
