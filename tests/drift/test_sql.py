@@ -169,3 +169,27 @@ def test_sql_for_a_sqlite_target_is_a_one_line_error(cli: Cli, tmp_path: Path) -
 def _pg_dump_present() -> None:
     if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_dump")):
         pytest.fail("pg_dump is not installed under /usr/lib/postgresql")
+
+
+def test_an_enum_value_removed_in_the_database_is_refused(pg_url: str, tmp_path: Path) -> None:
+    """``ALTER TYPE`` cannot remove or reorder enum values: the generator says so, naming the
+    enum, rather than print a migration that would not rebuild the live schema."""
+    from reconciler.db.connection import connect
+    from reconciler.drift.catalog import Item, Schema, read_schema
+    from reconciler.drift.sql import SqlNotSupported, sync_sql
+
+    history = write_history(tmp_path / "migrations", "postgresql", POSTGRES)
+    target = prisma_policy(tmp_path, pg_url, history).targets[0]
+    migrate(target)
+    db = connect(target.database)
+    try:
+        live = read_schema(db)
+    finally:
+        db.close()
+    assert sync_sql(live, live) == []
+    role = live.items[("enum", "Role")]
+    assert role.attrs["values"] == "'USER', 'ADMIN', 'OWNER'"
+    legacy = Item("enum", "Role", None, {"values": "'USER', 'LEGACY', 'ADMIN', 'OWNER'"})
+    expected = Schema({**live.items, role.key: legacy})
+    with pytest.raises(SqlNotSupported, match=r"^enum Role: values removed or reordered in the"):
+        sync_sql(live, expected)
