@@ -172,8 +172,19 @@ def _creates(live: Schema, expected: Schema) -> list[str]:
                 owned.append(f"ALTER SEQUENCE {relation(name)} OWNED BY {owner};")
         elif _changed(item, then):
             out.append(f"ALTER SEQUENCE {relation(name)} {_sequence_options(item)};")
-    for name in sorted(new_tables):
-        table = _of(live, "table")[name]
+    for name, table in sorted(_of(live, "table").items()):
+        then = before_tables.get(name)
+        kind = table.attrs.get("kind", "table")
+        if kind != "table" and (then is None or then.attrs.get("kind") != kind):
+            raise SqlNotSupported(
+                f"table {name}: a {kind} in the database, which this generator does not "
+                "write; write this migration by hand"
+            )
+        if then is not None and then.attrs.get("logging") != table.attrs.get("logging"):
+            logged = "UNLOGGED" if table.attrs.get("logging") == "unlogged" else "LOGGED"
+            out.append(f"ALTER TABLE {relation(name)} SET {logged};")
+        if then is not None:
+            continue
         columns = [c for c in live_cols.values() if c.table == name]
         body = ",\n".join(f"    {_column_definition(c)}" for c in columns)
         unlogged = "UNLOGGED " if table.attrs.get("logging") == "unlogged" else ""
