@@ -141,6 +141,12 @@ def test_the_sync_state_migration_rebuilds_the_live_schema(
         assert -1 not in positions, [p for p, at in zip(order, positions, strict=True) if at < 0]
         assert positions == sorted(positions), sql
 
+        result = cli("drift", "-c", tmp_path / "policy.yaml", "--sql", "-o", "json")
+        assert result.exit_code == 2, result.output
+        (report,) = json.loads(result.output)["targets"]
+        assert report["drift"]
+        assert sql.endswith("\n\n" + report["sql"] + "\n")  # the same SQL, without the comment
+
         synced = tmp_path / "synced"
         shutil.copytree(history, synced)
         (synced / "20260103000000_sync_state").mkdir()
