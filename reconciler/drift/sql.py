@@ -123,7 +123,9 @@ def _drops(live: Schema, expected: Schema) -> list[str]:
     live_seqs = _of(live, "sequence")
     for name, item in sorted(_of(expected, "sequence").items()):
         if name not in live_seqs and item.table not in gone_tables:
-            out.append(f"DROP SEQUENCE {relation(name)};")
+            # an owned sequence may have gone already with its column (serial, identity)
+            exists = " IF EXISTS" if item.table else ""
+            out.append(f"DROP SEQUENCE{exists} {relation(name)};")
     live_enums = _of(live, "enum")
     for name in sorted(_of(expected, "enum")):
         if name not in live_enums:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import Result
 
 from tests.conftest import _fresh_database, pg_query
-from tests.drift.history import POSTGRES, migrate, write_history
+from tests.drift.history import POSTGRES, _rolled_back, migrate, write_history
 from tests.schema.helpers import prisma_policy
 
 Cli = Callable[..., Result]
@@ -210,3 +210,31 @@ def test_an_enum_value_removed_in_the_database_is_refused(pg_url: str, tmp_path:
     expected = Schema({**live.items, role.key: legacy})
     with pytest.raises(SqlNotSupported, match=r"^enum Role: values removed or reordered in the"):
         sync_sql(live, expected)
+
+
+def test_a_dropped_serial_column_takes_its_sequence_along(pg_url: str, tmp_path: Path) -> None:
+    """Dropping a serial column drops the sequence it owns: the generated ``DROP SEQUENCE``
+    after it must not fail on the sequence being gone already."""
+    from reconciler.db.connection import connect
+    from reconciler.drift.catalog import read_schema
+    from reconciler.drift.sql import sync_sql
+
+    history = write_history(tmp_path / "migrations", "postgresql", POSTGRES)
+    target = prisma_policy(tmp_path, pg_url, history).targets[0]
+    migrate(target)
+    db = connect(target.database)
+    try:
+        live = read_schema(db)  # the serial column is gone here...
+        with _rolled_back(db):  # ...and still made by the migrations here
+            db.execute('ALTER TABLE "teams" ADD COLUMN "legacy_no" SERIAL')
+            expected = read_schema(db)
+            statements = sync_sql(live, expected)
+            assert statements == [
+                'ALTER TABLE "teams" DROP COLUMN "legacy_no";',
+                'DROP SEQUENCE IF EXISTS "teams_legacy_no_seq";',
+            ]
+            for statement in statements:
+                db.execute(statement)
+            assert read_schema(db) == live
+    finally:
+        db.close()
