@@ -32,8 +32,14 @@ from reconciler.secrets import redact
 @click.option(
     "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--sql",
+    is_flag=True,
+    help="Print the sync_state migration (PostgreSQL) that, added to the history, "
+    "reproduces the live schema; with -o json, as each target's 'sql'.",
+)
 @errors_to_exit
-def drift(config: Path, target: str | None, output: str) -> None:
+def drift(config: Path, target: str | None, output: str, sql: bool) -> None:
     """Compare the live schema with the one its applied migrations build (replayed on a
     scratch database). Exit 0 no drift, 2 drift, 1 error."""
     from reconciler.drift import check_drift, ledger_tables
@@ -44,7 +50,10 @@ def drift(config: Path, target: str | None, output: str) -> None:
     reports: list[dict[str, Any]] = []
     for index, spec in enumerate(chosen_targets(policy, target)):
         try:
+            if sql and spec.database.dialect == "sqlite":
+                raise ReconcilerError("drift --sql: SQLite targets are not supported yet")
             report = check_drift(spec, ledger_tables(policy, spec))
+            migration = _sync_sql(report) if sql else None
         except ReconcilerError as exc:
             code = EXIT_ERROR
             if output == "json":
@@ -55,7 +64,10 @@ def drift(config: Path, target: str | None, output: str) -> None:
         if report.differences and code == EXIT_OK:
             code = EXIT_PENDING
         if output == "json":
-            reports.append(report.to_json())
+            reports.append(report.to_json() | ({"sql": migration} if sql else {}))
+            continue
+        if migration is not None:
+            click.echo(("\n" if index else "") + redact(_sql_text(report, migration)), nl=False)
             continue
         count = len(report.differences)
         head = (
@@ -71,3 +83,25 @@ def drift(config: Path, target: str | None, output: str) -> None:
     if output == "json":
         click.echo(redact(json.dumps({"targets": reports}, indent=2)))
     sys.exit(code)
+
+
+def _sync_sql(report: Any) -> str:
+    """The statements of the ``sync_state`` migration, one per paragraph ('' without drift)."""
+    from reconciler.drift.sql import sync_sql
+
+    assert report.live is not None
+    assert report.expected is not None
+    return "\n\n".join(sync_sql(report.live, report.expected))
+
+
+def _sql_text(report: Any, migration: str) -> str:
+    """The migration file as printed: a comment saying where it comes from, then the SQL."""
+    count = len(report.differences)
+    if not count:
+        return f"-- {report.target}: no drift ({report.replayed} migrations replayed)\n"
+    head = [
+        f"-- {report.target}: the live schema, from the {report.replayed} applied migrations "
+        f"({count} difference{'' if count == 1 else 's'}; reconciler drift --sql)"
+    ]
+    head += [f"-- note: {note}" for note in report.notes]
+    return "\n".join(head) + "\n\n" + migration + "\n"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from reconciler.drift.compare import Difference
 
 if TYPE_CHECKING:
+    from reconciler.drift.catalog import Schema
     from reconciler.policy.model import Policy, Target
 
 
@@ -24,6 +25,9 @@ class DriftReport:
     replayed: int
     """How many applied migrations were replayed to build the expected schema."""
     notes: list[str] = field(default_factory=list)
+    live: Schema | None = field(default=None, repr=False, compare=False)
+    """Both readings, for ``drift --sql`` (``sql.sync_sql``)."""
+    expected: Schema | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -64,4 +68,4 @@ def check_drift(target: Target, ignore_tables: frozenset[str] = frozenset()) -> 
         db.close()
     migrations, notes = applied_migrations(layout, history)
     expected = replay_schema(target, layout, migrations, ignore_tables)
-    return DriftReport(target.name, compare(live, expected), len(migrations), notes)
+    return DriftReport(target.name, compare(live, expected), len(migrations), notes, live, expected)

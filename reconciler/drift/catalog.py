@@ -106,7 +106,8 @@ _COLUMNS = (
     "LEFT JOIN pg_collation co ON co.oid = a.attcollation "
     "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
     "WHERE c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped "
-    f"AND NOT c.relispartition AND {_USER_SCHEMA} AND {_not_extension_member('pg_class', 'c.oid')}"
+    f"AND NOT c.relispartition AND {_USER_SCHEMA} AND {_not_extension_member('pg_class', 'c.oid')} "
+    "ORDER BY n.nspname, c.relname, a.attnum"  # the table's order, for ``drift --sql``
 )
 # Indexes that back a primary key, unique or exclusion constraint are read as that
 # constraint: one object, said once.
