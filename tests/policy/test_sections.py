@@ -97,8 +97,7 @@ def test_drift_defaults_by_environment(write_policy: Callable[[str], Path]) -> N
     """Production holds migrations on drift unless told otherwise; elsewhere drift is only
     reported; an explicit value wins; checks run hourly unless set (null: never)."""
     text = (
-        BASE
-        + "  - name: stage\n    environment: staging\n    database: postgresql://app@db/s\n"
+        BASE + "  - name: stage\n    environment: staging\n    database: postgresql://app@db/s\n"
         "    migrations: {layout: prisma, path: m}\n"
         "  - name: loose\n    drift: report\n    database: postgresql://app@db/l\n"
         "    migrations: {layout: prisma, path: m}\n    schedule: {drift: null}\n"
