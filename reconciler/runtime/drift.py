@@ -34,7 +34,7 @@ def check(daemon: Daemon, runtime: TargetRuntime) -> tuple[str, str]:
     """One scheduled check: the outcome's reason and message."""
     spec = runtime.spec
     try:
-        report = check_drift(spec, ledger_tables(daemon.policy, spec))
+        report = check_drift(spec, ledger_tables(daemon.bootstrap, spec))
     except ReplayFailed as exc:
         return "InvalidSource", str(exc)
     record(daemon, runtime, report)
@@ -52,7 +52,7 @@ def hold(daemon: Daemon, runtime: TargetRuntime) -> Hold:
     def ask(session: TargetSession, plan: Plan) -> Blocker | None:
         spec = runtime.spec
         try:
-            report = check_drift(spec, ledger_tables(daemon.policy, spec))
+            report = check_drift(spec, ledger_tables(daemon.bootstrap, spec))
         except ReplayFailed as exc:
             return Blocker("InvalidSource", f"nothing applied: cannot check for drift: {exc}")
         record(daemon, runtime, report)

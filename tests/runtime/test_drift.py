@@ -123,3 +123,26 @@ def test_block_holds_every_migration_while_there_is_drift(
     pg_query(pg_url, 'DROP INDEX "users_email"')
     assert daemon.reconcile("shop", "schema", trigger="once") == "InSync"
     assert pg_query(pg_url, "SELECT to_regclass('orders') IS NOT NULL") == [(True,)]
+
+
+def test_the_ledger_in_the_target_database_is_not_drift(
+    tmp_path: Path, pg_url: str, write_policy: Callable[[str], Path]
+) -> None:
+    """The daemon's ledger is the one its bootstrap file names, wherever the targets come
+    from: its tables in the application's database are the tool's, not drift."""
+    folder = write_history(tmp_path / "migrations", "postgresql", INIT)
+    policy = write_policy(
+        f"""
+        ledger: {pg_url}
+        targets:
+          - name: shop
+            database: {pg_url}
+            migrations: {{layout: prisma, path: {folder}}}
+        """
+    )
+    daemon = Daemon(policy, serving=False)
+    try:
+        assert daemon.reconcile("shop", "schema", trigger="once") == "InSync"
+        assert daemon.reconcile("shop", "drift", trigger="once") == "InSync"
+    finally:
+        daemon.stop(grace=0)
