@@ -338,7 +338,7 @@ class Daemon:
                     source=source,
                     commit=self.commit,
                     db=db,
-                    hold=drift.hold(self, runtime) if spec.schedule.drift is not None else None,
+                    hold=drift.hold(self, runtime),
                 )
                 if outcome.results or outcome.reason == "DatabaseUnavailable":
                     runtime.drop_connection()  # it ran migrations, or it is gone
