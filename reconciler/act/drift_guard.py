@@ -11,10 +11,11 @@ migration is not run on a schema that cannot be told.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from reconciler.drift import DriftReport, check_drift, ledger_tables
-from reconciler.drift.collide import collisions
+from reconciler.drift.collide import collisions, created_by, key
 from reconciler.drift.replay import ReplayFailed
 from reconciler.plan.model import Blocker
 
@@ -41,6 +42,7 @@ def drift_guard(policy: Policy, seen: Callable[[DriftReport], None] | None = Non
             return Blocker("InvalidSource", f"nothing applied: cannot check for drift: {exc}")
         if seen is not None:
             seen(report)
+        report = _without_resumed(report, session, plan)
         if not report.differences:
             return None
         if spec.drift_mode == "block":
@@ -59,6 +61,18 @@ def drift_guard(policy: Policy, seen: Callable[[DriftReport], None] | None = Non
         )
 
     return ask
+
+
+def _without_resumed(report: DriftReport, session: TargetSession, plan: Plan) -> DriftReport:
+    """The report less what a migration cut short left behind, when the plan resumes that
+    migration: its own parts, which it expects to find, not drift."""
+    resumed = {record.id for record in session.layout.read_history(session.db).failed}
+    steps = [step for step in plan.runnable if step.migration.id in resumed]
+    if not steps:
+        return report
+    own = created_by(steps, session.layout, session.db.dialect)
+    kept = [d for d in report.differences if not (d.change == "added" and key(d) in own)]
+    return replace(report, differences=kept)
 
 
 def summary(report: DriftReport) -> str:

@@ -58,6 +58,20 @@ def collisions(
     return found
 
 
+def created_by(steps: Iterable[Step], layout: Layout, dialect: Dialect) -> set[tuple[str, str]]:
+    """(kind, name) of each object ``steps`` create, as ``Difference`` names them."""
+    found: set[tuple[str, str]] = set()
+    for step in steps:
+        sql = layout.sql(step.migration, dialect)
+        if sql is not None:
+            found.update(_created(parse(sql).ops))
+    return found
+
+
+def key(difference: Difference) -> tuple[str, str]:
+    return (difference.kind, _bare(difference.name))
+
+
 def _created(ops: Iterable[Op]) -> Iterable[tuple[str, str]]:
     """(kind, name) of what each operation creates, named as the catalog names it."""
     for op in ops:
