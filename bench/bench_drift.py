@@ -101,13 +101,15 @@ def write_policy(name: str, dsn: str, folder: Path) -> Path:
 
 def fleet(server: Server, template: str, folder: Path, tenants: int) -> dict[str, Any]:
     """``tenants`` copies of ``template`` sharing ``folder``, checked in one process."""
+    import os
     import time
 
     from reconciler.drift import check_drift
     from reconciler.drift.replay import clear_cache, replay_count
     from reconciler.policy import load_policy
 
-    names = [f"bench_drift_tenant_{i:03d}" for i in range(tenants)]
+    # Named apart from bench_drift_* (the other benchmarks' databases and their clean-ups).
+    names = [f"bfleet_{os.getpid()}_{i:03d}" for i in range(tenants)]
     started = time.perf_counter()
     for name in names:
         server.fresh(name, template=template)
