@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from reconciler.act.drift_guard import drift_guard, summary
 from reconciler.drift import DriftReport, check_drift, ledger_tables
 from reconciler.drift.replay import ReplayFailed
+from reconciler.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from reconciler.act.engine import Hold
@@ -32,6 +33,8 @@ def check(daemon: Daemon, runtime: TargetRuntime) -> tuple[str, str]:
         report = check_drift(spec, ledger_tables(daemon.bootstrap, spec))
     except ReplayFailed as exc:
         return "InvalidSource", str(exc)
+    except DatabaseUnavailable as exc:  # retried, as the schema run would be
+        return "DatabaseUnavailable", str(exc)
     record(daemon, runtime, report)
     if not report.differences:
         return "InSync", f"no drift ({report.replayed} migrations replayed)"
