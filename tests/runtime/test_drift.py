@@ -146,23 +146,3 @@ def test_the_ledger_in_the_target_database_is_not_drift(
         assert daemon.reconcile("shop", "drift", trigger="once") == "InSync"
     finally:
         daemon.stop(grace=0)
-
-
-def test_a_database_out_of_reach_is_waited_for(
-    tmp_path: Path, write_policy: Callable[[str], Path]
-) -> None:
-    folder = write_history(tmp_path / "migrations", "postgresql", INIT)
-    policy = write_policy(
-        f"""
-        ledger: sqlite:///ledger.db
-        targets:
-          - name: shop
-            database: postgresql://postgres@127.0.0.1:9/shop
-            migrations: {{layout: prisma, path: {folder}}}
-        """
-    )
-    daemon = Daemon(policy, serving=False)
-    try:
-        assert daemon.reconcile("shop", "drift", trigger="once") == "DatabaseUnavailable"
-    finally:
-        daemon.stop(grace=0)
