@@ -14,6 +14,13 @@ layout's own ``apply`` (no gate: the figures are the drift check's, not the appl
 2. **Drift found**: a column added as ``prisma db push`` would and an index dropped by hand;
    ``reconciler drift`` must exit 2 and say exactly those two.
 
+3. **Fleet** (``--fleet N``, 0 to skip; default 200): N tenants, each a copy
+   (``CREATE DATABASE ... TEMPLATE``) of the migrated database, all sharing the one history
+   folder, checked one after another in one process as the daemon checks them
+   (``check_drift``, cache cleared first). It must replay the history exactly once and find
+   no drift on any tenant; the time of the whole fleet, of the first tenant (the replay) and
+   the median of the others (their catalog only).
+
 ``--others`` also checks, once each, that the corpus's other Prisma histories (rallly,
 formbricks, hoppscotch, umami) show no drift on a database their migrations built.
 
@@ -92,6 +99,58 @@ def write_policy(name: str, dsn: str, folder: Path) -> Path:
     return policy
 
 
+def fleet(server: Server, template: str, folder: Path, tenants: int) -> dict[str, Any]:
+    """``tenants`` copies of ``template`` sharing ``folder``, checked in one process."""
+    import os
+    import time
+
+    from reconciler.drift import check_drift
+    from reconciler.drift.replay import clear_cache, replay_count
+    from reconciler.policy import load_policy
+
+    # Named apart from bench_drift_* (the other benchmarks' databases and their clean-ups).
+    names = [f"bfleet_{os.getpid()}_{i:03d}" for i in range(tenants)]
+    started = time.perf_counter()
+    for name in names:
+        server.fresh(name, template=template)
+    server.execute("CHECKPOINT")  # the copies' writes, flushed before the clock starts
+    copied = time.perf_counter() - started
+    policy = WORK / "fleet.yaml"
+    policy.write_text(
+        "ledger: sqlite:///ledger.db\ntargets:\n"
+        + "".join(
+            f"  - name: t{i:03d}\n    database: {server.dsn(name)}\n"
+            f"    migrations: {{layout: prisma, path: {folder}}}\n"
+            for i, name in enumerate(names)
+        ),
+        encoding="utf-8",
+    )
+    targets = load_policy(policy).targets
+    clear_cache()
+    before = replay_count()
+    seconds = []
+    started = time.perf_counter()
+    for target in targets:
+        one = time.perf_counter()
+        report = check_drift(target)
+        seconds.append(time.perf_counter() - one)
+        if report.differences:
+            raise RuntimeError(f"{target.name}: expected no drift, got {report.differences}")
+    total = time.perf_counter() - started
+    replays = replay_count() - before
+    if replays != 1:
+        raise RuntimeError(f"{tenants} tenants sharing one history replayed it {replays} times")
+    rest = statistics.median(seconds[1:]) if len(seconds) > 1 else 0.0
+    print(
+        f"  fleet of {tenants}: {total:.2f} s, {replays} replay; first tenant {seconds[0]:.2f} s, "
+        f"each other {rest:.3f} s median ({copied:.1f} s to copy the databases, not counted)"
+    )
+    for name in names:
+        server.drop(name)
+    return {"tenants": tenants, "wall": total, "replays": replays, "first": seconds[0],
+            "other_median": rest, "copy": copied}  # fmt: skip
+
+
 def others(server: Server) -> dict[str, Any]:
     """No drift on each other Prisma history of the corpus: one whole-process run each."""
     found: dict[str, Any] = {}
@@ -114,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     add_json_option(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--others", action="store_true", help="also the other Prisma histories")
+    parser.add_argument("--fleet", type=int, default=200, help="tenants sharing the history")
     args = parser.parse_args(argv)
     server = Server(args.server)
     (history,) = [h for h in HISTORIES if isinstance(h, Prisma) and h.name == "documenso"]
@@ -141,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             "wall_median": statistics.median(walls), "wall_min": min(walls),
             "wall_max": max(walls), "cpu_median": statistics.median(cpus),
         }  # fmt: skip
+        if args.fleet:
+            results["fleet"] = fleet(server, DATABASE, folder, args.fleet)
         server.execute('ALTER TABLE "User" ADD COLUMN phone text', DATABASE)
         server.execute('DROP INDEX "Folder_type_idx"', DATABASE)
         done = drift(policy, 2)

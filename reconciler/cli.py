@@ -45,7 +45,7 @@ from reconciler.secrets import RedactingFilter, redact
 
 if TYPE_CHECKING:
     from reconciler.act import Outcome
-    from reconciler.act.engine import StepResult
+    from reconciler.act.engine import Hold, StepResult
     from reconciler.ledger import Ledger, RunRecord
     from reconciler.plan.model import Step
     from reconciler.policy import Target
@@ -191,16 +191,18 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
 @errors_to_exit
 def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> None:
     """Apply pending migrations: one at a time, each in its own transaction."""
+    from reconciler.act.drift_guard import drift_guard
     from reconciler.ledger import Ledger
     from reconciler.policy import load_policy
     from reconciler.runtime.conditions import AWAITING
 
     policy = load_policy(config)
     ledger = Ledger(policy.ledger)
+    guard = drift_guard(policy)  # never a migration on a schema drift collides with
     code = EXIT_OK
     try:
         for spec in chosen_targets(policy, target):
-            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window)
+            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window, guard)
             if outcome is None:
                 continue
             if outcome.interrupted:  # Ctrl-C: no further target either
@@ -220,7 +222,12 @@ EXIT_INTERRUPTED = 130
 
 
 def _apply_one(
-    spec: Target, ledger: Ledger, source: str, yes: bool, ignore_window: bool
+    spec: Target,
+    ledger: Ledger,
+    source: str,
+    yes: bool,
+    ignore_window: bool,
+    hold: Hold | None = None,
 ) -> Outcome | None:
     from reconciler.act import Outcome, plan_target, reconcile_schema
     from reconciler.plan.render import render_text
@@ -245,6 +252,7 @@ def _apply_one(
         on_step=_print_step,
         report=click.echo,
         ignore_window=ignore_window,
+        hold=hold,
     )
     _print_outcome(outcome)
     return outcome

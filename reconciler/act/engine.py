@@ -30,7 +30,7 @@ from reconciler.db.connection import Database, connect
 from reconciler.errors import MigrationFailed, ReconcilerError
 from reconciler.ledger import DecisionRecord, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
-from reconciler.plan.model import Plan, Step
+from reconciler.plan.model import Blocker, Plan, Step
 from reconciler.plan.planner import plan_schema
 from reconciler.safety.gate import window_opens
 from reconciler.source import Layout, open_layout
@@ -134,6 +134,9 @@ StepCallback = Callable[[Step, StepResult | None], None]
 """Called before a step (result ``None``) and after it; the CLI prints progress with it."""
 Reporter = Callable[[str], None]
 """Receives one line per notable event (backup taken, rehearsal results)."""
+Hold = Callable[[TargetSession, Plan], Blocker | None]
+"""Asked before anything runs, once the plan has steps: a reason to hold them all (the
+daemon's drift check), or None."""
 
 
 def reconcile_schema(
@@ -147,16 +150,18 @@ def reconcile_schema(
     report: Reporter | None = None,
     db: Database | None = None,
     ignore_window: bool = False,
+    hold: Hold | None = None,
 ) -> Outcome:
     """Bring ``target``'s schema to its desired revision, as far as the gate allows.
     ``db``: a live connection to reuse (left open); else one is opened and closed.
-    ``ignore_window``: a person applies now, outside the target's maintenance windows."""
+    ``ignore_window``: a person applies now, outside the target's maintenance windows.
+    ``hold``: asked once there is something to run; a blocker it returns stops the run."""
     run = ledger.run(target.name, "schema", trigger, source, commit)
     outcome = Outcome(target.name, "ApplyFailed", "interrupted")
     try:
         with open_target(target, db=db) as session:
             session.report = report or (lambda line: None)
-            outcome = _apply(session, ledger, run, on_step, ignore_window)
+            outcome = _apply(session, ledger, run, on_step, ignore_window, hold)
             if session.rehearsal is not None:
                 outcome = replace(outcome, rehearsal=session.rehearsal)
     except ReconcilerError as exc:
@@ -172,6 +177,7 @@ def _apply(
     run: LiveRun,
     on_step: StepCallback | None,
     ignore_window: bool = False,
+    hold: Hold | None = None,
 ) -> Outcome:
     target, layout, db = session.target, session.layout, session.db
     # A first look without the lock: a plan that cannot run must not even create the
@@ -188,6 +194,9 @@ def _apply(
             f"at {first_look.desired_revision or 'an empty history'}",
             first_look,
         )
+    held = hold(session, first_look) if hold is not None and first_look.runnable else None
+    if held is not None:
+        return Outcome(target.name, held.reason, held.message, replace(first_look, blocker=held))
     opens = first_look.window_opens
     if first_look.runnable and opens is not None and not ignore_window:
         count = len(first_look.runnable)

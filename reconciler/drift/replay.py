@@ -5,11 +5,18 @@ dropped) or a temporary SQLite file. Alembic revisions run through their ``env.p
 
 Replaying is the only faithful way to know that schema: a migration may run any SQL, a DO
 block or Python, and only PostgreSQL itself knows what they leave behind.
+
+It is also the cost of a drift check, so the schema built is kept for the life of the
+process, by dialect and the checksums of the migrations replayed: a fleet of tenants that
+share one history replays it once, and each later check of an unchanged history only reads
+its live catalog.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,11 +64,75 @@ def applied_migrations(layout: Layout, history: LiveHistory) -> tuple[list[Migra
     return chosen, notes
 
 
+CACHE_SIZE = 64
+"""Built schemas kept: one per distinct history (and revision of it) the process checks."""
+CacheKey = tuple[str, tuple[tuple[str, str], ...], frozenset[str]]
+
+
+class _Cache:
+    """The schemas built so far, newest last, and how many replays built them (what the
+    tests and the benchmark count: a fleet sharing a history must replay it once)."""
+
+    def __init__(self) -> None:
+        self.schemas: OrderedDict[CacheKey, Schema] = OrderedDict()
+        self.replays = 0
+        self.lock = threading.Lock()
+        self.building: dict[CacheKey, threading.Lock] = {}
+
+
+_cache = _Cache()
+
+
+def replay_count() -> int:
+    """How many replays this process has run (cache misses)."""
+    return _cache.replays
+
+
+def clear_cache() -> None:
+    with _cache.lock:
+        _cache.schemas.clear()
+
+
 def replay_schema(
     target: Target,
     layout: Layout,
     migrations: Sequence[Migration],
     ignore_tables: Iterable[str] = (),
+) -> Schema:
+    """The schema ``migrations`` build on an empty database of the target's kind: from the
+    cache when this process already built it from the same files. Tenants checked at once
+    wait for the one replay rather than each running their own."""
+    key: CacheKey = (
+        target.database.dialect,
+        tuple((m.id, m.checksum) for m in migrations),
+        frozenset(ignore_tables),
+    )
+    with _cache.lock:
+        building = _cache.building.setdefault(key, threading.Lock())
+    with building:
+        with _cache.lock:
+            found = _cache.schemas.get(key)
+            if found is not None:
+                _cache.schemas.move_to_end(key)
+                return found
+        try:
+            schema = _build(target, layout, migrations, ignore_tables)
+        finally:
+            with _cache.lock:
+                _cache.replays += 1
+                _cache.building.pop(key, None)
+        with _cache.lock:
+            _cache.schemas[key] = schema
+            while len(_cache.schemas) > CACHE_SIZE:
+                _cache.schemas.popitem(last=False)
+        return schema
+
+
+def _build(
+    target: Target,
+    layout: Layout,
+    migrations: Sequence[Migration],
+    ignore_tables: Iterable[str],
 ) -> Schema:
     """Run ``migrations`` on an empty database of the target's kind and read its schema."""
     if target.database.dialect == "sqlite":

@@ -349,6 +349,10 @@ class Schedule(Strict):
     """Spread each run by up to this share of its interval, so a fleet does not wake at once."""
     retry: Seconds = 60.0
     """After a failure, retry this soon, doubling each time, never later than the interval."""
+    drift: Seconds | None = 3600.0
+    """How often the daemon checks the live schema for drift (default 1h); null: never on
+    a timer. A check replays the applied history on a scratch database (seconds for a long
+    history; once for a fleet sharing one), so it runs far less often than ``schema``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
@@ -442,6 +446,11 @@ class Target(Strict):
     rehearse: bool = False
     """Run pending migrations on a copy (restored from the fresh backup, or a Neon branch)
     first, and measure what data each step loses; needs ``backup``."""
+    drift: Literal["report", "block"] | None = None
+    """What drift in the live schema does: ``report`` only says it (condition, metric,
+    ``/status``); ``block`` also holds every pending migration until it is captured or
+    undone. Unset: ``block`` in production, ``report`` elsewhere (``drift_mode``). Either
+    way a pending migration that creates what drift already made is never run."""
     seed: PolicyPath | None = None
     """Run by ``reset`` after the history: a ``.sql`` file, or an executable that receives
     ``DATABASE_URL`` in its environment."""
@@ -463,6 +472,15 @@ class Target(Strict):
         """``reconciler VERB --config F --target T``: a command line for this target."""
         config = f" --config {shlex.quote(self._policy_file)}" if self._policy_file else ""
         return f"reconciler {verb}{config} --target {self.name}"
+
+    @property
+    def drift_mode(self) -> Literal["report", "block"]:
+        """``drift``, or its default: production holds migrations on a schema nobody
+        reviewed (a ``db push`` there is what the protocol forbids); staging and development
+        take pushes by habit, so drift there is only reported."""
+        if self.drift is not None:
+            return self.drift
+        return "block" if self.environment == "production" else "report"
 
     @property
     def without_snapshot(self) -> str | None:

@@ -26,6 +26,7 @@ STALLING = frozenset(
         "UnknownRevision",
         "IdentityFailed",
         "UsersRefused",
+        "SchemaDrift",
     }
 )
 """Reasons that need a person before the target can move again."""

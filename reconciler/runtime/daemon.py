@@ -46,7 +46,7 @@ from reconciler.act.identity import reconcile_identity
 from reconciler.errors import ReconcilerError
 from reconciler.ledger import Ledger
 from reconciler.policy import Policy, Section, Target, load_policy, parse_policy
-from reconciler.runtime import views
+from reconciler.runtime import drift, views
 from reconciler.runtime.conditions import AWAITING, SETTLED, STALLING, SUCCESS, evaluate
 from reconciler.runtime.leader import Key, Leaders
 from reconciler.runtime.metrics import Metrics
@@ -57,7 +57,7 @@ from reconciler.source.git import GitCheckout
 from reconciler.textfiles import read_utf8
 
 log = logging.getLogger("reconciler.daemon")
-CONCERNS = ("schema", "identity", "backup")
+CONCERNS = ("schema", "identity", "backup", "drift")
 BUSY_WAIT_SECONDS = 900.0
 WORKERS = 4
 RETENTION_EVERY = 6 * 3600.0
@@ -332,7 +332,13 @@ class Daemon:
                 return "DatabaseUnavailable", str(exc)
             if acting:
                 outcome = reconcile_schema(
-                    spec, self.ledger, trigger=trigger, source=source, commit=self.commit, db=db
+                    spec,
+                    self.ledger,
+                    trigger=trigger,
+                    source=source,
+                    commit=self.commit,
+                    db=db,
+                    hold=drift.hold(self, runtime),
                 )
                 if outcome.results or outcome.reason == "DatabaseUnavailable":
                     runtime.drop_connection()  # it ran migrations, or it is gone
@@ -375,6 +381,8 @@ class Daemon:
             if spec.suspend:
                 return "Suspended", "suspend: true; observing only"
             return result.reason, result.message
+        if concern == "drift":
+            return drift.check(self, runtime)
         if spec.suspend:
             return "Suspended", "suspend: true; no scheduled backup"
         backup = take_backup(spec, self.ledger, reason="scheduled")
@@ -414,7 +422,11 @@ class Daemon:
         if self.scheduler is None:
             return
         schedule = runtime.spec.schedule
-        interval = {"schema": schedule.schema_, "identity": schedule.identity}.get(concern)
+        interval = {
+            "schema": schedule.schema_,
+            "identity": schedule.identity,
+            "drift": schedule.drift,
+        }.get(concern)
         delay = schedule.retry * 2 ** (failures - 1)
         if interval:
             delay = min(delay, interval)
@@ -434,7 +446,11 @@ class Daemon:
                 job.remove()
         for name, runtime in self.targets.items():
             schedule = runtime.spec.schedule
-            for concern, every in (("schema", schedule.schema_), ("identity", schedule.identity)):
+            for concern, every in (
+                ("schema", schedule.schema_),
+                ("identity", schedule.identity),
+                ("drift", schedule.drift),
+            ):
                 if every is None or (concern == "identity" and runtime.spec.identity is None):
                     continue
                 self.scheduler.add_job(
@@ -588,6 +604,7 @@ def _concerns(spec: Target) -> tuple[str, ...]:
         for c in CONCERNS
         if (c != "identity" or spec.identity is not None)
         and (c != "backup" or spec.backup is not None)
+        and (c != "drift" or spec.schedule.drift is not None)
     )
 
 

@@ -102,6 +102,12 @@ class Metrics:
             ["target", "kind"],
             registry=r,
         )
+        self.schema_drift = Gauge(
+            "reconciler_schema_drift_objects",
+            "Objects where the live schema differs from what its applied migrations build.",
+            ["target"],
+            registry=r,
+        )
         self.identity_changes = Counter(
             "reconciler_identity_changes",
             "Users changed by identity sync.",
@@ -146,6 +152,8 @@ class Metrics:
             for result in RESULTS:
                 self.runs.labels(target, concern, result)
         self.applied.labels(target)
+        if "drift" in concerns:
+            self.schema_drift.labels(target).set(0)
         if identity:
             for action in IDENTITY_ACTIONS:
                 self.identity_changes.labels(target, action)
@@ -183,6 +191,7 @@ class Metrics:
             self.backup_size,
             self.backup_verified,
             self.drift,
+            self.schema_drift,
             self.leader,
             self.last_success,
         ):

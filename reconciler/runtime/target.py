@@ -49,6 +49,8 @@ class TargetRuntime:
     schema: dict[str, Any] = field(default_factory=dict)
     backup: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
+    drift: dict[str, Any] = field(default_factory=dict)
+    """The last drift check, as ``/status`` shows it."""
     leader: bool = False
     """This replica took the lead at its last run and has not found it lost since (what is
     reported is checked again first: ``Daemon.leading``)."""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from reconciler.act.rehearse import Rehearsal
     from reconciler.runtime.daemon import Daemon
 
-ORDER = ("schema", "identity", "backup")
+ORDER = ("schema", "identity", "backup", "drift")
 
 
 def schema(daemon: Daemon, runtime: TargetRuntime, plan: Plan | None, applied: int) -> None:
@@ -197,6 +197,7 @@ def status(daemon: Daemon) -> dict[str, Any]:
                 "schema": runtime.schema,
                 "backup": runtime.backup or None,
                 "identity": runtime.identity or None,
+                "drift": runtime.drift or None,
             }
         )
     return {

@@ -52,6 +52,8 @@ BASE = """targets:
             "targets[0].safety.block[0]: must be one of data-loss, will-fail, locking, compat",
         ),
         ("server: {listen: localhost}\n", "server.listen: must be host:port"),
+        ("    drift: warn\n", "targets[0].drift: must be one of"),
+        ("    schedule: {drift: often}\n", "targets[0].schedule.drift:"),
         (
             "    identity: {provider: clerk, key: clerk_id, clerk: {secret_key: sk_x, "
             "webhook_secret: 'whsec_n0t*base64!'}}\n",
@@ -89,3 +91,17 @@ def test_secrets_in_sections_are_hidden(write_policy: Callable[[str], Path]) -> 
     assert policy.targets[0].identity is not None
     assert policy.targets[0].identity.clerk is not None
     assert policy.targets[0].identity.clerk.secret_key.reveal() == "sk_live_very_secret"
+
+
+def test_drift_defaults_by_environment(write_policy: Callable[[str], Path]) -> None:
+    """Production holds migrations on drift unless told otherwise; elsewhere drift is only
+    reported; an explicit value wins; checks run hourly unless set (null: never)."""
+    text = (
+        BASE + "  - name: stage\n    environment: staging\n    database: postgresql://app@db/s\n"
+        "    migrations: {layout: prisma, path: m}\n"
+        "  - name: loose\n    drift: report\n    database: postgresql://app@db/l\n"
+        "    migrations: {layout: prisma, path: m}\n    schedule: {drift: null}\n"
+    )
+    shop, stage, loose = load_policy(write_policy(text), environ={}).targets
+    assert (shop.drift_mode, stage.drift_mode, loose.drift_mode) == ("block", "report", "report")
+    assert (shop.schedule.drift, loose.schedule.drift) == (3600.0, None)

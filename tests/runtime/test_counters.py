@@ -47,7 +47,10 @@ def test_every_counter_of_a_target_starts_at_zero_and_counts_the_first_failure(
         runs = samples(daemon, "reconciler_reconcile_total")
         assert runs == {
             f'reconciler_reconcile_total{{concern="{c}",result="{r}",target="{t}"}}': 0.0
-            for t, concerns in (("shop", ("schema", "identity")), ("blog", ("schema",)))
+            for t, concerns in (
+                ("shop", ("schema", "identity", "drift")),
+                ("blog", ("schema", "drift")),
+            )
             for c in concerns
             for r in ("success", "failure")
         }

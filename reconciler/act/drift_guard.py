@@ -1,0 +1,86 @@
+"""The drift guard an apply runs before its first migration: a fresh drift check, then a
+blocker for drift under ``drift: block``, or for a pending step that collides with it.
+
+Shared by the daemon and ``reconciler apply``: a migration never runs blind on a schema
+changed outside the migrations. The built schema is cached by the migrations' checksums
+(``drift.replay``), so in a daemon the check costs a read of the live catalog; a one-shot
+``apply`` pays one replay. A check that cannot be made holds too (``InvalidSource``): a
+migration is not run on a schema that cannot be told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from reconciler.drift import DriftReport, check_drift, ledger_tables
+from reconciler.drift.collide import collisions, created_by, key
+from reconciler.drift.replay import ReplayFailed
+from reconciler.plan.model import Blocker
+
+if TYPE_CHECKING:
+    from reconciler.act.engine import Hold, TargetSession
+    from reconciler.plan.model import Plan
+    from reconciler.policy import Policy
+
+SAID = 3
+"""Differences a message names; the rest are counted."""
+
+
+def drift_guard(policy: Policy, seen: Callable[[DriftReport], None] | None = None) -> Hold:
+    """A ``Hold`` for ``reconcile_schema``; ``seen`` receives each check's report (the
+    daemon exports it). ``policy`` names the ledger, whose tables are never drift."""
+
+    def ask(session: TargetSession, plan: Plan) -> Blocker | None:
+        spec = session.target
+        if spec.schedule.drift is None:
+            return None  # drift checks are off for this target
+        try:
+            report = check_drift(spec, ledger_tables(policy, spec))
+        except ReplayFailed as exc:
+            return Blocker("InvalidSource", f"nothing applied: cannot check for drift: {exc}")
+        if seen is not None:
+            seen(report)
+        report = _without_resumed(report, session, plan)
+        if not report.differences:
+            return None
+        if spec.drift_mode == "block":
+            return Blocker(
+                "SchemaDrift",
+                f"nothing applied: drift: block, and {summary(report)}; capture it "
+                f"(`{spec.command('drift')} --sql`) or undo it",
+            )
+        found = collisions(report.differences, plan.runnable, session.layout, session.db.dialect)
+        if not found:
+            return None
+        return Blocker(
+            "SchemaDrift",
+            "nothing applied: " + "; ".join(c.message for c in found) + "; capture the drift "
+            f"(`{spec.command('drift')} --sql`) or undo it first",
+        )
+
+    return ask
+
+
+def _without_resumed(report: DriftReport, session: TargetSession, plan: Plan) -> DriftReport:
+    """The report less what a migration cut short left behind, when the plan resumes that
+    migration: its own parts, which it expects to find, not drift."""
+    resumed = {record.id for record in session.layout.read_history(session.db).failed}
+    steps = [step for step in plan.runnable if step.migration.id in resumed]
+    if not steps:
+        return report
+    own = created_by(steps, session.layout, session.db.dialect)
+    kept = [d for d in report.differences if not (d.change == "added" and key(d) in own)]
+    return replace(report, differences=kept)
+
+
+def summary(report: DriftReport) -> str:
+    """``2 differences from the schema the applied migrations build: users.phone: ...``."""
+    count = len(report.differences)
+    said = "; ".join(d.message for d in report.differences[:SAID])
+    more = f"; and {count - SAID} more" if count > SAID else ""
+    return (
+        f"{count} difference{'' if count == 1 else 's'} from the schema the applied "
+        f"migrations build: {said}{more}"
+    )
