@@ -37,6 +37,7 @@ from reconciler.cli_support import (
     confirm,
     errors_to_exit,
     fail,
+    output_option,
     target_option,
     whole_words_in_help,
 )
@@ -112,9 +113,7 @@ def main(verbose: int) -> None:
 @main.command()
 @config_option
 @target_option
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option
 @click.option(
     "--rehearse",
     is_flag=True,
@@ -278,7 +277,7 @@ def _print_outcome(outcome: Outcome) -> None:
 @main.command()
 @config_option
 @target_option
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@output_option
 @errors_to_exit
 def status(config: Path, target: str | None, output: str) -> None:
     """Per target: live vs desired revision, pending, drift, last runs, newest backup.

@@ -18,6 +18,7 @@ from reconciler.cli_support import (
     errors_to_exit,
     fail,
     interactive,
+    output_option,
     target_option,
 )
 from reconciler.errors import Refused
@@ -54,7 +55,7 @@ def backup(config: Path, target: str) -> None:
 @click.command()
 @config_option
 @target_option
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@output_option
 @errors_to_exit
 def backups(config: Path, target: str | None, output: str) -> None:
     """List backups: age, size, verification."""

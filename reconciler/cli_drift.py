@@ -20,6 +20,7 @@ from reconciler.cli_support import (
     chosen_targets,
     config_option,
     errors_to_exit,
+    output_option,
     target_option,
 )
 from reconciler.errors import ReconcilerError
@@ -29,9 +30,7 @@ from reconciler.secrets import redact
 @click.command()
 @config_option
 @target_option
-@click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option
 @click.option(
     "--sql",
     is_flag=True,

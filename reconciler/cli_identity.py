@@ -22,6 +22,7 @@ from reconciler.cli_support import (
     confirm,
     errors_to_exit,
     fail,
+    output_option,
     target_option,
 )
 from reconciler.secrets import redact
@@ -117,7 +118,7 @@ def _json(outcomes: list[IdentityOutcome]) -> str:
 @identity.command("plan")
 @config_option
 @target_option
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@output_option
 @errors_to_exit
 def identity_plan(config: Path, target: str | None, output: str) -> None:
     """What a sync would change (a dry run). Exit 0 in sync, 2 changes, 3 needs approval."""

@@ -54,6 +54,10 @@ config_option = click.option(
     help="The policy file ($RECONCILER_CONFIG).",
 )
 target_option = click.option("--target", "-t", "target", help="Only this target.")
+output_option = click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+"""Text for people, JSON for scripts: every command that reports takes the same option."""
 
 
 _NO_BREAK = "\u2011"  # a non-breaking hyphen: the wrapper splits lines at "-", not at this
