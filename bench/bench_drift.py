@@ -61,6 +61,7 @@ def migrate(policy: Path) -> int:
     """Apply every migration of the policy's one target; how many."""
     sys.path.insert(0, str(BENCH.parent))
     from reconciler.db.connection import connect
+    from reconciler.drift.replay import apply_in_order
     from reconciler.policy import load_policy
     from reconciler.source import open_layout
 
@@ -68,9 +69,7 @@ def migrate(policy: Path) -> int:
     layout = open_layout(target.migrations)
     db = connect(target.database)
     try:
-        with layout.lock(db):
-            for migration in layout.migrations():
-                layout.apply(db, migration, target.timeouts)
+        apply_in_order(db, layout, layout.migrations(), target.timeouts)
     finally:
         db.close()
     return len(layout.migrations())

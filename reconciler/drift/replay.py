@@ -29,7 +29,8 @@ from reconciler.errors import MigrationFailed, ReconcilerError
 from reconciler.source.base import LiveHistory, Migration, checksum_matches
 
 if TYPE_CHECKING:
-    from reconciler.policy.model import Target
+    from reconciler.db.connection import Database
+    from reconciler.policy.model import Target, Timeouts
     from reconciler.source.base import Layout
 
 
@@ -155,15 +156,23 @@ def _replay(
 ) -> Schema:
     db = connect(url, application_name="reconciler-drift")
     try:
-        with layout.lock(db):  # also creates the tool's history table, as a first apply
-            for migration in migrations:
-                try:
-                    layout.apply(db, migration, target.timeouts)
-                except MigrationFailed as exc:
-                    raise ReplayFailed(
-                        f"cannot rebuild the schema the migrations produce: {migration.id} "
-                        f"fails on an empty database: {exc}"
-                    ) from None
+        apply_in_order(db, layout, migrations, target.timeouts)
         return read_schema(db, ignore_tables)
     finally:
         db.close()
+
+
+def apply_in_order(
+    db: Database, layout: Layout, migrations: Sequence[Migration], timeouts: Timeouts
+) -> None:
+    """Apply ``migrations`` to ``db`` one by one, with no gate: the schema they build. Under
+    the layout's lock, which also creates the tool's history table, as a first apply does."""
+    with layout.lock(db):
+        for migration in migrations:
+            try:
+                layout.apply(db, migration, timeouts)
+            except MigrationFailed as exc:
+                raise ReplayFailed(
+                    f"cannot rebuild the schema the migrations produce: {migration.id} "
+                    f"fails on an empty database: {exc}"
+                ) from None

@@ -11,6 +11,7 @@ from pathlib import Path
 from reconciler.db.connection import Database, connect
 from reconciler.drift.catalog import Schema, read_schema
 from reconciler.drift.compare import compare
+from reconciler.drift.replay import apply_in_order
 from reconciler.policy import Target
 from reconciler.source import open_layout
 
@@ -83,9 +84,7 @@ def migrate(target: Target) -> None:
     layout = open_layout(target.migrations)
     db = connect(target.database)
     try:
-        with layout.lock(db):
-            for migration in layout.migrations():
-                layout.apply(db, migration, target.timeouts)
+        apply_in_order(db, layout, layout.migrations(), target.timeouts)
     finally:
         db.close()
 
