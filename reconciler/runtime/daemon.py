@@ -257,14 +257,15 @@ class Daemon:
         runtime.led = True
         self.metrics.leader.labels(spec.name).set(1)
         state = runtime.concern(concern)
-        runtime.conditions = evaluate(
-            "Progressing",
-            f"reconciling {concern}",
-            datetime.now(UTC),
-            reconciling=True,
-            previous=runtime.conditions,
-        )
-        self.metrics.set_conditions(spec.name, runtime.conditions)
+        if not self.policy_error:  # no run can clear an invalid policy: it stays in view
+            runtime.conditions = evaluate(
+                "Progressing",
+                f"reconciling {concern}",
+                datetime.now(UTC),
+                reconciling=True,
+                previous=runtime.conditions,
+            )
+            self.metrics.set_conditions(spec.name, runtime.conditions)
         started = time.perf_counter()
         reason, message = "ApplyFailed", "interrupted"
         try:

@@ -83,6 +83,11 @@ class LocalDaemon:
         return code
 
 
+def stalled_reason(daemon: LocalDaemon) -> str:
+    conditions = {c["type"]: c for c in daemon.shop()["conditions"]}
+    return str(conditions["Stalled"]["reason"])
+
+
 @pytest.fixture
 def local_daemon(tmp_path: Path) -> Iterator[LocalDaemon]:
     started = LocalDaemon(tmp_path)
@@ -108,6 +113,7 @@ def test_sighup_with_a_file_that_crashed_the_loader_shows_invalid_policy(
         error = wait_for(
             lambda expected=expected: (
                 (local_daemon.status()["source"]["error"] or "").startswith(expected)
+                and stalled_reason(local_daemon) == "InvalidPolicy"
                 and local_daemon.status()["source"]["error"]
             ),
             what=f"the reload to report {expected}",
@@ -116,7 +122,6 @@ def test_sighup_with_a_file_that_crashed_the_loader_shows_invalid_policy(
         assert "\n" not in error
         shop = local_daemon.shop()
         conditions = {c["type"]: c for c in shop["conditions"]}
-        assert conditions["Stalled"]["reason"] == "InvalidPolicy"
         assert "still reconciling the last good policy" in conditions["Stalled"]["message"]
         assert shop["name"] == "shop"  # the last good policy is the one in force
     local_daemon.reload(good)
@@ -169,6 +174,32 @@ def test_a_loader_bug_during_a_reload_is_invalid_policy_not_a_dead_thread(
     monkeypatch.setattr(daemon_module, "load_policy", invalid)
     sqlite_daemon.reload()
     assert sqlite_daemon.policy_error == "policy.yaml:3:5: targets[0].name: required"
+
+
+def test_runs_under_the_last_good_policy_keep_the_invalid_one_in_view(
+    sqlite_daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a run is under way, ``Stalled`` still says ``InvalidPolicy``: the run goes on
+    under the last good policy and cannot clear the bad file."""
+    assert sqlite_daemon.run_once() == 0
+
+    def invalid(*args: object, **kwargs: object) -> None:
+        raise PolicyError("policy.yaml:3:5: targets[0].name: required")
+
+    monkeypatch.setattr(daemon_module, "load_policy", invalid)
+    sqlite_daemon.reload()
+    seen: list[str] = []
+    act = sqlite_daemon._act
+
+    def watched(*args: Any, **kwargs: Any) -> tuple[str, str]:
+        runtime = sqlite_daemon.targets["shop"]
+        seen.append({c.type: c for c in runtime.conditions}["Stalled"].reason)
+        return act(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite_daemon, "_act", watched)
+    assert sqlite_daemon.reconcile("shop", "schema", "api") == "InSync"
+    stalled = {c.type: c for c in sqlite_daemon.targets["shop"].conditions}["Stalled"]
+    assert (seen, stalled.reason) == (["InvalidPolicy"], "InvalidPolicy")
 
 
 def test_a_logged_exception_shows_no_secret() -> None:
