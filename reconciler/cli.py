@@ -32,6 +32,7 @@ from reconciler.cli_support import (
     EXIT_OK,
     EXIT_PENDING,
     HelpContext,
+    cache_option,
     chosen_targets,
     config_option,
     confirm,
@@ -120,6 +121,7 @@ def main(verbose: int) -> None:
     help="Also run the runnable steps on a copy (from a fresh backup) and show "
     "each step's duration and data loss. The live database is not changed.",
 )
+@cache_option
 @errors_to_exit
 def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
     """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
@@ -187,6 +189,7 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
     is_flag=True,
     help="Apply now, even outside the target's maintenance windows.",
 )
+@cache_option
 @errors_to_exit
 def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> None:
     """Apply pending migrations: one at a time, each in its own transaction."""
@@ -397,6 +400,7 @@ def _status_text(entry: dict[str, Any]) -> str:
 
 @main.command()
 @config_option
+@cache_option
 @errors_to_exit
 def check(config: Path) -> None:
     """Validate the policy, every migration folder and the files the policy names (seed, a
@@ -466,6 +470,7 @@ def check(config: Path) -> None:
     default="text",
     show_default=True,
 )
+@cache_option
 @errors_to_exit
 def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) -> None:
     """Analyse migrations for data loss and risky locks.

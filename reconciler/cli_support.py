@@ -60,6 +60,25 @@ output_option = click.option(
 """Text for people, JSON for scripts: every command that reports takes the same option."""
 
 
+def _use_parse_cache(ctx: click.Context, param: click.Parameter, no_cache: bool) -> None:
+    from reconciler.safety import parse_cache
+
+    parse_cache.enable(not no_cache)
+
+
+cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    expose_value=False,
+    callback=_use_parse_cache,
+    help="Parse every migration again, without reading or writing the parse cache "
+    "($RECONCILER_CACHE_DIR, else ~/.cache/reconciler).",
+)
+"""What each migration's SQL parses to is kept on disk between runs (``safety.parse_cache``),
+so a command whose migrations are unchanged does not import the parser; the findings are
+always judged afresh. Set for this process when the command's options are read."""
+
+
 _NO_BREAK = "\u2011"  # a non-breaking hyphen: the wrapper splits lines at "-", not at this
 
 

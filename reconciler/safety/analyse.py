@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.observe.facts import Facts, FactsRequest
+from reconciler.safety import parse_cache
 from reconciler.safety.findings import Finding
-from reconciler.safety.ops import Op, ParsedSql, parse
+from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ def parse_migration(migration: Migration, sql: str | None, dialect: Dialect) -> 
 
     SQL rendered from a Python revision (Alembic) has no lines of its own in the file:
     its findings point at the revision's ``def upgrade``. Parses are cached by content, so a
-    plan re-made under the lock, or a daemon's next cycle, parses nothing twice."""
+    plan re-made under the lock, or a daemon's next cycle, parses nothing twice; and on disk
+    when the command line turns ``parse_cache`` on, so the next process need not either."""
     where = str(migration.path)
     if sql is None:
         return Parsed(migration, where, ParsedSql())
@@ -60,10 +62,10 @@ def parse_migration(migration: Migration, sql: str | None, dialect: Dialect) -> 
 
 
 def _parse(migration: Migration, sql: str, dialect: Dialect) -> ParsedSql:
-    if dialect == "postgresql":
-        parsed = parse(sql)
-    else:
-        parsed = ParsedSql(tuple(_rebuilds(_sqlite_ops(sql))))
+    parsed = parse_cache.load(sql, dialect)
+    if parsed is None:
+        parsed = parse_text(sql, dialect)
+        parse_cache.store(sql, dialect, parsed)
     if migration.path.suffix == ".py":
         line = _upgrade_line(migration.path)
         parsed = replace(
@@ -74,6 +76,15 @@ def _parse(migration: Migration, sql: str, dialect: Dialect) -> ParsedSql:
     return parsed
 
 
+def parse_text(sql: str, dialect: Dialect) -> ParsedSql:
+    """What ``sql`` does, whatever file it comes from: the unit the disk cache keeps."""
+    if dialect == "postgresql":
+        from reconciler.safety.ops import parse  # pglast: only when something is parsed
+
+        return parse(sql)
+    return ParsedSql(tuple(_rebuilds(_sqlite_ops(sql))))
+
+
 _CREATE_TABLE = re.compile(
     r'^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?["`]?(\w+)', re.IGNORECASE
 )
@@ -81,6 +92,7 @@ _CREATE_TABLE = re.compile(
 
 def _sqlite_ops(sql: str) -> list[Op]:
     from reconciler.db.sqlite import split_sqlite_script  # sqlite3, for SQLite histories only
+    from reconciler.safety.ops import parse
 
     ops: list[Op] = []
     for line, statement in split_sqlite_script(sql):

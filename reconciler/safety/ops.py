@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,10 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
+from reconciler.safety.operations import LOSSY_CALLS, Op, ParsedSql
 from reconciler.safety.types import SqlType, normalise
+
+__all__ = ["LOSSY_CALLS", "Op", "ParsedSql", "parse"]
 
 SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
 VOLATILE_DEFAULTS = {
@@ -39,95 +42,6 @@ VOLATILE_DEFAULTS = {
     "uuidv7",
     "uuidv4",
 }
-
-
-@dataclass(frozen=True)
-class Op:
-    """One thing a statement does to one table (or schema, or type)."""
-
-    kind: str
-    """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
-    create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
-    update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
-    ``COPY ... FROM`` and ``MERGE``: rows written)."""
-    table: str = ""
-    column: str = ""
-    line: int = 0
-    statement: str = ""
-    # Details, used by the rules that need them.
-    type_name: str = ""
-    """add-column / alter-type: the (new) type, e.g. ``varchar(20)``, ``int4``."""
-    type_length: int | None = None
-    not_null: bool = False
-    has_default: bool = False
-    volatile_default: bool = False
-    concurrently: bool = False
-    unique: bool = False
-    columns: tuple[str, ...] = ()
-    """create-index / add-constraint / insert / update: the columns involved."""
-    constraint: str = ""
-    """add-constraint: foreign, check, unique, primary."""
-    not_valid: bool = False
-    new_name: str = ""
-    filtered: bool = False
-    """delete / update: a WHERE clause limits the rows."""
-    sets_null: tuple[str, ...] = ()
-    """update: columns set to NULL."""
-    null_guarded: tuple[str, ...] = ()
-    """update: columns whose WHERE requires them to be NULL (backfills)."""
-    copies_from: tuple[tuple[str, str], ...] = ()
-    """update: (target column, source column) pairs for ``SET new = old``."""
-    labels: tuple[str, ...] = ()
-    """create-enum: its labels."""
-    cascade: bool = False
-    sql_type: SqlType | None = None
-    """add-column / alter-type: the (new) type as PostgreSQL normalises it."""
-    column_types: tuple[SqlType, ...] = ()
-    """create-table: the type of each of ``columns``."""
-    using: str = ""
-    """alter-type: ``case`` when ``USING`` is a ``CASE`` on the column's values that
-    ``case_map`` reads completely, ``other`` for any other expression than the column itself
-    (cast or not), empty without one."""
-    case_map: tuple[tuple[str, str | None], ...] = ()
-    """alter-type with ``using == "case"``: (old value, new value or None for NULL)."""
-    case_else: str | None = None
-    """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
-    case_else_keeps: bool = False
-    """``ELSE "col"``: the values no branch names keep their value."""
-    rewrites: tuple[tuple[str, str], ...] = ()
-    """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
-    when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
-    source: str = ""
-    """update: the target table as SQL, with its alias (``"users" AS u``)."""
-    where: str = ""
-    """update: the WHERE clause as SQL, empty without one."""
-    lossy_calls: tuple[str, ...] = ()
-    """update: columns whose new value calls a function that drops part of a value
-    (``date_trunc``, ``left``, ``round``...): every value it changes is destroyed."""
-    empty_guarded: tuple[str, ...] = ()
-    """update: columns whose WHERE requires them to be ``''`` (``SET c = NULL WHERE c = ''``)."""
-    if_not_exists: bool = False
-    """create-table: ``IF NOT EXISTS``: the table may already exist, with rows."""
-    reads: tuple[tuple[str, str], ...] = ()
-    """insert: the (table, column) pairs its SELECT reads (``*`` for every column): another
-    table filled from a column, which a later drop of that column must give time to."""
-    empty_when: tuple[tuple[str, ...], ...] = ()
-    """insert: its SELECT returns no row when every table of one of these groups is empty
-    (a join or a FROM list over an empty table); () when that cannot be proven."""
-    calls: tuple[str, ...] = ()
-    """insert: functions its SELECT calls without GROUP BY (not as window functions): if
-    one is an aggregate, the SELECT returns a row even over no rows."""
-
-
-@dataclass(frozen=True)
-class ParsedSql:
-    ops: tuple[Op, ...] = ()
-    error: str | None = None
-    """``line N: message`` when PostgreSQL's grammar rejects the text."""
-    error_line: int = 0
-    statements: int = 0
-    opaque: tuple[Op, ...] = field(default_factory=tuple)
-    """Statements whose effect cannot be analysed (``DO`` blocks, dynamic SQL)."""
 
 
 def parse(sql: str) -> ParsedSql:
@@ -691,28 +605,6 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
         )
     ]
-
-
-LOSSY_CALLS = frozenset(
-    {
-        "date_trunc",
-        "trunc",
-        "round",
-        "floor",
-        "ceil",
-        "ceiling",
-        "left",
-        "right",
-        "substr",
-        "substring",
-        "split_part",
-        "date",
-        "jsonb_strip_nulls",
-        "json_strip_nulls",
-    }
-)
-"""Functions whose result keeps only part of their argument: a truncated time, a rounded
-number, a prefix of a text. A value they change cannot be told back from the result."""
 
 
 def _measurable_update(ops: list[Op], text: str) -> list[Op]:

@@ -25,12 +25,12 @@ from reconciler.durations import format_duration
 from reconciler.observe.facts import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
-from reconciler.safety.ops import LOSSY_CALLS
+from reconciler.safety.operations import LOSSY_CALLS
 from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
 
 if TYPE_CHECKING:
     from reconciler.observe.facts import Facts, FactsRequest
-    from reconciler.safety.ops import Op
+    from reconciler.safety.operations import Op
 
 IGNORED_TABLES = {"alembic_version", "_prisma_migrations"}
 INTEGER_TYPES = {

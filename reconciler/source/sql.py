@@ -4,22 +4,28 @@ Used to tell how a migration must run (``transaction_mode``), to cut one that ma
 transactions, or holds statements that must run outside one (``CREATE INDEX CONCURRENTLY``),
 into parts that run one at a time (``script_parts``), and to find syntax errors before
 anything runs; scripts (or their parts) are sent to the server whole.
+
+pglast is imported by the functions that parse, not with this module: ``lint`` and ``plan``
+read a migrations folder through the Prisma layout, which imports this module, and need no
+parser of their own when every migration's operations are in the parse cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-from pglast import ast, parse_sql, parser
-from pglast.enums import TransactionStmtKind
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import MigrationFailed
+
+if TYPE_CHECKING:
+    from pglast import ast
 
 
 def syntax_error(script: str) -> str | None:
     """``line N: syntax error ...`` when PostgreSQL's grammar rejects ``script``, else None."""
+    from pglast import parser
+
     try:
         parser.parse_sql(script)
     except parser.ParseError as exc:
@@ -43,6 +49,8 @@ def transaction_mode(script: str) -> TransactionMode:
     ``BEGIN``, ``COMMIT``, ``START TRANSACTION``...); else ``ours``, one transaction around
     it. Read from tokens: a comment, a string or a function body (``END;`` on its own line)
     never counts. A script the lexer cannot read runs in ours, where its error stops it."""
+    from pglast import parser
+
     try:
         names = [t.name for t in parser.scan(script) if t.name not in _COMMENTS]
     except parser.ParseError:  # an unterminated string or quote: the server will say so
@@ -92,6 +100,8 @@ def script_parts(script: str) -> list[ScriptPart]:
     transaction block is a part alone. Raises ``MigrationFailed`` naming the line of a
     syntax error, of a ``BEGIN`` never committed, or of two-phase commit, before anything
     runs."""
+    from pglast import ast, parse_sql, parser
+
     problem = syntax_error(script)
     if problem:
         raise MigrationFailed(problem)
@@ -121,15 +131,15 @@ def script_parts(script: str) -> list[ScriptPart]:
         line = script.count("\n", 0, span.start) + 1
         control = statement if isinstance(statement, ast.TransactionStmt) else None
         kind = control.kind if control is not None else None
-        if kind in _TWO_PHASE:
+        if kind is not None and kind.name in _TWO_PHASE:
             raise MigrationFailed(f"line {line}: two-phase commit is not supported in a migration")
-        if kind in _STARTS:
+        if kind is not None and kind.name in _STARTS:
             if explicit is None:  # a BEGIN inside a transaction is only a warning
                 close()
                 explicit, modes = line, _modes(control)
             continue
-        if kind in _ENDS:
-            close(rolled_back=kind == TransactionStmtKind.TRANS_STMT_ROLLBACK)
+        if kind is not None and kind.name in _ENDS:
+            close(rolled_back=kind.name == "TRANS_STMT_ROLLBACK")
             # AND CHAIN: the next transaction opens at once, with the same modes.
             explicit = line if control is not None and control.chain else None
             continue
@@ -157,6 +167,8 @@ def script_parts(script: str) -> list[ScriptPart]:
 def drops_database(part: ScriptPart) -> bool:
     """Whether ``part`` is a ``DROP DATABASE``: it runs outside any transaction, so what it
     loses can neither be measured before it takes effect nor rolled back."""
+    from pglast import ast, parse_sql
+
     return part.outside and any(
         isinstance(raw.stmt, ast.DropdbStmt) for raw in parse_sql(part.text)
     )
@@ -179,14 +191,11 @@ def _modes(begin: ast.TransactionStmt | None) -> str:
     return ", ".join(said)
 
 
-_STARTS = frozenset({TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START})
-_ENDS = frozenset({TransactionStmtKind.TRANS_STMT_COMMIT, TransactionStmtKind.TRANS_STMT_ROLLBACK})
+# Members of pglast's TransactionStmtKind, by name.
+_STARTS = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START"})
+_ENDS = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"})
 _TWO_PHASE = frozenset(
-    {
-        TransactionStmtKind.TRANS_STMT_PREPARE,
-        TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED,
-        TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
-    }
+    {"TRANS_STMT_PREPARE", "TRANS_STMT_COMMIT_PREPARED", "TRANS_STMT_ROLLBACK_PREPARED"}
 )
 
 
@@ -195,6 +204,8 @@ def concurrent_index(part: ScriptPart) -> tuple[str, str] | None:
     index's name and its table's name as written (schema-qualified when the script says so),
     both quoted. Such a statement interrupted or failed leaves its index behind, INVALID, and
     the same statement run again fails with "already exists" until it is dropped."""
+    from pglast import ast, parse_sql
+
     if not part.outside:
         return None
     statements = [raw.stmt for raw in parse_sql(part.text)]
@@ -215,6 +226,8 @@ def runs_again(part: ScriptPart) -> bool:
     whole, a ``VACUUM`` / ``ANALYZE`` changes no data, and a named ``CREATE INDEX
     CONCURRENTLY`` does once its INVALID leftover is dropped. ``CREATE`` or ``DROP
     DATABASE``, ``ALTER SYSTEM`` and the like are left to a person."""
+    from pglast import ast, parse_sql
+
     if not part.outside:
         return True
     if concurrent_index(part) is not None:
@@ -226,6 +239,8 @@ def what_parts_made(parts: Sequence[ScriptPart]) -> str:
     """The objects the statements of ``parts`` create, change or fill, named as written
     (``table "audit", index "audit_id_idx", rows of "audit"``): what stays in effect when a
     later part of the script fails."""
+    from pglast import parse_sql
+
     named: list[str] = []
     for part in parts:
         if part.rolled_back:
@@ -237,29 +252,32 @@ def what_parts_made(parts: Sequence[ScriptPart]) -> str:
     return ", ".join(named)
 
 
-_MADE: tuple[tuple[type[ast.Node], str, str], ...] = (
-    (ast.CreateStmt, "table", "relation"),
-    (ast.CreateTableAsStmt, "table", "into.rel"),
-    (ast.IndexStmt, "index", "idxname"),
-    (ast.AlterTableStmt, "changes to", "relation"),
-    (ast.InsertStmt, "rows of", "relation"),
-    (ast.UpdateStmt, "rows of", "relation"),
-    (ast.DeleteStmt, "rows of", "relation"),
-    (ast.CompositeTypeStmt, "type", "typevar"),
-    (ast.ViewStmt, "view", "view"),
-    (ast.CreateSeqStmt, "sequence", "sequence"),
+_MADE: tuple[tuple[str, str, str], ...] = (
+    ("CreateStmt", "table", "relation"),
+    ("CreateTableAsStmt", "table", "into.rel"),
+    ("IndexStmt", "index", "idxname"),
+    ("AlterTableStmt", "changes to", "relation"),
+    ("InsertStmt", "rows of", "relation"),
+    ("UpdateStmt", "rows of", "relation"),
+    ("DeleteStmt", "rows of", "relation"),
+    ("CompositeTypeStmt", "type", "typevar"),
+    ("ViewStmt", "view", "view"),
+    ("CreateSeqStmt", "sequence", "sequence"),
 )
+"""pglast's node classes, by name: what each makes or changes, and where its name is."""
 
 
 def _made(statement: ast.Node) -> str | None:
     """What one statement makes or changes, as ``table "x"``; None for the others."""
+    from pglast import ast
+
     if isinstance(statement, ast.CreateEnumStmt):
         names = statement.typeName or ()
         return f"type {_quoted(str(names[-1].sval))}" if names else None
     if isinstance(statement, ast.DropStmt):
         return "a DROP"
     for kind, what, path in _MADE:
-        if isinstance(statement, kind):
+        if isinstance(statement, getattr(ast, kind)):
             node: object = statement
             for attribute in path.split("."):
                 node = getattr(node, attribute, None)

@@ -1,0 +1,231 @@
+"""What a migration's SQL parses to, kept on disk between processes.
+
+A pre-commit hook lints the whole history at every commit, and a history's files seldom
+change: importing the parser and parsing 163 files costs more than the rules that judge
+them. So the operations a file parses to (``ParsedSql``, never findings: those depend on the
+whole history, the live data and the policy, and the rules always run) are stored under a
+digest of the SQL text, the dialect, reconciler's version, pglast's version and the source
+of the modules that parse. A run whose files are all stored never imports pglast.
+
+Where: ``$RECONCILER_CACHE_DIR``, else ``$XDG_CACHE_HOME/reconciler``, else
+``~/.cache/reconciler``; entries live in its ``parse/`` folder, one small JSON file each.
+Nothing but migration SQL's operations is written (no URL, no secret). The cache is a
+speed-up and never a source of truth: an entry that cannot be read, does not decode, or was
+written for another key is ignored and written again; a folder that cannot be written
+means no cache; each entry is written to a temporary file and renamed into place, so
+concurrent writers never leave half an entry. Deleting the folder is always safe.
+
+Off unless a command turns it on (``enable``): the command line does, for ``lint``,
+``plan`` and ``apply`` (``--no-cache`` to skip it); the daemon and library callers keep
+their parses in memory only (``analyse``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import MISSING, fields
+from importlib.machinery import PathFinder
+from pathlib import Path
+from typing import Any
+
+from reconciler import __version__
+from reconciler.safety.operations import Op, ParsedSql
+from reconciler.safety.types import SqlType
+
+FORMAT = 1
+"""Bumped when the layout of an entry changes."""
+
+_SOURCES = (
+    "safety/ops.py",
+    "safety/operations.py",
+    "safety/types.py",
+    "safety/analyse.py",
+    "safety/parse_cache.py",
+    "db/sqlite.py",
+)
+"""The modules whose code decides what a text parses to (relative to the package): a change
+to any of them makes every entry a miss, even within one version."""
+
+_state: dict[str, Any] = {"enabled": False}
+
+
+def enable(on: bool = True) -> None:
+    """Turn the disk cache on (or off) for this process."""
+    _state["enabled"] = on
+
+
+def enabled() -> bool:
+    return bool(_state["enabled"])
+
+
+def cache_dir() -> Path:
+    """``$RECONCILER_CACHE_DIR``, else ``$XDG_CACHE_HOME/reconciler``, else
+    ``~/.cache/reconciler``."""
+    explicit = os.environ.get("RECONCILER_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):  # the XDG spec: a relative path is to be ignored
+        return Path(xdg) / "reconciler"
+    return Path.home() / ".cache" / "reconciler"
+
+
+def load(sql: str, dialect: str) -> ParsedSql | None:
+    """The stored parse of ``sql``, or None (cache off, no entry, or an entry unusable)."""
+    if not _state["enabled"]:
+        return None
+    key = _key(sql, dialect)
+    try:
+        with open(_entry(key), "rb") as stream:
+            data = json.loads(stream.read())
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None
+        return decode(data["parsed"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None  # absent, unreadable, truncated or foreign: parsed again and rewritten
+
+
+def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
+    """Keep ``parsed`` for the next process; a cache that cannot be written is skipped."""
+    if not _state["enabled"]:
+        return
+    key = _key(sql, dialect)
+    path = _entry(key)
+    text = json.dumps({"key": key, "parsed": encode(parsed)}, separators=(",", ":"))
+    import tempfile  # only when something new is written
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError:
+        return  # read-only, full or missing: no cache this time, same verdicts
+
+
+def _entry(key: str) -> Path:
+    return cache_dir() / "parse" / f"{key}.json"
+
+
+def _key(sql: str, dialect: str) -> str:
+    digest = hashlib.sha256(_identity().encode())
+    digest.update(b"\0" + dialect.encode() + b"\0" + sql.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _identity() -> str:
+    """Format, reconciler's version, pglast's version and the parsing code, read once."""
+    known = _state.get("identity")
+    if known is None:
+        code = hashlib.sha256()
+        package = Path(__file__).resolve().parent.parent
+        for name in _SOURCES:
+            try:
+                code.update(name.encode() + b"\0" + (package / name).read_bytes())
+            except OSError:
+                code.update(name.encode() + b"\0missing")
+        known = f"{FORMAT}|{__version__}|{_parser_version()}|{code.hexdigest()}"
+        _state["identity"] = known
+    return str(known)
+
+
+def _parser_version() -> str:
+    """pglast's installed version, read from its metadata folder's name (importing pglast,
+    or ``importlib.metadata``, costs what the cache saves); where there is none, the size
+    and time of each of its files."""
+    spec = PathFinder.find_spec("pglast")
+    if spec is None or spec.origin is None:
+        return "no pglast"
+    package = Path(spec.origin).parent
+    try:
+        infos = sorted(p.name for p in package.parent.glob("pglast-*.dist-info"))
+        if infos:
+            return ",".join(infos)
+        return ",".join(
+            f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+            for p in sorted(package.iterdir())
+            if p.is_file()
+        )
+    except OSError:
+        return "unknown pglast"
+
+
+# -- entries -------------------------------------------------------------------------------
+_OP_FIELDS = {f.name: f.default for f in fields(Op)}
+"""Each field of ``Op`` and its default (``MISSING`` for ``kind``, a string)."""
+
+
+def encode(parsed: ParsedSql) -> dict[str, Any]:
+    """``parsed`` as JSON data: each operation with only the fields that differ from the
+    defaults (most are empty), tuples as lists, a type as ``{"SqlType": [name, mods]}``."""
+    return {
+        "ops": [_encode_op(op) for op in parsed.ops],
+        "error": parsed.error,
+        "error_line": parsed.error_line,
+        "statements": parsed.statements,
+        "opaque": [_encode_op(op) for op in parsed.opaque],
+    }
+
+
+def decode(data: dict[str, Any]) -> ParsedSql:
+    """The inverse of ``encode``; raises ``TypeError``, ``ValueError`` or ``KeyError`` for
+    data ``encode`` cannot have written."""
+    error = data["error"]
+    if error is not None and not isinstance(error, str):
+        raise TypeError("error")
+    error_line, statements = data["error_line"], data["statements"]
+    if type(error_line) is not int or type(statements) is not int:
+        raise TypeError("counts")
+    return ParsedSql(
+        ops=tuple(_decode_op(op) for op in data["ops"]),
+        error=error,
+        error_line=error_line,
+        statements=statements,
+        opaque=tuple(_decode_op(op) for op in data["opaque"]),
+    )
+
+
+def _encode_op(op: Op) -> dict[str, Any]:
+    return {
+        name: _encode_value(value)
+        for name, default in _OP_FIELDS.items()
+        if (value := getattr(op, name)) != default
+    }
+
+
+def _encode_value(value: object) -> object:
+    if isinstance(value, SqlType):
+        return {"SqlType": [value.name, list(value.mods)]}
+    if isinstance(value, tuple):
+        return [_encode_value(item) for item in value]
+    return value
+
+
+def _decode_op(data: dict[str, Any]) -> Op:
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        default = _OP_FIELDS[name]  # KeyError: a field this version does not have
+        value = _decode_value(raw)
+        expected = str if default is MISSING else type(default) if default is not None else None
+        if expected is not None and type(value) is not expected:
+            raise TypeError(name)
+        values[name] = value
+    return Op(**values)
+
+
+def _decode_value(raw: object) -> object:
+    if isinstance(raw, list):
+        return tuple(_decode_value(item) for item in raw)
+    if isinstance(raw, dict):
+        name, mods = raw["SqlType"]
+        if not isinstance(name, str) or not all(type(m) is int for m in mods):
+            raise TypeError("SqlType")
+        return SqlType(name, tuple(mods))
+    return raw
