@@ -36,6 +36,20 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(SERVER, autocommit=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def parse_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The command line keeps parses in ``$RECONCILER_CACHE_DIR``: the tests' own folder,
+    never the user's ``~/.cache``; the commands run as processes inherit it."""
+    folder = tmp_path_factory.mktemp("parse-cache")
+    before = os.environ.get("RECONCILER_CACHE_DIR")
+    os.environ["RECONCILER_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("RECONCILER_CACHE_DIR", None)
+    else:
+        os.environ["RECONCILER_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     try:

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.act.assess import add_unanalysable, assess, static_assess
-from reconciler.db.connection import connect
 from reconciler.errors import DatabaseUnavailable, ReconcilerError, SourceError
-from reconciler.observe.schema import observe_schema
 from reconciler.plan.lint_report import LintEntry, LintReport, entries_for
 from reconciler.plan.render import shown_path
 from reconciler.rulebook import DEFAULT_CONTRACT_GRACE
@@ -33,6 +31,10 @@ def lint_policy(policy: Policy, targets: Sequence[Target]) -> LintReport:
     """An unreachable database is unknown, never empty: which migrations it lacks and what
     data it holds cannot be known, so every migration of the desired revision is judged on
     its own, as ``lint PATH`` judges files, and the report says so first."""
+    # Imported here: static lint of files (``lint_paths``) reads no database.
+    from reconciler.db.connection import connect
+    from reconciler.observe.schema import observe_schema
+
     now = datetime.now(UTC)
     entries: list[LintEntry] = []
     unreachable: list[str] = []

@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.observe.facts import Facts, FactsRequest
 from reconciler.safety import parse_cache
 from reconciler.safety.findings import Finding
 from reconciler.safety.operations import Op, ParsedSql
@@ -27,6 +26,7 @@ from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
 if TYPE_CHECKING:
     from reconciler.db.url import Dialect
+    from reconciler.observe.facts import Facts, FactsRequest
     from reconciler.source.base import Migration
 
 
@@ -138,6 +138,8 @@ def _rebuilds(ops: list[Op]) -> list[Op]:
 
 
 def facts_request(batch: Sequence[Parsed]) -> FactsRequest:
+    from reconciler.observe.facts import FactsRequest  # a live database only
+
     request = FactsRequest()
     for item in batch:
         request_facts(item.sql.ops, request)

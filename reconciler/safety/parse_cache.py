@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from importlib.machinery import PathFinder
 from pathlib import Path
@@ -209,23 +210,80 @@ def _encode_value(value: object) -> object:
 
 
 def _decode_op(data: dict[str, Any]) -> Op:
-    values: dict[str, Any] = {}
+    """An ``Op`` from its encoded fields. Built as ``copy.copy`` builds one, its attributes
+    set directly: the frozen ``__init__`` sets forty fields one ``object.__setattr__`` at a
+    time, which took longer than reading the whole cache."""
+    if type(data) is not dict or "kind" not in data:
+        raise TypeError("operation")
+    values = dict(_OP_DEFAULTS)
     for name, raw in data.items():
-        default = _OP_FIELDS[name]  # KeyError: a field this version does not have
-        value = _decode_value(raw)
-        expected = str if default is MISSING else type(default) if default is not None else None
-        if expected is not None and type(value) is not expected:
+        expected = _SCALARS.get(name)
+        if expected is None:
+            values[name] = _DECODERS[name](raw)  # KeyError: a field this version lacks
+        elif type(raw) is expected:
+            values[name] = raw
+        else:
             raise TypeError(name)
-        values[name] = value
-    return Op(**values)
+    op = Op.__new__(Op)
+    op.__dict__.update(values)
+    return op
 
 
-def _decode_value(raw: object) -> object:
-    if isinstance(raw, list):
-        return tuple(_decode_value(item) for item in raw)
-    if isinstance(raw, dict):
-        name, mods = raw["SqlType"]
-        if not isinstance(name, str) or not all(type(m) is int for m in mods):
-            raise TypeError("SqlType")
-        return SqlType(name, tuple(mods))
-    return raw
+def _optional(kind: type) -> Callable[[object], object]:
+    def decoded(raw: object) -> object:
+        if raw is not None and type(raw) is not kind:
+            raise TypeError(kind.__name__)
+        return raw
+
+    return decoded
+
+
+def _strings(raw: object) -> tuple[object, ...]:
+    if type(raw) is not list:
+        raise TypeError("list")
+    return tuple(raw)
+
+
+def _rows(raw: object) -> tuple[tuple[object, ...], ...]:
+    if type(raw) is not list:
+        raise TypeError("list")
+    return tuple(map(_strings, raw))
+
+
+def _sql_type(raw: object) -> SqlType | None:
+    if raw is None:
+        return None
+    if type(raw) is not dict:
+        raise TypeError("SqlType")
+    name, mods = raw["SqlType"]
+    if type(name) is not str or type(mods) is not list:
+        raise TypeError("SqlType")
+    return SqlType(name, tuple(mods))
+
+
+def _sql_types(raw: object) -> tuple[SqlType | None, ...]:
+    if type(raw) is not list:
+        raise TypeError("list")
+    return tuple(map(_sql_type, raw))
+
+
+_NESTED = {"copies_from", "case_map", "rewrites", "reads", "empty_when"}
+"""The fields of ``Op`` that are tuples of tuples."""
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    name: _strings for name, default in _OP_FIELDS.items() if type(default) is tuple
+}
+_DECODERS.update(
+    {name: _rows for name in _NESTED},
+    sql_type=_sql_type,
+    column_types=_sql_types,
+    type_length=_optional(int),
+    case_else=_optional(str),
+)
+"""How each field that is not a plain ``str``, ``int`` or ``bool`` is read back."""
+_SCALARS: dict[str, type] = {
+    name: str if default is MISSING else type(default)
+    for name, default in _OP_FIELDS.items()
+    if name not in _DECODERS
+}
+"""The fields of type ``str``, ``int`` or ``bool``."""
+_OP_DEFAULTS = {name: default for name, default in _OP_FIELDS.items() if default is not MISSING}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,10 @@ run_command_line()
 """
 
 
-def loaded_by(*args: str, cwd: Path) -> set[str]:
+def loaded_by(*args: str, cwd: Path, cache: Path | None = None) -> set[str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # the SQLite default
+    if cache is not None:
+        env["RECONCILER_CACHE_DIR"] = str(cache)
     result = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(HEAVY), *args],
         cwd=cwd,
@@ -65,11 +68,29 @@ def test_help_and_version_load_no_library_but_click(args: list[str]) -> None:
 
 
 def test_static_lint_loads_only_the_sql_parser(tmp_path: Path) -> None:
-    """The pre-commit hook's command: no policy, so not even pydantic or the YAML parser."""
-    assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path) == {"pglast"}
+    """The pre-commit hook's command: no policy, so not even pydantic or the YAML parser;
+    and once the parse cache holds every file, not even the parser."""
+    cache = tmp_path / "cache"
+    assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {"pglast"}
+    assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == set()
+    assert loaded_by("lint", "--no-cache", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {"pglast"}
+
+
+def test_lint_parses_only_what_changed(tmp_path: Path) -> None:
+    cache, folder = tmp_path / "cache", tmp_path / "migrations"
+    shutil.copytree(PRISMA_PG, folder)
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {"pglast"}
+    new = folder / "20990101000000_more" / "migration.sql"
+    new.parent.mkdir()
+    new.write_text('ALTER TABLE "users" ADD COLUMN "nickname" TEXT;\n')
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {"pglast"}
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == set()
 
 
 def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_psycopg(tmp_path: Path) -> None:
-    loaded = loaded_by("plan", "-c", str(ROOT / "config.example.yaml"), cwd=tmp_path)
+    cache = tmp_path / "cache"
+    loaded = loaded_by("plan", "-c", str(ROOT / "config.example.yaml"), cwd=tmp_path, cache=cache)
     assert {"pydantic", "yaml", "pglast"} <= loaded  # it did read the policy and plan
     assert not loaded & {"sqlalchemy", "psycopg", "alembic", "httpx", "apscheduler", "svix"}
+    again = loaded_by("plan", "-c", str(ROOT / "config.example.yaml"), cwd=tmp_path, cache=cache)
+    assert again == loaded - {"pglast"}  # every pending migration's parse was stored

@@ -1,0 +1,262 @@
+"""The parse cache gives back exactly what the parser gave, or nothing.
+
+What a migration's SQL parses to is kept on disk (``safety.parse_cache``); a stored entry
+must decode to an equal ``ParsedSql`` for every SQL text the project knows (the examples and
+every SQL snippet of the tests), and anything else in the folder (a truncated, corrupt or
+foreign file, a folder that cannot be written, two writers at once) must be no entry at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+
+from reconciler.safety import parse_cache
+from reconciler.safety.analyse import parse_text
+from reconciler.safety.operations import Op, ParsedSql
+from reconciler.safety.types import SqlType
+from tests.conftest import EXAMPLES, ROOT
+
+SQL_WORDS = re.compile(
+    r"\b(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|TRUNCATE|COPY|MERGE|DO|COMMENT)\b", re.I
+)
+
+
+RECREATED_ENUMS = [
+    'ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (CASE "role"::text '
+    "WHEN 'GUEST' THEN 'USER' WHEN 'ADMIN' THEN 'ADMIN' ELSE NULL END)::\"Role_new\";",
+    'ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (CASE WHEN "role" IN '
+    "('A', 'B') THEN 'AB' ELSE \"role\" END)::text::\"Role_new\";",
+    'ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (CASE WHEN "role" = '
+    "'A' THEN NULL ELSE 'OTHER' END)::\"Role_new\";",
+    'ALTER TABLE "users" ALTER COLUMN "n" TYPE BIGINT USING ("n" * 2);',
+]
+"""The ``USING`` forms the tests build with f-strings, written out (``case_map``...)."""
+
+
+def corpus() -> list[tuple[str, str, str]]:
+    """(name, dialect, SQL): every .sql file of the examples, and every string of the tests
+    that reads as SQL (parsed as PostgreSQL; the SQLite example's files as SQLite too)."""
+    found: dict[tuple[str, str], str] = {}
+    for path in sorted(EXAMPLES.rglob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        found[(text, "postgresql")] = str(path.relative_to(ROOT))
+        if "/prisma/" in path.as_posix():
+            found[(text, "sqlite")] = str(path.relative_to(ROOT))
+    for module in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if SQL_WORDS.search(text) and (";" in text or "\n" in text or len(text) > 20):
+                    found.setdefault((text, "postgresql"), f"{module.name}:{node.lineno}")
+    for number, text in enumerate(RECREATED_ENUMS):
+        found[(text, "postgresql")] = f"RECREATED_ENUMS[{number}]"
+    return [(name, dialect, text) for (text, dialect), name in found.items()]
+
+
+CORPUS = corpus()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "cache"))
+    parse_cache.enable()
+    yield tmp_path / "cache" / "parse"
+    parse_cache.enable(False)
+
+
+def test_the_corpus_is_large_and_varied() -> None:
+    """Guards the test below: it must see real histories, errors and every kind of field."""
+    assert len(CORPUS) > 300
+    parsed = [parse_text(text, dialect) for _, dialect, text in CORPUS]
+    assert sum(p.error is not None for p in parsed) >= 5
+    assert sum(bool(p.opaque) for p in parsed) >= 5
+    defaults = {f.name: f.default for f in fields(Op)}
+    used = {
+        name
+        for p in parsed
+        for op in p.ops
+        for name in defaults
+        if getattr(op, name) != defaults[name]
+    }
+    assert used == set(defaults)  # every field of an operation is written and read back
+
+
+def test_every_parse_of_the_corpus_comes_back_equal() -> None:
+    for name, dialect, text in CORPUS:
+        parsed = parse_text(text, dialect)
+        again = parse_cache.decode(json.loads(json.dumps(parse_cache.encode(parsed))))
+        assert again == parsed, name
+        assert [vars(op) for op in again.ops] == [vars(op) for op in parsed.ops], name
+        assert again.opaque == parsed.opaque, name
+
+
+def test_a_stored_parse_is_read_back_instead_of_parsing(cache: Path) -> None:
+    sql = 'ALTER TABLE "users" DROP COLUMN "name";\n'
+    assert parse_cache.load(sql, "postgresql") is None
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    (entry,) = cache.iterdir()
+    # What is read is what the file holds: a changed entry (same key) is what comes back.
+    data = json.loads(entry.read_text())
+    data["parsed"]["ops"][0]["table"] = "accounts"
+    entry.write_text(json.dumps(data))
+    loaded = parse_cache.load(sql, "postgresql")
+    assert loaded is not None
+    assert loaded.ops[0].table == "accounts"
+
+
+def test_entries_are_per_text_and_dialect(cache: Path) -> None:
+    sql = 'DROP TABLE "users";\n'
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    assert parse_cache.load(sql, "sqlite") is None
+    assert parse_cache.load(sql + " ", "postgresql") is None
+    assert parse_cache.load(sql, "postgresql") == parse_text(sql, "postgresql")
+
+
+def test_off_reads_and_writes_nothing(cache: Path) -> None:
+    sql = 'DROP TABLE "users";\n'
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    parse_cache.enable(False)
+    assert parse_cache.load(sql, "postgresql") is None
+    parse_cache.store("SELECT 1;", "postgresql", ParsedSql())
+    assert len(list(cache.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",  # empty
+        b'{"key": "',  # truncated
+        b"\x00\xff\xfe garbage",  # not text
+        b"[1, 2, 3]",  # JSON, not an entry
+        b'{"key": "KEY", "parsed": {"ops": [{"kind": 3}], "error": null, '
+        b'"error_line": 0, "statements": 1, "opaque": []}}',  # a field of the wrong type
+        b'{"key": "KEY", "parsed": {"ops": [{"kind": "drop-table", "colour": "red"}], '
+        b'"error": null, "error_line": 0, "statements": 1, "opaque": []}}',  # unknown field
+        b'{"key": "KEY", "parsed": {"ops": [{"kind": "add-column", "sql_type": [1]}], '
+        b'"error": null, "error_line": 0, "statements": 1, "opaque": []}}',  # a type garbled
+        b'{"key": "another", "parsed": {"ops": [], "error": null, "error_line": 0, '
+        b'"statements": 0, "opaque": []}}',  # written for another text
+        b"[" * 100_000,  # nested beyond the decoder's depth
+    ],
+)
+def test_a_damaged_or_foreign_entry_is_ignored_and_rewritten(cache: Path, damage: bytes) -> None:
+    sql = 'ALTER TABLE "users" DROP COLUMN "name";\n'
+    expected = parse_text(sql, "postgresql")
+    parse_cache.store(sql, "postgresql", expected)
+    (entry,) = cache.iterdir()
+    key = entry.stem
+    entry.write_bytes(damage.replace(b"KEY", key.encode()))
+    assert parse_cache.load(sql, "postgresql") is None
+    parse_cache.store(sql, "postgresql", expected)  # what the caller does after a miss
+    assert parse_cache.load(sql, "postgresql") == expected
+
+
+def test_an_unreadable_entry_is_a_miss(cache: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    sql = 'DROP TABLE "users";\n'
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    (entry,) = cache.iterdir()
+    entry.chmod(0)
+    assert parse_cache.load(sql, "postgresql") is None
+
+
+def test_a_folder_that_cannot_be_written_means_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(blocked))
+    parse_cache.enable()
+    try:
+        sql = 'DROP TABLE "users";\n'
+        parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))  # no error
+        assert parse_cache.load(sql, "postgresql") is None
+        if os.geteuid() != 0:
+            folder = tmp_path / "read-only"
+            folder.mkdir()
+            folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+            monkeypatch.setenv("RECONCILER_CACHE_DIR", str(folder))
+            parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+            assert parse_cache.load(sql, "postgresql") is None
+    finally:
+        parse_cache.enable(False)
+
+
+def test_concurrent_writers_leave_one_whole_entry(cache: Path) -> None:
+    sql = 'ALTER TABLE "users" ADD COLUMN "age" INTEGER NOT NULL;\n'
+    expected = parse_text(sql, "postgresql")
+    # Entries of different sizes for the same key: a torn write would be caught on reading.
+    variants = [
+        replace(
+            expected,
+            ops=tuple(replace(op, statement=op.statement + " " * n) for op in expected.ops),
+        )
+        for n in range(8)
+    ]
+    errors: list[BaseException] = []
+    seen: list[ParsedSql | None] = []
+
+    def write(parsed: ParsedSql) -> None:
+        try:
+            for _ in range(40):
+                parse_cache.store(sql, "postgresql", parsed)
+                seen.append(parse_cache.load(sql, "postgresql"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in variants]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert all(s in variants for s in seen)  # never a half-written entry
+    (entry,) = cache.iterdir()  # no temporary file left behind
+    assert entry.suffix == ".json"
+
+
+def test_where_the_cache_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "explicit"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert parse_cache.cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("RECONCILER_CACHE_DIR")
+    assert parse_cache.cache_dir() == tmp_path / "xdg" / "reconciler"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert parse_cache.cache_dir() == tmp_path / "home" / ".cache" / "reconciler"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert parse_cache.cache_dir() == tmp_path / "home" / ".cache" / "reconciler"
+
+
+def test_an_entry_holds_operations_only(cache: Path) -> None:
+    sql = 'UPDATE "users" SET "email" = NULL WHERE "email" = \'\';\n'
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    (entry,) = cache.iterdir()
+    data = json.loads(entry.read_text())
+    assert set(data) == {"key", "parsed"}
+    assert set(data["parsed"]) == {"ops", "error", "error_line", "statements", "opaque"}
+    assert all(set(op) <= {f for f in vars(Op("x"))} for op in data["parsed"]["ops"])
+
+
+def test_sql_types_survive(cache: Path) -> None:
+    sql = 'CREATE TABLE "t" ("a" VARCHAR(20), "b" NUMERIC(10, 2)[], "c" "Role");\n'
+    parsed = parse_text(sql, "postgresql")
+    assert parsed.ops[0].column_types[0] == SqlType("varchar", (20,))
+    parse_cache.store(sql, "postgresql", parsed)
+    loaded = parse_cache.load(sql, "postgresql")
+    assert loaded == parsed
+    assert loaded is not None
+    assert all(type(t) is SqlType for t in loaded.ops[0].column_types)
+    assert all(type(m) is int for t in loaded.ops[0].column_types for m in t.mods)
