@@ -36,8 +36,7 @@ def assess(
     applied_times: Mapping[str, datetime] | None = None,
 ) -> dict[str, list[Finding]]:
     """Findings for each pending migration; ``db`` None means static (no live facts)."""
-    from reconciler.observe.census import holds_rows  # live reads: not for static lint
-    from reconciler.observe.facts import gather_facts
+    from reconciler.observe.facts import gather_facts  # live reads: not for static lint
 
     dialect = db.dialect if db is not None else target.database.dialect
     items = [(m, layout.sql(m, dialect)) for m in observation.pending]
@@ -54,12 +53,11 @@ def assess(
         batch, facts, now=now, grace_seconds=target.safety.contract_grace, history=history
     )
     first, first_sql = items[0]
-    empty = (
-        db is not None
-        and first_sql is None
-        and layout.unanalysable(first, dialect) is not None
-        and not holds_rows(db)
-    )
+    empty = False
+    if db is not None and first_sql is None and layout.unanalysable(first, dialect) is not None:
+        from reconciler.observe.census import holds_rows  # a scan: only when it decides
+
+        empty = not holds_rows(db)
     return add_unanalysable(found, target, layout, items, dialect, empty_database=empty)
 
 

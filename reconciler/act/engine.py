@@ -21,14 +21,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.act.assess import assess
-from reconciler.act.backups import describe_backup, take_backup
 from reconciler.act.recover import settled
-from reconciler.act.rehearse import Rehearsal, describe_rehearsal, rehearse
-from reconciler.act.verify import loss_check
-from reconciler.backup import BackupError, open_driver
 from reconciler.db.connection import Database, connect
 from reconciler.errors import MigrationFailed, ReconcilerError
-from reconciler.ledger import DecisionRecord, LiveRun, RehearsalInfo
 from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Blocker, Plan, Step
 from reconciler.plan.planner import plan_schema
@@ -38,7 +33,8 @@ from reconciler.source.base import Migration
 from reconciler.source.sql import transaction_mode
 
 if TYPE_CHECKING:
-    from reconciler.ledger import Ledger
+    from reconciler.act.rehearse import Rehearsal
+    from reconciler.ledger import DecisionRecord, Ledger, LiveRun
     from reconciler.policy.model import Target
 
 
@@ -260,6 +256,8 @@ def _run_steps(
 ) -> Outcome | None:
     """Back up (when the policy asks) and run ``plan``'s runnable steps, appending to
     ``results``; an outcome when the run must stop here."""
+    from reconciler.act.verify import loss_check
+
     target, layout, db = session.target, session.layout, session.db
     if plan.runnable and target.backup and "schema-change" in target.backup.before:
         stop = _protect(session, ledger, run.id, plan)
@@ -343,6 +341,12 @@ def _run_steps(
 def _protect(session: TargetSession, ledger: Ledger, run_id: int, plan: Plan) -> Outcome | None:
     """Back up (verified) and rehearse before the first live change; an outcome when the
     live apply must not go ahead."""
+    # Imported here, by the only stage that uses them: ``plan`` backs up nothing.
+    from reconciler.act.backups import describe_backup, take_backup
+    from reconciler.act.rehearse import describe_rehearsal, rehearse
+    from reconciler.backup import BackupError, open_driver
+    from reconciler.ledger import RehearsalInfo
+
     target = session.target
     driver = open_driver(target)
     try:
@@ -413,6 +417,8 @@ def _interrupted(layout: Layout, db: Database, migration: Migration) -> str | No
 
 def decisions(plan: Plan) -> list[DecisionRecord]:
     """The ledger's record of the gate's decision on each finding of the plan."""
+    from reconciler.ledger import DecisionRecord
+
     records: list[DecisionRecord] = []
     for step in plan.steps:
         verdict = step.verdict
@@ -460,6 +466,7 @@ def _refusal(plan: Plan) -> Outcome | None:
 
 def _reason_for(exc: ReconcilerError) -> str:
     from reconciler import errors
+    from reconciler.backup import BackupError
 
     table: list[tuple[type[ReconcilerError], str]] = [
         (errors.LocksUnavailable, "LocksUnavailable"),  # nothing wrong with it: runs again
