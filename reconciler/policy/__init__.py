@@ -1,5 +1,8 @@
 """The policy: its model (``model``) and its loader (``load``), the contract users write."""
 
+from reconciler.policy import plugins  # first: before pydantic is imported
+
+# isort: split
 from reconciler.policy.load import DAEMON_SECTIONS, Section, load_policy, parse_policy
 from reconciler.policy.model import Migrations, Policy, Target, Timeouts
 
@@ -12,4 +15,5 @@ __all__ = [
     "Timeouts",
     "load_policy",
     "parse_policy",
+    "plugins",
 ]

@@ -94,3 +94,25 @@ def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_psycopg(tmp_path: Path) -> 
     assert not loaded & {"sqlalchemy", "psycopg", "alembic", "httpx", "apscheduler", "svix"}
     again = loaded_by("plan", "-c", str(ROOT / "config.example.yaml"), cwd=tmp_path, cache=cache)
     assert again == loaded - {"pglast"}  # every pending migration's parse was stored
+
+
+def test_plan_skips_pydantics_plugin_lookup() -> None:
+    """pydantic's plugin look-up imports importlib.metadata and reads every package's
+    metadata; the policy needs no plugin (``reconciler.policy.plugins``)."""
+    probe = (
+        "import sys\n"
+        "from reconciler.policy import load_policy\n"
+        f"load_policy({str(ROOT / 'config.example.yaml')!r})\n"
+        "print('importlib.metadata' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False"]
+    # Someone who wants pydantic's plugins says so, and gets the look-up back.
+    env["PYDANTIC_DISABLE_PLUGINS"] = ""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["True"]
