@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import DatabaseError, DatabaseUnavailable
+from reconciler.observe.figures import REWRITE_FIGURES
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -287,11 +288,6 @@ def _not_whole(db: Database, col: str, type_name: str) -> str:
     return f"{quoted}::text !~ '^\\s*[-+]?[0-9]+\\s*$'"
 
 
-REWRITE_FIGURES = ("changed", "nulled", "collapsed", "json_dropped")
-"""What ``measure_rewrite`` counts for an UPDATE's column, each under
-``(figure, column, new value, table, WHERE)``: the rows whose value changes; non-empty
-values made NULL; rows whose new value is shared with a row that held another value
-(distinct values made one); JSON values whose scalars are not all in the new value."""
 _CASTABLE = {
     "text",
     "varchar",

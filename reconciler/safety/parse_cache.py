@@ -50,6 +50,8 @@ _SOURCES = (
 to any of them makes every entry a miss, even within one version."""
 
 _state: dict[str, Any] = {"enabled": False}
+_folders: dict[tuple[str | None, ...], str] = {}
+"""``parse/`` of ``cache_dir()``, by the variables that decide it."""
 
 
 def enable(on: bool = True) -> None:
@@ -80,12 +82,12 @@ def load(sql: str, dialect: str) -> ParsedSql | None:
     key = _key(sql, dialect)
     try:
         with open(_entry(key), "rb") as stream:
-            data = json.loads(stream.read())
-        if not isinstance(data, dict) or data.get("key") != key:
-            return None
-        return decode(data["parsed"])
+            header, _, payload = stream.read().partition(b"\n")
+        if header != _header(key, payload):
+            return None  # truncated, altered, or written for another text
+        return decode(json.loads(payload))
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
-        return None  # absent, unreadable, truncated or foreign: parsed again and rewritten
+        return None  # absent, unreadable or foreign: parsed again and rewritten
 
 
 def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
@@ -94,15 +96,15 @@ def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
         return
     key = _key(sql, dialect)
     path = _entry(key)
-    text = json.dumps({"key": key, "parsed": encode(parsed)}, separators=(",", ":"))
+    payload = json.dumps(encode(parsed), separators=(",", ":")).encode()
     import tempfile  # only when something new is written
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".", suffix=".tmp")
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(_header(key, payload) + b"\n" + payload)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
@@ -111,8 +113,21 @@ def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
         return  # read-only, full or missing: no cache this time, same verdicts
 
 
-def _entry(key: str) -> Path:
-    return cache_dir() / "parse" / f"{key}.json"
+def _header(key: str, payload: bytes) -> bytes:
+    """An entry's first line: its key and the digest of the rest, so a file cut short,
+    altered on disk or holding another text's parse is never read as this one's."""
+    return f"{key} {hashlib.sha256(payload).hexdigest()}".encode()
+
+
+def _entry(key: str) -> str:
+    """The file of ``key``: ``<cache_dir>/parse/<key>``."""
+    where = tuple(
+        os.environ.get(name) for name in ("RECONCILER_CACHE_DIR", "XDG_CACHE_HOME", "HOME")
+    )
+    folder = _folders.get(where)
+    if folder is None:
+        folder = _folders[where] = os.path.join(cache_dir(), "parse")
+    return os.path.join(folder, key)
 
 
 def _key(sql: str, dialect: str) -> str:
@@ -212,18 +227,14 @@ def _encode_value(value: object) -> object:
 def _decode_op(data: dict[str, Any]) -> Op:
     """An ``Op`` from its encoded fields. Built as ``copy.copy`` builds one, its attributes
     set directly: the frozen ``__init__`` sets forty fields one ``object.__setattr__`` at a
-    time, which took longer than reading the whole cache."""
-    if type(data) is not dict or "kind" not in data:
-        raise TypeError("operation")
+    time, which took longer than reading the whole cache. Entries are checked whole by
+    their digest (``_header``); what is checked here is the shape ``encode`` writes."""
     values = dict(_OP_DEFAULTS)
-    for name, raw in data.items():
-        expected = _SCALARS.get(name)
-        if expected is None:
-            values[name] = _DECODERS[name](raw)  # KeyError: a field this version lacks
-        elif type(raw) is expected:
-            values[name] = raw
-        else:
-            raise TypeError(name)
+    values.update(data)
+    if len(values) != len(_OP_FIELDS) or type(values["kind"]) is not str:
+        raise KeyError("fields")  # one this version does not have, or no kind
+    for name in _DECODERS.keys() & data.keys():
+        values[name] = _DECODERS[name](data[name])
     op = Op.__new__(Op)
     op.__dict__.update(values)
     return op
@@ -280,10 +291,4 @@ _DECODERS.update(
     case_else=_optional(str),
 )
 """How each field that is not a plain ``str``, ``int`` or ``bool`` is read back."""
-_SCALARS: dict[str, type] = {
-    name: str if default is MISSING else type(default)
-    for name, default in _OP_FIELDS.items()
-    if name not in _DECODERS
-}
-"""The fields of type ``str``, ``int`` or ``bool``."""
 _OP_DEFAULTS = {name: default for name, default in _OP_FIELDS.items() if default is not MISSING}

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.durations import format_duration
+from reconciler.observe.figures import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.findings import Finding
 from reconciler.safety.operations import LOSSY_CALLS
@@ -628,8 +629,6 @@ class Judge:
         table = op.table
         if table in self.written or any(t == table for t, _ in self.written_columns):
             return None  # an earlier statement changed what the SELECT would read
-        from reconciler.observe.facts import REWRITE_FIGURES  # facts were gathered: loaded
-
         key = (column, value, op.source, op.where)
         figures = {name: self.count(table, (name, *key)) for name in REWRITE_FIGURES}
         changed, nulled = figures["changed"], figures["nulled"]

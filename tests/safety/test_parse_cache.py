@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,17 @@ def corpus() -> list[tuple[str, str, str]]:
 CORPUS = corpus()
 
 
+def read(entry: Path) -> Any:
+    """An entry's parse: the JSON after its first line (key and digest)."""
+    return json.loads(entry.read_bytes().partition(b"\n")[2])
+
+
+def write(entry: Path, data: object) -> None:
+    """``data`` as the entry's parse, behind a header that matches it."""
+    payload = json.dumps(data).encode()
+    entry.write_bytes(parse_cache._header(entry.name, payload) + b"\n" + payload)
+
+
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "cache"))
@@ -107,12 +119,20 @@ def test_a_stored_parse_is_read_back_instead_of_parsing(cache: Path) -> None:
     parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
     (entry,) = cache.iterdir()
     # What is read is what the file holds: a changed entry (same key) is what comes back.
-    data = json.loads(entry.read_text())
-    data["parsed"]["ops"][0]["table"] = "accounts"
-    entry.write_text(json.dumps(data))
+    data = read(entry)
+    data["ops"][0]["table"] = "accounts"
+    write(entry, data)
     loaded = parse_cache.load(sql, "postgresql")
     assert loaded is not None
     assert loaded.ops[0].table == "accounts"
+
+
+def test_an_entry_altered_on_disk_is_not_read(cache: Path) -> None:
+    sql = 'ALTER TABLE "users" DROP COLUMN "name";\n'
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    (entry,) = cache.iterdir()
+    entry.write_bytes(entry.read_bytes().replace(b'"users"', b'"userz"'))  # a flipped bit
+    assert parse_cache.load(sql, "postgresql") is None
 
 
 def test_entries_are_per_text_and_dialect(cache: Path) -> None:
@@ -132,34 +152,51 @@ def test_off_reads_and_writes_nothing(cache: Path) -> None:
     assert len(list(cache.iterdir())) == 1
 
 
+WELL_FORMED = {"ops": [], "error": None, "error_line": 0, "statements": 0, "opaque": []}
+
+
 @pytest.mark.parametrize(
-    "damage",
+    ("damage", "signed"),
     [
-        b"",  # empty
-        b'{"key": "',  # truncated
-        b"\x00\xff\xfe garbage",  # not text
-        b"[1, 2, 3]",  # JSON, not an entry
-        b'{"key": "KEY", "parsed": {"ops": [{"kind": 3}], "error": null, '
-        b'"error_line": 0, "statements": 1, "opaque": []}}',  # a field of the wrong type
-        b'{"key": "KEY", "parsed": {"ops": [{"kind": "drop-table", "colour": "red"}], '
-        b'"error": null, "error_line": 0, "statements": 1, "opaque": []}}',  # unknown field
-        b'{"key": "KEY", "parsed": {"ops": [{"kind": "add-column", "sql_type": [1]}], '
-        b'"error": null, "error_line": 0, "statements": 1, "opaque": []}}',  # a type garbled
-        b'{"key": "another", "parsed": {"ops": [], "error": null, "error_line": 0, '
-        b'"statements": 0, "opaque": []}}',  # written for another text
-        b"[" * 100_000,  # nested beyond the decoder's depth
+        (b"", False),  # empty
+        (b"KEY", False),  # cut short after its key
+        (b"\x00\xff\xfe garbage", False),  # not text
+        (b"[1, 2, 3]", True),  # JSON, not an entry
+        (b'{"ops": [{"kind": 3}]}', True),  # a field of the wrong type
+        (b'{"ops": [{"table": "users"}]}', True),  # no kind
+        (b'{"ops": [{"kind": "drop-table", "colour": "red"}]}', True),  # unknown field
+        (b'{"ops": [{"kind": "add-column", "sql_type": [1]}]}', True),  # a type garbled
+        (b"[" * 100_000, True),  # nested beyond the decoder's depth
     ],
 )
-def test_a_damaged_or_foreign_entry_is_ignored_and_rewritten(cache: Path, damage: bytes) -> None:
+def test_a_damaged_or_foreign_entry_is_ignored_and_rewritten(
+    cache: Path, damage: bytes, signed: bool
+) -> None:
     sql = 'ALTER TABLE "users" DROP COLUMN "name";\n'
     expected = parse_text(sql, "postgresql")
     parse_cache.store(sql, "postgresql", expected)
     (entry,) = cache.iterdir()
-    key = entry.stem
-    entry.write_bytes(damage.replace(b"KEY", key.encode()))
+    damage = damage.replace(b"KEY", entry.name.encode())
+    if signed and damage.startswith(b"{"):
+        data = {**WELL_FORMED, **json.loads(damage)}
+        write(entry, data)
+    elif signed:
+        entry.write_bytes(parse_cache._header(entry.name, damage) + b"\n" + damage)
+    else:
+        entry.write_bytes(damage)
     assert parse_cache.load(sql, "postgresql") is None
     parse_cache.store(sql, "postgresql", expected)  # what the caller does after a miss
     assert parse_cache.load(sql, "postgresql") == expected
+
+
+def test_an_entry_of_another_text_is_not_read(cache: Path) -> None:
+    one, other = 'DROP TABLE "a";\n', 'DROP TABLE "b";\n'
+    parse_cache.store(one, "postgresql", parse_text(one, "postgresql"))
+    parse_cache.store(other, "postgresql", parse_text(other, "postgresql"))
+    entry_of = {text: cache / parse_cache._key(text, "postgresql") for text in (one, other)}
+    entry_of[one].write_bytes(entry_of[other].read_bytes())  # whole, valid, wrong name
+    assert parse_cache.load(one, "postgresql") is None
+    assert parse_cache.load(other, "postgresql") == parse_text(other, "postgresql")
 
 
 def test_an_unreadable_entry_is_a_miss(cache: Path) -> None:
@@ -224,7 +261,7 @@ def test_concurrent_writers_leave_one_whole_entry(cache: Path) -> None:
     assert not errors
     assert all(s in variants for s in seen)  # never a half-written entry
     (entry,) = cache.iterdir()  # no temporary file left behind
-    assert entry.suffix == ".json"
+    assert re.fullmatch("[0-9a-f]{64}", entry.name)
 
 
 def test_where_the_cache_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -244,10 +281,9 @@ def test_an_entry_holds_operations_only(cache: Path) -> None:
     sql = 'UPDATE "users" SET "email" = NULL WHERE "email" = \'\';\n'
     parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
     (entry,) = cache.iterdir()
-    data = json.loads(entry.read_text())
-    assert set(data) == {"key", "parsed"}
-    assert set(data["parsed"]) == {"ops", "error", "error_line", "statements", "opaque"}
-    assert all(set(op) <= {f for f in vars(Op("x"))} for op in data["parsed"]["ops"])
+    data = read(entry)
+    assert set(data) == {"ops", "error", "error_line", "statements", "opaque"}
+    assert all(set(op) <= set(vars(Op("x"))) for op in data["ops"])
 
 
 def test_sql_types_survive(cache: Path) -> None:

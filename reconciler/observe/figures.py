@@ -1,0 +1,8 @@
+"""The names of the figures ``facts`` measures and the rules read, apart from ``facts``
+itself: static lint judges with no live figure, and need not import the queries."""
+
+REWRITE_FIGURES = ("changed", "nulled", "collapsed", "json_dropped")
+"""What ``measure_rewrite`` counts for an UPDATE's column, each under
+``(figure, column, new value, table, WHERE)``: the rows whose value changes; non-empty
+values made NULL; rows whose new value is shared with a row that held another value
+(distinct values made one); JSON values whose scalars are not all in the new value."""
