@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from importlib.machinery import PathFinder
@@ -51,6 +52,7 @@ to any of them makes every entry a miss, even within one version."""
 
 _state: dict[str, Any] = {"enabled": False}
 _folders: dict[tuple[str | None, ...], str] = {}
+_made: set[str] = set()
 """``parse/`` of ``cache_dir()``, by the variables that decide it."""
 
 
@@ -85,7 +87,7 @@ def load(sql: str, dialect: str) -> ParsedSql | None:
             header, _, payload = stream.read().partition(b"\n")
         if header != _header(key, payload):
             return None  # truncated, altered, or written for another text
-        return decode(json.loads(payload))
+        return loads(payload)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None  # absent, unreadable or foreign: parsed again and rewritten
 
@@ -96,12 +98,16 @@ def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
         return
     key = _key(sql, dialect)
     path = _entry(key)
-    payload = json.dumps(encode(parsed), separators=(",", ":")).encode()
-    import tempfile  # only when something new is written
-
+    payload = dumps(parsed)
+    # Written whole under a name no other writer uses, then renamed over the entry: a
+    # reader sees the old entry, the new one, or none, never part of one.
+    temporary = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".", suffix=".tmp")
+        folder = os.path.dirname(path)
+        if folder not in _made:
+            os.makedirs(folder, exist_ok=True)
+            _made.add(folder)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(_header(key, payload) + b"\n" + payload)
@@ -178,9 +184,24 @@ _OP_FIELDS = {f.name: f.default for f in fields(Op)}
 """Each field of ``Op`` and its default (``MISSING`` for ``kind``, a string)."""
 
 
+def dumps(parsed: ParsedSql) -> bytes:
+    """``parsed`` as an entry's JSON."""
+    return json.dumps(encode(parsed), separators=(",", ":"), default=_encode_type).encode()
+
+
+def loads(payload: bytes) -> ParsedSql:
+    """The inverse of ``dumps``; raises ``ValueError``, ``TypeError`` or ``KeyError`` for
+    anything ``dumps`` cannot have written."""
+    data = json.loads(payload)
+    if type(data) is not dict:
+        raise TypeError("entry")
+    return decode(data)
+
+
 def encode(parsed: ParsedSql) -> dict[str, Any]:
-    """``parsed`` as JSON data: each operation with only the fields that differ from the
-    defaults (most are empty), tuples as lists, a type as ``{"SqlType": [name, mods]}``."""
+    """``parsed`` as data for ``json.dumps`` (with ``default=_encode_type``): each operation
+    with only the fields that differ from the defaults (most are empty); JSON writes tuples
+    as lists, and a type as ``{"SqlType": [name, mods]}``."""
     return {
         "ops": [_encode_op(op) for op in parsed.ops],
         "error": parsed.error,
@@ -209,19 +230,13 @@ def decode(data: dict[str, Any]) -> ParsedSql:
 
 
 def _encode_op(op: Op) -> dict[str, Any]:
-    return {
-        name: _encode_value(value)
-        for name, default in _OP_FIELDS.items()
-        if (value := getattr(op, name)) != default
-    }
+    return {k: v for k, v in vars(op).items() if v != _OP_DEFAULTS.get(k, _NO_DEFAULT)}
 
 
-def _encode_value(value: object) -> object:
+def _encode_type(value: object) -> object:
     if isinstance(value, SqlType):
         return {"SqlType": [value.name, list(value.mods)]}
-    if isinstance(value, tuple):
-        return [_encode_value(item) for item in value]
-    return value
+    raise TypeError(f"{type(value).__name__} is not part of a parse")
 
 
 def _decode_op(data: dict[str, Any]) -> Op:
@@ -292,3 +307,5 @@ _DECODERS.update(
 )
 """How each field that is not a plain ``str``, ``int`` or ``bool`` is read back."""
 _OP_DEFAULTS = {name: default for name, default in _OP_FIELDS.items() if default is not MISSING}
+_NO_DEFAULT = object()
+"""What no value equals: ``kind``, which has no default, is always written."""
