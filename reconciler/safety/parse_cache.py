@@ -8,7 +8,8 @@ digest of the SQL text, the dialect, reconciler's version, pglast's version and 
 of the modules that parse. A run whose files are all stored never imports pglast.
 
 Where: ``$RECONCILER_CACHE_DIR``, else ``$XDG_CACHE_HOME/reconciler``, else
-``~/.cache/reconciler``; entries live in its ``parse/`` folder, one small JSON file each.
+``~/.cache/reconciler``; entries live in its ``parse/`` folder, one small file each: a
+line with the entry's key and the digest of the rest, then the operations as JSON.
 Nothing but migration SQL's operations is written (no URL, no secret). The cache is a
 speed-up and never a source of truth: an entry that cannot be read, does not decode, or was
 written for another key is ignored and written again; a folder that cannot be written
@@ -16,8 +17,8 @@ means no cache; each entry is written to a temporary file and renamed into place
 concurrent writers never leave half an entry. Deleting the folder is always safe.
 
 Off unless a command turns it on (``enable``): the command line does, for ``lint``,
-``plan`` and ``apply`` (``--no-cache`` to skip it); the daemon and library callers keep
-their parses in memory only (``analyse``).
+``plan``, ``apply`` and ``check`` (``--no-cache`` to skip it); the daemon and library
+callers keep their parses in memory only (``analyse``).
 """
 
 from __future__ import annotations
@@ -52,17 +53,14 @@ to any of them makes every entry a miss, even within one version."""
 
 _state: dict[str, Any] = {"enabled": False}
 _folders: dict[tuple[str | None, ...], str] = {}
-_made: set[str] = set()
 """``parse/`` of ``cache_dir()``, by the variables that decide it."""
+_made: set[str] = set()
+"""The folders this process has created (or found): created once, not once an entry."""
 
 
 def enable(on: bool = True) -> None:
     """Turn the disk cache on (or off) for this process."""
     _state["enabled"] = on
-
-
-def enabled() -> bool:
-    return bool(_state["enabled"])
 
 
 def cache_dir() -> Path:
@@ -107,7 +105,11 @@ def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
         if folder not in _made:
             os.makedirs(folder, exist_ok=True)
             _made.add(folder)
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:  # the folder was removed since: made again
+            os.makedirs(folder, exist_ok=True)
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(_header(key, payload) + b"\n" + payload)
