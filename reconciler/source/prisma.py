@@ -10,7 +10,7 @@ later runs, as Prisma's P3009 does, until a person resolves it.
 
 from __future__ import annotations
 
-import tomllib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,12 +84,39 @@ def read_provider(folder: Path) -> str | None:
     if not lock.is_file():
         return None
     try:
-        provider = tomllib.loads(lock.read_text(encoding="utf-8")).get("provider")
-    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        text = lock.read_text(encoding="utf-8")
+        provider = _as_prisma_writes(text)
+        if provider is None:
+            import tomllib  # any other TOML: the standard parser (6 ms to import)
+
+            provider = tomllib.loads(text).get("provider")
+    except (ValueError, OSError) as exc:  # TOMLDecodeError and UnicodeDecodeError included
         raise SourceError(f"{lock}: not valid TOML: {exc}") from None
     if not isinstance(provider, str):
         raise SourceError(f'{lock}: no `provider = "..."` line')
     return provider
+
+
+_COMMENT_OR_BLANK = re.compile(r"[ \t]*(?:#.*)?")
+_PROVIDER_LINE = re.compile(r'[ \t]*provider[ \t]*=[ \t]*"([A-Za-z0-9_-]*)"[ \t]*(?:#.*)?')
+_NOT_IN_TOML = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+"""Control characters, which TOML allows in no comment and no plain string."""
+
+
+def _as_prisma_writes(text: str) -> str | None:
+    """The provider of a lock file laid out as Prisma writes it (comment lines and one
+    ``provider = "name"`` line), read without importing ``tomllib``; None for any other
+    text, which ``tomllib`` then reads (and judges) as before."""
+    if _NOT_IN_TOML.search(text):
+        return None
+    found = None
+    for line in text.split("\n"):
+        provider = _PROVIDER_LINE.fullmatch(line)
+        if provider is not None and found is None:
+            found = provider.group(1)
+        elif provider is not None or _COMMENT_OR_BLANK.fullmatch(line) is None:
+            return None
+    return found
 
 
 class PrismaLayout:
