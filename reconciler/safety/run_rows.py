@@ -29,6 +29,7 @@ KEPT = frozenset({"contract-too-soon", "drop-schema"})
 """Data-loss rules this does not relax: a grace period owed to the deployed application,
 and a schema (not a table) dropped whole."""
 
+THEIRS = "the rows this run's migrations write are no customer data"
 RowsOf = Callable[[str], int | None]
 """A table's rows when every one is the run's own, ``ABSENT``, or None (someone else's)."""
 
@@ -69,8 +70,8 @@ def _relaxed(finding: Finding, rows: RowsOf, holding: Callable[[], list[str]]) -
         note = (
             f"the database holds only the {_rows(total)} this run's migrations wrote "
             f"({where}): no customer data to lose"
-            if tables
-            else "no table holds a row: nothing to lose"
+            if total
+            else f"no table holds a row yet, and {THEIRS}"
         )
         head = finding.message.rsplit("; ", 1)[0]
         return replace(finding, severity="info", message=f"{head}; {note}", run_only=(EVERY,))
@@ -80,10 +81,9 @@ def _relaxed(finding: Finding, rows: RowsOf, holding: Callable[[], list[str]]) -
     if count is None:
         return finding
     if count == ABSENT:
-        note = (
-            f"{finding.table} is created by this run: it holds only rows this run's "
-            "migrations write"
-        )
+        note = f"{finding.table} is created by this run, and {THEIRS}"
+    elif count == 0:
+        note = f"{finding.table} holds no row yet, and {THEIRS}"
     else:
         note = (
             f"{finding.table} holds only the {_rows(count)} this run's migrations wrote: "
