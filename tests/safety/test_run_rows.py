@@ -230,3 +230,19 @@ def test_rows_copied_from_customer_data_are_customer_data(tmp_path: Path, pg_url
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"{DROP_ARCHIVE[0]} is blocked" in done.stdout + done.stderr
     assert pg_query(pg_url, "SELECT url FROM archive") == [("ana",)]
+
+
+def test_the_rehearsal_accepts_what_the_plan_found_to_be_the_runs(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """With a backup and a rehearsal, the copy shows the seed's url dropped and its row
+    deleted: losses of the run's own rows, which the plan found, so the live apply goes on."""
+    folder = tmp_path / "migrations"
+    write_history(folder, "postgresql", [INIT, SEED, DROP, PURGE])
+    config = policy(tmp_path, [("app", "production", pg_url)], folder)
+    with config.open("a", encoding="utf-8") as text:
+        text.write("    backup: {driver: pg_dump, dir: backups}\n    rehearse: true\n")
+    done = run_process("apply", "-c", config, "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "url" not in columns(pg_url, "users")
+    assert pg_query(pg_url, "SELECT count(*) FROM users") == [(0,)]
