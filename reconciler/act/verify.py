@@ -66,7 +66,8 @@ class LossCheck:
 
     def _measure_run_rows(self, db: Queryable, run: RunRows) -> set[str]:
         """Lock and measure again the tables the plan found to hold only the run's rows;
-        ``DataLossPrevented`` when one now holds a row someone else wrote."""
+        ``DataLossPrevented`` when one now holds a row someone else wrote that no approval
+        lets the step lose."""
         named = {t for f in self.step.findings for t in f.run_only}
         if not named:
             return set()
@@ -75,7 +76,10 @@ class LossCheck:
             run.lock(db, tables)
         except DatabaseError as exc:
             raise LocksUnavailable(f"verify: locking {', '.join(tables)}: {exc}") from None
-        foreign = [t for t in tables if run.rows_of(db, t) is None]
+        own = {t for t in tables if run.rows_of(db, t) is not None}
+        foreign = [
+            t for t in tables if t not in own and not covers_loss(self.step.verdict, self.safety, t)
+        ]
         if foreign:
             raise DataLossPrevented(
                 f"verify: {', '.join(foreign)} now hold{'s' if len(foreign) == 1 else ''} rows "
@@ -83,7 +87,7 @@ class LossCheck:
                 "no approval covers; if intended, approve it: "
                 + loss_approval(self.step.migration, foreign)
             )
-        return set(tables)
+        return own
 
     def after(self, db: Queryable) -> None:
         if db.dialect == "postgresql":

@@ -96,13 +96,28 @@ def test_rows_from_before_the_run_block(tmp_path: Path, pg_url: str, outside: st
 
 
 def run_with_a_writer(
-    tmp_path: Path, url: str, history: list[tuple[str, str]], when: str, sql: str
+    tmp_path: Path,
+    url: str,
+    history: list[tuple[str, str]],
+    when: str,
+    sql: str,
+    approved: str = "",
 ) -> tuple[str, str]:
     """Apply through the engine, another session running ``sql`` just before (``before``)
-    or just after (``after``) the step of ``history``'s second migration; the outcome."""
+    the drop's step or just after (``after``) the second migration's; the outcome.
+    ``approved``: tables an approval of the drop names."""
     folder = tmp_path / "migrations"
     write_history(folder, "postgresql", history)
-    target = load_policy(policy(tmp_path, [("app", "production", url)], folder)).targets[0]
+    config = policy(tmp_path, [("app", "production", url)], folder)
+    if approved:
+        checksum = hashlib.sha256((folder / DROP[0] / "migration.sql").read_bytes()).hexdigest()
+        with config.open("a", encoding="utf-8") as text:
+            text.write(
+                "    safety:\n      approvals:\n"
+                f"        - {{migration: '{DROP[0]}', checksum: '{checksum[:12]}', "
+                f"tables: [{approved}], reason: the app's test rows go too}}\n"
+            )
+    target = load_policy(config).targets[0]
     watched = history[1][0] if when == "after" else DROP[0]
 
     def on_step(step: Step, result: object) -> None:
@@ -246,3 +261,12 @@ def test_the_rehearsal_accepts_what_the_plan_found_to_be_the_runs(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "url" not in columns(pg_url, "users")
     assert pg_query(pg_url, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_an_approval_covers_a_row_written_after_the_plan(tmp_path: Path, pg_url: str) -> None:
+    sql = "INSERT INTO users (email, url) VALUES ('ana@example.com', 'a')"
+    reason, message = run_with_a_writer(
+        tmp_path, pg_url, [INIT, SEED, DROP], "before", sql, approved="users"
+    )
+    assert reason == "InSync", message
+    assert "url" not in columns(pg_url, "users")
