@@ -98,7 +98,8 @@ class Alembic:
     """Python run with the target's SQLAlchemy URL as ``sys.argv[1]`` on each new database
     before reconciler, alembic or the measurement sees it: the tables the application
     creates itself before its first revision (MLflow's ``_initialize_tables`` does
-    ``InitialBase.metadata.create_all``, then upgrades)."""
+    ``InitialBase.metadata.create_all``, then upgrades). No revision creates them, so to
+    reconciler they are drift: the history's policies say ``drift: report``."""
     layout = "alembic"
 
 
@@ -248,6 +249,10 @@ def write_policy(
         f"      layout: {history.layout}",
         f"      path: {migrations}",
     ]
+    if isinstance(history, Alembic) and history.base:
+        # The tables the application creates itself before its first revision (``base``)
+        # are drift to reconciler, which production blocks by default before anything runs.
+        lines += ["    drift: report"]
     if approvals:
         lines += ["    safety:", "      approvals:"]
         for a in approvals:

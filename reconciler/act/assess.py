@@ -12,12 +12,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
+from reconciler.safety.run_rows import relax
 from reconciler.safety.unanalysable import unanalysable_finding
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
     from reconciler.db.url import Dialect
     from reconciler.observe.facts import Facts
+    from reconciler.observe.run_rows import RunRows
     from reconciler.observe.schema import SchemaObservation
     from reconciler.policy.model import Target
     from reconciler.safety.findings import Finding
@@ -34,8 +36,11 @@ def assess(
     observation: SchemaObservation,
     now: datetime,
     applied_times: Mapping[str, datetime] | None = None,
+    run: RunRows | None = None,
 ) -> dict[str, list[Finding]]:
-    """Findings for each pending migration; ``db`` None means static (no live facts)."""
+    """Findings for each pending migration; ``db`` None means static (no live facts).
+    ``run``: what this apply run's migrations wrote so far; a finding that would block only
+    on rows they wrote is ``info`` (``safety.run_rows``)."""
     from reconciler.observe.facts import gather_facts  # live reads: not for static lint
 
     dialect = db.dialect if db is not None else target.database.dialect
@@ -58,7 +63,11 @@ def assess(
         from reconciler.observe.census import holds_rows  # a scan: only when it decides
 
         empty = not holds_rows(db)
-    return add_unanalysable(found, target, layout, items, dialect, empty_database=empty)
+    found = add_unanalysable(found, target, layout, items, dialect, empty_database=empty)
+    if run is not None and db is not None:
+        live = db
+        found = relax(found, lambda table: run.rows_of(live, table), lambda: run.holding(live))
+    return found
 
 
 def add_unanalysable(

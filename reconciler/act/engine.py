@@ -35,6 +35,7 @@ from reconciler.source.sql import transaction_mode
 if TYPE_CHECKING:
     from reconciler.act.rehearse import Rehearsal
     from reconciler.ledger import DecisionRecord, Ledger, LiveRun
+    from reconciler.observe.run_rows import RunRows
     from reconciler.policy.model import Target
 
 
@@ -83,13 +84,18 @@ class TargetSession:
     rehearsal: Rehearsal | None = None
     """The last rehearsal of this session's pending steps, when one ran."""
     report: Reporter = field(default=lambda line: None)
+    run_rows: RunRows | None = None
+    """The rows this apply run's migrations wrote, when it began on a PostgreSQL database
+    with none (``observe.run_rows``): findings on them do not block the next plans."""
 
     def plan(self, now: datetime | None = None) -> Plan:
         """Observe, assess the pending migrations against live data, and plan."""
         self.observations += 1
         now = now or datetime.now(UTC)
         observation = observe_schema(self.layout, self.db, self.target.migrations.revision)
-        findings = assess(self.target, self.layout, self.db, observation, now, self.applied_times)
+        findings = assess(
+            self.target, self.layout, self.db, observation, now, self.applied_times, self.run_rows
+        )
         every = [m.id for m in self.layout.migrations()]
         # A script run in parts that failed part-way: resumed, or refused with its fix.
         return settled(self, plan_schema(self.target, observation, findings, now, every))
@@ -211,6 +217,12 @@ def _apply(
             return refusal
         results: list[StepResult] = []
         recorded = set(decisions(plan))
+        if plan.first_blocked is not None and plan.runnable and "data-loss" in target.safety.block:
+            # The steps that run first may write the only rows the blocked one would lose:
+            # when the database holds none yet, the run keeps count of the rows it writes.
+            from reconciler.observe.run_rows import RunRows
+
+            session.run_rows = RunRows.start(db)
         while True:
             stop = _run_steps(session, ledger, run, plan, results, on_step, ignore_window)
             if stop is not None:
@@ -286,7 +298,8 @@ def _run_steps(
         )
         started = time.perf_counter()
         try:
-            layout.apply(db, migration, target.timeouts, loss_check(step, target.safety))
+            check = loss_check(step, target.safety, session.run_rows)
+            layout.apply(db, migration, target.timeouts, check)
         except KeyboardInterrupt:
             # Ctrl-C: psycopg cancels the statement, and the transaction rolls back.
             seconds = time.perf_counter() - started

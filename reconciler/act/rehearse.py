@@ -21,6 +21,7 @@ from reconciler.errors import MigrationFailed, ReconcilerError
 from reconciler.observe.census import Loss, losses, take_census
 from reconciler.policy.model import Safety, Target
 from reconciler.safety.gate import covers_loss, loss_approval
+from reconciler.safety.run_rows import run_written
 from reconciler.source import open_layout
 
 if TYPE_CHECKING:
@@ -43,7 +44,10 @@ class StepRehearsal:
     def unapproved(self) -> tuple[Loss, ...]:
         verdict = self.step.verdict
         return tuple(
-            loss for loss in self.losses if not covers_loss(verdict, self.safety, loss.table)
+            loss
+            for loss in self.losses
+            if not covers_loss(verdict, self.safety, loss.table)
+            and not run_written(self.step.findings, loss.table)
         )
 
     @property

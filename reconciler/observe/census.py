@@ -90,6 +90,18 @@ def holds_rows(db: Queryable, ignore: Iterable[str] = TOOL_TABLES) -> bool:
     return bool(db.query(f"SELECT CASE WHEN {probes} THEN 1 ELSE 0 END")[0][0])
 
 
+def tables_holding_rows(db: Queryable, ignore: Iterable[str] = TOOL_TABLES) -> list[str]:
+    """The tables of ``db`` (the migration tools' own aside) that hold a row: one query,
+    each table read up to its first row."""
+    skipped = set(ignore)
+    names = [name for name, _, _ in _tables(db) if name not in skipped]
+    if not names:
+        return []
+    probes = ", ".join(f"EXISTS (SELECT 1 FROM {_target(db, name)})" for name in names)
+    flags = db.query(f"SELECT {probes}")[0]
+    return [name for name, held in zip(names, flags, strict=True) if held]
+
+
 def losses(before: Census, after: Census, ignore: Iterable[str] = TOOL_TABLES) -> list[Loss]:
     """What ``after`` no longer holds of ``before``: rows and non-null values."""
     skipped = set(ignore)

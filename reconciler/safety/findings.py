@@ -29,6 +29,10 @@ class Finding:
     renamed: tuple[str, str] | None = None
     """``rename-column``: (old, new) column; ``rename-table``: (old, new) table. What a
     census, which knows names only, would otherwise read as dropped."""
+    run_only: tuple[str, ...] = ()
+    """The tables whose rows, all written by this apply run's migrations, make this finding
+    ``info`` (``*``: every table that holds a row); the verify measures them again inside
+    the step's transaction, and what the step loses from them is accepted."""
 
     @property
     def location(self) -> str:

@@ -226,4 +226,4 @@ class Reads:
             result = self.conn.exec_driver_sql(sql, tuple(params))
         else:
             result = self.conn.exec_driver_sql(sql)
-        return [tuple(row) for row in result.fetchall()]
+        return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
