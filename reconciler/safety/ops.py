@@ -117,6 +117,14 @@ class Op:
     calls: tuple[str, ...] = ()
     """insert: functions its SELECT calls without GROUP BY (not as window functions): if
     one is an aggregate, the SELECT returns a row even over no rows."""
+    whole_copies: tuple[tuple[str, str, tuple[SqlType, ...]], ...] = ()
+    """update / insert: (target column, source column, casts applied in order) for each
+    value copied whole into every row: ``SET new = old`` (or ``old::t``) with no FROM and no
+    WHERE but ``new IS NULL`` (then ``filtered``); ``INSERT INTO t (new) SELECT old FROM s``
+    with one source table and nothing that drops rows (WHERE, DISTINCT, LIMIT, ON CONFLICT).
+    Whether the casts lose nothing is for the rules, which know the types."""
+    copied_table: str = ""
+    """insert with ``whole_copies``: the table the SELECT reads them from."""
 
 
 @dataclass(frozen=True)
@@ -317,8 +325,68 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             reads=_reads(select),
             empty_when=() if node.get("withClause") else _empty_when(select),
             calls=_plain_calls(select),
+            **_whole_select(node, cols),
         )
     ]
+
+
+def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
+    """An ``INSERT ... SELECT`` that copies every row of one table: its column pairs."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    tables = stmt.get("fromClause", ())
+    dropping = ("whereClause", "groupClause", "havingClause", "distinctClause", "limitCount",
+                "limitOffset", "withClause", "valuesLists")  # fmt: skip
+    if (
+        node.get("withClause")
+        or node.get("onConflictClause")
+        or any(stmt.get(key) for key in dropping)
+        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
+        or len(tables) != 1
+        or "RangeVar" not in tables[0]
+    ):
+        return {}
+    relation = tables[0]["RangeVar"]
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
+    if len(targets) != len(cols):
+        return {}
+    pairs = []
+    for column, value in zip(cols, targets, strict=True):
+        found = _whole_value(value, names)
+        if found is not None:
+            pairs.append((column, *found))
+    return {"whole_copies": tuple(pairs), "copied_table": _name(relation)} if pairs else {}
+
+
+def _whole_value(value: Tree, names: set[str]) -> tuple[str, tuple[SqlType, ...]] | None:
+    """A value that is one column of the table being read (named bare, or by ``names``, its
+    table's name or alias), through casts only: the column and the casts, innermost first."""
+    casts: list[SqlType] = []
+    while "TypeCast" in value:
+        typed = _sql_type(value["TypeCast"].get("typeName"))
+        if typed is None:
+            return None
+        casts.append(typed)
+        value = value["TypeCast"].get("arg", {})
+    fields = value.get("ColumnRef", {}).get("fields", ())
+    parts = _strings(fields)
+    if not parts or len(parts) != len(fields) or len(parts) > 2:
+        return None
+    if len(parts) == 2 and parts[0] not in names:
+        return None
+    return parts[-1], tuple(reversed(casts))
+
+
+def _only_null_tests(node: Tree | None) -> bool:
+    """Whether ``node`` (a WHERE clause) is nothing but ``col IS NULL`` tests joined by AND."""
+    node = node or {}
+    test = node.get("NullTest")
+    if test is not None:
+        return bool(test.get("nulltesttype") == "IS_NULL")
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        return all(_only_null_tests(arg) for arg in both.get("args", ()))
+    return False
 
 
 def _plain_calls(select: Tree | None) -> tuple[str, ...]:
@@ -689,8 +757,33 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             copies_from=tuple(copies),
             lossy_calls=tuple(lossy),
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
+            whole_copies=_whole_update(node),
         )
     ]
+
+
+def _whole_update(node: Tree) -> tuple[tuple[str, str, tuple[SqlType, ...]], ...]:
+    """``UPDATE t SET new = old`` over every row: no FROM (a join may not match every row),
+    no WITH, and no WHERE but ``IS NULL`` tests on the columns it sets (a fill, whole only
+    when those columns hold no value yet: for the rules to know)."""
+    where = node.get("whereClause")
+    if node.get("fromClause") or node.get("withClause"):
+        return ()
+    targets = [t.get("ResTarget", {}) for t in node.get("targetList", ())]
+    if where is not None and (
+        not _only_null_tests(where)
+        or not set(_null_tests(where)) <= {t.get("name") for t in targets}
+    ):
+        return ()
+    relation = node.get("relation") or {}
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    pairs = []
+    for target in targets:
+        name = target.get("name")
+        found = None if target.get("indirection") else _whole_value(target.get("val", {}), names)
+        if name and found is not None and found[0] != name:
+            pairs.append((name, *found))
+    return tuple(pairs)
 
 
 LOSSY_CALLS = frozenset(
