@@ -644,6 +644,24 @@ class Judge:
                     )
                 )
                 continue
+            if (
+                self.facts is None
+                and (op.table, column) in self.added
+                and (op.table, column) in self.written_columns
+                and (op.table, column) not in self.copies.consumed
+            ):
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"overwrites {op.table}.{column}, which this migration added: it holds "
+                        "only values it wrote, none that existed before: nothing to lose",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
             measured = self.rewrite(op, file, column, values_of.get(column))
             if measured is not None:
                 out.append(measured)

@@ -312,7 +312,10 @@ def test_golden_rule_2_warns_for_the_application_when_the_values_are_kept() -> N
 
 
 def test_copies_are_not_carried_into_another_history() -> None:
-    copy = 'ALTER TABLE "users" ADD COLUMN "full_name" TEXT;\nUPDATE "users" SET "full_name" = "name";\n'
+    copy = (
+        'ALTER TABLE "users" ADD COLUMN "full_name" TEXT;\n'
+        'UPDATE "users" SET "full_name" = "name";\n'
+    )
     drop = 'ALTER TABLE "users" DROP COLUMN "name";\n'
     batch = []
     for mid, folder, sql in (("20261101000000_a", "one", copy), ("20261102000000_b", "two", drop)):
@@ -340,3 +343,31 @@ def test_an_enum_recreated_with_every_old_value_removes_none() -> None:
     narrower = recreate.replace("'user', 'zapier', 'make'", "'user', 'make'")
     (removed,) = [f for f in lint(create, narrower) if f.rule == "enum-value-removed"]
     assert removed.severity == "data-loss"
+
+
+def test_overwriting_a_column_this_migration_added_loses_nothing() -> None:
+    found = lint(
+        'ALTER TABLE "users" ADD COLUMN "limit" INTEGER;\n'
+        'UPDATE "users" SET "limit" = 5;\n'
+        'UPDATE "users" SET "limit" = 10 WHERE "status" = \'enterprise\';\n'
+    )
+    assert {f.severity for f in found if f.rule == "update-overwrites"} == {"info"}
+
+
+def test_overwriting_the_only_copy_of_a_dropped_column_still_blocks() -> None:
+    found = lint(
+        'ALTER TABLE "users" ADD COLUMN "full_name" TEXT;\n'
+        'UPDATE "users" SET "full_name" = "name";\n'
+        'ALTER TABLE "users" DROP COLUMN "name";\n'
+        'UPDATE "users" SET "full_name" = \'x\';\n'
+    )
+    (last,) = [f for f in found if f.rule == "update-overwrites" and f.line == 4]
+    assert last.severity == "data-loss"
+
+
+def test_overwriting_a_column_an_earlier_migration_added_still_blocks() -> None:
+    found = lint(
+        'ALTER TABLE "users" ADD COLUMN "limit" INTEGER;\n',
+        'UPDATE "users" SET "limit" = 10;\n',
+    )
+    assert [f.severity for f in found if f.rule == "update-overwrites"] == ["data-loss"]
