@@ -94,6 +94,9 @@ class Op:
     """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
     case_else_keeps: bool = False
     """``ELSE "col"``: the values no branch names keep their value."""
+    any_using: bool = False
+    """alter-type: a ``USING`` clause is written (even one that is the column, cast): the
+    conversion is then that expression, not PostgreSQL's assignment cast."""
     rewrites: tuple[tuple[str, str], ...] = ()
     """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
     when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
@@ -551,6 +554,7 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                     type_name=type_name,
                     type_length=length,
                     sql_type=_sql_type(typed),
+                    any_using="raw_default" in definition["ColumnDef"],
                     **_using(definition["ColumnDef"].get("raw_default"), name),
                 )
             )

@@ -27,7 +27,14 @@ from reconciler.rulebook import RULES, Severity
 from reconciler.safety.copies import Copies, Copy
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import LOSSY_CALLS
-from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
+from reconciler.safety.types import (
+    INTEGER_RANK,
+    NO_ASSIGNMENT_CAST,
+    TIMES,
+    SqlType,
+    from_catalog,
+    lossless,
+)
 
 if TYPE_CHECKING:
     from reconciler.observe.facts import Facts, FactsRequest
@@ -868,6 +875,8 @@ class Judge:
             return 0, ""  # every value has a text form
         if old is not None and lossless(old, new):
             return 0, ""
+        if old is None and new.name in NO_ASSIGNMENT_CAST and not op.any_using:
+            return 0, ""  # already of that type, or refused: no value changes
         family = old.name if old else ""
         if new.name in INTEGER_RANK:
             if family in INTEGER_RANK:
