@@ -128,6 +128,10 @@ class Op:
     Whether the casts lose nothing is for the rules, which know the types."""
     copied_table: str = ""
     """insert with ``whole_copies``: the table the SELECT reads them from."""
+    moves: tuple[tuple[str, str], ...] = ()
+    """update: (column, other) where the same statement sets ``other = CASE WHEN c THEN
+    column ELSE NULL END`` and ``column = CASE WHEN c THEN NULL ELSE column END``: each
+    value of ``column`` stays or moves to ``other`` of the same row, none is lost."""
 
 
 @dataclass(frozen=True)
@@ -762,8 +766,54 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             lossy_calls=tuple(lossy),
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
             whole_copies=_whole_update(node),
+            moves=_moves(node),
         )
     ]
+
+
+def _moves(node: Tree) -> tuple[tuple[str, str], ...]:
+    """Columns whose values the UPDATE moves to another column of the same row: two
+    ``CASE`` on one condition (evaluated once per row on the old row, so both agree,
+    unless it calls a volatile function), one keeping the column where the other is NULL."""
+    relation = node.get("relation") or {}
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    branches: dict[str, tuple[str, object, object]] = {}
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        case = target.get("val", {}).get("CaseExpr")
+        if not target.get("name") or case is None or case.get("arg") or len(case["args"]) != 1:
+            continue
+        when = case["args"][0].get("CaseWhen", {})
+        if _volatile(when.get("expr")):
+            continue
+        sides = [when.get("result", {}), case.get("defresult", {"A_Const": {"isnull": True}})]
+        then, otherwise = (_null_or_column(side, names) for side in sides)
+        branches[target["name"]] = (json.dumps(_unplaced(when.get("expr"))), then, otherwise)
+    found = []
+    for column, (condition, then, otherwise) in branches.items():
+        if (then, otherwise) != (None, column):
+            continue
+        for other, (same, other_then, other_else) in branches.items():
+            if other != column and same == condition and (other_then, other_else) == (column, None):
+                found.append((column, other))
+    return tuple(found)
+
+
+def _null_or_column(node: Tree, names: set[str]) -> object:
+    """None for NULL, a column's name for a column of the updated table, else ``...``."""
+    if node.get("A_Const", {}).get("isnull"):
+        return None
+    found = _whole_value(node, names)
+    return found[0] if found is not None and not found[1] else ...
+
+
+def _unplaced(node: object) -> object:
+    """``node`` without its offsets in the text: two spellings of one expression compare equal."""
+    if isinstance(node, dict):
+        return {k: _unplaced(v) for k, v in node.items() if k != "location"}
+    if isinstance(node, list):
+        return [_unplaced(v) for v in node]
+    return node
 
 
 def _whole_update(node: Tree) -> tuple[tuple[str, str, tuple[SqlType, ...]], ...]:

@@ -639,6 +639,20 @@ class Judge:
                     )
                 )
                 continue
+            moved = dict(op.moves).get(column)
+            if moved is not None:
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"moves the values of {op.table}.{column} it clears into {op.table}."
+                        f"{moved} of the same row (one CASE condition for both): none is lost",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
             if _onto_itself(column, values_of.get(column)):
                 out.append(
                     self.finding(
