@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.observe.facts import Facts, FactsRequest
+from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import Op, ParsedSql, parse
@@ -176,6 +177,7 @@ def judge_batch(
                 column_types=dict(judge.column_types) if same else {},
                 enums=dict(judge.enums) if same else {},
                 copies=judge.copies.carried() if same else Copies(),
+                constraints=judge.constraints.carried() if same else Constraints(),
             )
             folder = _history_of(item)
         findings = syntax_findings(item)

@@ -10,6 +10,9 @@ of every row unchanged:
   every row; on a column that may hold values it skips those rows);
 - ``INSERT INTO u (new) SELECT old FROM t`` from that one table, with nothing that drops
   rows (WHERE, DISTINCT, GROUP BY, LIMIT, ON CONFLICT);
+- a link turned around, ``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``, when the history's
+  constraints prove every ``b.k`` names one ``a`` row of its own and ``b.v`` is a key
+  (``constraints``): the link ``b.k`` held is then kept in ``a.x``;
 
 each cast, and the assignment to the target's type, being one that keeps every value
 (``types.lossless``), or a cast to an enum (a value without a label fails the migration,
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING
 from reconciler.safety.types import SqlType, lossless
 
 if TYPE_CHECKING:
+    from reconciler.safety.constraints import Constraints
     from reconciler.safety.ops import Op
 
 Column = tuple[str, str]
@@ -41,6 +45,12 @@ class Copy:
     into: Column
     migration: str
     line: int
+    link: bool = False
+    """A link turned around: ``into`` names, for each row of the source, the row it linked."""
+
+    @property
+    def verb(self) -> str:
+        return "turned around into" if self.link else "copied whole to"
 
     def __str__(self) -> str:
         return f"{self.into[0]}.{self.into[1]} ({self.migration}, line {self.line})"
@@ -67,6 +77,7 @@ class Copies:
         type_of: Callable[[str, str], SqlType | None],
         enums: set[str],
         unwritten: Callable[[str, str], bool],
+        constraints: Constraints,
     ) -> None:
         """Follow ``op``: forget what it may make incomplete, then add what it copies.
         ``type_of`` gives a column's type before ``op``; ``enums``, the enum types known;
@@ -86,7 +97,12 @@ class Copies:
         elif kind == "insert":
             self._forget(lambda src, copy: src[0] == table)  # new rows are not copied
         elif kind in ("delete", "truncate"):  # rows of a copy made elsewhere go
-            self._forget(lambda src, copy: copy.into[0] == table and src[0] != table)
+            kept = set(op.null_guarded)  # unless every row deleted holds NULL there
+            self._forget(
+                lambda src, copy: (
+                    copy.into[0] == table and src[0] != table and copy.into[1] not in kept
+                )
+            )
         elif kind in ("drop-column", "alter-type"):
             gone = (table, op.column)
             self._forget(
@@ -100,6 +116,9 @@ class Copies:
             schema, _, _ = table.rpartition(".")
             new = f"{schema}.{op.new_name}" if schema else op.new_name
             self._rename(lambda c: (new, c[1]) if c[0] == table else c)
+        if kind == "update" and op.link[0] and _link_kept(op, type_of, constraints):
+            joined, key = op.link[:2]
+            self.made[(joined, key)] = Copy((table, op.columns[0]), migration, op.line, link=True)
         if kind in ("update", "insert"):
             source = op.copied_table or table
             for target, column, casts in op.whole_copies:
@@ -116,6 +135,21 @@ class Copies:
             move(src): replace(copy, into=move(copy.into)) for src, copy in self.made.items()
         }
         self.consumed = {move(column) for column in self.consumed}
+
+
+def _link_kept(
+    op: Op, type_of: Callable[[str, str], SqlType | None], constraints: Constraints
+) -> bool:
+    """``UPDATE a SET x = b.v FROM b WHERE a.p = b.k`` keeps every link ``b.k`` holds when
+    each ``b.k`` names an ``a`` row (a foreign key), no two name the same (a key on ``k``),
+    ``b.v`` tells ``b``'s rows apart (a key on ``v``), and ``x`` holds ``v`` unchanged."""
+    joined, key, mine, value = op.link
+    return (
+        constraints.holds(joined, (key,), (op.table, (mine,)))
+        and constraints.holds(joined, (key,))
+        and constraints.holds(joined, (value,))
+        and _keeps_values(type_of(joined, value), (), type_of(op.table, op.columns[0]), set())
+    )
 
 
 def _keeps_values(

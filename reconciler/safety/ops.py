@@ -128,6 +128,13 @@ class Op:
     Whether the casts lose nothing is for the rules, which know the types."""
     copied_table: str = ""
     """insert with ``whole_copies``: the table the SELECT reads them from."""
+    references: tuple[str, tuple[str, ...]] = ("", ())
+    """add-constraint (foreign): the table and columns referenced."""
+    keys: tuple[tuple[str, ...], ...] = ()
+    """create-table: the column sets of its PRIMARY KEY and UNIQUE constraints."""
+    link: tuple[str, str, str, str] = ("", "", "", "")
+    """update: ``UPDATE a SET x = b.v FROM b WHERE a.p = b.k`` read as (b, k, p, v), the
+    target ``x`` being ``columns[0]``: a link held by ``b.k`` turned around into ``a.x``."""
     moves: tuple[tuple[str, str], ...] = ()
     """update: (column, other) where the same statement sets ``other = CASE WHEN c THEN
     column ELSE NULL END`` and ``column = CASE WHEN c THEN NULL ELSE column END``: each
@@ -317,8 +324,26 @@ def _create_table(node: Tree, mk: Make) -> list[Op]:
             columns=tuple(d.get("colname", "") for d in defs),
             column_types=tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs),
             if_not_exists=bool(node.get("if_not_exists")),
+            keys=_keys(node, defs),
         )
     ]
+
+
+def _keys(node: Tree, defs: list[Tree]) -> tuple[tuple[str, ...], ...]:
+    """The PRIMARY KEY and UNIQUE column sets of a CREATE TABLE, inline or not."""
+    unique = ("CONSTR_PRIMARY", "CONSTR_UNIQUE")
+    found = [
+        tuple(_strings(c["Constraint"].get("keys")))
+        for c in node.get("tableElts", ())
+        if c.get("Constraint", {}).get("contype") in unique
+    ]
+    found += [
+        (d.get("colname", ""),)
+        for d in defs
+        for c in d.get("constraints", ())
+        if c.get("Constraint", {}).get("contype") in unique
+    ]
+    return tuple(k for k in found if k)
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
@@ -578,8 +603,15 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                     unique=kind in ("unique", "primary"),
                     new_name=con.get("conname", ""),
                     concurrently=bool(con.get("indexname")),
+                    references=(
+                        (_name(con["pktable"]), tuple(_strings(con.get("pk_attrs"))))
+                        if kind == "foreign" and con.get("pktable")
+                        else ("", ())
+                    ),
                 )
             )
+        elif sub == "AT_DropConstraint":
+            out.append(mk("drop-constraint", table, new_name=name))
     return out
 
 
@@ -730,7 +762,11 @@ def _truncate(node: Tree, mk: Make) -> list[Op]:
 
 
 def _delete(node: Tree, mk: Make) -> list[Op]:
-    return [mk("delete", _name(node.get("relation")), filtered="whereClause" in node)]
+    where = node.get("whereClause")
+    guarded = tuple(_null_tests(where)) if where is not None and _only_null_tests(where) else ()
+    return [
+        mk("delete", _name(node.get("relation")), filtered=where is not None, null_guarded=guarded)
+    ]
 
 
 def _update(node: Tree, mk: Make) -> list[Op]:
@@ -767,8 +803,41 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
             whole_copies=_whole_update(node),
             moves=_moves(node),
+            link=_link(node),
         )
     ]
+
+
+def _link(node: Tree) -> tuple[str, str, str, str]:
+    """``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``: one target, one joined table, one
+    equality, nothing else; (b, k, p, v), or empty."""
+    tables, targets = node.get("fromClause", ()), node.get("targetList", ())
+    test = (node.get("whereClause") or {}).get("A_Expr", {})
+    if node.get("withClause") or len(tables) != 1 or "RangeVar" not in tables[0]:
+        return ("", "", "", "")
+    if len(targets) != 1 or test.get("kind") != "AEXPR_OP" or _strings(test.get("name")) != ["="]:
+        return ("", "", "", "")
+    joined, relation = tables[0]["RangeVar"], node.get("relation") or {}
+    mine = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    theirs = {joined.get("relname", ""), joined.get("alias", {}).get("aliasname", "")} - {""}
+    if mine & theirs:
+        return ("", "", "", "")
+    sides = [_qualified_ref(test.get(side, {})) for side in ("lexpr", "rexpr")]
+    value = _qualified_ref(targets[0].get("ResTarget", {}).get("val", {}))
+    if targets[0].get("ResTarget", {}).get("indirection") or value[0] not in theirs:
+        return ("", "", "", "")
+    ours = [col for qual, col in sides if qual in mine]
+    other = [col for qual, col in sides if qual in theirs]
+    if len(ours) != 1 or len(other) != 1:
+        return ("", "", "", "")
+    return (_name(joined), other[0], ours[0], value[1])
+
+
+def _qualified_ref(node: Tree) -> tuple[str, str]:
+    """(qualifier, column) of a ``q.col`` reference, else empty strings."""
+    fields = node.get("ColumnRef", {}).get("fields", ())
+    parts = _strings(fields)
+    return (parts[0], parts[1]) if len(parts) == len(fields) == 2 else ("", "")
 
 
 def _moves(node: Tree) -> tuple[tuple[str, str], ...]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from reconciler.durations import format_duration
 from reconciler.observe.facts import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
+from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies, Copy
 from reconciler.safety.findings import Finding
 from reconciler.safety.ops import LOSSY_CALLS
@@ -133,7 +134,14 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
         table = (
             request.table(op.table)
             if op.kind
-            not in ("create-enum", "rename-type", "drop-type", "drop-schema", "create-aggregate")
+            not in (
+                "create-enum",
+                "rename-type",
+                "drop-type",
+                "drop-schema",
+                "create-aggregate",
+                "drop-constraint",
+            )
             else None
         )
         if table is None:
@@ -198,6 +206,8 @@ class Judge:
     """Aggregates this batch creates (``CREATE AGGREGATE``)."""
     copies: Copies = field(default_factory=Copies)
     """Columns copied whole elsewhere (``copies``): consulted only without a database."""
+    constraints: Constraints = field(default_factory=Constraints)
+    """Keys and foreign keys the rows obey, for links turned around (``constraints``)."""
     dropped_copies: dict[tuple[str, str], Copy] = field(default_factory=dict)
     """Dropped columns whose values a whole copy keeps, for golden rule 2's message."""
 
@@ -316,7 +326,10 @@ class Judge:
                 adds[op.table].append(op)
             elif op.kind == "update":
                 copies[op.table].update(src for _, src in op.copies_from)
-            self.copies.remember(op, migration_id, self.old_type, set(self.enums), self.unwritten)
+            self.copies.remember(
+                op, migration_id, self.old_type, set(self.enums), self.unwritten, self.constraints
+            )
+            self.constraints.remember(op)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
         self.history += fills(migration_id, ops, None)
@@ -415,8 +428,10 @@ class Judge:
         copies = [self.copies.where(table, c) for c in columns]
         if not columns or any(c is None for c in copies):
             return None
-        places = ", ".join(f"{c} to {copy}" for c, copy in zip(columns, copies, strict=True))
-        return f"every column was copied whole first ({places}): nothing is lost"
+        places = ", ".join(
+            f"{c} {copy.verb} {copy}" for c, copy in zip(columns, copies, strict=True) if copy
+        )
+        return f"the values of every column went elsewhere first ({places}): nothing is lost"
 
     def declared_type(self, table: str, column: str) -> str | None:
         """The column's type as this batch declared it, else as the live catalog has it."""
@@ -489,7 +504,7 @@ class Judge:
                     "drop-column",
                     op,
                     file,
-                    f"drops {table}.{op.column}: every value was copied whole to {copy} "
+                    f"drops {table}.{op.column}: every value was {copy.verb} {copy} "
                     "first: nothing is lost",
                     None,
                     severity="info",

@@ -371,3 +371,86 @@ def test_overwriting_a_column_an_earlier_migration_added_still_blocks() -> None:
         'UPDATE "users" SET "limit" = 10;\n',
     )
     assert [f.severity for f in found if f.rule == "update-overwrites"] == ["data-loss"]
+
+
+LINKED = (
+    'CREATE TABLE "Document" ("id" SERIAL NOT NULL,\n'
+    '    CONSTRAINT "Document_pkey" PRIMARY KEY ("id"));\n'
+    'CREATE TABLE "DocumentData" ("id" TEXT NOT NULL, "documentId" INTEGER);\n'
+    'ALTER TABLE "DocumentData" ADD CONSTRAINT "DocumentData_pkey" PRIMARY KEY ("id");\n'
+    'CREATE UNIQUE INDEX "DocumentData_documentId_key" ON "DocumentData"("documentId");\n'
+    'ALTER TABLE "DocumentData" ADD CONSTRAINT "DocumentData_documentId_fkey" '
+    'FOREIGN KEY ("documentId") REFERENCES "Document"("id");\n'
+)
+TURN = (
+    'ALTER TABLE "DocumentData" DROP CONSTRAINT "DocumentData_documentId_fkey";\n'
+    'DROP INDEX "DocumentData_documentId_key";\n'
+    'ALTER TABLE "Document" ADD COLUMN "documentDataId" TEXT;\n'
+    'UPDATE "Document" SET "documentDataId" = "DocumentData"."id" FROM "DocumentData" '
+    'WHERE "Document"."id" = "DocumentData"."documentId";\n'
+    'ALTER TABLE "Document" ALTER COLUMN "documentDataId" SET NOT NULL;\n'
+    'ALTER TABLE "DocumentData" DROP COLUMN "documentId";\n'
+)
+LINK_CASES = [
+    ("turned-around", (LINKED, TURN), "info"),
+    (
+        "no-foreign-key",
+        (LINKED.replace("FOREIGN KEY", "UNIQUE").split(" REF")[0] + ";\n", TURN),
+        "data-loss",
+    ),
+    ("no-unique-key", (LINKED.replace("UNIQUE INDEX", "INDEX"), TURN), "data-loss"),
+    (
+        "no-key-on-the-value",
+        (LINKED.replace('"DocumentData_pkey" PRIMARY KEY', '"DocumentData_x" CHECK'), TURN),
+        "data-loss",
+    ),
+    (
+        "write-after-the-foreign-key-went",
+        (LINKED, TURN.replace("DROP INDEX", 'DELETE FROM "Document" WHERE "id" = 1;\nDROP INDEX')),
+        "data-loss",
+    ),
+    (
+        "foreign-key-dropped-a-migration-earlier",
+        (
+            LINKED,
+            'ALTER TABLE "DocumentData" DROP CONSTRAINT "DocumentData_documentId_fkey";\n',
+            TURN.split("\n", 1)[1],
+        ),
+        "data-loss",
+    ),
+    (
+        "join-with-another-condition",
+        (
+            LINKED,
+            TURN.replace(
+                '"DocumentData"."documentId";',
+                '"DocumentData"."documentId" AND "Document"."id" > 5;',
+            ),
+        ),
+        "data-loss",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("files", "severity"), [c[1:] for c in LINK_CASES], ids=[c[0] for c in LINK_CASES]
+)
+def test_a_link_turned_around_is_kept_only_under_a_foreign_and_a_unique_key(
+    files: tuple[str, ...], severity: str
+) -> None:
+    (drop,) = [f for f in lint(*files) if f.rule == "drop-column"]
+    assert drop.severity == severity
+    if severity == "info":
+        assert (
+            "DocumentData.documentId: every value was turned around into Document" in drop.message
+        )
+
+
+def test_deleting_rows_that_hold_no_copied_value_keeps_the_copy() -> None:
+    prune = 'DELETE FROM "Document" WHERE "documentDataId" IS NULL;\n'
+    before = 'ALTER TABLE "Document" ALTER COLUMN'
+    assert drops(lint(LINKED, TURN.replace(before, prune + before))) == [("drop-column", "info")]
+    other = prune.replace('"documentDataId" IS NULL', '"id" > 3')
+    assert drops(lint(LINKED, TURN.replace(before, other + before))) == [
+        ("drop-column", "data-loss")
+    ]
