@@ -271,7 +271,10 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
         for attnum, col in old["columns"].items():
             now = new["columns"].get(attnum) if same_oid else new_by_name.get(col["name"])
             where = f"{old['name']}.{col['name']}"
-            if now is None:
+            into = moved_into(col, before, after) if not now or not now["values"] else None
+            if into is not None:
+                rewritten.append(f"{where}: every value moved to {into}")
+            elif now is None:
                 if col["values"]:
                     lost.append(f"column {where} ({col['values']} values) is gone")
             elif now["values"] < col["values"]:
@@ -281,6 +284,21 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
             elif now["digest"] != col["digest"] and new["rows"] == old["rows"]:
                 rewritten.append(f"{where}: values changed")
     return lost, rewritten
+
+
+def moved_into(col: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """The column that now holds exactly the values ``col`` held (the same digest of the
+    sorted values as text) and did not hold them before: the values were moved, not lost
+    (``SET guest_id = user_id, user_id = NULL``). A partial move, or values changed on the
+    way, is not recognised: it stays a loss."""
+    if not col["values"] or col["digest"] is None:
+        return None
+    for oid, table in after.items():
+        for attnum, now in table["columns"].items():
+            was = before.get(oid, {}).get("columns", {}).get(attnum)
+            if now["digest"] == col["digest"] and (was is None or was["digest"] != col["digest"]):
+                return f"{table['name']}.{now['name']}"
+    return None
 
 
 def empty_all(conn: psycopg.Connection[Any]) -> None:
