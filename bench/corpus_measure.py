@@ -289,10 +289,16 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
 def moved_into(col: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """The column that now holds exactly the values ``col`` held (the same digest of the
     sorted values as text) and did not hold them before: the values were moved, not lost
-    (``SET guest_id = user_id, user_id = NULL``). A partial move, or values changed on the
-    way, is not recognised: it stays a loss."""
+    (``SET guest_id = user_id, user_id = NULL``). Only values no other column held before
+    count (the synthetic texts are distinct per column; a small integer is not). A partial
+    move, or values changed on the way, is not recognised: it stays a loss."""
     if not col["values"] or col["digest"] is None:
         return None
+    elsewhere = [
+        c for t in before.values() for c in t["columns"].values() if c["digest"] == col["digest"]
+    ]
+    if len(elsewhere) > 1:
+        return None  # the same values sit in another column already (an id 1): ambiguous
     for oid, table in after.items():
         for attnum, now in table["columns"].items():
             was = before.get(oid, {}).get("columns", {}).get(attnum)
