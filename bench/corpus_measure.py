@@ -228,6 +228,12 @@ def attempt(conn: psycopg.Connection[Any], query: sql.Composed) -> bool:
         return False
 
 
+SEEDED = ("character", "text", "citext", "uuid")
+"""Types whose synthetic value is unique to its table and column (``literal``): only such a
+value, found in another column, shows where it went. A number, an enum's first label or a
+default is found in many places."""
+
+
 def measure(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """Per table (by OID): its name, rows, and per column (by attnum): name, non-null
     values, distinct values and a digest of the values."""
@@ -245,10 +251,10 @@ def measure(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(parts), sql.Identifier(name))
         row = conn.execute(query).fetchone() or ()
         cols = {}
-        for index, (attnum, column, *_) in enumerate(columns):
+        for index, (attnum, column, type_name, *_) in enumerate(columns):
             nonnull, distinct, digest = row[1 + 3 * index : 4 + 3 * index]
             cols[str(attnum)] = {"name": column, "values": nonnull, "distinct": distinct,
-                                 "digest": digest}  # fmt: skip
+                                 "digest": digest, "seeded": type_name.startswith(SEEDED)}  # fmt: skip
         state[str(oid)] = {"name": name, "rows": row[0], "columns": cols}
     return state
 
@@ -289,10 +295,10 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
 def moved_into(col: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """The column that now holds exactly the values ``col`` held (the same digest of the
     sorted values as text) and did not hold them before: the values were moved, not lost
-    (``SET guest_id = user_id, user_id = NULL``). Only values no other column held before
-    count (the synthetic texts are distinct per column; a small integer is not). A partial
+    (``SET guest_id = user_id, user_id = NULL``). Only synthetic texts and uuids count
+    (``SEEDED``), and only when no other column held them before. A partial
     move, or values changed on the way, is not recognised: it stays a loss."""
-    if not col["values"] or col["digest"] is None:
+    if not col["values"] or col["digest"] is None or not col.get("seeded"):
         return None
     elsewhere = [
         c for t in before.values() for c in t["columns"].values() if c["digest"] == col["digest"]
