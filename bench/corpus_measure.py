@@ -253,8 +253,9 @@ def measure(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         cols = {}
         for index, (attnum, column, type_name, *_) in enumerate(columns):
             nonnull, distinct, digest = row[1 + 3 * index : 4 + 3 * index]
+            seeded = type_name.startswith(SEEDED)
             cols[str(attnum)] = {"name": column, "values": nonnull, "distinct": distinct,
-                                 "digest": digest, "seeded": type_name.startswith(SEEDED)}  # fmt: skip
+                                 "digest": digest, "seeded": seeded}  # fmt: skip
         state[str(oid)] = {"name": name, "rows": row[0], "columns": cols}
     return state
 
