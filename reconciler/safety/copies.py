@@ -10,6 +10,9 @@ of every row unchanged:
   every row; on a column that may hold values it skips those rows);
 - ``INSERT INTO u (new) SELECT old FROM t`` from that one table, with nothing that drops
   rows (WHERE, DISTINCT, GROUP BY, LIMIT, ON CONFLICT);
+- ``UPDATE t SET new = CASE WHEN old = 'a' THEN 'A' ... END`` over every row, mapping
+  values one to one with no ELSE, followed by ``SET NOT NULL new`` before anything else
+  writes: a value no branch names would have become NULL and failed it;
 - a link turned around, ``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``, when the history's
   constraints prove every ``b.k`` names one ``a`` row of its own and ``b.v`` is a key
   (``constraints``): the link ``b.k`` held is then kept in ``a.x``;
@@ -45,12 +48,9 @@ class Copy:
     into: Column
     migration: str
     line: int
-    link: bool = False
-    """A link turned around: ``into`` names, for each row of the source, the row it linked."""
-
-    @property
-    def verb(self) -> str:
-        return "turned around into" if self.link else "copied whole to"
+    how: str = "copied whole to"
+    """How the values went: also ``turned around into`` (a link: ``into`` names, for each
+    row of the source, the row it linked) and ``mapped one to one into``."""
 
     def __str__(self) -> str:
         return f"{self.into[0]}.{self.into[1]} ({self.migration}, line {self.line})"
@@ -61,6 +61,9 @@ class Copies:
     """The whole copies made so far, by source column (the latest one kept)."""
 
     made: dict[Column, Copy] = field(default_factory=dict)
+    pending: dict[Column, tuple[Column, Copy]] = field(default_factory=dict)
+    """Targets of a one-to-one CASE mapping, by target: a whole copy of the source once a
+    ``SET NOT NULL`` on the target proves no value fell to the ELSE (NULL)."""
     consumed: set[Column] = field(default_factory=set)
     """Targets whose source has since been dropped: they now hold the only copy."""
 
@@ -68,7 +71,7 @@ class Copies:
         return self.made.get((table, column))
 
     def carried(self) -> Copies:
-        return Copies(dict(self.made), set(self.consumed))
+        return Copies(dict(self.made), consumed=set(self.consumed))
 
     def remember(
         self,
@@ -83,6 +86,11 @@ class Copies:
         ``type_of`` gives a column's type before ``op``; ``enums``, the enum types known;
         ``unwritten``, whether a column is known to be NULL in every row (added empty)."""
         table, kind = op.table, op.kind
+        if kind == "set-not-null" and (table, op.column) in self.pending:
+            origin, proven = self.pending.pop((table, op.column))
+            self.made[origin] = proven
+        elif kind not in ("add-column", "create-index", "add-constraint", "create-enum"):
+            self.pending.clear()  # anything else may write rows or change the columns
         if kind in ("drop-column", "drop-table"):
             self.consumed.update(
                 copy.into
@@ -118,7 +126,15 @@ class Copies:
             self._rename(lambda c: (new, c[1]) if c[0] == table else c)
         if kind == "update" and op.link[0] and _link_kept(op, type_of, constraints):
             joined, key = op.link[:2]
-            self.made[(joined, key)] = Copy((table, op.columns[0]), migration, op.line, link=True)
+            self.made[(joined, key)] = Copy(
+                (table, op.columns[0]), migration, op.line, how="turned around into"
+            )
+        if kind == "update":
+            for into, mapped in op.mapped_copies:
+                typed = type_of(table, into)  # distinct labels or texts stay distinct
+                if typed is not None and (typed.name in enums or typed == SqlType("text")):
+                    made = Copy((table, into), migration, op.line, how="mapped one to one into")
+                    self.pending[(table, into)] = ((table, mapped), made)
         if kind in ("update", "insert"):
             source = op.copied_table or table
             for target, column, casts in op.whole_copies:

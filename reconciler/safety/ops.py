@@ -128,6 +128,10 @@ class Op:
     Whether the casts lose nothing is for the rules, which know the types."""
     copied_table: str = ""
     """insert with ``whole_copies``: the table the SELECT reads them from."""
+    mapped_copies: tuple[tuple[str, str], ...] = ()
+    """update with no WHERE: (target, source) for ``SET new = CASE WHEN old = 'a' THEN 'A'
+    ... ELSE NULL END`` whose branches give distinct values: a value no branch names becomes
+    NULL, so a later ``SET NOT NULL new`` proves every value was mapped, one to one."""
     references: tuple[str, tuple[str, ...]] = ("", ())
     """add-constraint (foreign): the table and columns referenced."""
     keys: tuple[tuple[str, ...], ...] = ()
@@ -802,10 +806,39 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             lossy_calls=tuple(lossy),
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
             whole_copies=_whole_update(node),
+            mapped_copies=_mapped_copies(node),
             moves=_moves(node),
             link=_link(node),
         )
     ]
+
+
+def _mapped_copies(node: Tree) -> tuple[tuple[str, str], ...]:
+    """``SET new = CASE`` over one column ``old``, mapping constants one to one, ELSE NULL
+    (or none), in an UPDATE of every row (see ``Op.mapped_copies``)."""
+    if node.get("whereClause") or node.get("fromClause") or node.get("withClause"):
+        return ()
+    found = []
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        value = target.get("val", {})
+        sources = set(_column_refs(value))
+        if not target.get("name") or "CaseExpr" not in _uncast(value) or len(sources) != 1:
+            continue
+        (source,) = sources
+        case = _using(value, source)
+        pairs = case.get("case_map", ())
+        targets = [new for _, new in pairs]
+        if (
+            case.get("using") == "case"
+            and case["case_else"] is None
+            and not case["case_else_keeps"]
+            and None not in targets
+            and len(set(targets)) == len(targets)
+            and target["name"] != source
+        ):
+            found.append((target["name"], source))
+    return tuple(found)
 
 
 def _link(node: Tree) -> tuple[str, str, str, str]:

@@ -429,7 +429,7 @@ class Judge:
         if not columns or any(c is None for c in copies):
             return None
         places = ", ".join(
-            f"{c} {copy.verb} {copy}" for c, copy in zip(columns, copies, strict=True) if copy
+            f"{c} {copy.how} {copy}" for c, copy in zip(columns, copies, strict=True) if copy
         )
         return f"the values of every column went elsewhere first ({places}): nothing is lost"
 
@@ -504,7 +504,7 @@ class Judge:
                     "drop-column",
                     op,
                     file,
-                    f"drops {table}.{op.column}: every value was {copy.verb} {copy} "
+                    f"drops {table}.{op.column}: every value was {copy.how} {copy} "
                     "first: nothing is lost",
                     None,
                     severity="info",

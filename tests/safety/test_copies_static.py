@@ -454,3 +454,46 @@ def test_deleting_rows_that_hold_no_copied_value_keeps_the_copy() -> None:
     assert drops(lint(LINKED, TURN.replace(before, other + before))) == [
         ("drop-column", "data-loss")
     ]
+
+
+MAPPED = (
+    "CREATE TYPE \"Interval\" AS ENUM ('day', 'month', 'year');\n"
+    'ALTER TABLE "users" ADD COLUMN "interval" "Interval";\n'
+    'UPDATE "users" SET "interval" = CASE WHEN "status" = \'monthly\' THEN \'month\'::"Interval"\n'
+    "    WHEN \"status\" = 'yearly' THEN 'year'::\"Interval\" ELSE NULL END;\n"
+    'ALTER TABLE "users" ALTER COLUMN "interval" SET NOT NULL;\n'
+    'ALTER TABLE "users" DROP COLUMN "status";\n'
+)
+MAPPED_CASES = [
+    ("one-to-one-then-not-null", MAPPED, "info"),
+    (
+        "no-set-not-null",
+        MAPPED.replace('ALTER TABLE "users" ALTER COLUMN "interval" SET NOT NULL;\n', ""),
+        "data-loss",
+    ),
+    ("two-values-folded", MAPPED.replace("'year'::", "'month'::"), "data-loss"),
+    ("an-else-value", MAPPED.replace("ELSE NULL", "ELSE 'day'"), "data-loss"),
+    ("a-where", MAPPED.replace("ELSE NULL END;", 'ELSE NULL END WHERE "id" > 1;'), "data-loss"),
+    (
+        "a-write-before-not-null",
+        MAPPED.replace(
+            'ALTER TABLE "users" ALTER COLUMN',
+            'INSERT INTO "users" ("status") VALUES (\'weekly\');\nALTER TABLE "users" ALTER COLUMN',
+        ),
+        "data-loss",
+    ),
+    (
+        "into-a-number",
+        MAPPED.replace('"Interval";\n', "INTEGER;\n", 1).replace('::"Interval"', ""),
+        "data-loss",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("sql", "severity"), [c[1:] for c in MAPPED_CASES], ids=[c[0] for c in MAPPED_CASES]
+)
+def test_a_case_mapping_counts_once_set_not_null_proves_every_value_was_mapped(
+    sql: str, severity: str
+) -> None:
+    assert drops(lint(sql)) == [("drop-column", severity)]
