@@ -433,8 +433,13 @@ def false_alarms(results: dict[str, Any], size: int, seed: int) -> dict[str, Any
     for s in missing:
         print(f"  to label: {s[0]}\t{s[1]}\t{s[2]}\t{s[3]}\t{s[4][:120]}")
     rate = len(false) / len(labelled) if labelled else None
+    # Every finding of the pool that some draw labelled: a wider, less random view.
+    known = [labels[s[:4]][0] for s in pool if s[:4] in labels]
+    print(f"  over the pool: {known.count('false')} false of {len(known)} labelled findings "
+          f"(of {len(pool)})")  # fmt: skip
     return {"pool": len(pool), "drawn": len(sample), "labelled": len(labelled),
             "false": len(false), "rate": rate, "unlabelled": missing,
+            "pool_labelled": len(known), "pool_false": known.count("false"),
             "sample": [list(s) for s in sample]}  # fmt: skip
 
 

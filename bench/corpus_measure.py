@@ -228,6 +228,24 @@ def attempt(conn: psycopg.Connection[Any], query: sql.Composed) -> bool:
         return False
 
 
+def _synthetic(
+    oid: int, attnum: int, type_name: str, hasdef: bool, distinct: int, first: str | None
+) -> bool:
+    """Whether the column holds one value of its own: the synthetic text ``literal`` made
+    for this table and column (digits, cut to the column's length, kept long enough to tell
+    apart), or a random uuid. Only such a value, found in another column, shows where it
+    went; a number, an enum's first label, a CHECK's value or a default is found in many
+    places."""
+    if distinct != 1 or first is None or hasdef:
+        return False
+    if type_name == "uuid":
+        return True
+    made = f"{oid % 100000}{attnum:02d}"
+    return type_name.startswith(("character", "text", "citext")) and (
+        first == made or (len(first) >= 5 and made.endswith(first))
+    )
+
+
 def measure(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """Per table (by OID): its name, rows, and per column (by attnum): name, non-null
     values, distinct values and a digest of the values."""
@@ -241,14 +259,16 @@ def measure(conn: psycopg.Connection[Any]) -> dict[str, Any]:
                 sql.SQL("count({})").format(ident),
                 sql.SQL("count(DISTINCT {}::text)").format(ident),
                 sql.SQL("md5(string_agg({}::text, ',' ORDER BY {}::text))").format(ident, ident),
+                sql.SQL("min({}::text)").format(ident),
             ]
         query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(parts), sql.Identifier(name))
         row = conn.execute(query).fetchone() or ()
         cols = {}
-        for index, (attnum, column, *_) in enumerate(columns):
-            nonnull, distinct, digest = row[1 + 3 * index : 4 + 3 * index]
+        for index, (attnum, column, type_name, _, hasdef, *_) in enumerate(columns):
+            nonnull, distinct, digest, first = row[1 + 4 * index : 5 + 4 * index]
+            seeded = _synthetic(oid, attnum, type_name, hasdef, distinct, first)
             cols[str(attnum)] = {"name": column, "values": nonnull, "distinct": distinct,
-                                 "digest": digest}  # fmt: skip
+                                 "digest": digest, "seeded": seeded}  # fmt: skip
         state[str(oid)] = {"name": name, "rows": row[0], "columns": cols}
     return state
 
@@ -271,7 +291,10 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
         for attnum, col in old["columns"].items():
             now = new["columns"].get(attnum) if same_oid else new_by_name.get(col["name"])
             where = f"{old['name']}.{col['name']}"
-            if now is None:
+            into = moved_into(col, before, after) if not now or not now["values"] else None
+            if into is not None:
+                rewritten.append(f"{where}: every value moved to {into}")
+            elif now is None:
                 if col["values"]:
                     lost.append(f"column {where} ({col['values']} values) is gone")
             elif now["values"] < col["values"]:
@@ -281,6 +304,27 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
             elif now["digest"] != col["digest"] and new["rows"] == old["rows"]:
                 rewritten.append(f"{where}: values changed")
     return lost, rewritten
+
+
+def moved_into(col: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """The column that now holds exactly the values ``col`` held (the same digest of the
+    sorted values as text) and did not hold them before: the values were moved, not lost
+    (``SET guest_id = user_id, user_id = NULL``). Only a synthetic text or uuid counts
+    (``_synthetic``), and only when no other column held it before. A partial
+    move, or values changed on the way, is not recognised: it stays a loss."""
+    if not col["values"] or col["digest"] is None or not col.get("seeded"):
+        return None
+    elsewhere = [
+        c for t in before.values() for c in t["columns"].values() if c["digest"] == col["digest"]
+    ]
+    if len(elsewhere) > 1:
+        return None  # the same values sit in another column already (an id 1): ambiguous
+    for oid, table in after.items():
+        for attnum, now in table["columns"].items():
+            was = before.get(oid, {}).get("columns", {}).get(attnum)
+            if now["digest"] == col["digest"] and (was is None or was["digest"] != col["digest"]):
+                return f"{table['name']}.{now['name']}"
+    return None
 
 
 def empty_all(conn: psycopg.Connection[Any]) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.safety import parse_cache
+from reconciler.safety.constraints import Constraints
+from reconciler.safety.copies import Copies
 from reconciler.safety.findings import Finding
 from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.rules import Expansion, Judge, fills, request_facts
@@ -188,6 +190,8 @@ def judge_batch(
                 list(history),
                 column_types=dict(judge.column_types) if same else {},
                 enums=dict(judge.enums) if same else {},
+                copies=judge.copies.carried() if same else Copies(),
+                constraints=judge.constraints.carried() if same else Constraints(),
             )
             folder = _history_of(item)
         findings = syntax_findings(item)
@@ -201,8 +205,9 @@ def judge_batch(
 
 def _history_of(item: Parsed) -> Path:
     """The history a file belongs to (a Prisma migrations folder, an Alembic versions
-    folder): lint of unrelated files judges each on its own, but a column's type and an
-    enum's labels are what the earlier files of the same history made them."""
+    folder): lint of unrelated files judges each on its own, but a column's type, an
+    enum's labels and the copies made of a column are what the earlier files of the same
+    history made them."""
     path = item.migration.path
     return path.parent.parent if path.name == "migration.sql" else path.parent
 

@@ -65,6 +65,9 @@ class Op:
     """The ``ELSE`` value; None: NULL (or no ELSE), unless ``case_else_keeps``."""
     case_else_keeps: bool = False
     """``ELSE "col"``: the values no branch names keep their value."""
+    any_using: bool = False
+    """alter-type: a ``USING`` clause is written (even one that is the column, cast): the
+    conversion is then that expression, not PostgreSQL's assignment cast."""
     rewrites: tuple[tuple[str, str], ...] = ()
     """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
     when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
@@ -88,6 +91,29 @@ class Op:
     calls: tuple[str, ...] = ()
     """insert: functions its SELECT calls without GROUP BY (not as window functions): if
     one is an aggregate, the SELECT returns a row even over no rows."""
+    whole_copies: tuple[tuple[str, str, tuple[SqlType, ...]], ...] = ()
+    """update / insert: (target column, source column, casts applied in order) for each
+    value copied whole into every row: ``SET new = old`` (or ``old::t``) with no FROM and no
+    WHERE but ``new IS NULL`` (then ``filtered``); ``INSERT INTO t (new) SELECT old FROM s``
+    with one source table and nothing that drops rows (WHERE, DISTINCT, LIMIT, ON CONFLICT).
+    Whether the casts lose nothing is for the rules, which know the types."""
+    copied_table: str = ""
+    """insert with ``whole_copies``: the table the SELECT reads them from."""
+    mapped_copies: tuple[tuple[str, str], ...] = ()
+    """update with no WHERE: (target, source) for ``SET new = CASE WHEN old = 'a' THEN 'A'
+    ... ELSE NULL END`` whose branches give distinct values: a value no branch names becomes
+    NULL, so a later ``SET NOT NULL new`` proves every value was mapped, one to one."""
+    references: tuple[str, tuple[str, ...]] = ("", ())
+    """add-constraint (foreign): the table and columns referenced."""
+    keys: tuple[tuple[str, ...], ...] = ()
+    """create-table: the column sets of its PRIMARY KEY and UNIQUE constraints."""
+    link: tuple[str, str, str, str] = ("", "", "", "")
+    """update: ``UPDATE a SET x = b.v FROM b WHERE a.p = b.k`` read as (b, k, p, v), the
+    target ``x`` being ``columns[0]``: a link held by ``b.k`` turned around into ``a.x``."""
+    moves: tuple[tuple[str, str], ...] = ()
+    """update: (column, other) where the same statement sets ``other = CASE WHEN c THEN
+    column ELSE NULL END`` and ``column = CASE WHEN c THEN NULL ELSE column END``: each
+    value of ``column`` stays or moves to ``other`` of the same row, none is lost."""
 
 
 @dataclass(frozen=True)

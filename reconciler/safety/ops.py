@@ -216,8 +216,26 @@ def _create_table(node: Tree, mk: Make) -> list[Op]:
             columns=tuple(d.get("colname", "") for d in defs),
             column_types=tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs),
             if_not_exists=bool(node.get("if_not_exists")),
+            keys=_keys(node, defs),
         )
     ]
+
+
+def _keys(node: Tree, defs: list[Tree]) -> tuple[tuple[str, ...], ...]:
+    """The PRIMARY KEY and UNIQUE column sets of a CREATE TABLE, inline or not."""
+    unique = ("CONSTR_PRIMARY", "CONSTR_UNIQUE")
+    found = [
+        tuple(_strings(c["Constraint"].get("keys")))
+        for c in node.get("tableElts", ())
+        if c.get("Constraint", {}).get("contype") in unique
+    ]
+    found += [
+        (d.get("colname", ""),)
+        for d in defs
+        for c in d.get("constraints", ())
+        if c.get("Constraint", {}).get("contype") in unique
+    ]
+    return tuple(k for k in found if k)
 
 
 def _insert(node: Tree, mk: Make) -> list[Op]:
@@ -231,8 +249,68 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             reads=_reads(select),
             empty_when=() if node.get("withClause") else _empty_when(select),
             calls=_plain_calls(select),
+            **_whole_select(node, cols),
         )
     ]
+
+
+def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
+    """An ``INSERT ... SELECT`` that copies every row of one table: its column pairs."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    tables = stmt.get("fromClause", ())
+    dropping = ("whereClause", "groupClause", "havingClause", "distinctClause", "limitCount",
+                "limitOffset", "withClause", "valuesLists")  # fmt: skip
+    if (
+        node.get("withClause")
+        or node.get("onConflictClause")
+        or any(stmt.get(key) for key in dropping)
+        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
+        or len(tables) != 1
+        or "RangeVar" not in tables[0]
+    ):
+        return {}
+    relation = tables[0]["RangeVar"]
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
+    if len(targets) != len(cols):
+        return {}
+    pairs = []
+    for column, value in zip(cols, targets, strict=True):
+        found = _whole_value(value, names)
+        if found is not None:
+            pairs.append((column, *found))
+    return {"whole_copies": tuple(pairs), "copied_table": _name(relation)} if pairs else {}
+
+
+def _whole_value(value: Tree, names: set[str]) -> tuple[str, tuple[SqlType, ...]] | None:
+    """A value that is one column of the table being read (named bare, or by ``names``, its
+    table's name or alias), through casts only: the column and the casts, innermost first."""
+    casts: list[SqlType] = []
+    while "TypeCast" in value:
+        typed = _sql_type(value["TypeCast"].get("typeName"))
+        if typed is None:
+            return None
+        casts.append(typed)
+        value = value["TypeCast"].get("arg", {})
+    fields = value.get("ColumnRef", {}).get("fields", ())
+    parts = _strings(fields)
+    if not parts or len(parts) != len(fields) or len(parts) > 2:
+        return None
+    if len(parts) == 2 and parts[0] not in names:
+        return None
+    return parts[-1], tuple(reversed(casts))
+
+
+def _only_null_tests(node: Tree | None) -> bool:
+    """Whether ``node`` (a WHERE clause) is nothing but ``col IS NULL`` tests joined by AND."""
+    node = node or {}
+    test = node.get("NullTest")
+    if test is not None:
+        return bool(test.get("nulltesttype") == "IS_NULL")
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        return all(_only_null_tests(arg) for arg in both.get("args", ()))
+    return False
 
 
 def _plain_calls(select: Tree | None) -> tuple[str, ...]:
@@ -397,6 +475,7 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                     type_name=type_name,
                     type_length=length,
                     sql_type=_sql_type(typed),
+                    any_using="raw_default" in definition["ColumnDef"],
                     **_using(definition["ColumnDef"].get("raw_default"), name),
                 )
             )
@@ -416,8 +495,15 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                     unique=kind in ("unique", "primary"),
                     new_name=con.get("conname", ""),
                     concurrently=bool(con.get("indexname")),
+                    references=(
+                        (_name(con["pktable"]), tuple(_strings(con.get("pk_attrs"))))
+                        if kind == "foreign" and con.get("pktable")
+                        else ("", ())
+                    ),
                 )
             )
+        elif sub == "AT_DropConstraint":
+            out.append(mk("drop-constraint", table, new_name=name))
     return out
 
 
@@ -568,7 +654,11 @@ def _truncate(node: Tree, mk: Make) -> list[Op]:
 
 
 def _delete(node: Tree, mk: Make) -> list[Op]:
-    return [mk("delete", _name(node.get("relation")), filtered="whereClause" in node)]
+    where = node.get("whereClause")
+    guarded = tuple(_null_tests(where)) if where is not None and _only_null_tests(where) else ()
+    return [
+        mk("delete", _name(node.get("relation")), filtered=where is not None, null_guarded=guarded)
+    ]
 
 
 def _update(node: Tree, mk: Make) -> list[Op]:
@@ -603,8 +693,141 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             copies_from=tuple(copies),
             lossy_calls=tuple(lossy),
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
+            whole_copies=_whole_update(node),
+            mapped_copies=_mapped_copies(node),
+            moves=_moves(node),
+            link=_link(node),
         )
     ]
+
+
+def _mapped_copies(node: Tree) -> tuple[tuple[str, str], ...]:
+    """``SET new = CASE`` over one column ``old``, mapping constants one to one, ELSE NULL
+    (or none), in an UPDATE of every row (see ``Op.mapped_copies``)."""
+    if node.get("whereClause") or node.get("fromClause") or node.get("withClause"):
+        return ()
+    found = []
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        value = target.get("val", {})
+        sources = set(_column_refs(value))
+        if not target.get("name") or "CaseExpr" not in _uncast(value) or len(sources) != 1:
+            continue
+        (source,) = sources
+        case = _using(value, source)
+        pairs = case.get("case_map", ())
+        targets = [new for _, new in pairs]
+        if (
+            case.get("using") == "case"
+            and case["case_else"] is None
+            and not case["case_else_keeps"]
+            and None not in targets
+            and len(set(targets)) == len(targets)
+            and target["name"] != source
+        ):
+            found.append((target["name"], source))
+    return tuple(found)
+
+
+def _link(node: Tree) -> tuple[str, str, str, str]:
+    """``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``: one target, one joined table, one
+    equality, nothing else; (b, k, p, v), or empty."""
+    tables, targets = node.get("fromClause", ()), node.get("targetList", ())
+    test = (node.get("whereClause") or {}).get("A_Expr", {})
+    if node.get("withClause") or len(tables) != 1 or "RangeVar" not in tables[0]:
+        return ("", "", "", "")
+    if len(targets) != 1 or test.get("kind") != "AEXPR_OP" or _strings(test.get("name")) != ["="]:
+        return ("", "", "", "")
+    joined, relation = tables[0]["RangeVar"], node.get("relation") or {}
+    mine = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    theirs = {joined.get("relname", ""), joined.get("alias", {}).get("aliasname", "")} - {""}
+    if mine & theirs:
+        return ("", "", "", "")
+    sides = [_qualified_ref(test.get(side, {})) for side in ("lexpr", "rexpr")]
+    value = _qualified_ref(targets[0].get("ResTarget", {}).get("val", {}))
+    if targets[0].get("ResTarget", {}).get("indirection") or value[0] not in theirs:
+        return ("", "", "", "")
+    ours = [col for qual, col in sides if qual in mine]
+    other = [col for qual, col in sides if qual in theirs]
+    if len(ours) != 1 or len(other) != 1:
+        return ("", "", "", "")
+    return (_name(joined), other[0], ours[0], value[1])
+
+
+def _qualified_ref(node: Tree) -> tuple[str, str]:
+    """(qualifier, column) of a ``q.col`` reference, else empty strings."""
+    fields = node.get("ColumnRef", {}).get("fields", ())
+    parts = _strings(fields)
+    return (parts[0], parts[1]) if len(parts) == len(fields) == 2 else ("", "")
+
+
+def _moves(node: Tree) -> tuple[tuple[str, str], ...]:
+    """Columns whose values the UPDATE moves to another column of the same row: two
+    ``CASE`` on one condition (evaluated once per row on the old row, so both agree,
+    unless it calls a volatile function), one keeping the column where the other is NULL."""
+    relation = node.get("relation") or {}
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    branches: dict[str, tuple[str, object, object]] = {}
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        case = target.get("val", {}).get("CaseExpr")
+        if not target.get("name") or case is None or case.get("arg") or len(case["args"]) != 1:
+            continue
+        when = case["args"][0].get("CaseWhen", {})
+        if _volatile(when.get("expr")):
+            continue
+        sides = [when.get("result", {}), case.get("defresult", {"A_Const": {"isnull": True}})]
+        then, otherwise = (_null_or_column(side, names) for side in sides)
+        branches[target["name"]] = (json.dumps(_unplaced(when.get("expr"))), then, otherwise)
+    found = []
+    for column, (condition, then, otherwise) in branches.items():
+        if (then, otherwise) != (None, column):
+            continue
+        for other, (same, other_then, other_else) in branches.items():
+            if other != column and same == condition and (other_then, other_else) == (column, None):
+                found.append((column, other))
+    return tuple(found)
+
+
+def _null_or_column(node: Tree, names: set[str]) -> object:
+    """None for NULL, a column's name for a column of the updated table, else ``...``."""
+    if node.get("A_Const", {}).get("isnull"):
+        return None
+    found = _whole_value(node, names)
+    return found[0] if found is not None and not found[1] else ...
+
+
+def _unplaced(node: object) -> object:
+    """``node`` without its offsets in the text: two spellings of one expression compare equal."""
+    if isinstance(node, dict):
+        return {k: _unplaced(v) for k, v in node.items() if k != "location"}
+    if isinstance(node, list):
+        return [_unplaced(v) for v in node]
+    return node
+
+
+def _whole_update(node: Tree) -> tuple[tuple[str, str, tuple[SqlType, ...]], ...]:
+    """``UPDATE t SET new = old`` over every row: no FROM (a join may not match every row),
+    no WITH, and no WHERE but ``IS NULL`` tests on the columns it sets (a fill, whole only
+    when those columns hold no value yet: for the rules to know)."""
+    where = node.get("whereClause")
+    if node.get("fromClause") or node.get("withClause"):
+        return ()
+    targets = [t.get("ResTarget", {}) for t in node.get("targetList", ())]
+    if where is not None and (
+        not _only_null_tests(where)
+        or not set(_null_tests(where)) <= {t.get("name") for t in targets}
+    ):
+        return ()
+    relation = node.get("relation") or {}
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    pairs = []
+    for target in targets:
+        name = target.get("name")
+        found = None if target.get("indirection") else _whole_value(target.get("val", {}), names)
+        if name and found is not None and found[0] != name:
+            pairs.append((name, *found))
+    return tuple(pairs)
 
 
 def _measurable_update(ops: list[Op], text: str) -> list[Op]:

@@ -295,8 +295,32 @@ def _sql_types(raw: object) -> tuple[SqlType | None, ...]:
     return tuple(map(_sql_type, raw))
 
 
-_NESTED = {"copies_from", "case_map", "rewrites", "reads", "empty_when"}
-"""The fields of ``Op`` that are tuples of tuples."""
+def _whole_copies(raw: object) -> tuple[tuple[object, object, tuple[SqlType | None, ...]], ...]:
+    """``Op.whole_copies``: (target, source, the casts, each a type)."""
+    if type(raw) is not list:
+        raise TypeError("list")
+    return tuple((target, source, _sql_types(casts)) for target, source, casts in raw)
+
+
+def _references(raw: object) -> tuple[object, tuple[object, ...]]:
+    """``Op.references``: (table, its columns)."""
+    if type(raw) is not list:
+        raise TypeError("list")
+    table, columns = raw
+    return (table, _strings(columns))
+
+
+_NESTED = {
+    "copies_from",
+    "case_map",
+    "rewrites",
+    "reads",
+    "empty_when",
+    "mapped_copies",
+    "keys",
+    "moves",
+}
+"""The fields of ``Op`` that are tuples of tuples of plain values."""
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     name: _strings for name, default in _OP_FIELDS.items() if type(default) is tuple
 }
@@ -306,6 +330,8 @@ _DECODERS.update(
     column_types=_sql_types,
     type_length=_optional(int),
     case_else=_optional(str),
+    whole_copies=_whole_copies,
+    references=_references,
 )
 """How each field that is not a plain ``str``, ``int`` or ``bool`` is read back."""
 _OP_DEFAULTS = {name: default for name, default in _OP_FIELDS.items() if default is not MISSING}

@@ -24,9 +24,18 @@ from typing import TYPE_CHECKING
 from reconciler.durations import format_duration
 from reconciler.observe.figures import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
+from reconciler.safety.constraints import Constraints
+from reconciler.safety.copies import Copies, Copy
 from reconciler.safety.findings import Finding
 from reconciler.safety.operations import LOSSY_CALLS
-from reconciler.safety.types import INTEGER_RANK, TIMES, SqlType, from_catalog, lossless
+from reconciler.safety.types import (
+    INTEGER_RANK,
+    NO_ASSIGNMENT_CAST,
+    TIMES,
+    SqlType,
+    from_catalog,
+    lossless,
+)
 
 if TYPE_CHECKING:
     from reconciler.observe.facts import Facts, FactsRequest
@@ -125,7 +134,14 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
         table = (
             request.table(op.table)
             if op.kind
-            not in ("create-enum", "rename-type", "drop-type", "drop-schema", "create-aggregate")
+            not in (
+                "create-enum",
+                "rename-type",
+                "drop-type",
+                "drop-schema",
+                "create-aggregate",
+                "drop-constraint",
+            )
             else None
         )
         if table is None:
@@ -188,6 +204,12 @@ class Judge:
     """Types of the columns this batch created or added, which the live catalog lacks."""
     aggregates: set[str] = field(default_factory=set)
     """Aggregates this batch creates (``CREATE AGGREGATE``)."""
+    copies: Copies = field(default_factory=Copies)
+    """Columns copied whole elsewhere (``copies``): consulted only without a database."""
+    constraints: Constraints = field(default_factory=Constraints)
+    """Keys and foreign keys the rows obey, for links turned around (``constraints``)."""
+    dropped_copies: dict[tuple[str, str], Copy] = field(default_factory=dict)
+    """Dropped columns whose values a whole copy keeps, for golden rule 2's message."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -304,6 +326,10 @@ class Judge:
                 adds[op.table].append(op)
             elif op.kind == "update":
                 copies[op.table].update(src for _, src in op.copies_from)
+            self.copies.remember(
+                op, migration_id, self.old_type, set(self.enums), self.unwritten, self.constraints
+            )
+            self.constraints.remember(op)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
         self.history += fills(migration_id, ops, None)
@@ -384,6 +410,29 @@ class Judge:
             self.known_empty -= writes
             self.written |= writes
 
+    def unwritten(self, table: str, column: str) -> bool:
+        """Whether ``column`` was added without a default by this run and nothing has written
+        to it since: NULL in every row."""
+        return (
+            (table, column) in self.added_empty
+            and (table, column) not in self.written_columns
+            and table not in self.written
+        )
+
+    def copied_table(self, table: str) -> str | None:
+        """Without a database: where every column of ``table`` went, when each known column
+        (the history created or added it) was copied whole elsewhere; None otherwise."""
+        if self.facts is not None:
+            return None
+        columns = sorted(c for t, c in self.column_types if t == table)
+        copies = [self.copies.where(table, c) for c in columns]
+        if not columns or any(c is None for c in copies):
+            return None
+        places = ", ".join(
+            f"{c} {copy.how} {copy}" for c, copy in zip(columns, copies, strict=True) if copy
+        )
+        return f"the values of every column went elsewhere first ({places}): nothing is lost"
+
     def declared_type(self, table: str, column: str) -> str | None:
         """The column's type as this batch declared it, else as the live catalog has it."""
         return self.declared_types.get((table, column)) or self.live_type(table, column)
@@ -422,8 +471,13 @@ class Judge:
         out: list[Finding] = []
         if kind == "drop-table":
             rows = self.rows(table)
+            kept = self.copied_table(table) if rows is None else None
             out.append(
                 self.finding("drop-table", op, file, f"drops table {table}{_rows(rows)}", rows)
+                if kept is None
+                else self.finding(
+                    "drop-table", op, file, f"drops table {table}: {kept}", None, severity="info"
+                )
             )
         elif kind == "drop-schema":
             out.append(
@@ -434,6 +488,9 @@ class Judge:
         elif kind == "drop-column":
             values = self.count(table, ("non_null", op.column))
             self.dropped_values[(table, op.column)] = values
+            copy = self.copies.where(table, op.column) if self.facts is None else None
+            if copy is not None and values is None:
+                self.dropped_copies[(table, op.column)] = copy
             out.append(
                 self.finding(
                     "drop-column",
@@ -441,6 +498,16 @@ class Judge:
                     file,
                     f"drops {table}.{op.column}{_values(values, 'lost')}",
                     values,
+                )
+                if values is not None or copy is None
+                else self.finding(
+                    "drop-column",
+                    op,
+                    file,
+                    f"drops {table}.{op.column}: every value was {copy.how} {copy} "
+                    "first: nothing is lost",
+                    None,
+                    severity="info",
                 )
             )
             if values != 0:  # a column with no values owes no replacement any time
@@ -587,6 +654,20 @@ class Judge:
                     )
                 )
                 continue
+            moved = dict(op.moves).get(column)
+            if moved is not None:
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"moves the values of {op.table}.{column} it clears into {op.table}."
+                        f"{moved} of the same row (one CASE condition for both): none is lost",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
             if _onto_itself(column, values_of.get(column)):
                 out.append(
                     self.finding(
@@ -594,6 +675,24 @@ class Judge:
                         op,
                         file,
                         f"writes each value of {op.table}.{column} onto itself: none changes",
+                        None,
+                        severity="info",
+                    )
+                )
+                continue
+            if (
+                self.facts is None
+                and (op.table, column) in self.added
+                and (op.table, column) in self.written_columns
+                and (op.table, column) not in self.copies.consumed
+            ):
+                out.append(
+                    self.finding(
+                        "update-overwrites",
+                        op,
+                        file,
+                        f"overwrites {op.table}.{column}, which this migration added: it holds "
+                        "only values it wrote, none that existed before: nothing to lose",
                         None,
                         severity="info",
                     )
@@ -681,6 +780,21 @@ class Judge:
             if op.using == "case":
                 return self.enum_mapping(op, file, labels)
             rows = self.count(table, ("outside", column, labels))
+            kept = self.old_labels(table, column)
+            if kept is not None and set(kept) <= set(labels):
+                out.append(
+                    self.finding(
+                        "enum-value-removed",
+                        op,
+                        file,
+                        f"recreates {table}.{column} as enum {op.type_name} "
+                        f"({', '.join(labels)}), which keeps every value of the old type "
+                        f"({', '.join(kept)}): no value is removed",
+                        None,
+                        severity="info",
+                    )
+                )
+                return out
             out.append(
                 self.finding(
                     "enum-value-removed",
@@ -790,6 +904,8 @@ class Judge:
             return 0, ""  # every value has a text form
         if old is not None and lossless(old, new):
             return 0, ""
+        if old is None and new.name in NO_ASSIGNMENT_CAST and not op.any_using:
+            return 0, ""  # already of that type, or refused: no value changes
         family = old.name if old else ""
         if new.name in INTEGER_RANK:
             if family in INTEGER_RANK:
@@ -930,6 +1046,7 @@ class Judge:
                         if copied
                         else f"{', '.join(a.column for a in added)} added"
                     )
+                    kept = self.dropped_copies.get((table, drop.column))
                     out.append(
                         self.finding(
                             "expand-contract-same-migration",
@@ -937,8 +1054,15 @@ class Judge:
                             file,
                             f"{table}.{drop.column} is dropped in the same migration that "
                             f"{'has it ' if copied else 'has '}{what}; contract in a later "
-                            "migration",
+                            "migration"
+                            + (
+                                f" (its values are kept in {kept}: the deployed application "
+                                "may still read the old column)"
+                                if kept
+                                else ""
+                            ),
                             values,
+                            severity="compat" if kept else None,
                         )
                     )
         return out

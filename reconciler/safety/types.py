@@ -44,6 +44,11 @@ INTEGER_BITS = {"int2": 16, "int4": 32, "int8": 64}
 LIMITED = {"varchar", "bpchar", "numeric", "timestamp", "timestamptz", "time", "timetz"}
 """Types whose modifiers limit the values (a length, a precision); none: no limit."""
 TIMES = {"timestamp", "timestamptz", "time", "timetz"}
+NO_ASSIGNMENT_CAST = frozenset({"bool", "uuid"})
+"""Types no other type converts to by an implicit or assignment cast (``pg_cast`` has none;
+text reaches them only by an explicit cast): ``ALTER COLUMN ... TYPE`` one of them without
+``USING`` either finds the column already of that type or is refused ("cannot be cast
+automatically"). It never changes a value, whatever the old type was."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ def normalise(name: str, mods: tuple[int, ...] = (), array: bool = False) -> Sql
     base = name  # an enum's name keeps its case: "Role" and "role" are two types
     if base.startswith("_"):  # the catalog's name of an array type
         base, array = base[1:], True
+    if base.lower() == "float" and mods:  # float(p): real up to 24 bits of mantissa
+        base, mods = ("float4" if mods[0] <= 24 else "float8"), ()
     base = ALIASES.get(base.lower(), base)
     if base == "numeric" and len(mods) == 1:
         mods = (mods[0], 0)  # numeric(p) is numeric(p, 0)

@@ -1,0 +1,190 @@
+"""Where a column's values went: copies a later drop of the column can count on.
+
+Static lint has no data, so a ``DROP COLUMN`` is a loss unless the history shows that every
+value of the column was put elsewhere first. ``Copies`` follows one history statement by
+statement (the ``Judge`` feeds it) and remembers only copies that provably took every value
+of every row unchanged:
+
+- ``UPDATE t SET new = old`` (or ``old::type``) with no FROM and no WHERE, or only
+  ``new IS NULL`` where ``new`` was added empty by the same migration (so it matches
+  every row; on a column that may hold values it skips those rows);
+- ``INSERT INTO u (new) SELECT old FROM t`` from that one table, with nothing that drops
+  rows (WHERE, DISTINCT, GROUP BY, LIMIT, ON CONFLICT);
+- ``UPDATE t SET new = CASE WHEN old = 'a' THEN 'A' ... END`` over every row, mapping
+  values one to one with no ELSE, followed by ``SET NOT NULL new`` before anything else
+  writes: a value no branch names would have become NULL and failed it;
+- a link turned around, ``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``, when the history's
+  constraints prove every ``b.k`` names one ``a`` row of its own and ``b.v`` is a key
+  (``constraints``): the link ``b.k`` held is then kept in ``a.x``;
+
+each cast, and the assignment to the target's type, being one that keeps every value
+(``types.lossless``), or a cast to an enum (a value without a label fails the migration,
+and distinct labels stay distinct). A copy is forgotten as soon as a later statement may
+make it incomplete: rows written to the source table, the source column or the target
+rewritten, the target dropped or its type changed, a ``DO`` block. The rules consult it
+(``where``) only without a database: with one, the figures decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from reconciler.safety.types import SqlType, lossless
+
+if TYPE_CHECKING:
+    from reconciler.safety.constraints import Constraints
+    from reconciler.safety.operations import Op
+
+Column = tuple[str, str]
+"""(table, column)."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One column copied whole into ``into``, by statement ``line`` of ``migration``."""
+
+    into: Column
+    migration: str
+    line: int
+    how: str = "copied whole to"
+    """How the values went: also ``turned around into`` (a link: ``into`` names, for each
+    row of the source, the row it linked) and ``mapped one to one into``."""
+
+    def __str__(self) -> str:
+        return f"{self.into[0]}.{self.into[1]} ({self.migration}, line {self.line})"
+
+
+@dataclass
+class Copies:
+    """The whole copies made so far, by source column (the latest one kept)."""
+
+    made: dict[Column, Copy] = field(default_factory=dict)
+    pending: dict[Column, tuple[Column, Copy]] = field(default_factory=dict)
+    """Targets of a one-to-one CASE mapping, by target: a whole copy of the source once a
+    ``SET NOT NULL`` on the target proves no value fell to the ELSE (NULL)."""
+    consumed: set[Column] = field(default_factory=set)
+    """Targets whose source has since been dropped: they now hold the only copy."""
+
+    def where(self, table: str, column: str) -> Copy | None:
+        return self.made.get((table, column))
+
+    def carried(self) -> Copies:
+        return Copies(dict(self.made), consumed=set(self.consumed))
+
+    def remember(
+        self,
+        op: Op,
+        migration: str,
+        type_of: Callable[[str, str], SqlType | None],
+        enums: set[str],
+        unwritten: Callable[[str, str], bool],
+        constraints: Constraints,
+    ) -> None:
+        """Follow ``op``: forget what it may make incomplete, then add what it copies.
+        ``type_of`` gives a column's type before ``op``; ``enums``, the enum types known;
+        ``unwritten``, whether a column is known to be NULL in every row (added empty)."""
+        table, kind = op.table, op.kind
+        if kind == "set-not-null" and (table, op.column) in self.pending:
+            origin, proven = self.pending.pop((table, op.column))
+            self.made[origin] = proven
+        elif kind not in ("add-column", "create-index", "add-constraint", "create-enum"):
+            self.pending.clear()  # anything else may write rows or change the columns
+        if kind in ("drop-column", "drop-table"):
+            self.consumed.update(
+                copy.into
+                for src, copy in self.made.items()
+                if src == (table, op.column) or (kind == "drop-table" and src[0] == table)
+            )
+        if kind == "do-block":
+            self.made.clear()  # it may write or rewrite anything
+        elif kind == "update":
+            changed = {(table, c) for c in op.columns}
+            self._forget(lambda src, copy: src in changed or copy.into in changed)
+        elif kind == "insert":
+            self._forget(lambda src, copy: src[0] == table)  # new rows are not copied
+        elif kind in ("delete", "truncate"):  # rows of a copy made elsewhere go
+            kept = set(op.null_guarded)  # unless every row deleted holds NULL there
+            self._forget(
+                lambda src, copy: (
+                    copy.into[0] == table and src[0] != table and copy.into[1] not in kept
+                )
+            )
+        elif kind in ("drop-column", "alter-type"):
+            gone = (table, op.column)
+            self._forget(
+                lambda src, copy: copy.into == gone or (kind != "alter-type" and src == gone)
+            )
+        elif kind in ("drop-table", "create-table", "rebuild"):
+            self._forget(lambda src, copy: table in (src[0], copy.into[0]))
+        elif kind == "rename-column":
+            self._rename(lambda c: (table, op.new_name) if c == (table, op.column) else c)
+        elif kind == "rename-table":
+            schema, _, _ = table.rpartition(".")
+            new = f"{schema}.{op.new_name}" if schema else op.new_name
+            self._rename(lambda c: (new, c[1]) if c[0] == table else c)
+        if kind == "update" and op.link[0] and _link_kept(op, type_of, constraints):
+            joined, key = op.link[:2]
+            self.made[(joined, key)] = Copy(
+                (table, op.columns[0]), migration, op.line, how="turned around into"
+            )
+        if kind == "update":
+            for into, mapped in op.mapped_copies:
+                typed = type_of(table, into)  # distinct labels or texts stay distinct
+                if typed is not None and (typed.name in enums or typed == SqlType("text")):
+                    made = Copy((table, into), migration, op.line, how="mapped one to one into")
+                    self.pending[(table, into)] = ((table, mapped), made)
+        if kind in ("update", "insert"):
+            source = op.copied_table or table
+            for target, column, casts in op.whole_copies:
+                if op.filtered and not unwritten(table, target):
+                    continue  # WHERE new IS NULL skips the rows where new holds a value
+                if _keeps_values(type_of(source, column), casts, type_of(table, target), enums):
+                    self.made[(source, column)] = Copy((table, target), migration, op.line)
+
+    def _forget(self, gone: Callable[[Column, Copy], bool]) -> None:
+        self.made = {src: copy for src, copy in self.made.items() if not gone(src, copy)}
+
+    def _rename(self, move: Callable[[Column], Column]) -> None:
+        self.made = {
+            move(src): replace(copy, into=move(copy.into)) for src, copy in self.made.items()
+        }
+        self.consumed = {move(column) for column in self.consumed}
+
+
+def _link_kept(
+    op: Op, type_of: Callable[[str, str], SqlType | None], constraints: Constraints
+) -> bool:
+    """``UPDATE a SET x = b.v FROM b WHERE a.p = b.k`` keeps every link ``b.k`` holds when
+    each ``b.k`` names an ``a`` row (a foreign key), no two name the same (a key on ``k``),
+    ``b.v`` tells ``b``'s rows apart (a key on ``v``), and ``x`` holds ``v`` unchanged."""
+    joined, key, mine, value = op.link
+    return (
+        constraints.holds(joined, (key,), (op.table, (mine,)))
+        and constraints.holds(joined, (key,))
+        and constraints.holds(joined, (value,))
+        and _keeps_values(type_of(joined, value), (), type_of(op.table, op.columns[0]), set())
+    )
+
+
+def _keeps_values(
+    source: SqlType | None, casts: tuple[SqlType, ...], target: SqlType | None, enums: set[str]
+) -> bool:
+    """Whether a value of type ``source``, cast through ``casts`` and assigned to a column
+    of type ``target``, arrives unchanged (or the statement fails): unknown types never do."""
+    current = source
+    for cast in (*casts, target):
+        if cast is None:
+            return False
+        if (
+            cast.name in enums
+            and current is not None
+            and current.name in (cast.name, "text", "varchar")
+        ):
+            current = cast  # a label or an error, never another value
+            continue
+        if current is None or not lossless(current, cast):
+            return False
+        current = cast
+    return True
