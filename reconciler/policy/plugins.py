@@ -5,12 +5,15 @@ points of every installed package. That costs ``plan`` about a tenth of its CPU 
 import of ``importlib.metadata``, then every package's metadata read), for plugins this
 program never uses.
 
-pydantic's own switch is ``PYDANTIC_DISABLE_PLUGINS=__all__``: this process sets it (its
-children inherit it) unless it is already set. The module of pydantic that reads it imports
-``importlib.metadata`` before reading it, so while the switch is on, a stand-in takes that
-module's place, holding the one function pydantic calls (``get_plugins``, which finds none).
-Someone who wants pydantic plugins in reconciler sets ``PYDANTIC_DISABLE_PLUGINS=`` (empty),
-and nothing here happens. Imported first by ``reconciler.policy``, before pydantic.
+pydantic's own switch is ``PYDANTIC_DISABLE_PLUGINS=__all__``, but the module of pydantic
+that reads it imports ``importlib.metadata`` before reading it. So unless the switch says
+otherwise (unset means off here), a stand-in takes that module's place, holding the one
+function pydantic calls (``get_plugins``, which finds none). The environment is left as it
+is: the processes reconciler starts (an ``env.py`` that may use a plugin) see what the user
+set. Someone who wants pydantic plugins in reconciler sets ``PYDANTIC_DISABLE_PLUGINS=``
+(empty), and nothing here happens. Imported first by ``reconciler.policy``, before pydantic.
+The stand-in replaces a private module: should pydantic ever need more of it, validating any
+policy fails at once, which every policy test shows.
 """
 
 from __future__ import annotations
@@ -31,8 +34,7 @@ def _no_plugins() -> Iterable[object]:
 
 
 def skip_plugin_lookup() -> None:
-    os.environ.setdefault(SWITCH, "__all__")
-    if os.environ[SWITCH] not in OFF or LOADER in sys.modules:
+    if os.environ.get(SWITCH, "__all__") not in OFF or LOADER in sys.modules:
         return
     stand_in = ModuleType(LOADER, "pydantic plugins are off here (reconciler.policy.plugins)")
     stand_in.get_plugins = _no_plugins  # type: ignore[attr-defined]

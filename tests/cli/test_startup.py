@@ -104,15 +104,16 @@ def test_plan_skips_pydantics_plugin_lookup() -> None:
         "from reconciler.policy import load_policy\n"
         f"load_policy({str(ROOT / 'config.example.yaml')!r})\n"
         "print('importlib.metadata' in sys.modules)\n"
+        "import os; print('PYDANTIC_DISABLE_PLUGINS' in os.environ)\n"  # children see the user's
     )
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
-    assert done.stdout.split() == ["False"]
+    assert done.stdout.split() == ["False", "False"]
     # Someone who wants pydantic's plugins says so, and gets the look-up back.
     env["PYDANTIC_DISABLE_PLUGINS"] = ""
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
-    assert done.stdout.split() == ["True"]
+    assert done.stdout.split() == ["True", "True"]
