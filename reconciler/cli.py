@@ -97,6 +97,14 @@ def _usage_errors_exit_1() -> Iterator[None]:
         raise _UsageError(error.format_message(), error.ctx) from None
 
 
+no_drift_option = click.option(
+    "--no-drift",
+    is_flag=True,
+    help="Skip the schema drift check (it replays the applied migrations on a scratch "
+    "database, once per history).",
+)
+
+
 @click.group(cls=_CommandLine, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
@@ -120,10 +128,12 @@ def main(verbose: int) -> None:
     help="Also run the runnable steps on a copy (from a fresh backup) and show "
     "each step's duration and data loss. The live database is not changed.",
 )
+@no_drift_option
 @errors_to_exit
-def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
-    """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
-    from reconciler.act import plan_target
+def plan(config: Path, target: str | None, output: str, rehearse: bool, no_drift: bool) -> None:
+    """Show what apply would do, and the live schema's drift. Exit 0 in sync, 2 changes
+    pending, 1 error or blocked (a plan the drift guard would hold is blocked)."""
+    from reconciler.act.drift_guard import plan_with_drift
     from reconciler.plan.render import render_text, to_json
     from reconciler.policy import load_policy
 
@@ -132,7 +142,7 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
     code = EXIT_OK
     for index, spec in enumerate(chosen_targets(policy, target)):
         try:
-            result = plan_target(spec)
+            result = plan_with_drift(policy, spec, check=not no_drift)
         except ReconcilerError as exc:
             code = EXIT_ERROR
             if output == "json":
@@ -278,12 +288,15 @@ def _print_outcome(outcome: Outcome) -> None:
 @config_option
 @target_option
 @output_option
+@no_drift_option
 @errors_to_exit
-def status(config: Path, target: str | None, output: str) -> None:
-    """Per target: live vs desired revision, pending, drift, last runs, newest backup.
-    Exit 1 when a target cannot be observed (its database or migrations)."""
-    from reconciler.act import plan_target
+def status(config: Path, target: str | None, output: str, no_drift: bool) -> None:
+    """Per target: live vs desired revision, pending, drift (of the history and of the
+    schema), last runs, newest backup. Exit 1 when a target cannot be observed (its database
+    or migrations)."""
+    from reconciler.act.drift_guard import plan_with_drift
     from reconciler.ledger import Ledger
+    from reconciler.plan.render import drift_json
     from reconciler.policy import load_policy
 
     policy = load_policy(config)
@@ -299,12 +312,13 @@ def status(config: Path, target: str | None, output: str) -> None:
                 "warnings": [spec.without_snapshot] if spec.without_snapshot else [],
             }
             try:
-                current = plan_target(spec)
+                current = plan_with_drift(policy, spec, check=not no_drift)
                 entry.update(
                     live_revision=current.live_revision,
                     desired_revision=current.desired_revision,
                     pending=len(current.steps),
                     drift=[d.message for d in current.drift],
+                    schema_drift=drift_json(current.drift_check),
                     blocker=current.blocker.message if current.blocker else None,
                     window_opens=(
                         current.window_opens.isoformat() if current.window_opens else None
@@ -359,6 +373,25 @@ def _run_line(label: str, run: dict[str, Any] | None) -> str:
     )
 
 
+def _schema_drift_lines(found: dict[str, Any] | None) -> list[str]:
+    """``status``'s schema drift, as ``plan`` says it (from the JSON entry it prints too)."""
+    from reconciler.plan.model import DriftCheck
+    from reconciler.plan.render import drift_lines
+
+    if found is None:
+        return []
+    check = DriftCheck(
+        differences=tuple(found["differences"]),
+        replayed=found["replayed"],
+        notes=tuple(found["notes"]),
+        error=found["error"],
+        skipped=found["skipped"],
+        command=found["command"],
+    )
+    head, *more = drift_lines(check)
+    return [f"  schema     {head}"] + [f"             {line}" for line in more]
+
+
 def _status_text(entry: dict[str, Any]) -> str:
     lines = [
         f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
@@ -373,6 +406,7 @@ def _status_text(entry: dict[str, Any]) -> str:
             f"  pending    {entry['pending']}",
         ]
         lines += [f"  drift      {d}" for d in entry["drift"]] or ["  drift      none"]
+        lines += _schema_drift_lines(entry["schema_drift"])
         if entry["blocker"]:
             lines.append(f"  blocked    {entry['blocker']}")
         if entry["window_opens"]:
