@@ -58,6 +58,11 @@ from reconciler.textfiles import read_utf8
 
 log = logging.getLogger("reconciler.daemon")
 CONCERNS = ("schema", "identity", "backup", "drift")
+ON_DEMAND = ("schema", "drift", "identity")
+"""What ``run --once`` and a run-now request run, in this order: a cron job or CI using
+``run --once`` gets the drift check, its gauge and its condition too. Drift comes after the
+schema run, in its lane, so it reads the schema the run left (with the replay cached by
+the guard when no migration ran). Backups keep their own schedule."""
 BUSY_WAIT_SECONDS = 900.0
 WORKERS = 4
 RETENTION_EVERY = 6 * 3600.0
@@ -410,7 +415,7 @@ class Daemon:
         """Run now (an API call, a new commit); False for an unknown target."""
         if name not in self.targets or self.scheduler is None:
             return name in self.targets
-        for item in (concern,) if concern else ("schema", "identity"):
+        for item in (concern,) if concern else ON_DEMAND:
             self.scheduler.add_job(
                 self.reconcile,
                 args=(name, item, "api"),
@@ -531,7 +536,7 @@ class Daemon:
         """One full cycle of every target, ``WORKERS`` targets at a time; the exit code."""
 
         def cycle(name: str) -> list[str]:
-            reasons = (self.reconcile(name, c, trigger="once") for c in ("schema", "identity"))
+            reasons = (self.reconcile(name, c, trigger="once") for c in ON_DEMAND)
             return [r for r in reasons if r is not None]
 
         with concurrent.futures.ThreadPoolExecutor(WORKERS, "once") as pool:

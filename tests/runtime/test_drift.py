@@ -146,3 +146,68 @@ def test_the_ledger_in_the_target_database_is_not_drift(
         assert daemon.reconcile("shop", "drift", trigger="once") == "InSync"
     finally:
         daemon.stop(grace=0)
+
+
+def test_run_once_checks_for_drift_too(
+    shop: Callable[[str], Daemon], pg_url: str, tmp_path: Path
+) -> None:
+    """A cron job or CI running ``run --once`` gets the drift check, its gauge, its
+    condition and its exit code."""
+    daemon = shop("report")
+    pg_query(pg_url, 'ALTER TABLE "users" ADD COLUMN "phone" TEXT')
+    assert daemon.run_once() == 1  # SchemaDrift stalls the target, as in the daemon
+    assert daemon.targets["shop"].concerns["drift"].reason == "SchemaDrift"
+    assert gauge(daemon) == 1.0
+    assert conditions(daemon)["Stalled"] == "SchemaDrift"
+    pg_query(pg_url, 'ALTER TABLE "users" DROP COLUMN "phone"')
+    assert daemon.run_once() == 0
+    assert gauge(daemon) == 0.0
+
+
+def test_a_run_now_request_checks_for_drift_too(
+    tmp_path: Path, pg_url: str, write_policy: Callable[[str], Path]
+) -> None:
+    import httpx
+
+    from reconciler.runtime.endpoints import routes
+    from reconciler.runtime.http import Server
+
+    folder = write_history(tmp_path / "migrations", "postgresql", INIT)
+    policy = write_policy(
+        f"""
+        ledger: sqlite:///ledger.db
+        server: {{listen: '127.0.0.1:0', token: 'a-token-for-the-test'}}
+        targets:
+          - name: shop
+            environment: staging
+            database: {pg_url}
+            migrations: {{layout: prisma, path: {folder}}}
+            schedule: {{schema: 1h, drift: 1h}}
+        """
+    )
+    daemon = Daemon(policy)
+    server = Server("127.0.0.1", 0, routes(daemon)).start()
+    try:
+        daemon.start()  # each concern runs once within seconds, then hourly
+        wait(lambda: daemon.targets["shop"].concerns.get("drift", None) is not None)
+        wait(lambda: daemon.targets["shop"].concerns["drift"].reason == "InSync")
+        pg_query(pg_url, 'ALTER TABLE "users" ADD COLUMN "phone" TEXT')
+        answer = httpx.post(
+            f"{server.url}/targets/shop/reconcile",
+            headers={"Authorization": "Bearer a-token-for-the-test"},
+        )
+        assert answer.status_code == 202
+        wait(lambda: gauge(daemon) == 1.0)
+        assert daemon.targets["shop"].concerns["drift"].reason == "SchemaDrift"
+    finally:
+        server.stop()
+        daemon.stop(grace=5)
+
+
+def wait(check: Callable[[], bool], timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
