@@ -166,9 +166,14 @@ def apply_in_order(
     db: Database, layout: Layout, migrations: Sequence[Migration], timeouts: Timeouts
 ) -> None:
     """Apply ``migrations`` to ``db`` one by one, with no gate: the schema they build. Under
-    the layout's lock, which also creates the tool's history table, as a first apply does."""
+    the layout's lock, which also creates the tool's history table, as a first apply does.
+    Each starts from the session's defaults (PostgreSQL ``RESET ALL``): the history was
+    applied over many runs and connections, so a setting one migration left on its session
+    (``SET default_transaction_read_only = on``) never reached the next."""
     with layout.lock(db):
         for migration in migrations:
+            if db.dialect == "postgresql":
+                db.execute("RESET ALL")
             try:
                 layout.apply(db, migration, timeouts)
             except MigrationFailed as exc:

@@ -189,8 +189,8 @@ def test_a_run_now_request_checks_for_drift_too(
     server = Server("127.0.0.1", 0, routes(daemon)).start()
     try:
         daemon.start()  # each concern runs once within seconds, then hourly
-        wait(lambda: daemon.targets["shop"].concerns.get("drift", None) is not None)
-        wait(lambda: daemon.targets["shop"].concerns["drift"].reason == "InSync")
+        for concern in ("schema", "drift"):  # the first migration applied, and checked
+            wait(lambda c=concern: daemon.targets["shop"].concern(c).reason == "InSync")
         pg_query(pg_url, 'ALTER TABLE "users" ADD COLUMN "phone" TEXT')
         answer = httpx.post(
             f"{server.url}/targets/shop/reconcile",
