@@ -581,20 +581,26 @@ def reset(config: Path, target: str, yes: bool) -> None:
     "--applied",
     "applied",
     metavar="MIGRATION",
-    help="The failed migration was completed by hand: record it as applied.",
+    help="Record as applied: a failed migration completed by hand, or one the database "
+    "already has (the sync_state migration of `drift --sql`, a baseline), which is not run.",
 )
 @errors_to_exit
 def resolve(config: Path, target: str, rolled_back: str | None, applied: str | None) -> None:
-    """Resolve a failed Prisma migration, like `prisma migrate resolve`."""
-    from reconciler.act.resolve import resolve_failed
+    """Settle a Prisma migration, like `prisma migrate resolve`: a failed one rolled back or
+    applied; one the database already has recorded as applied (checked by a replay)."""
+    from reconciler.act.resolve import resolve_applied, resolve_failed
     from reconciler.policy import load_policy
 
     if bool(rolled_back) == bool(applied):
         raise Refused("give exactly one of --rolled-back MIGRATION or --applied MIGRATION")
-    spec = load_policy(config).target(target)
-    name = rolled_back or applied or ""
-    resolve_failed(spec, name, "rolled-back" if rolled_back else "applied")
-    click.echo(f"{spec.name}: {name} marked {'rolled back' if rolled_back else 'applied'}.")
+    policy = load_policy(config)
+    spec = policy.target(target)
+    if applied:
+        click.echo(resolve_applied(policy, spec, applied))
+        return
+    name = rolled_back or ""
+    resolve_failed(spec, name, "rolled-back")
+    click.echo(f"{spec.name}: {name} marked rolled back.")
 
 
 @main.command()
