@@ -34,15 +34,20 @@ _TABLE_HEAD = re.compile(
 )
 
 
+_TABLE_NAME = re.compile(r"""("(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[^\s(,]+)""")
+
+
 def sync_sql_sqlite(live: Schema, expected: Schema) -> list[str]:
     """The statements that turn ``expected`` (what the migrations build) into ``live``; an
     empty list when they are the same."""
     live_tables, expected_tables = _of(live, "table"), _of(expected, "table")
     added = [n for n in live_tables if n not in expected_tables]
     gone = [n for n in expected_tables if n not in live_tables]
-    rebuilt = [n for n in live_tables if n in expected_tables and _table_drifted(live, expected, n)]
-    made = set(added) | set(rebuilt)  # their indexes and triggers come from their live text
+    drifted = [n for n in live_tables if n in expected_tables and _table_drifted(live, expected, n)]
     sources = {(s.type, s.name): s for s in live.sources}
+    grown = {n: c for n in drifted if (c := _added_columns(live, expected, n)) is not None}
+    rebuilt = [n for n in drifted if n not in grown]
+    made = set(added) | set(rebuilt)  # their indexes and triggers come from their live text
 
     drops: list[str] = []
     live_views, expected_views = _of(live, "view"), _of(expected, "view")
@@ -62,6 +67,8 @@ def sync_sql_sqlite(live: Schema, expected: Schema) -> list[str]:
         if source.type == "table" and source.name in added:
             creates.append(_statement(source.sql))
             creates += _belongings(live, source.name)
+    for name, columns in sorted(grown.items()):
+        creates += [f"ALTER TABLE {quote(name)} ADD COLUMN {column};" for column in columns]
     for name in sorted(rebuilt):
         creates += _rebuild(live, expected, sources[("table", name)])
     for source in live.sources:
@@ -110,6 +117,68 @@ def _table_drifted(live: Schema, expected: Schema, table: str) -> bool:
         }
 
     return parts(live) != parts(expected)
+
+
+def _added_columns(live: Schema, expected: Schema, table: str) -> list[str] | None:
+    """The definitions of the columns the live table has more, when that is its only drift
+    and they were added as ``ALTER TABLE ... ADD COLUMN`` adds them (SQLite appends each
+    definition to the ``CREATE TABLE`` text): the same statements then give the same text,
+    with no rebuild. None when the table must be rebuilt."""
+    now = next((s.sql for s in live.sources if s.type == "table" and s.name == table), "")
+    was = next((s.sql for s in expected.sources if s.type == "table" and s.name == table), "")
+    live_columns, expected_columns = _columns(live, table), _columns(expected, table)
+    more = [name for name in live_columns if name not in expected_columns]
+    same = {k: v.attrs for k, v in live_columns.items() if k not in more}
+    if not more or same != {k: v.attrs for k, v in expected_columns.items()}:
+        return None
+    if _constraints(live, table) != _constraints(expected, table):
+        return None
+    if not (was.endswith(")") and now.endswith(")") and now.startswith(was[:-1] + ", ")):
+        return None
+    definitions = _top_level_split(now[len(was) + 1 : -1])
+    named = [_first_name(d) for d in definitions]
+    return definitions if named == more else None
+
+
+def _constraints(schema: Schema, table: str) -> dict[str, dict[str, str]]:
+    return {
+        item.name: item.attrs
+        for item in schema.items.values()
+        if item.kind == "constraint" and item.table == table
+    }
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``a TEXT, b DECIMAL(10, 2) DEFAULT 'x,y'`` -> the two definitions: split at the commas
+    outside parentheses and quotes."""
+    parts: list[str] = []
+    depth, quote_char, start = 0, "", 0
+    for at, char in enumerate(text):
+        if quote_char:
+            if char == quote_char:
+                quote_char = ""
+        elif char in "'\"`[":
+            quote_char = "]" if char == "[" else char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:at].strip())
+            start = at + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _first_name(definition: str) -> str:
+    """The column name a definition starts with, unquoted."""
+    head = _TABLE_NAME.match(definition)
+    if head is None:
+        return ""
+    name = head.group(0)
+    if name[0] in '"`[':
+        name = name[1:-1].replace('""', '"') if name[0] == '"' else name[1:-1]
+    return name
 
 
 def _rebuild(live: Schema, expected: Schema, source: Source) -> list[str]:

@@ -63,6 +63,9 @@ END;
 # Hand changes, as `prisma db push` or a person at the sqlite3 prompt would make them.
 DRIFT = """
 ALTER TABLE "users" ADD COLUMN "phone" TEXT;
+ALTER TABLE "users" RENAME COLUMN "last" TO "surname";
+ALTER TABLE "audit" ADD COLUMN "why" TEXT DEFAULT 'x,y';
+ALTER TABLE "audit" ADD COLUMN "n" DECIMAL(10, 2);
 ALTER TABLE "teams" DROP COLUMN "motto";
 DROP INDEX "users_created_idx";
 CREATE INDEX "users_live_email_idx" ON "users"(lower("email")) WHERE "deleted_at" IS NULL;
@@ -169,6 +172,8 @@ def test_the_sync_state_migration_rebuilds_the_live_sqlite_schema(cli: Cli, tmp_
         'DROP TABLE "legacy";',
         'CREATE TABLE "orders"',
         'CREATE INDEX "orders_code_idx"',
+        'ALTER TABLE "audit" ADD COLUMN "why" TEXT DEFAULT \'x,y\';',  # no rebuild needed
+        'ALTER TABLE "audit" ADD COLUMN "n" DECIMAL(10, 2);',
         'CREATE TABLE "new_memberships"',
         'INSERT INTO "new_memberships" ("team_id", "user_id") SELECT "team_id", "user_id" '
         'FROM "memberships";',
