@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from reconciler.drift import DriftReport, check_drift, ledger_tables
 from reconciler.drift.collide import collisions, created_by, key
 from reconciler.drift.replay import ReplayFailed
+from reconciler.errors import ReconcilerError
 from reconciler.plan.model import Blocker, DriftCheck
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def plan_with_drift(policy: Policy, target: Target, check: bool = True) -> Plan:
     ``drift.replay``); it is not made when drift checks are off for the target
     (``schedule.drift: null``), when the database does not exist yet (nothing to compare,
     and nothing must be created to look), or when ``check`` is False (``--no-drift``)."""
-    from reconciler.act.engine import open_target
+    from reconciler.act.engine import _reason_for, open_target
 
     with open_target(target, create=False) as session:
         plan = session.plan()
@@ -101,8 +102,19 @@ def plan_with_drift(policy: Policy, target: Target, check: bool = True) -> Plan:
             return replace(plan, drift_check=DriftCheck(skipped=skipped))
         try:
             report = check_drift(target, ledger_tables(policy, target))
-        except ReplayFailed as exc:
-            held = _unknown(exc) if plan.runnable else None
+        except ReconcilerError as exc:
+            # The plan itself stands; the check that could not be made is said, and what an
+            # apply would meet: the guard's hold (a history that cannot be replayed) or the
+            # same error (a role without CREATEDB for the scratch database, say).
+            held = None
+            if plan.runnable:
+                held = (
+                    _unknown(exc)
+                    if isinstance(exc, ReplayFailed)
+                    else Blocker(
+                        _reason_for(exc), f"nothing applied: cannot check for drift: {exc}"
+                    )
+                )
             return replace(
                 plan, drift_check=DriftCheck(error=str(exc)), blocker=plan.blocker or held
             )

@@ -192,3 +192,33 @@ def test_postgres_plan_shows_drift_and_leaves_no_scratch_database(
     assert "(7 migrations replayed)\n" in result.output
     assert f"    {PUSHED}\n" in result.output
     assert scratch_databases(pg_url) == []
+
+
+def test_a_role_without_createdb_still_gets_its_plan(pg_url: str, tmp_path: Path, cli: Cli) -> None:
+    """The check needs a scratch database; without CREATEDB the plan is still made and
+    says why there is no check, and blocks its steps as the apply would fail."""
+    import secrets
+
+    role = f"rcl_plan_{secrets.token_hex(4)}"
+    folder = write_history(tmp_path / "migrations", "postgresql", INIT)
+    assert cli("apply", "-c", policy(tmp_path, pg_url, folder), "-y").exit_code == 0
+    pg_query(pg_url, f"CREATE ROLE {role} LOGIN")
+    try:
+        pg_query(pg_url, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        limited = pg_url.replace("postgres@", f"{role}@", 1)
+        config = policy(tmp_path, limited, folder)
+        plan = cli("plan", "-c", config)
+        assert plan.exit_code == 0, plan.output
+        assert "  schema drift      cannot check: cannot create the scratch database " in (
+            plan.output
+        )
+        assert "(the role needs CREATEDB)" in plan.output
+        write_history(folder, "postgresql", PHONE)
+        plan = cli("plan", "-c", config)
+        assert plan.exit_code == 1
+        assert "x blocked (BackupFailed): nothing applied: cannot check for drift: " in (
+            plan.output
+        )
+    finally:
+        pg_query(pg_url, f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+        pg_query(pg_url, f"DROP ROLE {role}")
