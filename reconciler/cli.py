@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from reconciler.act.engine import Hold, StepResult
     from reconciler.ledger import Ledger, RunRecord
     from reconciler.plan.model import Step
-    from reconciler.policy import Target
+    from reconciler.policy import Policy, Target
 
 
 class _CommandLine(click.Group):
@@ -211,7 +211,7 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
     code = EXIT_OK
     try:
         for spec in chosen_targets(policy, target):
-            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window, guard)
+            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window, guard, policy)
             if outcome is None:
                 continue
             if outcome.interrupted:  # Ctrl-C: no further target either
@@ -237,12 +237,19 @@ def _apply_one(
     yes: bool,
     ignore_window: bool,
     hold: Hold | None = None,
+    policy: Policy | None = None,
 ) -> Outcome | None:
+    """With steps to run, the preview shows the schema drift and the guard's verdict
+    (``plan_with_drift``) before anyone is asked to confirm; the guard's own check then
+    reuses the replay."""
     from reconciler.act import Outcome, plan_target, reconcile_schema
+    from reconciler.act.drift_guard import plan_with_drift
     from reconciler.plan.render import render_text
 
     try:
-        preview = plan_target(spec)
+        preview = (
+            plan_target(spec) if policy is None else plan_with_drift(policy, spec, only_to_run=True)
+        )
     except ReconcilerError as exc:
         click.echo(f"reconciler: error: {spec.name}: {redact(str(exc))}", err=True)
         return Outcome(spec.name, "Error", str(exc))

@@ -78,7 +78,9 @@ def _verdict(report: DriftReport, session: TargetSession, plan: Plan) -> Blocker
     )
 
 
-def plan_with_drift(policy: Policy, target: Target, check: bool = True) -> Plan:
+def plan_with_drift(
+    policy: Policy, target: Target, check: bool = True, *, only_to_run: bool = False
+) -> Plan:
     """The target's plan with its schema drift (``Plan.drift_check``), for ``plan`` and
     ``status``; changes nothing, not even a SQLite file is created. When the plan has
     steps to run, the guard's verdict on them becomes the plan's blocker: the refusal an
@@ -87,11 +89,15 @@ def plan_with_drift(policy: Policy, target: Target, check: bool = True) -> Plan:
     The check replays the applied migrations (once per history in a process, see
     ``drift.replay``); it is not made when drift checks are off for the target
     (``schedule.drift: null``), when the database does not exist yet (nothing to compare,
-    and nothing must be created to look), or when ``check`` is False (``--no-drift``)."""
+    and nothing must be created to look), or when ``check`` is False (``--no-drift``).
+    ``only_to_run`` (``apply``'s preview): only when the plan has steps to run, the case
+    the guard checks too; an apply with nothing to do pays no replay."""
     from reconciler.act.engine import _reason_for, open_target
 
     with open_target(target, create=False) as session:
         plan = session.plan()
+        if only_to_run and not plan.runnable:
+            return plan
         if not check:
             return replace(plan, drift_check=DriftCheck(skipped="--no-drift"))
         if target.schedule.drift is None:

@@ -222,3 +222,23 @@ def test_a_role_without_createdb_still_gets_its_plan(pg_url: str, tmp_path: Path
     finally:
         pg_query(pg_url, f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
         pg_query(pg_url, f"DROP ROLE {role}")
+
+
+def test_apply_shows_the_drift_before_it_applies_and_replays_once(tmp_path: Path, cli: Cli) -> None:
+    from reconciler.drift.replay import clear_cache, replay_count
+
+    config, folder = pushed_sqlite(tmp_path, cli, "    drift: report\n")
+    clear_cache()
+    before = replay_count()
+    result = cli("apply", "-c", config, "-y")  # in sync: no check, no replay
+    assert result.exit_code == 0
+    assert "schema drift" not in result.output
+    assert replay_count() == before
+    write_history(folder, "sqlite", PHONE)
+    result = cli("apply", "-c", config, "-y")
+    assert result.exit_code == 1
+    preview, outcome = result.output.split("Plan: blocked (SchemaDrift)")
+    assert f"    {PUSHED}\n" in preview
+    assert f"  x blocked (SchemaDrift): {COLLIDES}" in preview
+    assert f"Apply stopped (SchemaDrift): shop: {COLLIDES}" in outcome
+    assert replay_count() == before + 1  # the guard's check reused the preview's replay
