@@ -54,6 +54,7 @@ CREATE TABLE "legacy" ("id" INTEGER PRIMARY KEY, "what" TEXT);
 """,
     "20260102000000_views_and_triggers": """
 CREATE VIEW "active_users" AS SELECT "id", "email" FROM "users" WHERE "deleted_at" IS NULL;
+CREATE VIEW "team_names" AS SELECT "name" FROM "teams";
 CREATE TABLE "audit" ("user_id" INTEGER, "at" DATETIME DEFAULT CURRENT_TIMESTAMP);
 CREATE TRIGGER "users_audit" AFTER UPDATE ON "users" BEGIN
     INSERT INTO "audit" ("user_id") VALUES (new."id");
