@@ -570,8 +570,8 @@ class PrismaLayout:
         return bool(rows)
 
     def record_applied(self, db: Database, migration: Migration) -> bool:
-        """Record ``migration`` as applied without running it, as ``prisma migrate resolve
-        --applied`` records one the history does not name yet (baselining, or the
+        """Record ``migration`` as applied without running it, what ``prisma migrate resolve
+        --applied`` is for when the history does not name it yet (baselining, or the
         ``sync_state`` migration of a drifted database): one finished row, started and
         finished at the same moment, no step counted. Under Prisma's lock, which creates
         the history table when there is none; False when a row of it is already there."""
