@@ -334,6 +334,8 @@ def status(config: Path, target: str | None, output: str, no_drift: bool) -> Non
             except ReconcilerError as exc:
                 entry["error"] = redact(str(exc))
             entry["last_run"] = _run_entry(ledger.last_run(spec.name))
+            if spec.schedule.drift is not None:  # the daemon's (or run --once's) last check
+                entry["drift_last_run"] = _run_entry(ledger.last_run(spec.name, "drift"))
             if spec.identity is not None:
                 entry["identity_last_run"] = _run_entry(ledger.last_run(spec.name, "identity"))
             if spec.backup is not None:
@@ -420,6 +422,8 @@ def _status_text(entry: dict[str, Any]) -> str:
             opens = datetime.fromisoformat(entry["window_opens"])
             lines.append(f"  window     closed; the next opens {opens:%Y-%m-%d %H:%M} UTC")
     lines.append(_run_line("last run", entry["last_run"]))
+    if "drift_last_run" in entry:
+        lines.append(_run_line("drift run", entry["drift_last_run"]))
     if "identity_last_run" in entry:
         lines.append(_run_line("identity", entry["identity_last_run"]))
     if "backup" in entry:

@@ -242,3 +242,18 @@ def test_apply_shows_the_drift_before_it_applies_and_replays_once(tmp_path: Path
     assert f"  x blocked (SchemaDrift): {COLLIDES}" in preview
     assert f"Apply stopped (SchemaDrift): shop: {COLLIDES}" in outcome
     assert replay_count() == before + 1  # the guard's check reused the preview's replay
+
+
+def test_status_shows_the_last_recorded_drift_check_too(tmp_path: Path, cli: Cli) -> None:
+    config, _ = pushed_sqlite(tmp_path, cli)
+    status = cli("status", "-c", config, "--no-drift")
+    assert "  drift run  never\n" in status.output
+    assert cli("run", "-c", config, "--once").exit_code == 1  # SchemaDrift
+    status = cli("status", "-c", config, "--no-drift")
+    (line,) = [ln for ln in status.output.splitlines() if ln.startswith("  drift run ")]
+    assert line.endswith(
+        f"UTC via once: SchemaDrift (1 difference from the schema the applied migrations "
+        f"build: {PUSHED}; drift: report, reported only)"
+    )
+    (entry,) = json.loads(cli("status", "-c", config, "-o", "json").output)["targets"]
+    assert entry["drift_last_run"]["outcome"] == "SchemaDrift"
