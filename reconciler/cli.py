@@ -630,9 +630,15 @@ def run(config: Path, once: bool) -> None:
         for name, runtime in daemon.targets.items():
             for concern, state in runtime.concerns.items():
                 click.echo(f"{name} {concern}: {state.reason}: {redact(state.message)}")
+        daemon.notifier.flush(NOTIFY_FLUSH_SECONDS)
         daemon.stop(grace=0)
         sys.exit(code)
     sys.exit(daemon.serve_until_signalled())
+
+
+NOTIFY_FLUSH_SECONDS = 10.0
+"""How long ``run --once`` waits, before it exits, for its notifications to be delivered
+(an unreachable receiver costs its retries, 1 + 2 + 4 s, and then is given up)."""
 
 
 main.add_command(backup)
