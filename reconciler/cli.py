@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from reconciler.act.engine import Hold, StepResult
     from reconciler.ledger import Ledger, RunRecord
     from reconciler.plan.model import Step
-    from reconciler.policy import Target
+    from reconciler.policy import Policy, Target
 
 
 class _CommandLine(click.Group):
@@ -98,6 +98,14 @@ def _usage_errors_exit_1() -> Iterator[None]:
         raise _UsageError(error.format_message(), error.ctx) from None
 
 
+no_drift_option = click.option(
+    "--no-drift",
+    is_flag=True,
+    help="Skip the schema drift check (it replays the applied migrations on a scratch "
+    "database, once per history).",
+)
+
+
 @click.group(cls=_CommandLine, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
@@ -122,10 +130,12 @@ def main(verbose: int) -> None:
     "each step's duration and data loss. The live database is not changed.",
 )
 @cache_option
+@no_drift_option
 @errors_to_exit
-def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
-    """Show what apply would do. Exit 0 in sync, 2 changes pending, 1 error."""
-    from reconciler.act import plan_target
+def plan(config: Path, target: str | None, output: str, rehearse: bool, no_drift: bool) -> None:
+    """Show what apply would do, and the live schema's drift. Exit 0 in sync, 2 changes
+    pending, 1 error or blocked (a plan the drift guard would hold is blocked)."""
+    from reconciler.act.drift_guard import plan_with_drift
     from reconciler.plan.render import render_text, to_json
     from reconciler.policy import load_policy
 
@@ -134,7 +144,7 @@ def plan(config: Path, target: str | None, output: str, rehearse: bool) -> None:
     code = EXIT_OK
     for index, spec in enumerate(chosen_targets(policy, target)):
         try:
-            result = plan_target(spec)
+            result = plan_with_drift(policy, spec, check=not no_drift)
         except ReconcilerError as exc:
             code = EXIT_ERROR
             if output == "json":
@@ -204,7 +214,7 @@ def apply(config: Path, target: str | None, yes: bool, ignore_window: bool) -> N
     code = EXIT_OK
     try:
         for spec in chosen_targets(policy, target):
-            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window, guard)
+            outcome = _apply_one(spec, ledger, str(config), yes, ignore_window, guard, policy)
             if outcome is None:
                 continue
             if outcome.interrupted:  # Ctrl-C: no further target either
@@ -230,12 +240,19 @@ def _apply_one(
     yes: bool,
     ignore_window: bool,
     hold: Hold | None = None,
+    policy: Policy | None = None,
 ) -> Outcome | None:
+    """With steps to run, the preview shows the schema drift and the guard's verdict
+    (``plan_with_drift``) before anyone is asked to confirm; the guard's own check then
+    reuses the replay."""
     from reconciler.act import Outcome, plan_target, reconcile_schema
+    from reconciler.act.drift_guard import plan_with_drift
     from reconciler.plan.render import render_text
 
     try:
-        preview = plan_target(spec)
+        preview = (
+            plan_target(spec) if policy is None else plan_with_drift(policy, spec, only_to_run=True)
+        )
     except ReconcilerError as exc:
         click.echo(f"reconciler: error: {spec.name}: {redact(str(exc))}", err=True)
         return Outcome(spec.name, "Error", str(exc))
@@ -281,12 +298,15 @@ def _print_outcome(outcome: Outcome) -> None:
 @config_option
 @target_option
 @output_option
+@no_drift_option
 @errors_to_exit
-def status(config: Path, target: str | None, output: str) -> None:
-    """Per target: live vs desired revision, pending, drift, last runs, newest backup.
-    Exit 1 when a target cannot be observed (its database or migrations)."""
-    from reconciler.act import plan_target
+def status(config: Path, target: str | None, output: str, no_drift: bool) -> None:
+    """Per target: live vs desired revision, pending, drift (of the history and of the
+    schema), last runs, newest backup. Exit 1 when a target cannot be observed (its database
+    or migrations)."""
+    from reconciler.act.drift_guard import plan_with_drift
     from reconciler.ledger import Ledger
+    from reconciler.plan.render import drift_json
     from reconciler.policy import load_policy
 
     policy = load_policy(config)
@@ -302,12 +322,13 @@ def status(config: Path, target: str | None, output: str) -> None:
                 "warnings": [spec.without_snapshot] if spec.without_snapshot else [],
             }
             try:
-                current = plan_target(spec)
+                current = plan_with_drift(policy, spec, check=not no_drift)
                 entry.update(
                     live_revision=current.live_revision,
                     desired_revision=current.desired_revision,
                     pending=len(current.steps),
                     drift=[d.message for d in current.drift],
+                    schema_drift=drift_json(current.drift_check),
                     blocker=current.blocker.message if current.blocker else None,
                     window_opens=(
                         current.window_opens.isoformat() if current.window_opens else None
@@ -316,6 +337,8 @@ def status(config: Path, target: str | None, output: str) -> None:
             except ReconcilerError as exc:
                 entry["error"] = redact(str(exc))
             entry["last_run"] = _run_entry(ledger.last_run(spec.name))
+            if spec.schedule.drift is not None:  # the daemon's (or run --once's) last check
+                entry["drift_last_run"] = _run_entry(ledger.last_run(spec.name, "drift"))
             if spec.identity is not None:
                 entry["identity_last_run"] = _run_entry(ledger.last_run(spec.name, "identity"))
             if spec.backup is not None:
@@ -362,6 +385,25 @@ def _run_line(label: str, run: dict[str, Any] | None) -> str:
     )
 
 
+def _schema_drift_lines(found: dict[str, Any] | None) -> list[str]:
+    """``status``'s schema drift, as ``plan`` says it (from the JSON entry it prints too)."""
+    from reconciler.plan.model import DriftCheck
+    from reconciler.plan.render import drift_lines
+
+    if found is None:
+        return []
+    check = DriftCheck(
+        differences=tuple(found["differences"]),
+        replayed=found["replayed"],
+        notes=tuple(found["notes"]),
+        error=found["error"],
+        skipped=found["skipped"],
+        command=found["command"],
+    )
+    head, *more = drift_lines(check)
+    return [f"  schema     {head}"] + [f"             {line}" for line in more]
+
+
 def _status_text(entry: dict[str, Any]) -> str:
     lines = [
         f"{entry['target']} ({entry['environment']}, {entry['layout']}, apply: {entry['apply']})"
@@ -376,12 +418,15 @@ def _status_text(entry: dict[str, Any]) -> str:
             f"  pending    {entry['pending']}",
         ]
         lines += [f"  drift      {d}" for d in entry["drift"]] or ["  drift      none"]
+        lines += _schema_drift_lines(entry["schema_drift"])
         if entry["blocker"]:
             lines.append(f"  blocked    {entry['blocker']}")
         if entry["window_opens"]:
             opens = datetime.fromisoformat(entry["window_opens"])
             lines.append(f"  window     closed; the next opens {opens:%Y-%m-%d %H:%M} UTC")
     lines.append(_run_line("last run", entry["last_run"]))
+    if "drift_last_run" in entry:
+        lines.append(_run_line("drift run", entry["drift_last_run"]))
     if "identity_last_run" in entry:
         lines.append(_run_line("identity", entry["identity_last_run"]))
     if "backup" in entry:
@@ -552,20 +597,26 @@ def reset(config: Path, target: str, yes: bool) -> None:
     "--applied",
     "applied",
     metavar="MIGRATION",
-    help="The failed migration was completed by hand: record it as applied.",
+    help="Record as applied: a failed migration completed by hand, or one the database "
+    "already has (the sync_state migration of `drift --sql`, a baseline), which is not run.",
 )
 @errors_to_exit
 def resolve(config: Path, target: str, rolled_back: str | None, applied: str | None) -> None:
-    """Resolve a failed Prisma migration, like `prisma migrate resolve`."""
-    from reconciler.act.resolve import resolve_failed
+    """Settle a Prisma migration, like `prisma migrate resolve`: a failed one rolled back or
+    applied; one the database already has recorded as applied (checked by a replay)."""
+    from reconciler.act.resolve import resolve_applied, resolve_failed
     from reconciler.policy import load_policy
 
     if bool(rolled_back) == bool(applied):
         raise Refused("give exactly one of --rolled-back MIGRATION or --applied MIGRATION")
-    spec = load_policy(config).target(target)
-    name = rolled_back or applied or ""
-    resolve_failed(spec, name, "rolled-back" if rolled_back else "applied")
-    click.echo(f"{spec.name}: {name} marked {'rolled back' if rolled_back else 'applied'}.")
+    policy = load_policy(config)
+    spec = policy.target(target)
+    if applied:
+        click.echo(resolve_applied(policy, spec, applied))
+        return
+    name = rolled_back or ""
+    resolve_failed(spec, name, "rolled-back")
+    click.echo(f"{spec.name}: {name} marked rolled back.")
 
 
 @main.command()
@@ -584,9 +635,15 @@ def run(config: Path, once: bool) -> None:
         for name, runtime in daemon.targets.items():
             for concern, state in runtime.concerns.items():
                 click.echo(f"{name} {concern}: {state.reason}: {redact(state.message)}")
+        daemon.notifier.flush(NOTIFY_FLUSH_SECONDS)
         daemon.stop(grace=0)
         sys.exit(code)
     sys.exit(daemon.serve_until_signalled())
+
+
+NOTIFY_FLUSH_SECONDS = 10.0
+"""How long ``run --once`` waits, before it exits, for its notifications to be delivered
+(an unreachable receiver costs its retries, 1 + 2 + 4 s, and then is given up)."""
 
 
 main.add_command(backup)

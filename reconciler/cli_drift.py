@@ -34,7 +34,7 @@ from reconciler.secrets import redact
 @click.option(
     "--sql",
     is_flag=True,
-    help="Print the sync_state migration (PostgreSQL) that, added to the history, "
+    help="Print the sync_state migration that, added to the history, "
     "reproduces the live schema; with -o json, as each target's 'sql'.",
 )
 @errors_to_exit
@@ -49,10 +49,8 @@ def drift(config: Path, target: str | None, output: str, sql: bool) -> None:
     reports: list[dict[str, Any]] = []
     for index, spec in enumerate(chosen_targets(policy, target)):
         try:
-            if sql and spec.database.dialect == "sqlite":
-                raise ReconcilerError("drift --sql: SQLite targets are not supported yet")
             report = check_drift(spec, ledger_tables(policy, spec))
-            migration = _sync_sql(report) if sql else None
+            migration = _sync_sql(report, spec.database.dialect) if sql else None
         except ReconcilerError as exc:
             code = EXIT_ERROR
             if output == "json":
@@ -84,13 +82,16 @@ def drift(config: Path, target: str | None, output: str, sql: bool) -> None:
     sys.exit(code)
 
 
-def _sync_sql(report: Any) -> str:
-    """The statements of the ``sync_state`` migration, one per paragraph ('' without drift)."""
+def _sync_sql(report: Any, dialect: str) -> str:
+    """The statements of the ``sync_state`` migration, one per paragraph ('' without drift):
+    PostgreSQL alters in place; SQLite rebuilds the tables whose columns or keys drifted."""
     from reconciler.drift.sql import sync_sql
+    from reconciler.drift.sql_sqlite import sync_sql_sqlite
 
     assert report.live is not None
     assert report.expected is not None
-    return "\n\n".join(sync_sql(report.live, report.expected))
+    write = sync_sql_sqlite if dialect == "sqlite" else sync_sql
+    return "\n\n".join(write(report.live, report.expected))
 
 
 def _sql_text(report: Any, migration: str) -> str:

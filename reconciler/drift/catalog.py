@@ -44,29 +44,50 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Source:
+    """One object's SQL as SQLite keeps it in ``sqlite_master``: what ``drift --sql`` writes
+    back for a SQLite table it creates or rebuilds (SQLite can say a table only by the text
+    that created it)."""
+
+    type: str
+    """``table``, ``index``, ``view`` or ``trigger``."""
+    name: str
+    table: str
+    sql: str
+
+
+@dataclass(frozen=True)
 class Schema:
     """Every item of one database, by (kind, name)."""
 
     items: dict[tuple[str, str], Item]
+    sources: tuple[Source, ...] = field(default=(), compare=False)
+    """SQLite: ``sqlite_master``'s objects in the order they were made (none on
+    PostgreSQL, whose catalog gives canonical definitions item by item)."""
 
     @classmethod
-    def of(cls, items: Iterable[Item], ignore_tables: Iterable[str] = ()) -> Schema:
+    def of(
+        cls,
+        items: Iterable[Item],
+        ignore_tables: Iterable[str] = (),
+        sources: Iterable[Source] = (),
+    ) -> Schema:
         ignored = TOOL_TABLES | set(ignore_tables)
         kept = {
             item.key: item
             for item in items
             if item.table not in ignored and not (item.kind == "table" and item.name in ignored)
         }
-        return cls(kept)
+        return cls(kept, tuple(s for s in sources if s.table not in ignored))
 
 
 def read_schema(db: Queryable, ignore_tables: Iterable[str] = ()) -> Schema:
     """The schema of ``db`` (PostgreSQL or SQLite), without the tools' own tables and
     ``ignore_tables`` (the ledger's, when it lives in the same database)."""
     if db.dialect == "sqlite":
-        from reconciler.drift.catalog_sqlite import sqlite_items
+        from reconciler.drift.catalog_sqlite import sqlite_items, sqlite_sources
 
-        return Schema.of(sqlite_items(db), ignore_tables)
+        return Schema.of(sqlite_items(db), ignore_tables, sqlite_sources(db))
     return Schema.of(postgres_items(db), ignore_tables)
 
 

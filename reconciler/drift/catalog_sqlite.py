@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.drift.catalog import Item
+from reconciler.drift.catalog import Item, Source
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Queryable
@@ -39,6 +39,18 @@ def sqlite_items(db: Queryable) -> list[Item]:
         elif kind == "view":
             items.append(Item("view", name, None, {"definition": _spaced(sql)}, f"view {name}"))
     return items
+
+
+def sqlite_sources(db: Queryable) -> list[Source]:
+    """Every object's SQL in ``sqlite_master``, oldest first (a view after what it reads);
+    not the indexes SQLite makes for a table's own keys, which have none."""
+    return [
+        Source(str(kind), str(name), str(table), str(sql))
+        for kind, name, table, sql in db.query(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
+        )
+    ]
 
 
 def _columns(db: Queryable, table: str) -> list[Item]:

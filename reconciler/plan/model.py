@@ -47,6 +47,25 @@ class Blocker:
 
 
 @dataclass(frozen=True)
+class DriftCheck:
+    """The live schema held against the one its applied migrations build (``reconciler
+    drift``), as ``plan`` and ``status`` show it: the differences said, or why there is no
+    answer. Made by ``act.drift_guard.plan_with_drift``; the plan stays a pure value."""
+
+    differences: tuple[str, ...] = ()
+    replayed: int = 0
+    """How many applied migrations were replayed to build the expected schema."""
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    """The check could not be made (a migration that fails on an empty database, a file
+    gone): an apply would hold its migrations (``InvalidSource``)."""
+    skipped: str | None = None
+    """Why no check was made (drift checks off, no database yet, ``--no-drift``)."""
+    command: str = "reconciler drift"
+    """The command that says every difference, and captures them (``--sql``)."""
+
+
+@dataclass(frozen=True)
 class Plan:
     target: str
     environment: str
@@ -62,6 +81,8 @@ class Plan:
     window_opens: datetime | None = None
     """When the next maintenance window opens, if the plan was made outside every one: the
     runnable steps wait for it (``OutsideWindow``)."""
+    drift_check: DriftCheck | None = None
+    """Schema drift, when the face asked for it (``plan``, ``status``); None otherwise."""
 
     @property
     def in_sync(self) -> bool:

@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any
 from reconciler.safety.gate import approval_snippet
 
 if TYPE_CHECKING:
-    from reconciler.plan.model import Plan, Step
+    from reconciler.plan.model import DriftCheck, Plan, Step
+
+DRIFT_SHOWN = 5
+"""Schema drift lines ``plan`` and ``status`` print; the rest are counted (``drift`` says
+them all)."""
 
 
 def shown_path(path: str | Path) -> str:
@@ -34,6 +38,10 @@ def render_text(plan: Plan) -> str:
     ]
     for drift in plan.drift:
         lines.append(f"  ! drift ({drift.kind}): {drift.message}")
+    if plan.drift_check is not None:
+        head, *more = drift_lines(plan.drift_check)
+        lines.append(f"  schema drift      {head}")
+        lines += [f"    {line}" for line in more]
     for note in plan.notes:
         lines.append(f"  ! {note}")
     if plan.blocker:
@@ -90,6 +98,44 @@ def _step_lines(step: Step, width: int) -> list[str]:
     return lines
 
 
+def drift_lines(check: DriftCheck) -> list[str]:
+    """The schema drift said in a few lines: a head line (none, how many, or why there is no
+    answer), then the first differences and the notes."""
+    if check.skipped is not None:
+        return [f"not checked: {check.skipped}"]
+    if check.error is not None:
+        return [f"cannot check: {check.error}"]
+    count = len(check.differences)
+    replayed = f"{check.replayed} migration{'' if check.replayed == 1 else 's'} replayed"
+    if not count:
+        return [f"none ({replayed})"]
+    lines = [
+        f"{count} difference{'' if count == 1 else 's'} from the schema the applied "
+        f"migrations build ({replayed})"
+    ]
+    lines += list(check.differences[:DRIFT_SHOWN])
+    if count > DRIFT_SHOWN:
+        lines.append(f"... and {count - DRIFT_SHOWN} more (`{check.command}`)")
+    lines += [f"note: {note}" for note in check.notes]
+    return lines
+
+
+def drift_json(check: DriftCheck | None) -> dict[str, Any] | None:
+    """The schema drift for machines: every difference, or why there is no answer."""
+    if check is None:
+        return None
+    return {
+        "checked": check.skipped is None and check.error is None,
+        "count": len(check.differences),
+        "differences": list(check.differences),
+        "replayed": check.replayed,
+        "notes": list(check.notes),
+        "error": check.error,
+        "skipped": check.skipped,
+        "command": check.command,
+    }
+
+
 def summary(plan: Plan) -> str:
     if plan.blocker:
         return f"Plan: blocked ({plan.blocker.reason}); nothing can be applied."
@@ -140,6 +186,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
         "drift": [
             {"migration": d.migration, "kind": d.kind, "message": d.message} for d in plan.drift
         ],
+        "schema_drift": drift_json(plan.drift_check),
         "notes": list(plan.notes),
         "window_opens": plan.window_opens.isoformat() if plan.window_opens else None,
         "steps": [

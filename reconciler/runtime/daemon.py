@@ -58,6 +58,13 @@ from reconciler.textfiles import read_utf8
 
 log = logging.getLogger("reconciler.daemon")
 CONCERNS = ("schema", "identity", "backup", "drift")
+ON_DEMAND = ("schema", "drift", "identity")
+"""What ``run --once`` and a run-now request run, in this order: a cron job or CI using
+``run --once`` gets the drift check, its gauge and its condition too (``run --once`` keeps
+it to ``schedule.drift``: a check recorded less than that ago is reported, not made
+again). Drift comes after the schema run, in its lane, so it reads the schema the run left
+(with the replay cached by the guard when no migration ran). Backups keep their own
+schedule."""
 BUSY_WAIT_SECONDS = 900.0
 WORKERS = 4
 RETENTION_EVERY = 6 * 3600.0
@@ -189,8 +196,12 @@ class Daemon:
 
     # -- runs -----------------------------------------------------------------------
 
-    def reconcile(self, name: str, concern: str, trigger: str = "schedule") -> str | None:
-        """One run of one concern of one target; the outcome's reason, or None if skipped."""
+    def reconcile(
+        self, name: str, concern: str, trigger: str = "schedule", cadence: bool = False
+    ) -> str | None:
+        """One run of one concern of one target; the outcome's reason, or None if skipped.
+        ``cadence`` (``run --once``): a drift check younger than ``schedule.drift`` is
+        reported as it was, not made again."""
         runtime = self.targets.get(name)
         if runtime is None or (self.stopping.is_set() and trigger != "once"):
             return None
@@ -205,7 +216,7 @@ class Daemon:
                 self._await_schema(runtime)
             if self.stopping.is_set() and trigger != "once":
                 return None  # it waited while the daemon began to stop
-            return self._run(runtime, concern, trigger)
+            return self._run(runtime, concern, trigger, cadence)
         finally:
             if concern == "schema":
                 runtime.schema_ran.set()
@@ -224,7 +235,9 @@ class Daemon:
         if runtime.busy.acquire(timeout=max(until - time.monotonic(), 0)):
             runtime.busy.release()
 
-    def _run(self, runtime: TargetRuntime, concern: str, trigger: str) -> str | None:
+    def _run(
+        self, runtime: TargetRuntime, concern: str, trigger: str, cadence: bool = False
+    ) -> str | None:
         spec = runtime.spec
         if concern not in _concerns(spec):
             return None
@@ -269,7 +282,7 @@ class Daemon:
         started = time.perf_counter()
         reason, message = "ApplyFailed", "interrupted"
         try:
-            reason, message = self._act(runtime, concern, trigger)
+            reason, message = self._act(runtime, concern, trigger, cadence)
         except ReconcilerError as exc:
             reason, message = "ApplyFailed", str(exc)
         except Exception as exc:  # a bug must not kill the loop; it stalls the target
@@ -322,7 +335,9 @@ class Daemon:
         runtime.leader = False
         self.metrics.leader.labels(runtime.spec.name).set(0)
 
-    def _act(self, runtime: TargetRuntime, concern: str, trigger: str) -> tuple[str, str]:
+    def _act(
+        self, runtime: TargetRuntime, concern: str, trigger: str, cadence: bool = False
+    ) -> tuple[str, str]:
         spec = runtime.spec
         source = self.commit or str(self.config)
         acting = not spec.suspend and spec.apply == "auto"
@@ -383,7 +398,11 @@ class Daemon:
                 return "Suspended", "suspend: true; observing only"
             return result.reason, result.message
         if concern == "drift":
-            return drift.check(self, runtime)
+            if cadence:
+                known = drift.recent(self, runtime)
+                if known is not None:
+                    return known
+            return drift.check(self, runtime, trigger)
         if spec.suspend:
             return "Suspended", "suspend: true; no scheduled backup"
         backup = take_backup(spec, self.ledger, reason="scheduled")
@@ -410,7 +429,7 @@ class Daemon:
         """Run now (an API call, a new commit); False for an unknown target."""
         if name not in self.targets or self.scheduler is None:
             return name in self.targets
-        for item in (concern,) if concern else ("schema", "identity"):
+        for item in (concern,) if concern else ON_DEMAND:
             self.scheduler.add_job(
                 self.reconcile,
                 args=(name, item, "api"),
@@ -531,7 +550,7 @@ class Daemon:
         """One full cycle of every target, ``WORKERS`` targets at a time; the exit code."""
 
         def cycle(name: str) -> list[str]:
-            reasons = (self.reconcile(name, c, trigger="once") for c in ("schema", "identity"))
+            reasons = (self.reconcile(name, c, "once", cadence=True) for c in ON_DEMAND)
             return [r for r in reasons if r is not None]
 
         with concurrent.futures.ThreadPoolExecutor(WORKERS, "once") as pool:

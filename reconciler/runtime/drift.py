@@ -8,7 +8,7 @@ migrations' checksums, so that check costs a read of the live catalog, not a rep
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.act.drift_guard import drift_guard, summary
@@ -25,9 +25,24 @@ SHOWN = 20
 """Differences ``/status`` lists; the rest are counted."""
 
 
-def check(daemon: Daemon, runtime: TargetRuntime) -> tuple[str, str]:
-    """One scheduled check: the outcome's reason and message. The ledger whose tables are
-    left out is the bootstrap file's (a policy fetched from git names none)."""
+def check(daemon: Daemon, runtime: TargetRuntime, trigger: str) -> tuple[str, str]:
+    """One check: the outcome's reason and message, recorded in the ledger (a run of the
+    concern ``drift``), where ``run --once`` finds the last one (``recent``). The ledger
+    whose tables are left out is the bootstrap file's (a policy fetched from git names
+    none)."""
+    spec = runtime.spec
+    run = daemon.ledger.run(
+        spec.name, "drift", trigger, daemon.commit or str(daemon.config), daemon.commit
+    )
+    reason, message = "ApplyFailed", "interrupted"
+    try:
+        reason, message = _check(daemon, runtime)
+    finally:
+        run.finish(reason, message)
+    return reason, message
+
+
+def _check(daemon: Daemon, runtime: TargetRuntime) -> tuple[str, str]:
     spec = runtime.spec
     try:
         report = check_drift(spec, ledger_tables(daemon.bootstrap, spec))
@@ -40,6 +55,26 @@ def check(daemon: Daemon, runtime: TargetRuntime) -> tuple[str, str]:
         return "InSync", f"no drift ({report.replayed} migrations replayed)"
     held = "pending migrations are held" if spec.drift_mode == "block" else "reported only"
     return "SchemaDrift", f"{summary(report)}; drift: {spec.drift_mode}, {held}"
+
+
+def recent(daemon: Daemon, runtime: TargetRuntime) -> tuple[str, str] | None:
+    """The last check's outcome, when one was made less than ``schedule.drift`` ago and
+    gave an answer (drift or none): ``run --once`` keeps the check to its cadence, as the
+    daemon does. Run from cron every few minutes it would otherwise replay the history
+    each time (seconds per distinct history, then a catalog read per tenant); the guard
+    before any apply checks anyway."""
+    every = runtime.spec.schedule.drift
+    last = daemon.ledger.last_run(runtime.spec.name, "drift")
+    if every is None or last is None or last.finished_at is None:
+        return None
+    if last.outcome not in ("InSync", "SchemaDrift"):
+        return None
+    finished = last.finished_at
+    if finished.tzinfo is None:
+        finished = finished.replace(tzinfo=UTC)
+    if datetime.now(UTC) - finished >= timedelta(seconds=every):
+        return None
+    return last.outcome, f"{last.message or ''} (checked {finished:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 def hold(daemon: Daemon, runtime: TargetRuntime) -> Hold:

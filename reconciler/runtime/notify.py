@@ -24,6 +24,16 @@ ATTEMPTS = 4
 class Notifier:
     def __init__(self, settings: Notifications | None) -> None:
         self.settings = settings
+        self.deliveries: list[threading.Thread] = []
+
+    def flush(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the deliveries under way: a process that ends
+        (``run --once``) sends what it has to say first, and no delivery is cut in the
+        middle of a call into the network or TLS libraries as the interpreter shuts down
+        (which can crash it)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self.deliveries):
+            thread.join(max(deadline - time.monotonic(), 0))
 
     def changed(
         self,
@@ -58,7 +68,9 @@ class Notifier:
                 else (":rotating_light:" if stalled else ":warning:")
             )
             body = {"text": f"{mark} *{target}* is {new.reason}: {redact(new.message)}"}
-        threading.Thread(target=self._deliver, args=(body,), name="notify", daemon=True).start()
+        thread = threading.Thread(target=self._deliver, args=(body,), name="notify", daemon=True)
+        self.deliveries = [t for t in self.deliveries if t.is_alive()] + [thread]
+        thread.start()
 
     def _deliver(self, body: dict[str, object]) -> None:
         assert self.settings is not None
@@ -72,5 +84,6 @@ class Notifier:
                     return
             except httpx.HTTPError as exc:
                 log.debug("notification attempt %s failed: %s", attempt + 1, exc)
-            time.sleep(2**attempt)
+            if attempt + 1 < ATTEMPTS:  # no wait after the last one
+                time.sleep(2**attempt)
         log.warning("notification not delivered after %s attempts", ATTEMPTS)

@@ -596,6 +596,23 @@ class PrismaLayout:
                 )
         return bool(rows)
 
+    def record_applied(self, db: Database, migration: Migration) -> bool:
+        """Record ``migration`` as applied without running it, what ``prisma migrate resolve
+        --applied`` is for when the history does not name it yet (baselining, or the
+        ``sync_state`` migration of a drifted database): one finished row, started and
+        finished at the same moment, no step counted. Under Prisma's lock, which creates
+        the history table when there is none; False when a row of it is already there."""
+        with self.lock(db), db.transaction():
+            found = db.query(
+                f'SELECT id FROM "{TABLE}" WHERE migration_name = {db.param} '
+                "AND rolled_back_at IS NULL",
+                (migration.id,),
+            )
+            if found:
+                return False
+            self._insert(db, _new_id(), migration, _now(db), finished=True, steps=0, logs=None)
+        return True
+
 
 class _ScriptRolledBack(Exception):
     """Raised inside a part's transaction to roll it back, as the script's ROLLBACK asks."""

@@ -159,3 +159,26 @@ def test_alembic_on_sqlite_says_only_the_hand_made_table(cli: Cli, tmp_path: Pat
     assert result.output.splitlines()[1:] == [
         "  table notes: in the database, created by no migration"
     ]
+
+
+LEAVES = "CREATE TABLE a (id int);\nSET default_transaction_read_only = on;\n"
+
+
+def test_a_setting_one_migration_leaves_does_not_reach_the_next_in_the_replay(
+    cli: Cli, pg_url: str, tmp_path: Path
+) -> None:
+    """The history was applied over several runs, each on a fresh session: the replay starts
+    each migration from the session's defaults too."""
+    from tests.drift.history import write_history
+
+    folder = write_history(
+        tmp_path / "migrations",
+        "postgresql",
+        {"20260101000000_leaves": LEAVES},
+    )
+    config = policy(tmp_path, pg_url, "prisma", folder)
+    assert cli("apply", "-c", config, "-y").exit_code == 0
+    write_history(folder, "postgresql", {"20260102000000_next": "CREATE TABLE b (id int);\n"})
+    assert cli("apply", "-c", config, "-y").exit_code == 0
+    result = cli("drift", "-c", config)
+    assert (result.exit_code, result.output) == (0, "shop: no drift (2 migrations replayed)\n")

@@ -169,19 +169,6 @@ def test_the_sync_state_migration_rebuilds_the_live_schema(
         assert json.loads(result.output)["targets"][0]["sql"] == ""
 
 
-def test_sql_for_a_sqlite_target_is_a_one_line_error(cli: Cli, tmp_path: Path) -> None:
-    from tests.conftest import PRISMA_SQLITE
-
-    config = _policy_file(tmp_path, f"sqlite:///{tmp_path / 'shop.db'}", PRISMA_SQLITE)
-    assert cli("apply", "-c", config, "-y").exit_code == 0
-    result = cli("drift", "-c", config, "--sql")
-    assert result.exit_code == 1
-    assert (
-        result.output
-        == "reconciler: error: shop: drift --sql: SQLite targets are not supported yet\n"
-    )
-
-
 @pytest.fixture(autouse=True)
 def _pg_dump_present() -> None:
     if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_dump")):

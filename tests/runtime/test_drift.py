@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from prometheus_client import generate_latest
 
 from reconciler.runtime import views
@@ -146,3 +147,128 @@ def test_the_ledger_in_the_target_database_is_not_drift(
         assert daemon.reconcile("shop", "drift", trigger="once") == "InSync"
     finally:
         daemon.stop(grace=0)
+
+
+def test_run_once_checks_for_drift_too(
+    tmp_path: Path, pg_url: str, write_policy: Callable[[str], Path]
+) -> None:
+    """A cron job or CI running ``run --once`` gets the drift check, its gauge, its
+    condition and its exit code; a check younger than ``schedule.drift`` is reported as it
+    was, not made again (the replay is the cost)."""
+    import time
+
+    folder = write_history(tmp_path / "migrations", "postgresql", INIT)
+    policy = write_policy(
+        f"""
+        ledger: sqlite:///ledger.db
+        targets:
+          - name: shop
+            environment: staging
+            database: {pg_url}
+            migrations: {{layout: prisma, path: {folder}}}
+            schedule: {{drift: 3s}}
+        """
+    )
+    daemon = Daemon(policy, serving=False)
+    try:
+        assert daemon.run_once() == 0
+        assert daemon.targets["shop"].concerns["drift"].reason == "InSync"
+        pg_query(pg_url, 'ALTER TABLE "users" ADD COLUMN "phone" TEXT')
+        time.sleep(3)
+        assert daemon.run_once() == 1  # SchemaDrift stalls the target, as in the daemon
+        state = daemon.targets["shop"].concerns["drift"]
+        assert (state.reason, gauge(daemon)) == ("SchemaDrift", 1.0)
+        assert conditions(daemon)["Stalled"] == "SchemaDrift"
+        pg_query(pg_url, 'ALTER TABLE "users" DROP COLUMN "phone"')
+        assert daemon.run_once() == 1  # within 3 s: the last check, as it was
+        assert state.reason == "SchemaDrift"
+        assert state.message.endswith(" UTC)")
+        assert "(checked " in state.message
+        assert [r.outcome for r in daemon.ledger.runs("shop", "drift")] == [
+            "SchemaDrift",
+            "InSync",
+        ]
+        time.sleep(3)
+        assert daemon.run_once() == 0
+        assert (state.reason, gauge(daemon)) == ("InSync", 0.0)
+    finally:
+        daemon.stop(grace=0)
+
+
+def test_a_run_now_request_checks_for_drift_too(
+    tmp_path: Path, pg_url: str, write_policy: Callable[[str], Path]
+) -> None:
+    import httpx
+
+    from reconciler.runtime.endpoints import routes
+    from reconciler.runtime.http import Server
+
+    folder = write_history(tmp_path / "migrations", "postgresql", INIT)
+    policy = write_policy(
+        f"""
+        ledger: sqlite:///ledger.db
+        server: {{listen: '127.0.0.1:0', token: 'a-token-for-the-test'}}
+        targets:
+          - name: shop
+            environment: staging
+            database: {pg_url}
+            migrations: {{layout: prisma, path: {folder}}}
+            schedule: {{schema: 1h, drift: 1h}}
+        """
+    )
+    daemon = Daemon(policy)
+    server = Server("127.0.0.1", 0, routes(daemon)).start()
+    try:
+        daemon.start()  # each concern runs once within seconds, then hourly
+        for concern in ("schema", "drift"):  # the first migration applied, and checked
+            wait(lambda c=concern: daemon.targets["shop"].concern(c).reason == "InSync")
+        pg_query(pg_url, 'ALTER TABLE "users" ADD COLUMN "phone" TEXT')
+        answer = httpx.post(
+            f"{server.url}/targets/shop/reconcile",
+            headers={"Authorization": "Bearer a-token-for-the-test"},
+        )
+        assert answer.status_code == 202
+        wait(lambda: gauge(daemon) == 1.0)
+        assert daemon.targets["shop"].concerns["drift"].reason == "SchemaDrift"
+    finally:
+        server.stop()
+        daemon.stop(grace=5)
+
+
+def wait(check: Callable[[], bool], timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_the_run_once_command_says_the_drift_and_exits_1(
+    tmp_path: Path, write_policy: Callable[[str], Path], cli: Callable[..., Result]
+) -> None:
+    import sqlite3
+
+    folder = write_history(tmp_path / "migrations", "sqlite", INIT)
+    policy = write_policy(
+        f"""
+        ledger: sqlite:///ledger.db
+        targets:
+          - name: shop
+            environment: staging
+            database: sqlite:///shop.db
+            migrations: {{layout: prisma, path: {folder}}}
+        """
+    )
+    assert cli("run", "-c", policy, "--once").exit_code == 0
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute('ALTER TABLE "users" ADD COLUMN "phone" TEXT')
+    assert cli("run", "-c", policy, "--once").exit_code == 0  # the hourly check was made
+    with sqlite3.connect(tmp_path / "ledger.db") as db:  # an hour later
+        db.execute("UPDATE runs SET finished_at = '2000-01-01 00:00:00' WHERE concern = 'drift'")
+    result = cli("run", "-c", policy, "--once")
+    assert result.exit_code == 1
+    assert (
+        "shop drift: SchemaDrift: 1 difference from the schema the applied migrations build: "
+        "users.phone: in the database, created by no migration; drift: report, reported only"
+    ) in result.output

@@ -57,3 +57,20 @@ def test_slack_format() -> None:
         while not received and time.monotonic() < deadline:
             time.sleep(0.1)
     assert received == [{"text": ":rotating_light: *shop* is AwaitingApproval: drop needs review"}]
+
+
+def test_flush_waits_for_a_delivery_under_way() -> None:
+    """``run --once`` flushes before it exits: the notification is sent, not cut short."""
+    received: list[dict[str, object]] = []
+
+    def hook(headers: Mapping[str, str], body: bytes) -> Reply:
+        time.sleep(0.5)  # a slow receiver
+        received.append(json.loads(body))
+        return json_reply(200, {})
+
+    with Server("127.0.0.1", 0, {("POST", "/hook"): hook}) as server:
+        notifier = Notifier(Notifications(url=f"{server.url}/hook", format="json"))
+        notifier.changed("shop", (), evaluate("InSync", "at head", datetime.now(UTC)), None)
+        notifier.flush(10)
+        assert [r["reason"] for r in received] == ["InSync"]
+        assert not any(t.is_alive() for t in notifier.deliveries)
