@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.drift.compare import Difference
-from reconciler.safety.ops import Op, parse
+from reconciler.safety.analyse import parse_migration
+from reconciler.safety.operations import Op
 
 if TYPE_CHECKING:
     from reconciler.db.url import Dialect
@@ -52,7 +53,7 @@ def collisions(
         sql = layout.sql(step.migration, dialect)
         if sql is None:
             continue
-        for key in _created(parse(sql).ops):
+        for key in _created(parse_migration(step.migration, sql, dialect).sql.ops):
             if key in added:
                 found.append(Collision(step.migration.id, added.pop(key)))
     return found
@@ -64,7 +65,7 @@ def created_by(steps: Iterable[Step], layout: Layout, dialect: Dialect) -> set[t
     for step in steps:
         sql = layout.sql(step.migration, dialect)
         if sql is not None:
-            found.update(_created(parse(sql).ops))
+            found.update(_created(parse_migration(step.migration, sql, dialect).sql.ops))
     return found
 
 
