@@ -154,6 +154,13 @@ def test_the_token_never_shows(tmp_path: Path) -> None:
             assert shown.status_code == 200
             assert httpx.post(f"{url}/targets/shop/reconcile", headers=auth).status_code == 202
             exposed = shown.text + httpx.get(f"{url}/metrics").text
+
+            def applied() -> bool:  # the plan below needs the history applied first
+                targets = httpx.get(f"{url}/status", headers=auth).json()["targets"]
+                schema = next(t for t in targets if t["name"] == "shop")["concerns"]
+                return bool(schema.get("schema", {}).get("reason") == "InSync")
+
+            wait_for(applied, what="the first schema run")
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=60) == 0
