@@ -30,6 +30,7 @@ HEAVY = (
     "svix",
     "pglast",
     "yaml",
+    "_hashlib",
 )
 
 # Runs the command line in this interpreter and reports, at exit, which of HEAVY it loaded.
