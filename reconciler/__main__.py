@@ -1,5 +1,5 @@
 """``python -m reconciler``: the same command line as the ``reconciler`` script."""
 
-from reconciler.cli import run_command_line
+from reconciler.launch import run
 
-run_command_line()
+run()

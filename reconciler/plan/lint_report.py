@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -71,7 +72,10 @@ def _text(report: LintReport) -> str:
 
 
 def _json(report: LintReport) -> str:
-    return json.dumps(
+    """The report as ``json.dumps(..., indent=2)`` writes it. The findings, a few hundred
+    flat objects in a history's lint, are written by ``_flat_json``: json's indenting
+    encoder is pure Python, and took longer than the rules that found them."""
+    head = json.dumps(
         {
             "unreachable": [
                 {"target": name, "error": error}
@@ -81,25 +85,73 @@ def _json(report: LintReport) -> str:
             "migrations": report.migrations,
             "notes": list(report.notes),
             "failed": report.failed,
-            "findings": [
-                {
-                    "target": e.target,
-                    "migration": e.migration,
-                    "rule": e.finding.rule,
-                    "severity": e.finding.severity,
-                    "blocking": e.blocking,
-                    "approved": e.approved_by,
-                    "file": shown_path(e.finding.file),
-                    "line": e.finding.line,
-                    "message": e.finding.message,
-                    "statement": e.finding.statement,
-                    "static": e.finding.static,
-                    "safe_alternative": e.finding.safe_alternative,
-                }
-                for e in report.entries
-            ],
+            "findings": [],
         },
         indent=2,
+    )
+    if not report.entries:
+        return head
+    findings = ",\n    ".join(
+        _flat_json(
+            (
+                e.target,
+                e.migration,
+                e.finding.rule,
+                e.finding.severity,
+                e.blocking,
+                e.approved_by,
+                shown_path(e.finding.file),
+                e.finding.line,
+                e.finding.message,
+                e.finding.statement,
+                e.finding.static,
+                e.finding.safe_alternative,
+            )
+        )
+        for e in report.entries
+    )
+    return head.removesuffix("[]\n}") + "[\n    " + findings + "\n  ]\n}"
+
+
+_FINDING_KEYS = tuple(
+    f'\n      "{key}": '
+    for key in (
+        "target",
+        "migration",
+        "rule",
+        "severity",
+        "blocking",
+        "approved",
+        "file",
+        "line",
+        "message",
+        "statement",
+        "static",
+        "safe_alternative",
+    )
+)
+"""Each finding's keys, in order, as an object at the findings' depth writes them."""
+_CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
+
+
+def _flat_json(values: tuple[object, ...]) -> str:
+    """One finding as ``json.dumps(indent=2)`` writes it inside the report's list: strings
+    through json's own C escaping, ``None`` and the booleans by name, anything else (a
+    line number) through ``json.dumps``."""
+    return (
+        "{"
+        + ",".join(
+            key
+            + (
+                encode_basestring_ascii(value)
+                if type(value) is str
+                else _CONSTANTS[value]
+                if value is None or type(value) is bool
+                else json.dumps(value)
+            )
+            for key, value in zip(_FINDING_KEYS, values, strict=True)
+        )
+        + "\n    }"
     )
 
 

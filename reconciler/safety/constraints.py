@@ -89,16 +89,22 @@ class Constraints:
         elif kind == "drop-table":
             self._forget(lambda h: table in (h.table, h.references[0]))
         elif kind == "rename-column":
-            self.named = {
-                n: _renamed_column(h, table, op.column, op.new_name) for n, h in self.named.items()
-            }
+            self._rename(table, lambda h: _renamed_column(h, table, op.column, op.new_name))
         elif kind == "rename-table":
             schema, _, _ = table.rpartition(".")
             new = f"{schema}.{op.new_name}" if schema else op.new_name
-            self.named = {n: _renamed_table(h, table, new) for n, h in self.named.items()}
+            self._rename(table, lambda h: _renamed_table(h, table, new))
 
     def _forget(self, gone: Callable[[Held], bool]) -> None:
         self.named = {n: h for n, h in self.named.items() if not gone(h)}
+
+    def _rename(self, table: str, renamed: Callable[[Held], Held]) -> None:
+        """``renamed`` applied to the constraints on or referring to ``table``, the others
+        kept as they are: a history renames often, and holds hundreds of constraints."""
+        self.named = {
+            n: renamed(h) if table in (h.table, h.references[0]) else h
+            for n, h in self.named.items()
+        }
 
 
 def _renamed_column(held: Held, table: str, old: str, new: str) -> Held:

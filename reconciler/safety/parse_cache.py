@@ -23,7 +23,6 @@ callers keep their parses in memory only (``analyse``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
+from reconciler.digests import sha256
 from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.types import SqlType
 
@@ -124,7 +124,7 @@ def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
 def _header(key: str, payload: bytes) -> bytes:
     """An entry's first line: its key and the digest of the rest, so a file cut short,
     altered on disk or holding another text's parse is never read as this one's."""
-    return f"{key} {hashlib.sha256(payload).hexdigest()}".encode()
+    return f"{key} {sha256(payload).hexdigest()}".encode()
 
 
 def _entry(key: str) -> str:
@@ -139,7 +139,7 @@ def _entry(key: str) -> str:
 
 
 def _key(sql: str, dialect: str) -> str:
-    digest = hashlib.sha256(_identity().encode())
+    digest = sha256(_identity().encode())
     digest.update(b"\0" + dialect.encode() + b"\0" + sql.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
@@ -148,7 +148,7 @@ def _identity() -> str:
     """Format, reconciler's version, pglast's version and the parsing code, read once."""
     known = _state.get("identity")
     if known is None:
-        code = hashlib.sha256()
+        code = sha256()
         package = Path(__file__).resolve().parent.parent
         for name in _SOURCES:
             try:

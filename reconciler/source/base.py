@@ -8,7 +8,6 @@ applies one migration, keeping that record truthful whatever happens.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from reconciler import textfiles
+from reconciler.digests import sha256
 from reconciler.errors import SourceError
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def read_utf8(path: Path) -> str:
 
 
 def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def checksum_matches(data: bytes, recorded: str) -> bool:

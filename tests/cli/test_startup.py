@@ -30,6 +30,7 @@ HEAVY = (
     "svix",
     "pglast",
     "yaml",
+    "_hashlib",
 )
 
 # Runs the command line in this interpreter and reports, at exit, which of HEAVY it loaded.
@@ -117,3 +118,69 @@ def test_plan_skips_pydantics_plugin_lookup() -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["True", "True"]
+
+
+# Runs the ``reconciler`` script's entry point and reports, at exit, how many garbage
+# collections ran from the moment it was called, and whether collection is on.
+GC_PROBE = """
+import atexit, gc, json, sys
+sys.argv = ["reconciler", *sys.argv[1:]]
+from reconciler.launch import run
+runs = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and runs.append(info["generation"]))
+atexit.register(lambda: print("GC " + json.dumps([len(runs), gc.isenabled()])))
+run()
+"""
+
+
+def collections_in(*args: str, cwd: Path, cache: Path) -> tuple[int, bool]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["RECONCILER_CACHE_DIR"] = str(cache)
+    result = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("GC ")]
+    assert lines, f"no report (exit {result.returncode}): {result.stderr[-2000:]}"
+    assert "Traceback" not in result.stderr, result.stderr
+    runs, enabled = json.loads(lines[-1].removeprefix("GC "))
+    return runs, enabled
+
+
+def test_lint_runs_without_garbage_collection(tmp_path: Path) -> None:
+    """Start-up and a static lint allocate what lives until exit: collecting it is wasted
+    (a tenth of a warm lint); ``reconciler.launch``."""
+    cache = tmp_path / "cache"
+    for _ in range(2):  # cold, then warm
+        assert collections_in("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == (0, False)
+    assert collections_in("--version", cwd=tmp_path, cache=cache) == (0, False)
+
+
+def test_other_commands_collect_again(tmp_path: Path) -> None:
+    """Any other command may run for long (``run`` is the daemon): collection is back on
+    (with start-up's objects frozen out of its walks)."""
+    config = str(ROOT / "config.example.yaml")
+    runs, enabled = collections_in("check", "-c", config, cwd=tmp_path, cache=tmp_path)
+    assert enabled
+    assert runs > 0  # loading the policy allocates enough for the collector to run
+
+
+def test_importing_the_command_line_leaves_collection_alone() -> None:
+    """Library callers and tests (``CliRunner``) never see the collector paused or objects
+    frozen: only the script's entry point pauses it."""
+    probe = (
+        "import gc\n"
+        "from click.testing import CliRunner\n"
+        "from reconciler.cli import main\n"
+        "CliRunner().invoke(main, ['lint', '--help'])\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["True", "0"]
