@@ -542,6 +542,9 @@ class Daemon:
                 runtime.busy.release()
                 runtime.drop_connection()
             runtime.leadership.release()
+        # What the last runs had to say is sent, within the grace period: a delivery cut
+        # in the middle of a network call as the interpreter shuts down can crash it.
+        self.notifier.flush(max(deadline - time.monotonic(), 0))
         self.leaders.close()
         self.ledger.close()
         return unfinished

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from reconciler.policy.model import Notifications
 from reconciler.runtime.conditions import evaluate
+from reconciler.runtime.daemon import Daemon
 from reconciler.runtime.http import Reply, Server, json_reply
 from reconciler.runtime.notify import Notifier
+from tests.conftest import PRISMA_SQLITE
 
 
 def test_condition_changes_are_posted_once_with_retries() -> None:
@@ -74,3 +78,28 @@ def test_flush_waits_for_a_delivery_under_way() -> None:
         notifier.flush(10)
         assert [r["reason"] for r in received] == ["InSync"]
         assert not any(t.is_alive() for t in notifier.deliveries)
+
+
+def test_a_stopping_daemon_sends_its_last_notification(
+    tmp_path: Path, write_policy: Callable[..., Path]
+) -> None:
+    """SIGTERM's path waits, within the grace period, for the delivery under way."""
+    received: list[dict[str, object]] = []
+
+    def hook(headers: Mapping[str, str], body: bytes) -> Reply:
+        time.sleep(0.5)  # a slow receiver
+        received.append(json.loads(body))
+        return json_reply(200, {})
+
+    shutil.copytree(PRISMA_SQLITE, tmp_path / "migrations")
+    with Server("127.0.0.1", 0, {("POST", "/hook"): hook}) as server:
+        daemon = Daemon(
+            write_policy(
+                f"notifications: {{url: '{server.url}/hook', format: json}}\n"
+                "targets:\n  - name: shop\n    database: sqlite:///shop.db\n"
+                "    migrations: {layout: prisma, path: migrations}\n"
+            )
+        )
+        daemon.reconcile("shop", "schema", "api")  # Ready: InSync, which is announced
+        daemon.stop(grace=10)
+        assert [r["reason"] for r in received] == ["InSync"]
