@@ -286,9 +286,9 @@ PHASES = [
     ("reconciler.act.engine", None, "open_layout", "files: read + hash"),
     ("reconciler.act.engine", None, "connect", "target: connect"),
     ("reconciler.act.engine", "TargetSession", "plan", "target: observe + plan (x2)"),
-    ("reconciler.db.connection", "PostgresDatabase", "advisory_lock", "target: Prisma's lock"),
+    ("reconciler.db.postgres", "PostgresDatabase", "advisory_lock", "target: Prisma's lock"),
     ("reconciler.ledger.store", "Ledger", "record_decisions", "ledger: record_decisions"),
-    ("reconciler.db.connection", "PostgresDatabase", "close", "target: close"),
+    ("reconciler.db.postgres", "PostgresDatabase", "close", "target: close"),
     ("reconciler.ledger.store", "Ledger", "finish_run", "ledger: finish_run"),
     ("reconciler.ledger.store", "Ledger", "backups", "ledger: backups (for /status)"),
 ]
@@ -305,8 +305,8 @@ def instrumented() -> Iterator[dict[str, list[float]]]:
         module = importlib.import_module(module_name)
         owner: Any = getattr(module, owner_name) if owner_name else module
         original = getattr(owner, attr, None)
-        if original is None:
-            continue
+        if original is None:  # the code moved: say so rather than time less than the run
+            raise SystemExit(f"bench_fleet: {module_name}.{owner_name or ''}.{attr} is gone")
         slot = totals.setdefault(label, [0.0, 0])
         if attr == "advisory_lock":  # a context manager: time entering and leaving
 
