@@ -403,7 +403,7 @@ def _describe(error: ErrorDetails) -> str:
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        hint = difflib.get_close_matches(key, _known_keys(), n=1)
+        hint = difflib.get_close_matches(key, _keys_of(_section_at(loc[:-1])) - {key}, n=1)
         return f"{_field(loc)}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "missing":
         return f"{_field(loc)}: required"
@@ -443,6 +443,13 @@ def _section_at(loc: Loc) -> type[BaseModel] | None:
             return None
         section = found[0]
     return section
+
+
+def _keys_of(section: type[BaseModel] | None) -> set[str]:
+    """The keys a section takes; every key of the policy when the section is not known."""
+    if section is None:
+        return _known_keys()
+    return {field.alias or name for name, field in section.model_fields.items()}
 
 
 def _known_keys() -> set[str]:

@@ -59,6 +59,11 @@ def test_environment_reference_takes_the_variable(write_policy: Callable[[str], 
             "policy.yaml:7:7: targets[0].migrations.layot: unknown key (did you mean 'layout'?)",
         ),
         (
+            # A key of another section is unknown here; never "did you mean" the same key.
+            ("apply: manual", "apply: manual\n    backup: {driver: sqlite, path: var/b}"),
+            "policy.yaml:11:30: targets[0].backup.path: unknown key",
+        ),
+        (
             ("environment: staging", "environment: prod"),
             "policy.yaml:4:5: targets[0].environment: must be one of production, staging, "
             "development",
