@@ -28,6 +28,7 @@ from reconciler.observe.schema import observe_schema
 from reconciler.plan.model import Blocker, Plan, Step
 from reconciler.plan.planner import plan_schema
 from reconciler.safety.gate import window_opens
+from reconciler.safety.run_rows import KEPT
 from reconciler.source import Layout, open_layout
 from reconciler.source.base import Migration
 from reconciler.source.sql import transaction_mode
@@ -98,7 +99,34 @@ class TargetSession:
         )
         every = [m.id for m in self.layout.migrations()]
         # A script run in parts that failed part-way: resumed, or refused with its fix.
-        return settled(self, plan_schema(self.target, observation, findings, now, every))
+        plan = settled(self, plan_schema(self.target, observation, findings, now, every))
+        note = None if self.run_rows is not None else _own_rows_note(plan, self.target, self.db)
+        return replace(plan, notes=(*plan.notes, note)) if note else plan
+
+
+def _own_rows_note(plan: Plan, target: Target, db: Database) -> str | None:
+    """Said when the first blocked step may yet run in this apply: it is held only by data
+    loss, and the database holds no row, so the rows it would lose may all be the ones the
+    steps before it write (``observe.run_rows``), which is measured once they have run.
+    Without it the plan says "blocked" and the apply then runs the step."""
+    blocked = plan.first_blocked
+    if (
+        blocked is None
+        or not plan.runnable
+        or db.dialect != "postgresql"
+        or "data-loss" not in target.safety.block
+        or blocked.verdict.waiting
+        or any(f.severity != "data-loss" or f.rule in KEPT for f in blocked.verdict.blocking)
+    ):
+        return None
+    from reconciler.observe.census import holds_rows  # PostgreSQL plans only
+
+    if holds_rows(db):
+        return None
+    return (
+        f"the database holds no row yet: if {blocked.migration.id} would lose only rows "
+        "that the steps before it write, it needs no approval (measured once they have run)"
+    )
 
 
 @contextmanager

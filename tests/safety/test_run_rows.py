@@ -70,6 +70,8 @@ def test_a_new_database_reaches_head(
     assert code == 0, output
     assert f"applied {len(history)} migrations" in output
     assert "url" not in columns(pg_url, "users")
+    # The preview said, before it asked, why the step it marks blocked may yet run.
+    assert "the database holds no row yet: if 202601" in output
 
 
 @pytest.mark.parametrize(
@@ -92,6 +94,7 @@ def test_rows_from_before_the_run_block(tmp_path: Path, pg_url: str, outside: st
     done = run_process("apply", "-c", config, "--yes", cwd=tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "20260103000000_drop_url is blocked" in done.stdout + done.stderr
+    assert "holds no row yet" not in done.stdout + done.stderr  # a row is there: no promise
     assert "url" in columns(pg_url, "users")
 
 
