@@ -62,6 +62,22 @@ def _to_path(value: Any, handler: Any, info: ValidationInfo) -> Path:
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 """A duration written as ``30s``, ``5m``, ``2h`` or ``7d``; stored in seconds."""
 
+POSTGRES_TIMEOUT_MAX = 2_147_483.647
+"""The longest ``lock_timeout`` or ``statement_timeout`` PostgreSQL takes (INT_MAX ms)."""
+
+
+def _within_postgres(seconds: float) -> float:
+    if seconds > POSTGRES_TIMEOUT_MAX:
+        raise ValueError(
+            "at most 24d (PostgreSQL's limit for a timeout is 2147483647 ms); 0 disables it"
+        )
+    return seconds
+
+
+ServerTimeout = Annotated[Seconds, AfterValidator(_within_postgres)]
+"""A timeout the server enforces: refused when the policy loads rather than by the server,
+in the middle of a run, when the first migration sets it."""
+
 DatabaseUrlField = Annotated[
     DatabaseUrl, WrapValidator(_to_database_url), PlainSerializer(str, return_type=str)
 ]
@@ -111,10 +127,10 @@ class Migrations(Strict):
 
 class Timeouts(Strict):
     EXAMPLE = "{lock: 5s, statement: 10m}"
-    lock: Seconds = 5.0
+    lock: ServerTimeout = 5.0
     """``lock_timeout`` for each migration: a statement waiting longer on a lock fails instead
     of queueing the application's traffic behind it. Default 5s; 0 disables."""
-    statement: Seconds = 600.0
+    statement: ServerTimeout = 600.0
     """``statement_timeout`` for each migration statement. Default 10m; 0 disables."""
 
 

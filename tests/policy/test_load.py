@@ -64,6 +64,12 @@ def test_environment_reference_takes_the_variable(write_policy: Callable[[str], 
             "development",
         ),
         (
+            # PostgreSQL refuses a timeout over INT_MAX ms: said when the policy loads.
+            ("{lock: 2s,", "{lock: 30d,"),
+            "policy.yaml:11:16: targets[0].timeouts.lock: at most 24d (PostgreSQL's limit for "
+            "a timeout is 2147483647 ms); 0 disables it",
+        ),
+        (
             ("{lock: 2s,", "{lock: soon,"),
             "policy.yaml:11:16: targets[0].timeouts.lock: must be a duration such as 30s, 5m, 2h "
             "or 7d, not 'soon'",
