@@ -25,7 +25,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from reconciler.db.locks import LEDGER_MIGRATIONS
@@ -101,6 +101,9 @@ class Ledger:
             self.engine = create_engine(url.sqlalchemy_url(), pool_pre_ping=True, pool_size=2)
         try:
             self._upgrade()
+        except LedgerLocked as exc:
+            self.engine.dispose()
+            raise LedgerLocked(f"ledger {url.redacted}: {exc}") from None
         except SQLAlchemyError as exc:
             self.engine.dispose()
             reason = redact(str(getattr(exc, "orig", exc)).strip().splitlines()[0])
@@ -629,11 +632,29 @@ def _migrate(conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
+MIGRATION_LOCK_WAIT = 120.0
+"""Seconds a replica waits for another one migrating the ledger. The ledger's migrations
+take a second or two; a holder far beyond that is stuck (a session left idle holding the
+lock), and a replica that waited without end would start nothing and say nothing."""
+
+
+class LedgerLocked(DatabaseUnavailable):
+    """Another session held the ledger's migration lock for longer than a migration takes."""
+
+
 def _upgrade_under_advisory_lock(conn: Connection) -> None:
     key = {"key": LEDGER_MIGRATIONS}
     if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
         log.info("another replica is migrating the ledger: waiting for it")
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        wait = f"{int(MIGRATION_LOCK_WAIT * 1000)}ms"
+        try:
+            conn.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait})
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            conn.rollback()
+            raise LedgerLocked(_lock_holders(conn)) from None
     conn.commit()  # the lock is the session's: it outlives the transaction
     try:
         if _revision(conn) != HEAD:  # whoever held the lock may have brought it to head
@@ -645,6 +666,27 @@ def _upgrade_under_advisory_lock(conn: Connection) -> None:
             conn.commit()
         except SQLAlchemyError:
             conn.invalidate()  # closed, not pooled: the lock goes with the session
+
+
+def _lock_holders(conn: Connection) -> str:
+    """The refusal, naming the sessions that hold the lock, so they can be found and ended."""
+    high, low = (LEDGER_MIGRATIONS >> 32) & 0xFFFFFFFF, LEDGER_MIGRATIONS & 0xFFFFFFFF
+    rows = conn.execute(
+        text(
+            "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.state, '') "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = :high AND l.objid = :low"
+        ),
+        {"high": high, "low": low},
+    ).all()
+    holders = ", ".join(f"pid {pid} ({name or 'no name'}, {state})" for pid, name, state in rows)
+    return (
+        f"the ledger's migration lock has been held for over {MIGRATION_LOCK_WAIT:g}s by "
+        f"{holders or 'another session'}; a ledger migration takes seconds: end that session "
+        "(pg_terminate_backend) if it is stuck, then start again"
+    )
 
 
 def _upgrade_under_write_lock(conn: Connection) -> None:

@@ -17,8 +17,8 @@ import pytest
 
 from reconciler.db.locks import LEDGER_MIGRATIONS, NAMESPACE
 from reconciler.db.url import parse_database_url
-from reconciler.ledger import Ledger
-from reconciler.ledger.store import HEAD
+from reconciler.ledger import Ledger, store
+from reconciler.ledger.store import HEAD, LedgerLocked
 from tests.conftest import ROOT, pg_query
 
 OPENERS = 4
@@ -130,6 +130,30 @@ def test_a_replica_waits_for_the_one_migrating_the_ledger(pg_url: str) -> None:
     locks = pg_query(pg_url, MIGRATION_LOCKS, (NAMESPACE, LEDGER_MIGRATIONS & 0xFFFFFFFF))
     ledger.close()
     assert locks == [(0,)]
+
+
+def test_a_stuck_holder_of_the_migration_lock_is_named_not_waited_for_forever(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session left holding the lock (a replica hung mid-migration, a forgotten psql)
+    would keep every replica from starting, silently; past the wait, the holder is named."""
+    monkeypatch.setattr(store, "MIGRATION_LOCK_WAIT", 1.0)
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("SET application_name = 'stuck-migrator'")
+        other.execute("SELECT pg_advisory_lock(%s)", (LEDGER_MIGRATIONS,))
+        holder = other.info.backend_pid
+        started = time.monotonic()
+        with pytest.raises(LedgerLocked) as raised:
+            Ledger(parse_database_url(pg_url))
+        assert time.monotonic() - started < 30
+        message = str(raised.value)
+        assert f"pid {holder} (stuck-migrator, idle)" in message
+        assert "held for over 1s" in message
+        assert message.startswith("ledger postgresql://")
+        # Nothing was created, and the next start, once the holder is gone, migrates.
+        assert pg_query(pg_url, "SELECT to_regclass('alembic_version')") == [(None,)]
+    Ledger(parse_database_url(pg_url)).close()
+    assert pg_query(pg_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
 
 
 def test_a_ledger_at_head_opens_without_taking_the_lock(pg_url: str) -> None:
