@@ -21,7 +21,7 @@ from reconciler.cli_support import (
     output_option,
     target_option,
 )
-from reconciler.errors import Refused
+from reconciler.errors import ReconcilerError, Refused
 
 if TYPE_CHECKING:
     from reconciler.db.url import DatabaseUrl
@@ -170,6 +170,26 @@ def restore(backup_id: str, config: Path, target: str, to: str, force: bool, yes
         except BackupError as exc:
             fail(str(exc))
     _check_restored(info, destination, before.artifact.id if before else None)
+    if own and not spec.suspend:
+        _say_pending_again(spec)
+
+
+def _say_pending_again(spec: Target) -> None:
+    """A restore to before a migration makes it pending again, and the daemon's next run
+    applies it: the migration that caused the incident, often. Said, so the target can be
+    suspended (or its revision pinned) first; nothing here changes the policy."""
+    from reconciler.act import plan_target
+
+    try:
+        pending = len(plan_target(spec).steps)
+    except ReconcilerError:
+        return  # the restore stands; the next plan says what is wrong
+    if pending:
+        click.echo(
+            f"Note: {pending} migration(s) of {spec.name}'s desired revision are pending "
+            "again; a daemon reconciling it applies them at its next run unless the target "
+            "is suspended (suspend: true) or its revision pinned."
+        )
 
 
 def _check_restored(info: BackupInfo, destination: DatabaseUrl, before: str | None) -> None:

@@ -7,6 +7,7 @@ restore a production database with ``--force --yes``."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -157,9 +158,15 @@ def test_the_backup_before_the_first_migration_restores_an_empty_database(
     assert restored.exit_code == 0, restored.output
     assert "census identical to the backup's (0 tables, 0 rows)" in restored.stdout
     assert tables(pg_url) == []
+    # Every migration is pending again: said, before a daemon runs them once more.
+    said = " ".join(restored.stdout.split())
+    pending = re.search(r"Note: (\d+) migration\(s\) of shop's desired revision are pending", said)
+    assert pending, said
+    assert int(pending[1]) > 0
     kept = backups(cli, policy)["before-restore"]
     again = restore(cli, policy, kept, pg_url, "--force")
     assert again.exit_code == 0, again.output
+    assert "pending again" not in again.stdout  # back at head: nothing to say
     assert "eve@example.com" in emails(pg_url)
     assert "public.later" in tables(pg_url)
 
