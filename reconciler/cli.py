@@ -404,6 +404,8 @@ def _schema_drift_lines(found: dict[str, Any] | None) -> list[str]:
         command=found["command"],
     )
     head, *more = drift_lines(check)
+    if head.startswith("none"):  # beside the history's line, "schema none" would read as no schema
+        head = "no drift" + head.removeprefix("none")
     return [f"  schema     {head}"] + [f"             {line}" for line in more]
 
 
@@ -420,7 +422,9 @@ def _status_text(entry: dict[str, Any]) -> str:
             f"  desired    {entry['desired_revision'] or '(no migrations)'}",
             f"  pending    {entry['pending']}",
         ]
-        lines += [f"  drift      {d}" for d in entry["drift"]] or ["  drift      none"]
+        # The history's own drift (files edited or gone, revisions ahead); the schema's
+        # drift, outside the migrations, is the line after.
+        lines += [f"  history    {d}" for d in entry["drift"]] or ["  history    as applied"]
         lines += _schema_drift_lines(entry["schema_drift"])
         if entry["blocker"]:
             lines.append(f"  blocked    {entry['blocker']}")

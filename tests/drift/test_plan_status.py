@@ -83,6 +83,9 @@ def test_no_drift_is_said_too(tmp_path: Path, cli: Cli) -> None:
     result = cli("plan", "-c", config)
     assert "  schema drift      none (1 migration replayed)\n" in result.output
     assert result.exit_code == 0
+    # status: the history's own drift and the schema's, each on a line that says which.
+    shown = cli("status", "-c", config).output
+    assert "  history    as applied\n  schema     no drift (1 migration replayed)\n" in shown
 
 
 def test_plan_shows_the_guards_refusal_of_a_colliding_migration(tmp_path: Path, cli: Cli) -> None:
