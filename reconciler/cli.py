@@ -642,8 +642,7 @@ def run(config: Path, once: bool) -> None:
         for name, runtime in daemon.targets.items():
             for concern, state in runtime.concerns.items():
                 click.echo(f"{name} {concern}: {state.reason}: {redact(state.message)}")
-        daemon.notifier.flush(NOTIFY_FLUSH_SECONDS)
-        daemon.stop(grace=0)
+        daemon.stop(grace=NOTIFY_FLUSH_SECONDS)  # the runs are over: the wait is the notifications'
         sys.exit(code)
     sys.exit(daemon.serve_until_signalled())
 

@@ -59,7 +59,7 @@ def resolve_applied(policy: Policy, target: Target, name: str) -> str:
         migration = next((m for m in layout.migrations() if m.id == name), None)
         if migration is None:
             raise Refused(f"{target.name}: no migration named {name!r} in {layout.path}")
-        _check_in_effect(policy, target, db, history, migration)
+        _check_in_effect(policy, target, layout, db, history, migration)
         if not layout.record_applied(db, migration):
             raise Refused(f"{target.name}: {name} was recorded meanwhile")
     finally:
@@ -82,7 +82,12 @@ def _prisma(target: Target) -> PrismaLayout:
 
 
 def _check_in_effect(
-    policy: Policy, target: Target, db: Database, history: LiveHistory, migration: Migration
+    policy: Policy,
+    target: Target,
+    layout: PrismaLayout,
+    db: Database,
+    history: LiveHistory,
+    migration: Migration,
 ) -> None:
     """Refuse ``migration`` unless the live schema has what it makes: replayed after the
     applied migrations, it adds no difference from the live schema that they alone did
@@ -92,7 +97,6 @@ def _check_in_effect(
     from reconciler.drift.compare import compare
     from reconciler.drift.replay import applied_migrations, replay_schema
 
-    layout = _prisma(target)
     ignore = ledger_tables(policy, target)
     live = read_schema(db, ignore)
     applied, _ = applied_migrations(layout, history)
