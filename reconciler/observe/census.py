@@ -194,10 +194,13 @@ def _tables(db: Queryable) -> list[tuple[str, list[str], int]]:
 
 def _target(db: Queryable, name: str) -> str:
     """A census name (``t``, ``schema.t``) quoted for SQL."""
-    if db.dialect == "postgresql":
-        schema, _, table = name.rpartition(".")
-        return f"{_quote(schema or 'public')}.{_quote(table)}"
-    return _quote(name)
+    return qualified(name) if db.dialect == "postgresql" else _quote(name)
+
+
+def qualified(name: str) -> str:
+    """A census name (``t``, ``schema.t``) quoted for PostgreSQL, its schema always named."""
+    schema, _, table = name.rpartition(".")
+    return f"{_quote(schema or 'public')}.{_quote(table)}"
 
 
 def _count(db: Queryable, name: str, columns: list[str], checksum: bool) -> TableCensus:

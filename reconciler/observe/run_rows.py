@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from reconciler.observe.census import TOOL_TABLES, holds_rows, tables_holding_rows
+from reconciler.observe.census import TOOL_TABLES, holds_rows, qualified, tables_holding_rows
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Queryable
@@ -83,12 +83,12 @@ class RunRows:
     def rows_of(self, db: Queryable, table: str) -> int | None:
         """The rows of ``table`` when every one is this run's; ``ABSENT`` when it does not
         exist; None when a row is someone else's. One scan of the table."""
-        found = db.query("SELECT to_regclass(%s)::oid", (quoted(table),))
+        found = db.query("SELECT to_regclass(%s)::oid", (qualified(table),))
         if found[0][0] is None:
             return ABSENT
         rows, foreign = db.query(
             f"SELECT count(*), count(*) FILTER (WHERE xmin::text::bigint <> ALL(%s::bigint[])) "
-            f"FROM {quoted(table)}",
+            f"FROM {qualified(table)}",
             (sorted(self.xids),),
         )[0]
         if foreign or rows > self.kept.get(int(found[0][0]), 0):
@@ -103,18 +103,12 @@ class RunRows:
         """``SHARE`` locks on ``tables`` (those that exist) until the transaction ends: no
         one else writes them while a migration relies on their rows being the run's."""
         names = [
-            quoted(t)
+            qualified(t)
             for t in tables
-            if db.query("SELECT to_regclass(%s) IS NOT NULL", (quoted(t),))[0][0]
+            if db.query("SELECT to_regclass(%s) IS NOT NULL", (qualified(t),))[0][0]
         ]
         if names:
             db.query(f"LOCK TABLE {', '.join(names)} IN SHARE MODE")
-
-
-def quoted(table: str) -> str:
-    """A census name (``t``, ``schema.t``) quoted for SQL."""
-    schema, _, name = table.rpartition(".")
-    return ".".join('"' + p.replace('"', '""') + '"' for p in (schema or "public", name))
 
 
 def _counters(db: Queryable) -> dict[int, tuple[str, int, int, int]]:
@@ -144,7 +138,7 @@ def _subtransactions(db: Queryable, tables: list[str], top: int) -> set[int]:
     for table in tables:
         rows = db.query(
             "SELECT d FROM (SELECT DISTINCT (xmin::text::bigint - %s + 4294967296) %% 4294967296 "
-            f"AS d FROM {quoted(table)}) s WHERE d BETWEEN 1 AND 2147483647 "
+            f"AS d FROM {qualified(table)}) s WHERE d BETWEEN 1 AND 2147483647 "
             "AND pg_xact_status((%s + d)::text::xid8) = 'in progress'",
             (top % _WRAP, top),
         )
