@@ -68,6 +68,10 @@ def _parse(migration: Migration, sql: str, dialect: Dialect) -> ParsedSql:
     if parsed is None:
         parsed = parse_text(sql, dialect)
         parse_cache.store(sql, dialect, parsed)
+    if migration.path.suffix != ".py" and any(op.declared_type for op in parsed.ops):
+        # Only SQL rendered from an Alembic revision declares old types: the same comment
+        # in a file written by hand is a comment.
+        parsed = replace(parsed, ops=tuple(replace(op, declared_type=None) for op in parsed.ops))
     if migration.path.suffix == ".py":
         line = _upgrade_line(migration.path)
         parsed = replace(

@@ -68,6 +68,10 @@ class Op:
     any_using: bool = False
     """alter-type: a ``USING`` clause is written (even one that is the column, cast): the
     conversion is then that expression, not PostgreSQL's assignment cast."""
+    declared_type: SqlType | None = None
+    """alter-type: the column's type before the statement as an Alembic revision declares
+    it (``alter_column(existing_type=...)``, compiled for the dialect): what the rules take
+    as the old type when neither the history nor the catalog knows it (``declared``)."""
     rewrites: tuple[tuple[str, str], ...] = ()
     """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
     when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""

@@ -16,6 +16,7 @@ out.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from functools import partial
@@ -27,6 +28,7 @@ from pglast.stream import RawStream
 
 from reconciler.safety.operations import LOSSY_CALLS, Op, ParsedSql
 from reconciler.safety.types import SqlType, normalise
+from reconciler.source.base import DECLARED_TYPE
 
 __all__ = ["LOSSY_CALLS", "Op", "ParsedSql", "parse"]
 
@@ -53,18 +55,64 @@ def parse(sql: str) -> ParsedSql:
     data = sql.encode()  # libpg_query's offsets count bytes
     ops: list[Op] = []
     items = tree.get("stmts", [])
+    declared: dict[str, SqlType] = {}
+    end = 0
     for item in items:
         start, length = item.get("stmt_location", 0), item.get("stmt_len", 0)
         text = (data[start : start + length] if length else data[start:]).decode()
         leading = len(text) - len(text.lstrip())
         line = data.count(b"\n", 0, start) + text.count("\n", 0, leading) + 1
+        if DECLARED_TYPE.encode() in data[end:start]:  # comments lie between statements
+            declared.update(_declarations(data[end:start].decode()))
+        end = start + length
         kind, node = next(iter(item.get("stmt", {}).items()), ("", {}))
         read = _READERS.get(kind)
         if read is not None:
             found = read(node, partial(Op, line=line, statement=_clean(text)))
+            if declared and kind == "AlterTableStmt":
+                found = [_with_declared(op, declared) for op in found]
             ops.extend(_measurable_update(found, text) if kind == "UpdateStmt" else found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
+
+
+_DECLARATION = re.compile(
+    rf'^[ \t]*{re.escape(DECLARED_TYPE)} "((?:[^"]|"")+)" (.+?)[ \t]*$', re.MULTILINE
+)
+
+
+def _declarations(gap: str) -> dict[str, SqlType]:
+    """The old types an Alembic revision declared (``DECLARED_TYPE`` comments), by column."""
+    found = {}
+    for quoted, spelled in _DECLARATION.findall(gap):
+        typed = _type_of(spelled)
+        if typed is not None:
+            found[quoted.replace('""', '"')] = typed
+    return found
+
+
+def _with_declared(op: Op, declared: dict[str, SqlType]) -> Op:
+    """The next type change of a column with the old type declared for it just before:
+    Alembic renders one ``alter_column`` as a few statements (the type, then NOT NULL, or
+    the other way round), and the declaration goes in front of the first."""
+    if op.kind != "alter-type" or op.column not in declared:
+        return op
+    return replace(op, declared_type=declared.pop(op.column))
+
+
+def _type_of(spelled: str) -> SqlType | None:
+    """A type as DDL spells it (``VARCHAR(250)``, ``TIMESTAMP WITH TIME ZONE``), read by
+    PostgreSQL's grammar as a cast's target; None when it does not read as one type."""
+    try:
+        tree = json.loads(parse_sql_json(f"SELECT NULL::{spelled}"))
+    except ParseError:
+        return None
+    stmts = tree.get("stmts", [])
+    targets = stmts[0]["stmt"].get("SelectStmt", {}).get("targetList", []) if stmts else []
+    if len(stmts) != 1 or len(targets) != 1:
+        return None
+    cast = targets[0].get("ResTarget", {}).get("val", {}).get("TypeCast")
+    return _sql_type(cast.get("typeName")) if cast else None
 
 
 def _syntax_error(sql: str) -> ParsedSql:

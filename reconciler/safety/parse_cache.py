@@ -327,6 +327,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 _DECODERS.update(
     {name: _rows for name in _NESTED},
     sql_type=_sql_type,
+    declared_type=_sql_type,
     column_types=_sql_types,
     type_length=_optional(int),
     case_else=_optional(str),

@@ -808,9 +808,14 @@ class Judge:
             return out
         values = self.count(table, ("non_null", column))
         before = self.old_type(table, column)
+        declared = before is None and op.declared_type is not None
+        if declared:  # neither the history nor the catalog knows it: the revision says
+            before = op.declared_type
         lossy, reason = self.narrowing(op, before)
         if lossy != 0:
             was = f"from {before} " if before else ""
+            if declared:
+                was += "(as the revision declares it: existing_type) "
             message = f"changes {table}.{column} {was}to {op.sql_type or _typ(op)}"
             if reason:
                 message += f": {reason}"

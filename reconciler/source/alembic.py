@@ -34,6 +34,7 @@ from alembic.util import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
+from sqlalchemy.sql import sqltypes
 
 from reconciler.errors import MigrationFailed, SourceError
 from reconciler.secrets import redact
@@ -45,6 +46,7 @@ from reconciler.source.alembic_target import (
     watch,
 )
 from reconciler.source.base import (
+    DECLARED_TYPE,
     AppliedMigration,
     LiveHistory,
     Migration,
@@ -131,6 +133,7 @@ class AlembicLayout:
         start = migration.parents[0] if migration.parents else None
 
         def upgrade(rev: Any, context: Any) -> Any:
+            _declare_existing_types(context.impl)
             return self.script._upgrade_revs(migration.id, rev)
 
         try:
@@ -242,6 +245,37 @@ class AlembicLayout:
         if last is not None and last[0] == db.url.redacted and last[1] in migration.parents:
             return copy.deepcopy(last[2])
         return {}
+
+
+def _declare_existing_types(impl: Any) -> None:
+    """While ``impl`` renders a revision offline, each ``alter_column`` that changes a type
+    and declares the old one (``existing_type``) writes that old type, compiled for the
+    dialect, in a comment just before the statements it renders (``DECLARED_TYPE``):
+    static lint then knows what a column of a table made outside the history held (MLflow's
+    base tables). A type the dialect cannot compile, or that spans lines, is left out."""
+    original = impl.alter_column
+
+    def alter_column(table_name: str, column_name: str, **kw: Any) -> Any:
+        declared = _compiled(kw.get("existing_type"), impl.dialect)
+        if declared is not None and kw.get("type_") is not None:
+            quoted = column_name.replace('"', '""')
+            impl.static_output(f'{DECLARED_TYPE} "{quoted}" {declared}')
+        return original(table_name, column_name, **kw)
+
+    impl.alter_column = alter_column
+
+
+def _compiled(declared: Any, dialect: Any) -> str | None:
+    """``declared`` (a SQLAlchemy type, or its class) as the dialect spells it in DDL: an
+    ``Enum`` with ``native_enum=False`` is the ``VARCHAR`` of its longest label (or of the
+    ``length`` it gives); None when there is none or it does not compile."""
+    if declared is None:
+        return None
+    try:
+        text = str(sqltypes.to_instance(declared).compile(dialect=dialect)).strip()
+    except Exception:  # a type of another dialect (MySQL's MEDIUMTEXT) or a broken one
+        return None
+    return text if text and "\n" not in text and "\r" not in text else None
 
 
 _OWN_BEGIN = "reconciler.sqlite_own_begin"

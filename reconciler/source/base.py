@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from reconciler.policy.model import Timeouts
 
 
+DECLARED_TYPE = "-- reconciler: existing_type"
+"""Starts the comment an Alembic revision's rendered SQL carries before each ``ALTER
+COLUMN ... TYPE`` whose ``alter_column`` declares the column's old type (``existing_type``):
+``-- reconciler: existing_type "value" VARCHAR(250)``, the column quoted, the type compiled
+for the dialect. The SQL is read, never run, so the comment changes no statement; the
+safety rules read it (``ops``)."""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One migration as found on disk."""
