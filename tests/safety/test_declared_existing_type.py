@@ -258,3 +258,19 @@ def test_postgresql_narrows_varchar_by_failing_or_cutting_trailing_spaces(pg_url
         assert conn.execute("SELECT c, n::text FROM t").fetchall() == [("abc ", "1.24")]
         conn.execute("ALTER TABLE t ALTER COLUMN c TYPE varchar(2) USING c::varchar(2)")
         assert conn.execute("SELECT c FROM t").fetchall() == [("ab",)]
+
+
+def test_sqlite_renders_the_declaration_where_alembic_renders_the_change(tmp_path: Path) -> None:
+    """A plain ``alter_column`` renders for SQLite with its declaration (SQLite would refuse
+    the statement itself); batch mode, SQLite's way, needs reflection offline: unrendered."""
+    plain = AlembicLayout(history(tmp_path / "plain", alter("sa.String(250)", "sa.String(500)")))
+    (migration,) = plain.migrations()
+    ops = parse_migration(migration, plain.sql(migration, "sqlite"), "sqlite").sql.ops
+    assert [op.declared_type for op in ops if op.kind == "alter-type"] == [
+        SqlType("varchar", (250,))
+    ]
+    batch = history(tmp_path / "batch", alter("sa.String(250)", "sa.String(500)", batch=True))
+    layout = AlembicLayout(batch)
+    (migration,) = layout.migrations()
+    assert layout.sql(migration, "sqlite") is None
+    assert "requires a live database connection" in (layout.unanalysable(migration, "sqlite") or "")
