@@ -31,6 +31,8 @@ class Held:
     references: tuple[str, tuple[str, ...]] = ("", ())
     dropped_at: int | None = None
     """The count of writes when it was dropped (None: in force)."""
+    primary: bool = False
+    """A PRIMARY KEY, held under its own name: its columns are also NOT NULL."""
 
 
 @dataclass
@@ -60,6 +62,17 @@ class Constraints:
             for h in self.named.values()
         )
 
+    def primary(self, table: str, columns: tuple[str, ...]) -> bool:
+        """Whether the rows obey a PRIMARY KEY over exactly ``columns`` (in any order): each
+        row has a value in each of them, and no two rows share all of them."""
+        return any(
+            h.primary
+            and h.table == table
+            and set(h.columns) == set(columns)
+            and h.dropped_at in (None, self.writes)
+            for h in self.named.values()
+        )
+
     def remember(self, op: Op) -> None:
         kind, table = op.kind, op.table
         if kind in WRITES:
@@ -67,9 +80,15 @@ class Constraints:
         elif kind == "create-table":
             self._forget(lambda h: table in (h.table, h.references[0]))
             for columns in op.keys:
-                self.named[f"{table}({','.join(columns)})"] = Held(table, columns)
+                if columns != op.primary_key:
+                    self.named[f"{table}({','.join(columns)})"] = Held(table, columns)
+            if op.primary_key:  # under its name, which a DROP CONSTRAINT uses
+                self.named[op.primary_name] = Held(table, op.primary_key, primary=True)
         elif kind == "create-index" and op.unique and op.columns:
             self.named[op.new_name or f"{table}({','.join(op.columns)})"] = Held(table, op.columns)
+        elif kind == "add-constraint" and op.columns and op.constraint == "primary":
+            name = op.new_name or f"{table.rpartition('.')[2]}_pkey"
+            self.named[name] = Held(table, op.columns, primary=True)
         elif kind == "add-constraint" and op.columns and (op.unique or op.references[0]):
             self.named[op.new_name or f"{table}({','.join(op.columns)})"] = Held(
                 table, op.columns, op.references

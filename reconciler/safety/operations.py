@@ -118,6 +118,19 @@ class Op:
     """update: (column, other) where the same statement sets ``other = CASE WHEN c THEN
     column ELSE NULL END`` and ``column = CASE WHEN c THEN NULL ELSE column END``: each
     value of ``column`` stays or moves to ``other`` of the same row, none is lost."""
+    renumbered: str = ""
+    """update: the column it sets to ``row_number()`` over the whole table ordered first by
+    that column, joined back on ``renumber_key`` (``renumbering``); empty for any other."""
+    renumber_key: tuple[str, ...] = ()
+    """update with ``renumbered``: the columns the numbers are joined back on."""
+    renumber_groups: tuple[str, ...] = ()
+    """update with ``renumbered``: the ``PARTITION BY`` columns (numbered from 1 in each)."""
+    renumber_descending: bool = False
+    """update with ``renumbered``: ``ORDER BY column DESC``: the numbers run the other way."""
+    primary_key: tuple[str, ...] = ()
+    """create-table: the columns of its PRIMARY KEY (also among ``keys``)."""
+    primary_name: str = ""
+    """create-table with ``primary_key``: the constraint's name, as PostgreSQL gives it."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
 from reconciler.safety.operations import LOSSY_CALLS, Op, ParsedSql
+from reconciler.safety.renumbering import renumbering
 from reconciler.safety.types import SqlType, normalise
 from reconciler.source.base import DECLARED_TYPE
 
@@ -265,8 +266,31 @@ def _create_table(node: Tree, mk: Make) -> list[Op]:
             column_types=tuple(_sql_type(d.get("typeName")) or SqlType("") for d in defs),
             if_not_exists=bool(node.get("if_not_exists")),
             keys=_keys(node, defs),
+            **_primary(node, defs),
         )
     ]
+
+
+def _primary(node: Tree, defs: list[Tree]) -> dict[str, Any]:
+    """The PRIMARY KEY of a CREATE TABLE, inline or not, and its name: the one written, else
+    the one PostgreSQL gives it (``<table>_pkey``)."""
+    table = (node.get("relation") or {}).get("relname", "")
+    found = [
+        (tuple(_strings(c["Constraint"].get("keys"))), c["Constraint"].get("conname", ""))
+        for c in node.get("tableElts", ())
+        if c.get("Constraint", {}).get("contype") == "CONSTR_PRIMARY"
+    ]
+    found += [
+        ((d.get("colname", ""),), c["Constraint"].get("conname", ""))
+        for d in defs
+        for c in d.get("constraints", ())
+        if c.get("Constraint", {}).get("contype") == "CONSTR_PRIMARY"
+    ]
+    if len(found) != 1 or not found[0][0]:
+        return {}
+    columns, name = found[0]
+    name = name or f"{table}_pkey"
+    return {"primary_key": columns, "primary_name": name} if len(name) <= 63 else {}
 
 
 def _keys(node: Tree, defs: list[Tree]) -> tuple[tuple[str, ...], ...]:
@@ -745,6 +769,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             mapped_copies=_mapped_copies(node),
             moves=_moves(node),
             link=_link(node),
+            **renumbering(node),
         )
     ]
 

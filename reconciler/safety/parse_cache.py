@@ -42,6 +42,7 @@ FORMAT = 1
 
 _SOURCES = (
     "safety/ops.py",
+    "safety/renumbering.py",
     "safety/operations.py",
     "safety/types.py",
     "safety/analyse.py",

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from reconciler.safety.operations import Op
 
 IGNORED_TABLES = {"alembic_version", "_prisma_migrations"}
+ORDER_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float8"})
+"""Types that hold 1, 2, 3... exactly and sort them as numbers: what a renumbered column
+must be for the numbers to keep the order (``Judge.keeps_order``)."""
 INTEGER_TYPES = {
     "int2": 1,
     "smallint": 1,
@@ -156,6 +159,9 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
                 for column, value in op.rewrites
                 if column not in op.null_guarded
             )
+            if op.renumbered:  # is what it is joined on a key of the rows? (``renumbering``)
+                table.nulls.update(op.renumber_key)
+                table.unique.add(op.renumber_key)
         elif op.kind == "set-not-null":
             table.nulls.add(op.column)
         elif op.kind in ("create-index", "add-constraint") and op.unique and op.columns:
@@ -698,6 +704,13 @@ class Judge:
                     )
                 )
                 continue
+            if column == op.renumbered and self.keeps_order(op):
+                out.append(
+                    self.finding(
+                        "update-overwrites", op, file, _renumbers(op), None, severity="info"
+                    )
+                )
+                continue
             measured = self.rewrite(op, file, column, values_of.get(column))
             if measured is not None:
                 out.append(measured)
@@ -715,6 +728,20 @@ class Judge:
                 )
             )
         return out
+
+    def keeps_order(self, op: Op) -> bool:
+        """Whether a renumbering (``renumbering``: ``SET c = row_number() OVER (ORDER BY c,
+        ...)``) gives every row one number that keeps its rank among the old values: the
+        numbers are joined back on a key (each row matched once, none left with its old
+        value among the new ones), and ``c`` holds numbers (as text, 10 sorts before 9)."""
+        table, key = op.table, op.renumber_key
+        kind = self.old_type(table, op.renumbered)
+        if kind is None or kind.name not in ORDER_TYPES:
+            return False
+        if self.constraints.primary(table, key):
+            return True
+        nulls = [self.count(table, ("nulls", column)) for column in key]
+        return all(n == 0 for n in nulls) and self.count(table, ("unique", key)) == 0
 
     def rewrite(self, op: Op, file: str, column: str, value: str | None) -> Finding | None:
         """An UPDATE's column judged by what its measuring SELECT found (None: unmeasured).
@@ -1256,6 +1283,17 @@ def _holding(rows: int | None) -> str:
     if not rows:
         return ""
     return f"; {rows:,} row{'s hold' if rows != 1 else ' holds'} such a value"
+
+
+def _renumbers(op: Op) -> str:
+    """The message of a renumbering that keeps the order (``Judge.keeps_order``)."""
+    groups = f" within each ({', '.join(op.renumber_groups)})" if op.renumber_groups else ""
+    way = ", the other way round" if op.renumber_descending else ""
+    return (
+        f"renumbers {op.table}.{op.renumbered} 1, 2, 3...{groups} in the order of its own "
+        f"values{way}, joined back on the key ({', '.join(op.renumber_key)}): no value made "
+        "NULL, the order kept (ties broken): nothing is lost"
+    )
 
 
 def _calls(value: str) -> list[str]:
