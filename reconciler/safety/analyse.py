@@ -23,8 +23,8 @@ from reconciler.safety import parse_cache
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies
 from reconciler.safety.declared import Declared
-from reconciler.safety.kept_rows import KeptRows
 from reconciler.safety.findings import Finding
+from reconciler.safety.kept_rows import KeptRows
 from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 

@@ -27,8 +27,8 @@ from reconciler.rulebook import RULES, Severity
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies, Copy
 from reconciler.safety.declared import Declared
-from reconciler.safety.kept_rows import KeptRows
 from reconciler.safety.findings import Finding
+from reconciler.safety.kept_rows import KeptRows
 from reconciler.safety.operations import LOSSY_CALLS
 from reconciler.safety.types import (
     INTEGER_RANK,
