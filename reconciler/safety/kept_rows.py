@@ -20,7 +20,7 @@ static lint can prove them from the SQL and the history (``declared``, ``constra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -117,11 +117,14 @@ class KeptRows:
         cascade: bool,
         constraints: Constraints,
         declared: Declared,
+        known: Iterable[Column],
     ) -> str | None:
         """Why dropping ``table`` loses nothing although ``missing`` was not copied: it is
         ``table``'s key, the INSERT that copied every other column (``copies``) gave the
         column of that name new generated values, and nothing the history declares holds
-        the old keys. None when that is not proven."""
+        the old keys: no foreign key, and none of the ``known`` columns named after the
+        table (``templateMetaId``, ``template_meta_id``), which may hold them undeclared.
+        None when that is not proven."""
         record = self.renewed.get(table)
         if (
             cascade
@@ -130,6 +133,7 @@ class KeptRows:
             or missing[0] not in record.fresh
             or not _key_of(constraints, table, (missing[0],))
             or declared.referred_to(table)
+            or any(_named_after(table, c) for c in known)
         ):
             return None
         if any(
@@ -142,6 +146,19 @@ class KeptRows:
             f"({record.migration}, line {record.line}), whose rows get new keys, and no "
             f"column the history declares holds keys of {table}: nothing is lost"
         )
+
+
+def _named_after(table: str, column: Column) -> bool:
+    """Whether ``column``, of another table, is named as one holding keys of ``table``
+    would be: the table's name (or its singular) followed by ``id``, in any case, with or
+    without underscores (a reference the application keeps without a foreign key)."""
+
+    def squeeze(name: str) -> str:
+        return name.rpartition(".")[2].replace("_", "").lower()
+
+    base = squeeze(table)
+    names = {base, base.removesuffix("s")}
+    return column[0] != table and any(squeeze(column[1]) == f"{n}id" for n in names)
 
 
 def _still_kept(flag: Flag, op: Op) -> bool:

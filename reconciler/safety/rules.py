@@ -446,7 +446,7 @@ class Judge:
         if missing:
             made = [copy for copy in copies if copy is not None]
             return self.kept_rows.renewed_key(
-                table, missing, made, cascade, self.constraints, self.declared
+                table, missing, made, cascade, self.constraints, self.declared, self.column_types
             )
         places = ", ".join(
             f"{c} {copy.how} {copy}" for c, copy in zip(columns, copies, strict=True) if copy

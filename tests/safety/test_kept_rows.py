@@ -313,6 +313,11 @@ META_CASES = [
         "data-loss",
     ),
     Case(
+        "a-column-named-after-the-table",
+        (METAS + 'ALTER TABLE "Template" ADD COLUMN "templateMetaId" TEXT;\n', MOVE),
+        "data-loss",
+    ),
+    Case(
         "do-block-that-may-declare-one",
         (
             METAS
@@ -424,3 +429,49 @@ def test_a_column_holding_the_old_keys_is_left_pointing_nowhere(pg_url: str) -> 
         conn.execute(MOVE)
         joined = 'SELECT count(*) FROM "Links" l JOIN "DocumentMeta" d ON d."id" = l."metaId"'
         assert conn.execute(joined).fetchone() == (0,)  # the link to m2 is gone
+
+
+# -- a copy that stays blocking: rallly's options.start ------------------------------------------
+
+OPTIONS = """
+CREATE TABLE "polls" ("id" TEXT NOT NULL PRIMARY KEY, "time_zone" TEXT);
+CREATE TABLE "options" ("id" TEXT NOT NULL PRIMARY KEY, "poll_id" TEXT NOT NULL,
+                        "start" TIMESTAMP(0) NOT NULL);
+"""
+
+START_TIME = """ALTER TABLE "options" ADD COLUMN "start_time" TIMESTAMP(0);
+DO
+$do$
+DECLARE
+   poll_record RECORD;
+BEGIN
+   FOR poll_record IN SELECT id, "time_zone" FROM polls
+   LOOP
+      IF poll_record."time_zone" IS NULL OR poll_record."time_zone" = '' THEN
+         UPDATE options SET "start_time" = "start" WHERE "poll_id" = poll_record.id;
+      ELSE
+         UPDATE options
+         SET "start_time" = ("start"::TIMESTAMP) AT TIME ZONE poll_record.time_zone
+         WHERE "poll_id" = poll_record.id;
+      END IF;
+   END LOOP;
+END
+$do$;
+ALTER TABLE "options" ALTER COLUMN "start_time" SET NOT NULL;
+"""
+
+
+def test_a_copy_through_time_zones_is_not_one_to_one_and_blocks(pg_url: str) -> None:
+    drop = 'ALTER TABLE "options" DROP COLUMN "start";\n'
+    assert verdict(lint(OPTIONS, START_TIME, drop), "drop-column", "start") == "data-loss"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute(OPTIONS)
+        conn.execute("INSERT INTO polls VALUES ('p', 'America/New_York')")
+        conn.execute(
+            "INSERT INTO options VALUES ('a', 'p', '2024-03-10 02:30'), "
+            "('b', 'p', '2024-03-10 03:30')"
+        )
+        conn.execute(START_TIME)
+        starts = conn.execute("SELECT DISTINCT start_time FROM options").fetchall()
+    assert len(starts) == 1  # two starts in the daylight-saving gap became one instant
