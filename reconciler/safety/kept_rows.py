@@ -129,6 +129,7 @@ class KeptRows:
         if (
             cascade
             or record is None
+            or record.into == table
             or len(missing) != 1
             or missing[0] not in record.fresh
             or not _key_of(constraints, table, (missing[0],))

@@ -440,6 +440,7 @@ class Judge:
             return None
         columns = sorted(c for t, c in self.column_types if t == table)
         copies = [self.copies.where(table, c) for c in columns]
+        copies = [c if c is None or c.into[0] != table else None for c in copies]  # dropped too
         if not columns:
             return None
         missing = [c for c, copy in zip(columns, copies, strict=True) if copy is None]

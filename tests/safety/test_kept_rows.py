@@ -329,6 +329,23 @@ META_CASES = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("table", "sql"),
+    [
+        ('"a" TEXT, "b" TEXT', 'INSERT INTO "t" ("a", "b") SELECT "a", "b" FROM "t";\n'),
+        (
+            '"id" TEXT PRIMARY KEY, "a" TEXT',
+            'INSERT INTO "t" ("id", "a") SELECT gen_random_uuid()::text, "a" FROM "t";\n',
+        ),
+        ('"a" TEXT, "b" TEXT', 'UPDATE "t" SET "a" = "b", "b" = "a";\n'),
+    ],
+    ids=["insert-into-itself", "insert-into-itself-with-new-keys", "columns-swapped"],
+)
+def test_values_copied_into_the_dropped_table_itself_go_with_it(table: str, sql: str) -> None:
+    found = lint(f'CREATE TABLE "t" ({table});\n', sql + 'DROP TABLE "t";\n')
+    assert verdict(found, "drop-table", "t") == "data-loss"
+
+
 @pytest.mark.parametrize("case", META_CASES, ids=lambda c: c.id)
 def test_rows_copied_with_new_keys_are_info_only_when_proven(case: Case) -> None:
     assert verdict(lint(*case.files), "drop-table", "TemplateMeta") == case.severity
