@@ -56,8 +56,9 @@ class Declared:
         """Follow ``op``; ``constraints`` as they were before it (for a dropped name)."""
         kind, table = op.kind, op.table
         if kind == "create-table":
-            self._forget_table(table)
-            self.not_null.update((table, c) for c in op.not_nulls)
+            if not op.if_not_exists:  # else the table may exist, declared otherwise
+                self._forget_table(table)
+                self.not_null.update((table, c) for c in op.not_nulls)
             self.refers.update(((table, c), t) for c, t in op.refers)
         elif kind == "add-column":
             if op.not_null:

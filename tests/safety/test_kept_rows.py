@@ -146,6 +146,16 @@ FLAG_CASES = [
         "data-loss",
     ),
     Case(
+        "recreated-if-not-exists",
+        (
+            POLLS.replace("NOT NULL DEFAULT false", "DEFAULT false")
+            + 'CREATE TABLE IF NOT EXISTS "polls" ("id" TEXT PRIMARY KEY, '
+            '"user_id" TEXT NOT NULL, "notifications" BOOLEAN NOT NULL);\n',
+            WATCHERS + KEEP + DROP_FLAG,
+        ),
+        "data-loss",
+    ),
+    Case(
         "key-not-copied",
         (POLLS, WATCHERS + KEEP.replace("SELECT id AS poll_id", "SELECT user_id") + DROP_FLAG),
         "data-loss",
