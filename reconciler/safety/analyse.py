@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 from reconciler.safety import parse_cache
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies
+from reconciler.safety.declared import Declared
 from reconciler.safety.findings import Finding
+from reconciler.safety.kept_rows import KeptRows
 from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
@@ -196,6 +198,8 @@ def judge_batch(
                 enums=dict(judge.enums) if same else {},
                 copies=judge.copies.carried() if same else Copies(),
                 constraints=judge.constraints.carried() if same else Constraints(),
+                declared=judge.declared.carried() if same else Declared(),
+                kept_rows=judge.kept_rows.carried() if same else KeptRows(),
             )
             folder = _history_of(item)
         findings = syntax_findings(item)

@@ -20,7 +20,7 @@ class Op:
     """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
     create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
     update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
-    ``COPY ... FROM`` and ``MERGE``: rows written)."""
+    ``COPY ... FROM`` and ``MERGE``: rows written), drop-not-null."""
     table: str = ""
     column: str = ""
     line: int = 0
@@ -131,6 +131,21 @@ class Op:
     """create-table: the columns of its PRIMARY KEY (also among ``keys``)."""
     primary_name: str = ""
     """create-table with ``primary_key``: the constraint's name, as PostgreSQL gives it."""
+    not_nulls: tuple[str, ...] = ()
+    """create-table: the columns declared NOT NULL, or part of its PRIMARY KEY."""
+    refers: tuple[tuple[str, str], ...] = ()
+    """create-table / add-column: (column, table) for each foreign key declared with the
+    table or the column (``REFERENCES t``): that column holds keys of that table."""
+    fresh: tuple[str, ...] = ()
+    """insert: the columns its SELECT fills with a new generated value
+    (``gen_random_uuid()``, ``nextval(...)``, cast or not), not with anything read."""
+    flag: tuple[str, str] = ("", "")
+    """insert: (table, column) when its SELECT reads that one table and keeps exactly the rows
+    where the column is true (``WHERE col``, ``col = true``, ``col IS TRUE``), with nothing
+    else that drops or merges rows (DISTINCT, GROUP BY, LIMIT, ON CONFLICT, a join)."""
+    flag_copies: tuple[tuple[str, str], ...] = ()
+    """insert with ``flag``: (target column, source column) for each value that is a column
+    of the source read bare, with no cast."""
 
 
 @dataclass(frozen=True)

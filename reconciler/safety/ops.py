@@ -267,6 +267,8 @@ def _create_table(node: Tree, mk: Make) -> list[Op]:
             if_not_exists=bool(node.get("if_not_exists")),
             keys=_keys(node, defs),
             **_primary(node, defs),
+            not_nulls=_not_nulls(node, defs),
+            refers=_refers(node, defs),
         )
     ]
 
@@ -310,6 +312,43 @@ def _keys(node: Tree, defs: list[Tree]) -> tuple[tuple[str, ...], ...]:
     return tuple(k for k in found if k)
 
 
+def _not_nulls(node: Tree, defs: list[Tree]) -> tuple[str, ...]:
+    """The columns a CREATE TABLE declares NOT NULL: inline, or by its PRIMARY KEY."""
+    found = [
+        d.get("colname", "")
+        for d in defs
+        if d.get("is_not_null")
+        or any(
+            c.get("Constraint", {}).get("contype") in ("CONSTR_NOTNULL", "CONSTR_PRIMARY")
+            for c in d.get("constraints", ())
+        )
+    ]
+    for item in node.get("tableElts", ()):
+        if item.get("Constraint", {}).get("contype") == "CONSTR_PRIMARY":
+            found += _strings(item["Constraint"].get("keys"))
+    return tuple(dict.fromkeys(c for c in found if c))
+
+
+def _refers(node: Tree, defs: list[Tree]) -> tuple[tuple[str, str], ...]:
+    """(column, referenced table) for each foreign key a CREATE TABLE declares."""
+    found = [(d.get("colname", ""), table) for d in defs for table in _column_refers(d)]
+    for item in node.get("tableElts", ()):
+        con = item.get("Constraint", {})
+        if con.get("contype") == "CONSTR_FOREIGN" and con.get("pktable"):
+            found += [(c, _name(con["pktable"])) for c in _strings(con.get("fk_attrs"))]
+    return tuple(dict.fromkeys(found))
+
+
+def _column_refers(col: Tree) -> list[str]:
+    """The tables a column definition's own ``REFERENCES`` name."""
+    return [
+        _name(c["Constraint"]["pktable"])
+        for c in col.get("constraints", ())
+        if c.get("Constraint", {}).get("contype") == "CONSTR_FOREIGN"
+        and c["Constraint"].get("pktable")
+    ]
+
+
 def _insert(node: Tree, mk: Make) -> list[Op]:
     cols = tuple(t["ResTarget"].get("name", "") for t in node.get("cols", ()) if "ResTarget" in t)
     select = node.get("selectStmt")
@@ -321,9 +360,82 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             reads=_reads(select),
             empty_when=() if node.get("withClause") else _empty_when(select),
             calls=_plain_calls(select),
+            fresh=_fresh(node, cols),
             **_whole_select(node, cols),
+            **_flag_select(node, cols),
         )
     ]
+
+
+def _fresh(node: Tree, cols: tuple[str, ...]) -> tuple[str, ...]:
+    """The target columns an ``INSERT ... SELECT`` fills with a generated value."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
+    if len(targets) != len(cols):
+        return ()
+    return tuple(
+        column
+        for column, value in zip(cols, targets, strict=True)
+        if "FuncCall" in _uncast(value) and _volatile(_uncast(value))
+    )
+
+
+def _flag_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
+    """An ``INSERT ... SELECT`` of the rows of one table where a column is true, with
+    nothing else that drops or merges rows: the column and the columns read bare."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    tables = stmt.get("fromClause", ())
+    dropping = ("groupClause", "havingClause", "distinctClause", "limitCount", "limitOffset",
+                "withClause", "valuesLists")  # fmt: skip
+    flag = _true_test(stmt.get("whereClause"))
+    if (
+        not flag
+        or node.get("withClause")
+        or node.get("onConflictClause")
+        or any(stmt.get(key) for key in dropping)
+        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
+        or len(tables) != 1
+        or "RangeVar" not in tables[0]
+    ):
+        return {}
+    relation = tables[0]["RangeVar"]
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
+    if len(targets) != len(cols) or (flag[0] and flag[0] not in names):
+        return {}
+    pairs = []
+    for column, value in zip(cols, targets, strict=True):
+        found = _whole_value(value, names)
+        if found is not None and not found[1]:
+            pairs.append((column, found[0]))
+    return {"flag": (_name(relation), flag[1]), "flag_copies": tuple(pairs)}
+
+
+def _true_test(where: Tree | None) -> tuple[str, str] | None:
+    """(qualifier or "", column) when ``where`` is exactly ``col``, ``col = true``,
+    ``true = col`` or ``col IS TRUE``: true for the rows where the column is true, and
+    only those (NULL and false rows are not kept)."""
+    where = where or {}
+    test = where.get("BooleanTest")
+    if test is not None and test.get("booltesttype") == "IS_TRUE":
+        return _bare_column(test.get("arg", {}))
+    expr = where.get("A_Expr")
+    if expr is not None and expr.get("kind") == "AEXPR_OP" and _strings(expr.get("name")) == ["="]:
+        left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
+        for column, other in ((left, right), (right, left)):
+            if other.get("A_Const", {}).get("boolval", {}).get("boolval") is True:
+                return _bare_column(column)
+        return None
+    return _bare_column(where)
+
+
+def _bare_column(node: Tree) -> tuple[str, str] | None:
+    """(qualifier or "", name) of a column reference with at most one qualifier."""
+    fields = node.get("ColumnRef", {}).get("fields", ())
+    parts = _strings(fields)
+    if not parts or len(parts) != len(fields) or len(parts) > 2:
+        return None
+    return ("" if len(parts) == 1 else parts[0]), parts[-1]
 
 
 def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
@@ -553,6 +665,8 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
             )
         elif sub == "AT_SetNotNull":
             out.append(mk("set-not-null", table, name))
+        elif sub == "AT_DropNotNull":
+            out.append(mk("drop-not-null", table, name))
         elif sub == "AT_AddConstraint" and "Constraint" in definition:
             con = definition["Constraint"]
             kind = _CONSTRAINT_KINDS.get(con.get("contype", ""), "other")
@@ -681,6 +795,7 @@ def _add_column(table: str, col: Tree, mk: Make) -> Op:
         "add-column",
         table,
         col.get("colname", ""),
+        refers=tuple((col.get("colname", ""), t) for t in _column_refers(col)),
         type_name=type_name,
         type_length=length,
         sql_type=_sql_type(col.get("typeName")),

@@ -320,6 +320,8 @@ _NESTED = {
     "mapped_copies",
     "keys",
     "moves",
+    "refers",
+    "flag_copies",
 }
 """The fields of ``Op`` that are tuples of tuples of plain values."""
 _DECODERS: dict[str, Callable[[Any], Any]] = {

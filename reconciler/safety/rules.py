@@ -26,7 +26,9 @@ from reconciler.observe.figures import REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies, Copy
+from reconciler.safety.declared import Declared
 from reconciler.safety.findings import Finding
+from reconciler.safety.kept_rows import KeptRows
 from reconciler.safety.operations import LOSSY_CALLS
 from reconciler.safety.types import (
     INTEGER_RANK,
@@ -216,6 +218,10 @@ class Judge:
     """Keys and foreign keys the rows obey, for links turned around (``constraints``)."""
     dropped_copies: dict[tuple[str, str], Copy] = field(default_factory=dict)
     """Dropped columns whose values a whole copy keeps, for golden rule 2's message."""
+    declared: Declared = field(default_factory=Declared)
+    """NOT NULL columns and columns holding other tables' keys, as the history declares."""
+    kept_rows: KeptRows = field(default_factory=KeptRows)
+    """Booleans kept as rows, rows copied with new ids (``kept_rows``): without a database."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -335,6 +341,10 @@ class Judge:
             self.copies.remember(
                 op, migration_id, self.old_type, set(self.enums), self.unwritten, self.constraints
             )
+            self.kept_rows.remember(
+                op, migration_id, self.old_type, self.declared, self.constraints, self.is_empty
+            )
+            self.declared.remember(op, self.constraints)
             self.constraints.remember(op)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
@@ -425,15 +435,26 @@ class Judge:
             and table not in self.written
         )
 
-    def copied_table(self, table: str) -> str | None:
+    def is_empty(self, table: str) -> bool:
+        return self.rows(table) == 0
+
+    def copied_table(self, table: str, cascade: bool = False) -> str | None:
         """Without a database: where every column of ``table`` went, when each known column
-        (the history created or added it) was copied whole elsewhere; None otherwise."""
+        (the history created or added it) was copied whole elsewhere, or all but a key
+        replaced by new ones (``kept_rows``); None otherwise."""
         if self.facts is not None:
             return None
         columns = sorted(c for t, c in self.column_types if t == table)
         copies = [self.copies.where(table, c) for c in columns]
-        if not columns or any(c is None for c in copies):
+        copies = [c if c is None or c.into[0] != table else None for c in copies]  # dropped too
+        if not columns:
             return None
+        missing = [c for c, copy in zip(columns, copies, strict=True) if copy is None]
+        if missing:
+            made = [copy for copy in copies if copy is not None]
+            return self.kept_rows.renewed_key(
+                table, missing, made, cascade, self.constraints, self.declared, self.column_types
+            )
         places = ", ".join(
             f"{c} {copy.how} {copy}" for c, copy in zip(columns, copies, strict=True) if copy
         )
@@ -477,7 +498,7 @@ class Judge:
         out: list[Finding] = []
         if kind == "drop-table":
             rows = self.rows(table)
-            kept = self.copied_table(table) if rows is None else None
+            kept = self.copied_table(table, op.cascade) if rows is None else None
             out.append(
                 self.finding("drop-table", op, file, f"drops table {table}{_rows(rows)}", rows)
                 if kept is None
@@ -494,7 +515,11 @@ class Judge:
         elif kind == "drop-column":
             values = self.count(table, ("non_null", op.column))
             self.dropped_values[(table, op.column)] = values
-            copy = self.copies.where(table, op.column) if self.facts is None else None
+            copy = (
+                self.copies.where(table, op.column) or self.kept_rows.where(table, op.column)
+                if self.facts is None
+                else None
+            )
             if copy is not None and values is None:
                 self.dropped_copies[(table, op.column)] = copy
             out.append(

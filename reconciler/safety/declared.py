@@ -1,0 +1,112 @@
+"""What a history declares about columns: which cannot be NULL, which hold another table's keys.
+
+Static lint has no catalog. Two verdicts need more than the values copied:
+
+- a boolean kept as rows (``kept_rows``) is lossless only if the column cannot be NULL: a
+  NULL becomes no row, exactly like false;
+- a table dropped after its rows were copied with new ids loses its old ids, which matters
+  only if a column elsewhere holds them.
+
+``Declared`` follows both through the history's statements. It errs one way only: a NOT
+NULL is kept only while every statement that may remove it is understood, and a column
+declared to hold keys of a table stays counted after its foreign key is dropped (its values
+are still there) until the column or its table goes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.safety.constraints import Constraints
+    from reconciler.safety.operations import Op
+
+Column = tuple[str, str]
+"""(table, column)."""
+
+_MAY_REFER = re.compile(r"\b(references|execute|call)\b", re.IGNORECASE)
+"""A ``DO`` body with one of these words may declare a foreign key (or run SQL that does)."""
+
+
+@dataclass
+class Declared:
+    """NOT NULL columns and the columns declared to refer to each table, by history."""
+
+    not_null: set[Column] = field(default_factory=set)
+    refers: dict[Column, str] = field(default_factory=dict)
+    """Columns declared (by a foreign key, in force or dropped since) to hold keys of a table."""
+    unknown_refers: bool = False
+    """A ``DO`` block may have declared foreign keys nobody can read: any table may be
+    referred to."""
+
+    def carried(self) -> Declared:
+        return Declared(set(self.not_null), dict(self.refers), self.unknown_refers)
+
+    def is_not_null(self, table: str, column: str) -> bool:
+        return (table, column) in self.not_null
+
+    def referred_to(self, table: str) -> bool:
+        """Whether a column may hold keys of ``table``, as far as the history declares."""
+        return self.unknown_refers or table in self.refers.values()
+
+    def remember(self, op: Op, constraints: Constraints) -> None:
+        """Follow ``op``; ``constraints`` as they were before it (for a dropped name)."""
+        kind, table = op.kind, op.table
+        if kind == "create-table":
+            if not op.if_not_exists:  # else the table may exist, declared otherwise
+                self._forget_table(table)
+                self.not_null.update((table, c) for c in op.not_nulls)
+            self.refers.update(((table, c), t) for c, t in op.refers)
+        elif kind == "add-column":
+            if op.not_null:
+                self.not_null.add((table, op.column))
+            self.refers.update(((table, c), t) for c, t in op.refers)
+        elif kind == "set-not-null":
+            self.not_null.add((table, op.column))
+        elif kind == "add-constraint":
+            self._add_constraint(op)
+        elif kind == "drop-constraint" and not _foreign_key(constraints, op.new_name):
+            # Since PostgreSQL 18 a NOT NULL is a constraint that can be dropped by name.
+            self.not_null = {c for c in self.not_null if c[0] != table}
+        elif kind in ("drop-not-null", "drop-column"):
+            self.not_null.discard((table, op.column))
+            if kind == "drop-column":
+                self.refers.pop((table, op.column), None)
+        elif kind in ("drop-table", "rebuild"):
+            self._forget_table(table)
+        elif kind == "rename-column":
+            self._move(lambda c: (table, op.new_name) if c == (table, op.column) else c)
+        elif kind == "rename-table":
+            self._rename_table(table, op.new_name)
+        elif kind == "do-block":
+            self.not_null.clear()  # it may drop any NOT NULL
+            self.unknown_refers = self.unknown_refers or bool(_MAY_REFER.search(op.statement))
+
+    def _add_constraint(self, op: Op) -> None:
+        if op.constraint == "primary":
+            self.not_null.update((op.table, c) for c in op.columns)
+        elif op.references[0]:
+            self.refers.update(((op.table, c), op.references[0]) for c in op.columns)
+
+    def _forget_table(self, table: str) -> None:
+        self.not_null = {c for c in self.not_null if c[0] != table}
+        self.refers = {c: t for c, t in self.refers.items() if c[0] != table}
+
+    def _move(self, move: Callable[[Column], Column]) -> None:
+        self.not_null = {move(c) for c in self.not_null}
+        self.refers = {move(c): t for c, t in self.refers.items()}
+
+    def _rename_table(self, old: str, new_name: str) -> None:
+        schema, _, _ = old.rpartition(".")
+        new = f"{schema}.{new_name}" if schema else new_name
+        self._move(lambda c: (new, c[1]) if c[0] == old else c)
+        self.refers = {c: (new if t == old else t) for c, t in self.refers.items()}
+
+
+def _foreign_key(constraints: Constraints, name: str) -> bool:
+    """Whether ``name`` is a foreign key the history created (dropping it keeps NOT NULLs)."""
+    held = constraints.named.get(name)
+    return held is not None and bool(held.references[0])
