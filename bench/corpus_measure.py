@@ -876,7 +876,97 @@ def measure_alembic(dsn: str, script_dir: Path) -> list[dict[str, Any]]:
     return replay(dsn, steps_for)
 
 
+# -- self-test --------------------------------------------------------------------------
+
+SELF_TEST: list[tuple[str, str, str | None]] = [
+    ("00_init", """
+CREATE TABLE "Doc" ("id" SERIAL PRIMARY KEY, "title" TEXT NOT NULL);
+CREATE TABLE "Data" ("id" TEXT PRIMARY KEY, "body" TEXT,
+                     "docId" INTEGER NOT NULL REFERENCES "Doc" ("id"));
+CREATE UNIQUE INDEX "Data_docId_key" ON "Data" ("docId");
+CREATE TABLE "Note" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Tag" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Owner" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Item" ("id" TEXT PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+""", None),
+    ("01_turned_around", """
+ALTER TABLE "Data" DROP CONSTRAINT "Data_docId_fkey";
+DROP INDEX "Data_docId_key";
+ALTER TABLE "Doc" ADD COLUMN "dataId" TEXT;
+UPDATE "Doc" SET "dataId" = "Data"."id" FROM "Data" WHERE "Doc"."id" = "Data"."docId";
+ALTER TABLE "Data" DROP COLUMN "docId";
+""", "kept"),
+    ("02_every_doc_to_the_first_note", """
+ALTER TABLE "Doc" ADD COLUMN "noteId" INTEGER;
+UPDATE "Doc" SET "noteId" = (SELECT min("id") FROM "Note");
+ALTER TABLE "Note" DROP COLUMN "docId";
+""", "column Note.docId"),
+    ("03_through_a_third_table", """
+CREATE TABLE "TagDoc" ("tagId" INTEGER, "docId" INTEGER, PRIMARY KEY ("tagId", "docId"));
+INSERT INTO "TagDoc" SELECT "id", "docId" FROM "Tag" WHERE "docId" IS NOT NULL;
+ALTER TABLE "Tag" DROP COLUMN "docId";
+""", "column Tag.docId"),
+    ("04_dropped_copied_nowhere", """
+ALTER TABLE "Owner" DROP COLUMN "docId";
+""", "column Owner.docId"),
+    ("05_one_link_of_all", """
+ALTER TABLE "Doc" ADD COLUMN "itemId" TEXT;
+UPDATE "Doc" SET "itemId" = first."id"
+FROM (SELECT "id", "docId" FROM "Item" ORDER BY "id" LIMIT 1) AS first
+WHERE "Doc"."id" = first."docId";
+ALTER TABLE "Item" DROP COLUMN "docId";
+""", "column Item.docId"),
+]  # fmt: skip
+"""A small history, and what each migration must measure as: "kept" (a link turned
+around: no loss), or the start of the loss it must report (a link every row of one side
+points at the same row of the other, a link kept only through a third table, a foreign
+key dropped and copied nowhere, one link moved of two). On the replay's one row per
+table every one of them would pass for kept; only the crossed rows of the probe tell
+them apart."""
+
+
+def self_test(server: str) -> int:
+    """Replay ``SELF_TEST`` on a database of its own (dropped after) and check each verdict."""
+    import os
+    import tempfile
+
+    name = f"corpus_measure_self_test_{os.getpid()}"
+    admin_dsn = make_conninfo(server, dbname="postgres")
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    failures = 0
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for migration, script, _ in SELF_TEST:
+                (Path(folder) / migration).mkdir()
+                (Path(folder) / migration / "migration.sql").write_text(script)
+            records = measure_prisma(make_conninfo(server, dbname=name), Path(folder))
+        for (migration, _, expected), record in zip(SELF_TEST, records, strict=True):
+            lost, probes = record.get("lost", []), record.get("link_probes", [])
+            if expected is None:
+                ok = not lost
+            elif expected == "kept":
+                ok = not lost and any(
+                    "every link it held is kept" in r for r in record["rewritten"]
+                )
+            else:
+                ok = len(lost) == 1 and lost[0].startswith(expected)
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {migration}: lost {lost}; probes {probes}")
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))  # fmt: skip
+    print(f"self-test: {len(SELF_TEST) - failures} of {len(SELF_TEST)} as expected")
+    return 1 if failures else 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--self-test"] and len(argv) <= 2:
+        import os
+
+        default = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+        return self_test(argv[1] if len(argv) == 2 else default)
     if len(argv) != 4 or argv[0] not in ("alembic", "prisma"):
         print(__doc__)
         return 2
