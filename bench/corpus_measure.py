@@ -12,6 +12,17 @@ matched by name. A migration loses data when a table with rows is gone, rows are
 column with values is gone, non-null values became NULL, or distinct values collapsed. A
 migration that only changed values (the digest differs, the counts do not) is "rewrites".
 
+A column gone (or emptied) is not lost when what it held is still there: its synthetic
+value now sits in another column (``moved_into``), or it was a link between rows and
+another column of the same two tables now links every pair of rows it linked, in either
+direction (a relation turned around: ``Prober``). Links are pairs of row identities
+(table OID, primary key), read from the rows, whatever the SQL says: a foreign key, or any
+column whose values are another table's key values. On one row per table any such column
+matches, so the replay only names the candidates, and a probe decides on a database of its
+own: the history replayed up to the migration, seeded, plus one parent and one child row
+linked crosswise, then the migration. Values changed on the way, a partial set of pairs, or
+pairs found only through a third table stay a loss.
+
 A migration that fails on the seeded tables (a NOT NULL column added without a default, a
 unique index the synthetic rows break) is recorded as such, its partial work is undone (by
 its own transaction, or from a copy of the database taken before it when the migration
@@ -24,9 +35,11 @@ Alembic one, on a database it created (and drops)::
 
     python bench/corpus_measure.py prisma MIGRATIONS_DIR DSN OUT.json
     python bench/corpus_measure.py alembic SCRIPT_DIR DSN OUT.json
+    python bench/corpus_measure.py --self-test [SERVER_URL]   # a small history, checked
 
-A database copy ``<name>_before`` made for a migration that commits on its own is dropped
-here before returning.
+The databases it makes beside ``<name>`` (``<name>_before``, a copy for a migration that
+commits on its own; ``<name>_pristine``, the database before the first migration;
+``<name>_probe``, the probes') are dropped here before returning.
 """
 
 from __future__ import annotations
@@ -266,11 +279,12 @@ def insert_one(
                 return False
             value = found
         elif attnum in in_fk:
-            value = fk_value(conn, oid, attnum)
-            if value is None:
+            existing = fk_value(conn, oid, attnum)
+            if existing is None:
                 if notnull:
                     return False
                 continue
+            value = existing
         elif hasdef and notnull:
             continue  # its default: ids, created_at
         else:
@@ -609,9 +623,10 @@ class Prober:
     def __init__(self, dsn: str, steps_for: StepsFor) -> None:
         self.dsn = dsn
         self.steps_for = steps_for
-        name = conninfo_to_dict(dsn)["dbname"]
+        name = str(conninfo_to_dict(dsn)["dbname"])
         self.pristine = f"{name}_pristine"
-        self.probe_dsn = make_conninfo(dsn, dbname=f"{name}_probe")
+        self.probe_name = f"{name}_probe"
+        self.probe_dsn = make_conninfo(dsn, dbname=self.probe_name)
         self.probes: list[str] = []
         """What the probes of the current migration found, for its record."""
         copy_database(dsn, name, self.pristine)
@@ -635,7 +650,7 @@ class Prober:
     def probe(self, index: int, child: str, column: str, parent: str, key: str) -> tuple[bool, str]:
         """Whether migration ``index`` keeps every link of ``child.column`` to
         ``parent.key``, and what was found."""
-        copy_database(self.dsn, self.pristine, conninfo_to_dict(self.probe_dsn)["dbname"])
+        copy_database(self.dsn, self.pristine, self.probe_name)
         steps = self.steps_for(self.probe_dsn)
         try:
             for _, run, _ in steps[:index]:
@@ -671,7 +686,7 @@ class Prober:
 
     def close(self) -> None:
         with psycopg.connect(make_conninfo(self.dsn, dbname="postgres"), autocommit=True) as admin:
-            for name in (self.pristine, conninfo_to_dict(self.probe_dsn)["dbname"]):
+            for name in (self.pristine, self.probe_name):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(name)))  # fmt: skip
 
