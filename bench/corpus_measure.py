@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -543,20 +544,22 @@ def pairs(child: Rows, column: int, parent: Rows, key: int) -> frozenset[Pair] |
 
 def kept_in(linked: frozenset[Pair], child: Rows, parent: Rows) -> str | None:
     """A column of ``child`` or ``parent`` (the same two tables, by OID) that links every
-    pair of ``linked``, read in either direction; a third table never counts."""
+    pair of ``linked``, read in either direction; a third table never counts. A link read
+    from a primary key (``DocumentData.id`` found in the unique ``Document.documentDataId``)
+    is named by the column that holds it, the other way round, when that one matches too."""
     if child.oid == parent.oid:
         return None
-    for column in child.columns:
-        for key in parent.keys:
-            found = pairs(child, column, parent, key)
-            if found is not None and linked <= found:
-                return f"{child.label(column)} -> {parent.label(key)}"
-    for column in parent.columns:
-        for key in child.keys:
-            found = pairs(parent, column, child, key)
-            if found is not None and linked <= {(c, p) for p, c in found}:
-                return f"{parent.label(column)} -> {child.label(key)}"
-    return None
+    found = []
+    for source, target, flip in ((child, parent, False), (parent, child, True)):
+        for column in source.columns:
+            for key in target.keys:
+                held = pairs(source, column, target, key)
+                if held is not None and flip:
+                    held = frozenset((c, p) for p, c in held)
+                if held is not None and linked <= held:
+                    label = f"{source.label(column)} -> {target.label(key)}"
+                    found.append((column in source.pk, label))
+    return min(found)[1] if found else None
 
 
 def discriminating(linked: frozenset[Pair]) -> bool:
@@ -626,7 +629,7 @@ class Prober:
         name = str(conninfo_to_dict(dsn)["dbname"])
         self.pristine = f"{name}_pristine"
         self.probe_name = f"{name}_probe"
-        self.probe_dsn = make_conninfo(dsn, dbname=self.probe_name)
+        self.probe_dsn = on_database(dsn, self.probe_name)
         self.probes: list[str] = []
         """What the probes of the current migration found, for its record."""
         copy_database(dsn, name, self.pristine)
@@ -787,6 +790,15 @@ def replay(dsn: str, steps_for: StepsFor) -> list[dict[str, Any]]:
     return records
 
 
+def on_database(dsn: str, name: str) -> str:
+    """``dsn`` naming database ``name`` instead, in the same form: a URL stays a URL
+    (Alembic's ``sqlalchemy.url`` is made from it)."""
+    if "://" not in dsn:
+        return make_conninfo(dsn, dbname=name)
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + quote_plus(name)))
+
+
 def copy_database(dsn: str, source: str, target: str) -> None:
     """``target`` made anew as a copy of ``source`` (which nobody may be connected to)."""
     with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as admin:
@@ -903,6 +915,7 @@ CREATE TABLE "Note" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" (
 CREATE TABLE "Tag" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
 CREATE TABLE "Owner" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
 CREATE TABLE "Item" ("id" TEXT PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Ext" ("id" TEXT PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
 """, None),
     ("01_turned_around", """
 ALTER TABLE "Data" DROP CONSTRAINT "Data_docId_fkey";
@@ -931,13 +944,18 @@ FROM (SELECT "id", "docId" FROM "Item" ORDER BY "id" LIMIT 1) AS first
 WHERE "Doc"."id" = first."docId";
 ALTER TABLE "Item" DROP COLUMN "docId";
 """, "column Item.docId"),
+    ("06_turned_around_with_values_changed", """
+ALTER TABLE "Doc" ADD COLUMN "extId" TEXT;
+UPDATE "Doc" SET "extId" = "Ext"."id" || '-v2' FROM "Ext" WHERE "Doc"."id" = "Ext"."docId";
+ALTER TABLE "Ext" DROP COLUMN "docId";
+""", "column Ext.docId"),
 ]  # fmt: skip
 """A small history, and what each migration must measure as: "kept" (a link turned
 around: no loss), or the start of the loss it must report (a link every row of one side
 points at the same row of the other, a link kept only through a third table, a foreign
-key dropped and copied nowhere, one link moved of two). On the replay's one row per
-table every one of them would pass for kept; only the crossed rows of the probe tell
-them apart."""
+key dropped and copied nowhere, one link moved of two, a link turned around into values
+that are no longer the other table's keys). On the replay's one row per table the first
+four losses would pass for kept; only the crossed rows of the probe tell them apart."""
 
 
 def self_test(server: str) -> int:
