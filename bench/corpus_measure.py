@@ -459,6 +459,16 @@ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND a.
   AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum
 """
 
+SPREAD_SEQUENCES = """
+SELECT setval(s.seqrelid, LEAST(s.seqmax - 1, COALESCE(pg_sequence_last_value(s.seqrelid), 0)
+                                + 7919 * row_number() OVER (ORDER BY s.seqrelid)))
+FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+WHERE c.relnamespace = 'public'::regnamespace
+"""
+"""Every sequence moved on by a different step before the probe's rows go in: serial ids
+counted in step (the second row of every table numbered 2) would make ``Document.userId``
+look like a link wherever ``Document.id`` is one."""
+
 Pair = tuple[tuple[str | None, ...], tuple[str | None, ...]]
 """A link: the child row's primary key, the parent row's primary key (values as text)."""
 
@@ -668,6 +678,7 @@ class Prober:
             c, p = rows[child], rows[parent]
             attnum = next((a for a, n in c.columns.items() if n == column), None)
             keyed = next((a for a, n in p.columns.items() if n == key), None)
+            conn.execute(SPREAD_SEQUENCES)
             if attnum is None or keyed is None or not cross(conn, c, attnum, p, keyed):
                 return False, "crossed rows could not be made"
             state = snapshot(conn)
