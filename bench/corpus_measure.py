@@ -12,6 +12,17 @@ matched by name. A migration loses data when a table with rows is gone, rows are
 column with values is gone, non-null values became NULL, or distinct values collapsed. A
 migration that only changed values (the digest differs, the counts do not) is "rewrites".
 
+A column gone (or emptied) is not lost when what it held is still there: its synthetic
+value now sits in another column (``moved_into``), or it was a link between rows and
+another column of the same two tables now links every pair of rows it linked, in either
+direction (a relation turned around: ``Prober``). Links are pairs of row identities
+(table OID, primary key), read from the rows, whatever the SQL says: a foreign key, or any
+column whose values are another table's key values. On one row per table any such column
+matches, so the replay only names the candidates, and a probe decides on a database of its
+own: the history replayed up to the migration, seeded, plus one parent and one child row
+linked crosswise, then the migration. Values changed on the way, a partial set of pairs, or
+pairs found only through a third table stay a loss.
+
 A migration that fails on the seeded tables (a NOT NULL column added without a default, a
 unique index the synthetic rows break) is recorded as such, its partial work is undone (by
 its own transaction, or from a copy of the database taken before it when the migration
@@ -24,9 +35,11 @@ Alembic one, on a database it created (and drops)::
 
     python bench/corpus_measure.py prisma MIGRATIONS_DIR DSN OUT.json
     python bench/corpus_measure.py alembic SCRIPT_DIR DSN OUT.json
+    python bench/corpus_measure.py --self-test [SERVER_URL]   # a small history, checked
 
-A database copy ``<name>_before`` made for a migration that commits on its own is dropped
-here before returning.
+The databases it makes beside ``<name>`` (``<name>_before``, a copy for a migration that
+commits on its own; ``<name>_pristine``, the database before the first migration;
+``<name>_probe``, the probes') are dropped here before returning.
 """
 
 from __future__ import annotations
@@ -35,9 +48,12 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -75,12 +91,18 @@ WHERE conrelid = %s AND contype = 'f'
 
 
 def literal(
-    type_name: str, typtype: str, type_oid: int, conn: psycopg.Connection[Any], unique: str
+    type_name: str,
+    typtype: str,
+    type_oid: int,
+    conn: psycopg.Connection[Any],
+    unique: str,
+    variant: int = 0,
 ) -> str:
     """A SQL expression of type ``type_name`` that most constraints accept. Text gets
     ``unique`` (digits, so that it also casts to JSON and numbers), cut to the column's
     length: equal texts in two tables would break the unique indexes of migrations that
-    merge them."""
+    merge them. ``variant`` > 0 makes the number and text of a further row of the same
+    table (``Prober``) differ from the first's."""
     if typtype == "e":
         label = conn.execute(
             "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s ORDER BY enumsortorder LIMIT 1",
@@ -91,7 +113,10 @@ def literal(
     if name.endswith("[]"):
         return f"'{{}}'::{type_name}"
     table = [
-        (("smallint", "integer", "bigint", "numeric", "real", "double", "decimal"), "1"),
+        (
+            ("smallint", "integer", "bigint", "numeric", "real", "double", "decimal"),
+            str(1 + variant),
+        ),
         (("boolean",), "true"),
         (("timestamp", "date"), "now()"),
         (("time",), "'12:00'"),
@@ -107,7 +132,7 @@ def literal(
         if name.startswith(prefixes):
             if value is None:
                 length = re.search(r"\((\d+)\)", name)
-                text = "1" if name.startswith("bit") else unique
+                text = "1" if name.startswith("bit") else unique + (str(variant) if variant else "")
                 value = quote(text[-int(length.group(1)) :] if length else text)
             return f"{value}::{type_name}"
     return f"NULL::{type_name}"
@@ -187,27 +212,85 @@ def fk_value(conn: psycopg.Connection[Any], oid: int, attnum: int) -> str | None
     return None
 
 
-def insert_one(conn: psycopg.Connection[Any], oid: int, name: str) -> bool:
-    """Insert one synthetic row into ``name``; whether it went in."""
+def unused_fk_value(
+    conn: psycopg.Connection[Any], oid: int, attnum: int, variant: int
+) -> str | None:
+    """For a ``variant`` row: a key of the parent that column ``attnum`` (a single-column
+    foreign key) does not point at yet, so that a one-to-one key takes it; when every key
+    is taken, of a parent row inserted for it (two levels at most)."""
+    for conkey, parent, confkey in conn.execute(FOREIGN_KEYS, (oid,)).fetchall():
+        if conkey != [attnum]:
+            continue
+        names = conn.execute(
+            "SELECT (SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+            " AND attnum = %s), (SELECT attname FROM pg_attribute WHERE attrelid = %s"
+            " AND attnum = %s), %s::regclass::oid, %s::regclass::text",
+            (parent, confkey[0], oid, attnum, parent, oid),
+        ).fetchone()
+        assert names is not None
+        key, column, parent_oid, child = names
+        query = sql.SQL(
+            "SELECT {key}::text FROM {parent} WHERE {key} IS NOT NULL AND {key} NOT IN "
+            "(SELECT {column} FROM {child} WHERE {column} IS NOT NULL) LIMIT 1"
+        ).format(
+            key=sql.Identifier(key), parent=sql.SQL(parent), column=sql.Identifier(column),
+            child=sql.SQL(child),
+        )  # fmt: skip
+        for _ in range(2):
+            found = conn.execute(query).fetchone()
+            if found:
+                return quote(found[0])
+            name = conn.execute("SELECT relname FROM pg_class WHERE oid = %s", (parent_oid,))
+            relname = name.fetchone()
+            if variant > 2 or not relname:
+                return None
+            if not insert_one(conn, parent_oid, relname[0], variant + 1):
+                return None
+    return None
+
+
+def insert_one(
+    conn: psycopg.Connection[Any],
+    oid: int,
+    name: str,
+    variant: int = 0,
+    fixed: dict[int, str] | None = None,
+) -> bool:
+    """Insert one synthetic row into ``name``; whether it went in. A ``variant`` row (a
+    further row, ``Prober``) gets numbers and texts of its own, leaves its nullable foreign
+    keys NULL and points its other ones at parents no row of it points at yet (a
+    one-to-one key would refuse the first row's parent), and takes the SQL expressions of
+    ``fixed`` (by attnum) as they are."""
     columns = conn.execute(COLUMNS, (oid,)).fetchall()
     fks = conn.execute(FOREIGN_KEYS, (oid,)).fetchall()
     in_fk = {n for conkey, _, _ in fks for n in conkey}
     checked = checked_values(conn, oid)
+    fixed = fixed or {}
     names, values = [], []
     for attnum, column, type_name, notnull, hasdef, typtype, type_oid, generated, *_ in columns:
         if generated:
             continue
-        if attnum in in_fk:
-            value = fk_value(conn, oid, attnum)
-            if value is None:
+        if attnum in fixed:
+            value = fixed[attnum]
+        elif attnum in in_fk and variant and not notnull:
+            continue
+        elif attnum in in_fk and variant:
+            found = unused_fk_value(conn, oid, attnum, variant)
+            if found is None:
+                return False
+            value = found
+        elif attnum in in_fk:
+            existing = fk_value(conn, oid, attnum)
+            if existing is None:
                 if notnull:
                     return False
                 continue
+            value = existing
         elif hasdef and notnull:
             continue  # its default: ids, created_at
         else:
             value = checked.get(attnum) or literal(
-                type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}"
+                type_name, typtype, type_oid, conn, f"{oid % 100000}{attnum:02d}", variant
             )
         names.append(sql.Identifier(column))
         values.append(sql.SQL(value))
@@ -273,8 +356,17 @@ def measure(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     return state
 
 
-def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """What the migration destroyed, and what it only rewrote."""
+Relinked = Callable[[str, str], "str | None"]
+"""Where every link a column held (table OID, attnum, both as in ``measure``) is kept
+after the migration, or None (``Prober.relinked``)."""
+
+
+def losses(
+    before: dict[str, Any], after: dict[str, Any], relinked: Relinked | None = None
+) -> tuple[list[str], list[str]]:
+    """What the migration destroyed, and what it only rewrote. A column gone or emptied
+    whose values sit in another column now (``moved_into``), or whose links between rows
+    another column now holds (``relinked``), was moved, not lost."""
     lost: list[str] = []
     rewritten: list[str] = []
     by_name = {t["name"]: t for t in after.values()}
@@ -291,9 +383,13 @@ def losses(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], li
         for attnum, col in old["columns"].items():
             now = new["columns"].get(attnum) if same_oid else new_by_name.get(col["name"])
             where = f"{old['name']}.{col['name']}"
-            into = moved_into(col, before, after) if not now or not now["values"] else None
+            emptied = col["values"] and (not now or not now["values"])
+            into = moved_into(col, before, after) if emptied else None
+            link = relinked(oid, attnum) if emptied and into is None and relinked else None
             if into is not None:
                 rewritten.append(f"{where}: every value moved to {into}")
+            elif link is not None:
+                rewritten.append(f"{where}: every link it held is kept, {link}")
             elif now is None:
                 if col["values"]:
                     lost.append(f"column {where} ({col['values']} values) is gone")
@@ -327,6 +423,318 @@ def moved_into(col: dict[str, Any], before: dict[str, Any], after: dict[str, Any
     return None
 
 
+# -- links between rows -----------------------------------------------------------------
+#
+# A column that holds another table's key values links rows: its values are not data of
+# their own but which parent row each row belongs to. A migration that turns a relation
+# around (``UPDATE "Document" SET "documentDataId" = "DocumentData"."id" FROM
+# "DocumentData" WHERE "Document"."id" = "DocumentData"."documentId"``, then ``DROP COLUMN
+# "documentId"``) drops such a column and loses nothing: every pair of rows it linked is
+# linked by the new column, the other way round. Values cannot show that (the new column
+# holds the other table's keys), pairs of row identities can. On the replay's one row per
+# table, though, any column holding a key of the other table's only row "links" that
+# pair, so the replay only picks the candidates, and a probe with crossed rows decides.
+
+ROW_LIMIT = 200
+"""Tables with more rows are not read row by row: their links are not credited."""
+
+KEYS = """
+SELECT i.indrelid, string_to_array(i.indkey::text, ' ')::int[], i.indisprimary
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+WHERE c.relnamespace = 'public'::regnamespace AND i.indisunique AND i.indpred IS NULL
+  AND i.indexprs IS NULL
+"""
+"""Unique indexes of every table (Prisma writes its unique keys as indexes, not
+constraints)."""
+
+SINGLE_FOREIGN_KEYS = """
+SELECT conrelid, conkey[1], confrelid FROM pg_constraint
+WHERE connamespace = 'public'::regnamespace AND contype = 'f' AND cardinality(conkey) = 1
+"""
+
+ALL_COLUMNS = """
+SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0
+  AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum
+"""
+
+SPREAD_SEQUENCES = """
+SELECT setval(s.seqrelid, LEAST(s.seqmax - 1, COALESCE(pg_sequence_last_value(s.seqrelid), 0)
+                                + 7919 * row_number() OVER (ORDER BY s.seqrelid)))
+FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+WHERE c.relnamespace = 'public'::regnamespace
+"""
+"""Every sequence moved on by a different step before the probe's rows go in: serial ids
+counted in step (the second row of every table numbered 2) would make ``Document.userId``
+look like a link wherever ``Document.id`` is one."""
+
+Pair = tuple[tuple[str | None, ...], tuple[str | None, ...]]
+"""A link: the child row's primary key, the parent row's primary key (values as text)."""
+
+
+@dataclass
+class Rows:
+    """One table read row by row: what identifies a row, and what can link to it."""
+
+    oid: int
+    name: str
+    columns: dict[int, str]
+    types: dict[int, str]
+    pk: tuple[int, ...]
+    keys: list[int]
+    """Single-column unique keys: the columns a link can point at."""
+    fks: dict[int, int]
+    """Single-column foreign keys: attnum to the parent table's OID."""
+    rows: list[dict[int, str | None]] | None = field(default=None)
+
+    def identity(self, row: dict[int, str | None]) -> tuple[str | None, ...]:
+        return tuple(row[a] for a in self.pk)
+
+    def label(self, attnum: int) -> str:
+        return f"{self.name}.{self.columns[attnum]}"
+
+
+def snapshot(conn: psycopg.Connection[Any]) -> dict[int, Rows]:
+    """Every table with a primary key and at most ``ROW_LIMIT`` rows, read as text (four
+    catalog queries in all, then one query per table)."""
+    keys: dict[int, list[tuple[list[int], bool]]] = {}
+    for oid, key, primary in conn.execute(KEYS).fetchall():
+        keys.setdefault(oid, []).append((key, primary))
+    fks: dict[int, dict[int, int]] = {}
+    for oid, attnum, parent in conn.execute(SINGLE_FOREIGN_KEYS).fetchall():
+        fks.setdefault(oid, {})[attnum] = parent
+    columns: dict[int, list[tuple[int, str, str]]] = {}
+    for oid, attnum, column, type_name in conn.execute(ALL_COLUMNS).fetchall():
+        columns.setdefault(oid, []).append((attnum, column, type_name))
+    found = {}
+    for oid, name in tables(conn):
+        pk = next((tuple(k) for k, primary in keys.get(oid, []) if primary), ())
+        if not pk or not columns.get(oid):
+            continue
+        cols = columns[oid]
+        parts = [sql.SQL("{}::text").format(sql.Identifier(c[1])) for c in cols]
+        query = sql.SQL("SELECT {} FROM {} LIMIT {}").format(
+            sql.SQL(", ").join(parts), sql.Identifier(name), sql.Literal(ROW_LIMIT + 1)
+        )
+        read = conn.execute(query).fetchall()
+        found[oid] = Rows(
+            oid, name, {c[0]: c[1] for c in cols}, {c[0]: c[2] for c in cols}, pk,
+            sorted({k[0] for k, _ in keys.get(oid, []) if len(k) == 1}), fks.get(oid, {}),
+            None if len(read) > ROW_LIMIT
+            else [{c[0]: v for c, v in zip(cols, r, strict=True)} for r in read],
+        )  # fmt: skip
+    return found
+
+
+def pairs(child: Rows, column: int, parent: Rows, key: int) -> frozenset[Pair] | None:
+    """The pairs of rows ``child.column`` links, when every value of it is a value of
+    ``parent.key`` (a key: no value twice); None when it holds no value or one that is not
+    such a key value."""
+    if child.rows is None or parent.rows is None or column not in child.columns:
+        return None
+    index: dict[str, tuple[str | None, ...]] = {}
+    for row in parent.rows:
+        value = row.get(key)
+        if value is None:
+            continue
+        if value in index:
+            return None
+        index[value] = parent.identity(row)
+    found = set()
+    for row in child.rows:
+        value = row.get(column)
+        if value is None:
+            continue
+        if value not in index:
+            return None
+        found.add((child.identity(row), index[value]))
+    return frozenset(found) or None
+
+
+def kept_in(linked: frozenset[Pair], child: Rows, parent: Rows) -> str | None:
+    """A column of ``child`` or ``parent`` (the same two tables, by OID) that links every
+    pair of ``linked``, read in either direction; a third table never counts. A link read
+    from a primary key (``DocumentData.id`` found in the unique ``Document.documentDataId``)
+    is named by the column that holds it, the other way round, when that one matches too."""
+    if child.oid == parent.oid:
+        return None
+    found = []
+    for source, target, flip in ((child, parent, False), (parent, child, True)):
+        for column in source.columns:
+            for key in target.keys:
+                held = pairs(source, column, target, key)
+                if held is not None and flip:
+                    held = frozenset((c, p) for p, c in held)
+                if held is not None and linked <= held:
+                    label = f"{source.label(column)} -> {target.label(key)}"
+                    found.append((column in source.pk, label))
+    return min(found)[1] if found else None
+
+
+def discriminating(linked: frozenset[Pair]) -> bool:
+    """Whether the pairs can tell a kept link from a coincidence: two children, two
+    parents (a column holding one parent's key for every row matches none of them), and
+    a pair whose two keys differ (a column that holds each row's own id matches none)."""
+    return (
+        len({c for c, _ in linked}) >= 2
+        and len({p for _, p in linked}) >= 2
+        and any(c != p for c, p in linked)
+    )
+
+
+def candidates(
+    before: dict[int, Rows], after: dict[int, Rows], oid: int, attnum: int
+) -> list[tuple[str, str]]:
+    """The tables (name, key column) that ``oid.attnum`` may link to, on the replay's rows,
+    whose every pair the same two tables still link after the migration: its foreign key's
+    table first. Each is only a candidate: ``Prober.relinked`` decides."""
+    child, child_after = before.get(oid), after.get(oid)
+    if child is None or child_after is None:
+        return []
+    found = []
+    for parent in before.values():
+        parent_after = after.get(parent.oid)
+        if parent.oid == oid or parent_after is None:
+            continue
+        for key in parent.keys:
+            linked = pairs(child, attnum, parent, key)
+            if linked and kept_in(linked, child_after, parent_after):
+                first = child.fks.get(attnum) == parent.oid
+                found.append((not first, parent.name, parent.columns[key]))
+    return [(name, key) for _, name, key in sorted(found)]
+
+
+class Later:
+    """``snapshot(conn)`` read the first time it is asked for, then kept."""
+
+    def __init__(
+        self,
+        read: Callable[[psycopg.Connection[Any]], dict[int, Rows]],
+        conn: psycopg.Connection[Any],
+    ) -> None:
+        self.read, self.conn = read, conn
+        self.kept: dict[int, Rows] | None = None
+
+    def value(self) -> dict[int, Rows]:
+        if self.kept is None:
+            self.kept = self.read(self.conn)
+        return self.kept
+
+
+class Prober:
+    """Decides whether a column the replay saw gone only moved its links, by measuring on a
+    database of its own: the history replayed (unseeded) up to the migration, seeded as
+    the replay seeds, then one more parent row and one more child row, linked crosswise
+    (the first child to the new parent, the new child to the first child's parent), and
+    the migration run. The links are kept when every pair the column held, which these
+    rows make discriminating, is linked after it by one column of the same two tables.
+    A probe that cannot be set up, or a migration that fails on it, credits nothing."""
+
+    MAX_CANDIDATES = 3
+
+    def __init__(self, dsn: str, steps_for: StepsFor) -> None:
+        self.dsn = dsn
+        self.steps_for = steps_for
+        name = str(conninfo_to_dict(dsn)["dbname"])
+        self.pristine = f"{name}_pristine"
+        self.probe_name = f"{name}_probe"
+        self.probe_dsn = on_database(dsn, self.probe_name)
+        self.probes: list[str] = []
+        """What the probes of the current migration found, for its record."""
+        copy_database(dsn, name, self.pristine)
+
+    def relinked(
+        self, index: int, before: dict[int, Rows], after: Later, oid: str, attnum: str
+    ) -> str | None:
+        """``Relinked`` for migration ``index``, given the replay's rows before it and
+        after it (read only when a column with values is gone)."""
+        child = before.get(int(oid))
+        found = candidates(before, after.value(), int(oid), int(attnum))
+        for parent, key in found[: self.MAX_CANDIDATES]:
+            assert child is not None
+            column = child.columns[int(attnum)]
+            kept, why = self.probe(index, child.name, column, parent, key)
+            self.probes.append(f"{child.name}.{column} -> {parent}.{key}: {why}")
+            if kept:
+                return f"{why} (probe with crossed rows)"
+        return None
+
+    def probe(self, index: int, child: str, column: str, parent: str, key: str) -> tuple[bool, str]:
+        """Whether migration ``index`` keeps every link of ``child.column`` to
+        ``parent.key``, and what was found."""
+        copy_database(self.dsn, self.pristine, self.probe_name)
+        steps = self.steps_for(self.probe_dsn)
+        try:
+            for _, run, _ in steps[:index]:
+                run()
+        except Exception as exc:
+            return False, f"the replay up to it failed: {first_line(exc)}"
+        with psycopg.connect(self.probe_dsn, autocommit=True) as conn:
+            seed(conn, set())
+            rows = {t.name: t for t in snapshot(conn).values()}
+            if child not in rows or parent not in rows:
+                return False, "a table has no primary key or too many rows"
+            c, p = rows[child], rows[parent]
+            attnum = next((a for a, n in c.columns.items() if n == column), None)
+            keyed = next((a for a, n in p.columns.items() if n == key), None)
+            conn.execute(SPREAD_SEQUENCES)
+            if attnum is None or keyed is None or not cross(conn, c, attnum, p, keyed):
+                return False, "crossed rows could not be made"
+            state = snapshot(conn)
+            linked = pairs(state[c.oid], attnum, state[p.oid], keyed)
+            if linked is None or not discriminating(linked):
+                return False, "the crossed rows do not link discriminating pairs"
+        try:
+            steps[index][1]()
+        except Exception as exc:
+            return False, f"the migration failed on the crossed rows: {first_line(exc)}"
+        with psycopg.connect(self.probe_dsn, autocommit=True) as conn:
+            state = snapshot(conn)
+        if c.oid not in state or p.oid not in state:
+            return False, "a table is gone"
+        where = kept_in(linked, state[c.oid], state[p.oid])
+        if where is None:
+            return False, f"{len(linked)} links, not all kept by a column of the two tables"
+        return True, f"{len(linked)} of {len(linked)} links in {where}"
+
+    def close(self) -> None:
+        with psycopg.connect(make_conninfo(self.dsn, dbname="postgres"), autocommit=True) as admin:
+            for name in (self.pristine, self.probe_name):
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))  # fmt: skip
+
+
+def cross(conn: psycopg.Connection[Any], child: Rows, column: int, parent: Rows, key: int) -> bool:
+    """One more ``parent`` row and one more ``child`` row, linked crosswise to the first
+    child and its parent; whether they went in."""
+    assert child.rows is not None
+    assert parent.rows is not None
+    keys = {r[key]: r for r in parent.rows if r[key] is not None}
+    first = next((r for r in child.rows if r[column] in keys), None)
+    if first is None:
+        return False
+    old = keys[first[column]]
+    if not insert_one(conn, parent.oid, parent.name, variant=1):
+        return False
+    known = {parent.identity(r) for r in parent.rows}
+    now = snapshot(conn).get(parent.oid)
+    new = [r for r in (now.rows or []) if parent.identity(r) not in known] if now else []
+    if len(new) != 1 or new[0][key] is None:
+        return False
+    kind = child.types[column]
+    where = sql.SQL(" AND ").join(
+        sql.SQL("{}::text = {}").format(sql.Identifier(child.columns[a]), sql.Literal(first[a]))
+        for a in child.pk
+    )
+    relink = sql.SQL("UPDATE {} SET {} = {} WHERE {}").format(
+        sql.Identifier(child.name), sql.Identifier(child.columns[column]),
+        sql.SQL(f"{quote(str(new[0][key]))}::{kind}"), where,
+    )  # fmt: skip
+    fixed = {column: f"{quote(str(old[key]))}::{kind}"}
+    return attempt(conn, relink) and insert_one(conn, child.oid, child.name, variant=1, fixed=fixed)
+
+
 def empty_all(conn: psycopg.Connection[Any]) -> None:
     names = [sql.Identifier(name) for _, name in tables(conn)]
     if names:
@@ -337,20 +745,26 @@ Step = tuple[str, Callable[[], None], bool]
 """A migration: its id, how to run it, and whether it runs in one transaction (a script
 with its own COMMIT, or run statement by statement, may leave half its work behind)."""
 
+StepsFor = Callable[[str], list[Step]]
+"""The history's steps, run on the database of the DSN given: the replay's own, or a
+probe's (``Prober``)."""
 
-def replay(dsn: str, steps: Iterable[Step]) -> list[dict[str, Any]]:
+
+def replay(dsn: str, steps_for: StepsFor) -> list[dict[str, Any]]:
     """Run each step in order on ``dsn`` with seeding and measurement around it; one record
     per migration. Before a step that is not atomic the database is copied (CREATE DATABASE
-    ... TEMPLATE keeps every OID), so that a failure on the seeded rows can be undone."""
+    ... TEMPLATE keeps every OID), so that a failure on the seeded rows can be undone. The
+    database as it was before the first step is kept for the probes of links (``Prober``)."""
     records = []
     refused: set[tuple[int, int]] = set()
     name = conninfo_to_dict(dsn)["dbname"]
     spare = f"{name}_before"
+    prober = Prober(dsn, steps_for)
     conn = psycopg.connect(dsn, autocommit=True)
     try:
-        for migration, run, atomic in steps:
+        for index, (migration, run, atomic) in enumerate(steps_for(dsn)):
             seed(conn, refused)
-            before = measure(conn)
+            before, rows_before = measure(conn), snapshot(conn)
             if not atomic:
                 conn.close()
                 copy_database(dsn, name, spare)
@@ -365,21 +779,35 @@ def replay(dsn: str, steps: Iterable[Step]) -> list[dict[str, Any]]:
                     copy_database(dsn, spare, name)
                     conn = psycopg.connect(dsn, autocommit=True)
                 empty_all(conn)
-                before = measure(conn)
+                before, rows_before = measure(conn), snapshot(conn)
                 try:
                     run()
                 except Exception as again:
                     record["fails_empty"] = first_line(again)
                     records.append(record)
                     break
-            record["lost"], record["rewritten"] = losses(before, measure(conn))
+            relinked = partial(prober.relinked, index, rows_before, Later(snapshot, conn))
+            record["lost"], record["rewritten"] = losses(before, measure(conn), relinked)
+            if prober.probes:
+                record["link_probes"] = prober.probes
+                prober.probes = []
             records.append(record)
     finally:
         conn.close()
+        prober.close()
         with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(spare)))  # fmt: skip
     return records
+
+
+def on_database(dsn: str, name: str) -> str:
+    """``dsn`` naming database ``name`` instead, in the same form: a URL stays a URL
+    (Alembic's ``sqlalchemy.url`` is made from it)."""
+    if "://" not in dsn:
+        return make_conninfo(dsn, dbname=name)
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + quote_plus(name)))
 
 
 def copy_database(dsn: str, source: str, target: str) -> None:
@@ -420,12 +848,19 @@ TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION|END)\b"
 
 
 def measure_prisma(dsn: str, folder: Path) -> list[dict[str, Any]]:
-    steps = []
-    for m in sorted(p for p in folder.iterdir() if (p / "migration.sql").is_file()):
-        script = (m / "migration.sql").read_text(encoding="utf-8")
-        atomic = "CONCURRENTLY" not in script.upper() and not TRANSACTION_CONTROL.search(script)
-        steps.append((m.name, prisma_runner(dsn, script), atomic))
-    return replay(dsn, steps)
+    scripts = [
+        (m.name, (m / "migration.sql").read_text(encoding="utf-8"))
+        for m in sorted(p for p in folder.iterdir() if (p / "migration.sql").is_file())
+    ]
+
+    def steps_for(target: str) -> list[Step]:
+        return [
+            (name, prisma_runner(target, script),
+             "CONCURRENTLY" not in script.upper() and not TRANSACTION_CONTROL.search(script))
+            for name, script in scripts
+        ]  # fmt: skip
+
+    return replay(dsn, steps_for)
 
 
 # -- Alembic ----------------------------------------------------------------------------
@@ -443,33 +878,139 @@ def measure_alembic(dsn: str, script_dir: Path) -> list[dict[str, Any]]:
     from alembic.script import ScriptDirectory
 
     logging.basicConfig(level=logging.WARNING)  # env.py calls fileConfig without handlers
-    config = Config()
-    config.set_main_option("script_location", str(script_dir))
-    config.set_main_option("sqlalchemy.url", dsn.replace("postgresql://", "postgresql+psycopg://"))
-    script = ScriptDirectory.from_config(config)
+
+    def config_for(target: str) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(script_dir))
+        url = target.replace("postgresql://", "postgresql+psycopg://")
+        config.set_main_option("sqlalchemy.url", url)
+        return config
+
+    script = ScriptDirectory.from_config(config_for(dsn))
     order = [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
 
-    kept: dict[str, Any] = {}
+    def steps_for(target: str) -> list[Step]:
+        """The revisions on ``target``, with a memo of created types of their own."""
+        config = config_for(target)
+        kept: dict[str, Any] = {}
 
-    def runner(revision: str) -> Callable[[], None]:
-        def run() -> None:
-            memo = copy.deepcopy(kept)  # a failed revision's types were rolled back
+        def runner(revision: str) -> Callable[[], None]:
+            def run() -> None:
+                memo = copy.deepcopy(kept)  # a failed revision's types were rolled back
 
-            def upgrade(rev: Any, context: Any) -> Any:
-                context.impl.memo = memo
-                return script._upgrade_revs(revision, rev)
+                def upgrade(rev: Any, context: Any) -> Any:
+                    context.impl.memo = memo
+                    return script._upgrade_revs(revision, rev)
 
-            with EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
-                script.run_env()
-            kept.clear()
-            kept.update(memo)
+                with EnvironmentContext(config, script, fn=upgrade, destination_rev=revision):
+                    script.run_env()
+                kept.clear()
+                kept.update(memo)
 
-        return run
+            return run
 
-    return replay(dsn, [(rev, runner(rev), True) for rev in order])
+        return [(rev, runner(rev), True) for rev in order]
+
+    return replay(dsn, steps_for)
+
+
+# -- self-test --------------------------------------------------------------------------
+
+SELF_TEST: list[tuple[str, str, str | None]] = [
+    ("00_init", """
+CREATE TABLE "Doc" ("id" SERIAL PRIMARY KEY, "title" TEXT NOT NULL);
+CREATE TABLE "Data" ("id" TEXT PRIMARY KEY, "body" TEXT,
+                     "docId" INTEGER NOT NULL REFERENCES "Doc" ("id"));
+CREATE UNIQUE INDEX "Data_docId_key" ON "Data" ("docId");
+CREATE TABLE "Note" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Tag" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Owner" ("id" SERIAL PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Item" ("id" TEXT PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+CREATE TABLE "Ext" ("id" TEXT PRIMARY KEY, "docId" INTEGER REFERENCES "Doc" ("id"));
+""", None),
+    ("01_turned_around", """
+ALTER TABLE "Data" DROP CONSTRAINT "Data_docId_fkey";
+DROP INDEX "Data_docId_key";
+ALTER TABLE "Doc" ADD COLUMN "dataId" TEXT;
+UPDATE "Doc" SET "dataId" = "Data"."id" FROM "Data" WHERE "Doc"."id" = "Data"."docId";
+ALTER TABLE "Data" DROP COLUMN "docId";
+""", "kept"),
+    ("02_every_doc_to_the_first_note", """
+ALTER TABLE "Doc" ADD COLUMN "noteId" INTEGER;
+UPDATE "Doc" SET "noteId" = (SELECT min("id") FROM "Note");
+ALTER TABLE "Note" DROP COLUMN "docId";
+""", "column Note.docId"),
+    ("03_through_a_third_table", """
+CREATE TABLE "TagDoc" ("tagId" INTEGER, "docId" INTEGER, PRIMARY KEY ("tagId", "docId"));
+INSERT INTO "TagDoc" SELECT "id", "docId" FROM "Tag" WHERE "docId" IS NOT NULL;
+ALTER TABLE "Tag" DROP COLUMN "docId";
+""", "column Tag.docId"),
+    ("04_dropped_copied_nowhere", """
+ALTER TABLE "Owner" DROP COLUMN "docId";
+""", "column Owner.docId"),
+    ("05_one_link_of_all", """
+ALTER TABLE "Doc" ADD COLUMN "itemId" TEXT;
+UPDATE "Doc" SET "itemId" = first."id"
+FROM (SELECT "id", "docId" FROM "Item" ORDER BY "id" LIMIT 1) AS first
+WHERE "Doc"."id" = first."docId";
+ALTER TABLE "Item" DROP COLUMN "docId";
+""", "column Item.docId"),
+    ("06_turned_around_with_values_changed", """
+ALTER TABLE "Doc" ADD COLUMN "extId" TEXT;
+UPDATE "Doc" SET "extId" = "Ext"."id" || '-v2' FROM "Ext" WHERE "Doc"."id" = "Ext"."docId";
+ALTER TABLE "Ext" DROP COLUMN "docId";
+""", "column Ext.docId"),
+]  # fmt: skip
+"""A small history, and what each migration must measure as: "kept" (a link turned
+around: no loss), or the start of the loss it must report (a link every row of one side
+points at the same row of the other, a link kept only through a third table, a foreign
+key dropped and copied nowhere, one link moved of two, a link turned around into values
+that are no longer the other table's keys). On the replay's one row per table the first
+four losses would pass for kept; only the crossed rows of the probe tell them apart."""
+
+
+def self_test(server: str) -> int:
+    """Replay ``SELF_TEST`` on a database of its own (dropped after) and check each verdict."""
+    import os
+    import tempfile
+
+    name = f"corpus_measure_self_test_{os.getpid()}"
+    admin_dsn = make_conninfo(server, dbname="postgres")
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    failures = 0
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for migration, script, _ in SELF_TEST:
+                (Path(folder) / migration).mkdir()
+                (Path(folder) / migration / "migration.sql").write_text(script)
+            records = measure_prisma(make_conninfo(server, dbname=name), Path(folder))
+        for (migration, _, expected), record in zip(SELF_TEST, records, strict=True):
+            lost, probes = record.get("lost", []), record.get("link_probes", [])
+            if expected is None:
+                ok = not lost
+            elif expected == "kept":
+                ok = not lost and any(
+                    "every link it held is kept" in r for r in record["rewritten"]
+                )
+            else:
+                ok = len(lost) == 1 and lost[0].startswith(expected)
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {migration}: lost {lost}; probes {probes}")
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))  # fmt: skip
+    print(f"self-test: {len(SELF_TEST) - failures} of {len(SELF_TEST)} as expected")
+    return 1 if failures else 0
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--self-test"] and len(argv) <= 2:
+        import os
+
+        default = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+        return self_test(argv[1] if len(argv) == 2 else default)
     if len(argv) != 4 or argv[0] not in ("alembic", "prisma"):
         print(__doc__)
         return 2
