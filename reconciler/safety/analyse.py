@@ -23,6 +23,7 @@ from reconciler.safety import parse_cache
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies
 from reconciler.safety.findings import Finding
+from reconciler.safety.links import Links
 from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
@@ -192,6 +193,7 @@ def judge_batch(
                 enums=dict(judge.enums) if same else {},
                 copies=judge.copies.carried() if same else Copies(),
                 constraints=judge.constraints.carried() if same else Constraints(),
+                links=judge.links.carried() if same else Links(),
             )
             folder = _history_of(item)
         findings = syntax_findings(item)

@@ -20,7 +20,9 @@ class Op:
     """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
     create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
     update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
-    ``COPY ... FROM`` and ``MERGE``: rows written)."""
+    ``COPY ... FROM`` and ``MERGE``: rows written), boundary (``BEGIN``, ``COMMIT``,
+    ``VACUUM``...: where the script's transaction ends, so what follows may not roll back
+    what precedes)."""
     table: str = ""
     column: str = ""
     line: int = 0
@@ -41,7 +43,8 @@ class Op:
     not_valid: bool = False
     new_name: str = ""
     filtered: bool = False
-    """delete / update: a WHERE clause limits the rows."""
+    """delete / update: a WHERE clause limits the rows; create-index: the index is partial
+    (``WHERE``) or indexes an expression, so it proves no key over ``columns``."""
     sets_null: tuple[str, ...] = ()
     """update: columns set to NULL."""
     null_guarded: tuple[str, ...] = ()
@@ -114,6 +117,14 @@ class Op:
     """update: (column, other) where the same statement sets ``other = CASE WHEN c THEN
     column ELSE NULL END`` and ``column = CASE WHEN c THEN NULL ELSE column END``: each
     value of ``column`` stays or moves to ``other`` of the same row, none is lost."""
+    mapped_links: tuple[tuple[str, str, str, str, str, str, str, str], ...] = ()
+    """update: ``UPDATE a SET x = m.v FROM s JOIN m ON m.w = 'p_' || s.k WHERE a.c = s.k``
+    (inner joins only, any other condition ANDed) read as (x, c, m, v, w, 'p_', s, k): the
+    link ``a.c`` carried into ``a.x`` through the mapping table ``m``, whose ``w`` holds the
+    prefix followed by the key ``s.k`` (``a.c`` itself when ``m.w = 'p_' || a.c``)."""
+    excludes: tuple[tuple[str, str], ...] = ()
+    """add-constraint (check): pairs of columns the check never lets both hold a value, as
+    ``CHECK ((a IS NULL) OR (b IS NULL))`` or ``(a IS NULL AND b IS NOT NULL) OR (...)``."""
 
 
 @dataclass(frozen=True)

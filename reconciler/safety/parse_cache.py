@@ -319,6 +319,8 @@ _NESTED = {
     "mapped_copies",
     "keys",
     "moves",
+    "mapped_links",
+    "excludes",
 }
 """The fields of ``Op`` that are tuples of tuples of plain values."""
 _DECODERS: dict[str, Callable[[Any], Any]] = {

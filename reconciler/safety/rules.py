@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ from reconciler.rulebook import RULES, Severity
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies, Copy
 from reconciler.safety.findings import Finding
+from reconciler.safety.links import Links
 from reconciler.safety.operations import LOSSY_CALLS
 from reconciler.safety.types import (
     INTEGER_RANK,
@@ -210,6 +211,10 @@ class Judge:
     """Keys and foreign keys the rows obey, for links turned around (``constraints``)."""
     dropped_copies: dict[tuple[str, str], Copy] = field(default_factory=dict)
     """Dropped columns whose values a whole copy keeps, for golden rule 2's message."""
+    links: Links = field(default_factory=Links)
+    """Links carried through a mapping table (``links``): consulted only without a database."""
+    ahead: Sequence[Op] = ()
+    """The statements of the current migration after the one being judged."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -318,7 +323,9 @@ class Judge:
         drops: dict[str, list[Op]] = defaultdict(list)
         adds: dict[str, list[Op]] = defaultdict(list)
         copies: dict[str, set[str]] = defaultdict(set)
-        for op in ops:
+        self.links.start()
+        for index, op in enumerate(ops):
+            self.ahead = ops[index + 1 :] if op.kind == "drop-column" else ()
             found += self.judge(op, file, migration_id)
             if op.kind == "drop-column":
                 drops[op.table].append(op)
@@ -329,6 +336,7 @@ class Judge:
             self.copies.remember(
                 op, migration_id, self.old_type, set(self.enums), self.unwritten, self.constraints
             )
+            self.links.remember(op, migration_id, self.old_type, self.unwritten)
             self.constraints.remember(op)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
@@ -489,6 +497,10 @@ class Judge:
             values = self.count(table, ("non_null", op.column))
             self.dropped_values[(table, op.column)] = values
             copy = self.copies.where(table, op.column) if self.facts is None else None
+            if copy is None and self.facts is None:
+                copy = self.links.kept(table, op.column, self.ahead, self.constraints)
+                if copy is not None:  # the new column now holds the only copy of the links
+                    self.copies.consumed.add(copy.into)
             if copy is not None and values is None:
                 self.dropped_copies[(table, op.column)] = copy
             out.append(
@@ -1024,6 +1036,7 @@ class Judge:
                     len(dropped) == 1
                     and len(added) == 1
                     and not copied
+                    and (table, drop.column) not in self.dropped_copies
                     and _rename_compatible(
                         self.declared_type(table, drop.column), added[0].type_name
                     )
