@@ -30,6 +30,24 @@ still names, through the new column, the row its old link named:
 
 From ``x`` one finds the mapping row (``v`` is a key), its ``w``, and from it the old key
 (strip the prefix): the link is kept. Anything else keeps blocking.
+
+The same reasoning credits a link turned around into rows the migration made itself
+(``Links.kept`` too), when the history declares no key on the temporary link::
+
+    CREATE TABLE "Settings" ("id" TEXT PRIMARY KEY, ..., "orgId" TEXT);
+    INSERT INTO "Settings" ("id", "orgId") SELECT gen_id(), o."id" FROM "Org" o
+      WHERE o."settingsId" IS NULL;
+    UPDATE "Org" o SET "settingsId" = s."id" FROM "Settings" s
+      WHERE s."orgId" = o."id" AND o."settingsId" IS NULL;
+    ALTER TABLE "Settings" DROP COLUMN "orgId";
+    ALTER TABLE "Org" ALTER COLUMN "settingsId" SET NOT NULL;
+
+The table was created empty by this migration and that one INSERT wrote it, one row per
+``Org`` row whose ``settingsId`` was NULL (one table read, nothing that merges or multiplies
+rows, no function that may return a set), keyed by ``Org.id``: so each ``orgId`` names its
+own ``Org`` row. Nothing writes either table until the UPDATE, and after it nothing writes
+``settingsId`` or adds or removes ``Org`` rows until ``SET NOT NULL`` proves every such row
+was matched, in the same transaction: each settings row is named by the row it linked.
 """
 
 from __future__ import annotations
@@ -49,6 +67,14 @@ if TYPE_CHECKING:
 Column = tuple[str, str]
 """(table, column)."""
 
+SCALAR_CALLS = frozenset(
+    {
+        "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "uuidv4", "uuidv7", "now",
+        "clock_timestamp", "statement_timestamp", "transaction_timestamp", "random", "md5",
+        "lower", "upper", "concat", "nextval",
+    }
+)  # fmt: skip
+"""Built-in functions that return one value per call (a SELECT list keeps its row count)."""
 KEY_TYPES = frozenset({"int2", "int4", "int8", "text", "varchar", "uuid"})
 """Types whose text form names one value only: ``'p_' || k`` keeps two keys apart."""
 COLUMN_CHANGES = frozenset({"alter-type", "rename-column", "drop-column"})
@@ -83,6 +109,30 @@ class Group:
         return {c.link for c in self.carries}
 
 
+@dataclass(frozen=True)
+class Fill:
+    """Rows an INSERT made in a table created empty: one per row of ``source`` whose
+    ``guards`` were NULL, the column filled holding that row's key ``key``."""
+
+    source: str
+    key: str
+    guards: frozenset[str]
+
+
+@dataclass
+class Back:
+    """A link turned around into ``table.column`` (``value``: the key of the filled table
+    it holds), by statement ``line`` of ``migration``."""
+
+    table: str
+    column: str
+    value: str
+    migration: str
+    line: int
+    proven: bool = False
+    """A ``SET NOT NULL`` of ``column`` came since: every row was matched."""
+
+
 @dataclass
 class Links:
     """Checks that keep link columns apart (across a history) and the carries of the
@@ -95,15 +145,25 @@ class Links:
     """Targets written otherwise in this migration: no carry into them counts any more."""
     opaque: bool = False
     """A ``DO`` block ran in this migration: it may have written anything."""
+    functions: dict[str, bool] = field(default_factory=dict)
+    """Functions the history created, by name: whether each returns a set."""
+    fresh: set[str] = field(default_factory=set)
+    """Tables this migration created that nothing has written yet."""
+    fills: dict[Column, Fill] = field(default_factory=dict)
+    backs: dict[Column, Back] = field(default_factory=dict)
+    """Links turned around into rows this migration made, by the column that held them."""
 
     def carried(self) -> Links:
-        """What a later migration of the history starts from: the checks only."""
-        return Links(dict(self.exclusions))
+        """What a later migration of the history starts from: the checks and functions."""
+        return Links(dict(self.exclusions), functions=dict(self.functions))
 
     def start(self) -> None:
         self.groups.clear()
         self.spoiled.clear()
         self.opaque = False
+        self.fresh.clear()
+        self.fills.clear()
+        self.backs.clear()
 
     def remember(
         self,
@@ -111,10 +171,12 @@ class Links:
         migration: str,
         type_of: Callable[[str, str], SqlType | None],
         unwritten: Callable[[str, str], bool],
+        constraints: Constraints,
     ) -> None:
-        """Follow ``op`` (after it was judged): ``type_of`` and ``unwritten`` answer for the
-        state before it."""
+        """Follow ``op`` (after it was judged): ``type_of``, ``unwritten`` and
+        ``constraints`` answer for the state before it."""
         self._follow_checks(op)
+        self._follow_fills(op, migration, type_of, constraints)
         if op.kind == "do-block":
             self.opaque = True
             self._spoil(lambda g: True)
@@ -155,7 +217,88 @@ class Links:
             found = _kept(group, column, ahead, constraints)
             if found is not None:
                 return found
-        return None
+        back = self.backs.get((table, column))
+        if back is None or not constraints.holds(table, (back.value,)):
+            return None
+        if not back.proven and not _not_null_ahead(Group(back.table, back.column), ahead):
+            return None
+        return Copy((back.table, back.column), back.migration, back.line, "turned around into")
+
+    # -- links turned around into rows this migration made -------------------------------
+
+    def _follow_fills(
+        self,
+        op: Op,
+        migration: str,
+        type_of: Callable[[str, str], SqlType | None],
+        constraints: Constraints,
+    ) -> None:
+        kind, table = op.kind, op.table
+        made = self._backs(op, migration, type_of, constraints) if kind == "update" else {}
+        filled = self._filled(op, constraints) if kind == "insert" else {}
+        if kind == "create-function":
+            self.functions[table] = op.returns_set
+        elif kind == "set-not-null":
+            for back in self.backs.values():
+                back.proven |= (back.table, back.column) == (table, op.column)
+        if kind in WRITES or kind in ("do-block", "create-table") or kind in COLUMN_CHANGES:
+            self.fills = {
+                at: fill for at, fill in self.fills.items() if not _forgets(op, at, fill.source)
+            }
+            self.backs = {
+                at: back
+                for at, back in self.backs.items()
+                if not _forgets(op, at, back.table, back.column, back.value)
+            }
+        if kind == "do-block":
+            self.fresh.clear()
+        elif kind in WRITES or kind == "rename-table":
+            self.fresh.discard(table)
+        elif kind == "create-table" and not op.if_not_exists:
+            self.fresh.add(table)
+        self.fills.update(filled)
+        self.backs.update(made)
+
+    def _filled(self, op: Op, constraints: Constraints) -> dict[Column, Fill]:
+        """The columns an INSERT into a table still empty fills with a key of the one
+        table it reads, row for row (no function in its SELECT list that may return a set)."""
+        if op.table not in self.fresh or self.opaque:
+            return {}
+        if any(self.functions.get(c, c not in SCALAR_CALLS) for c in op.calls):
+            return {}
+        return {
+            (op.table, column): Fill(source, key, frozenset(op.null_guarded))
+            for source, column, key in op.per_row
+            if constraints.holds(source, (key,))
+        }
+
+    def _backs(
+        self,
+        op: Op,
+        migration: str,
+        type_of: Callable[[str, str], SqlType | None],
+        constraints: Constraints,
+    ) -> dict[Column, Back]:
+        """The links ``op`` turns around: ``UPDATE a SET x = b.v FROM b WHERE b.m = a.k``
+        where ``b`` was filled from ``a`` (``k`` into ``m``) while ``x`` was NULL."""
+        found: dict[Column, Back] = {}
+        for target, link, mapped, value, match, prefix, source, key in op.mapped_links:
+            fill = self.fills.get((mapped, match))
+            stored, into = type_of(mapped, value), type_of(op.table, target)
+            if (
+                fill is None
+                or prefix
+                or (source, key, link) != (op.table, fill.key, fill.key)
+                or fill.source != op.table
+                or target not in fill.guards
+                or not constraints.holds(mapped, (value,))
+                or stored is None
+                or into is None
+                or not lossless(stored, into)
+            ):
+                continue
+            found[(mapped, match)] = Back(op.table, target, value, migration, op.line)
+        return found
 
     # -- the checks that keep two link columns apart -----------------------------------
 
@@ -228,6 +371,21 @@ def _spoils(op: Op, group: Group, carries: dict[str, Carry]) -> bool:
         (c.mapping[0], column) for c in group.carries for column in c.mapping[1:]
     }
     return bool(touched & watched)
+
+
+def _forgets(op: Op, at: Column, source: str, column: str = "", value: str = "") -> bool:
+    """Whether ``op`` may undo a fill of ``at`` from ``source`` (``column`` empty) or a
+    link turned around from ``at`` into ``source.column`` through ``at``'s key ``value``:
+    a write to the filled table, a write to ``source`` that may add or remove rows or set
+    ``column`` (any write before the link is turned around), a change of a column involved."""
+    kind, table = op.kind, op.table
+    if kind in ("do-block", "create-table", "rename-table", "drop-table"):
+        return kind == "do-block" or table in (at[0], source)
+    if kind in COLUMN_CHANGES:
+        return (table, op.column) in (at, (source, column), (at[0], value))
+    if table == at[0]:
+        return True
+    return table == source and (kind != "update" or not column or column in op.columns)
 
 
 def _kept(group: Group, column: str, ahead: Sequence[Op], constraints: Constraints) -> Copy | None:

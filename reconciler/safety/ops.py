@@ -250,8 +250,64 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             empty_when=() if node.get("withClause") else _empty_when(select),
             calls=_plain_calls(select),
             **_whole_select(node, cols),
+            **_per_row(node, cols),
         )
     ]
+
+
+def _per_row(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
+    """An ``INSERT ... SELECT`` that makes at most one row per row of the one table it
+    reads: the columns it takes unchanged, and the columns its WHERE requires to be NULL."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    tables = stmt.get("fromClause", ())
+    merging = ("groupClause", "havingClause", "distinctClause", "limitCount", "limitOffset",
+               "withClause", "valuesLists")  # fmt: skip
+    if (
+        node.get("withClause")
+        or node.get("onConflictClause")
+        or any(stmt.get(key) for key in merging)
+        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
+        or len(tables) != 1
+        or "RangeVar" not in tables[0]
+    ):
+        return {}
+    relation = tables[0]["RangeVar"]
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
+    if len(targets) != len(cols):
+        return {}
+    source = _name(relation)
+    pairs = tuple(
+        (source, column, found[0])
+        for column, value in zip(cols, targets, strict=True)
+        if (found := _whole_value(value, names)) is not None and not found[1]
+    )
+    guards = tuple(
+        name
+        for test in _conjuncts(stmt.get("whereClause"))
+        if test.get("NullTest", {}).get("nulltesttype") == "IS_NULL"
+        and (name := _column_of(test["NullTest"].get("arg", {}), names))
+    )
+    return {"per_row": pairs, "null_guarded": guards} if pairs else {}
+
+
+def _column_of(node: Tree, names: set[str]) -> str:
+    """The column ``node`` names, bare or qualified by one of ``names``; else empty."""
+    fields = _strings(node.get("ColumnRef", {}).get("fields"))
+    if len(fields) == 1 or (len(fields) == 2 and fields[0] in names):
+        return fields[-1]
+    return ""
+
+
+def _create_function(node: Tree, mk: Make) -> list[Op]:
+    """``CREATE FUNCTION``: whether it returns a set (``SETOF``, ``RETURNS TABLE``)."""
+    returns = node.get("returnType") or {}
+    table = any(
+        p.get("FunctionParameter", {}).get("mode") == "FUNC_PARAM_TABLE"
+        for p in node.get("parameters", ())
+    )
+    name = (_strings(node.get("funcname"))[-1:] or [""])[0].lower()
+    return [mk("create-function", name, returns_set=bool(returns.get("setof")) or table)]
 
 
 def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
@@ -1061,6 +1117,7 @@ _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "AlterTableStmt": _alter_table,
     "CopyStmt": _copy,
     "CreateEnumStmt": _create_enum,
+    "CreateFunctionStmt": _create_function,
     "CreateStmt": _create_table,
     "CreatedbStmt": _boundary,
     "DefineStmt": _define,

@@ -321,6 +321,7 @@ _NESTED = {
     "moves",
     "mapped_links",
     "excludes",
+    "per_row",
 }
 """The fields of ``Op`` that are tuples of tuples of plain values."""
 _DECODERS: dict[str, Callable[[Any], Any]] = {

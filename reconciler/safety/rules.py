@@ -141,6 +141,7 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
                 "drop-type",
                 "drop-schema",
                 "create-aggregate",
+                "create-function",
                 "drop-constraint",
             )
             else None
@@ -336,7 +337,7 @@ class Judge:
             self.copies.remember(
                 op, migration_id, self.old_type, set(self.enums), self.unwritten, self.constraints
             )
-            self.links.remember(op, migration_id, self.old_type, self.unwritten)
+            self.links.remember(op, migration_id, self.old_type, self.unwritten, self.constraints)
             self.constraints.remember(op)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)

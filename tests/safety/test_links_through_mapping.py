@@ -297,3 +297,144 @@ def test_near_miss_the_new_column_filled_otherwise_hides_unmatched_rows(pg_url: 
         ).fetchone()
     assert links == (6,)
     assert kept == (5,)  # the link to document 9 is gone, silently
+
+
+# -- a link turned around into rows the migration made ----------------------------------------
+
+ORGS = (
+    'CREATE TABLE "Org" ("id" TEXT NOT NULL, "name" TEXT,\n'
+    '    CONSTRAINT "Org_pkey" PRIMARY KEY ("id"));\n'
+    "CREATE FUNCTION make_id(prefix TEXT) RETURNS TEXT\n"
+    "    AS $$ SELECT prefix || gen_random_uuid() $$ LANGUAGE sql;\n"
+)
+SETTINGS = (
+    'CREATE TABLE "Settings" ("id" TEXT NOT NULL, "logo" TEXT NOT NULL DEFAULT \'\',\n'
+    '    "orgId" TEXT, CONSTRAINT "Settings_pkey" PRIMARY KEY ("id"));\n'
+)
+MADE = (
+    'ALTER TABLE "Org" ADD COLUMN "settingsId" TEXT;\n'
+    + SETTINGS
+    + 'INSERT INTO "Settings" ("id", "orgId") SELECT make_id(\'s_\'), o."id" FROM "Org" o\n'
+    '    WHERE o."settingsId" IS NULL;\n'
+)
+TURNED = (
+    'UPDATE "Org" o SET "settingsId" = s."id" FROM "Settings" s\n'
+    '    WHERE s."orgId" = o."id" AND o."settingsId" IS NULL;\n'
+)
+CONTRACT = (
+    'ALTER TABLE "Settings" DROP COLUMN "orgId";\n'
+    'ALTER TABLE "Org" ALTER COLUMN "settingsId" SET NOT NULL;\n'
+)
+
+
+def turned(migration: str, model: str = ORGS) -> str:
+    (drop,) = [f for f in lint(model, migration) if f.rule == "drop-column"]
+    return drop.severity
+
+
+def test_a_link_turned_around_into_rows_made_for_it_is_kept() -> None:
+    (drop,) = [f for f in lint(ORGS, MADE + TURNED + CONTRACT) if f.rule == "drop-column"]
+    assert drop.severity == "info"
+    assert drop.message == (
+        "drops Settings.orgId: every value was turned around into Org.settingsId "
+        "(20261102000000_step, line 6) first: nothing is lost"
+    )
+    not_null_first = "\n".join(reversed(CONTRACT.strip().split("\n"))) + "\n"
+    assert turned(MADE + TURNED + not_null_first) == "info"
+
+
+MADE_MISSES = [
+    (  # documenso's TeamGlobalSettings (add_organisations, line 880): rows existed before
+        "a-table-that-held-rows",
+        (ORGS + SETTINGS, MADE.replace(SETTINGS, "") + TURNED + CONTRACT),
+    ),
+    (
+        "a-function-that-may-return-a-set",
+        (ORGS.replace("RETURNS TEXT", "RETURNS SETOF TEXT"), MADE + TURNED + CONTRACT),
+    ),
+    (
+        "a-function-the-history-does-not-declare",
+        (ORGS.split("CREATE FUNCTION")[0], MADE + TURNED + CONTRACT),
+    ),
+    (
+        "no-set-not-null",
+        (ORGS, MADE + TURNED + CONTRACT.split("\n")[0] + "\n"),
+    ),
+    (
+        "rows-removed-before-the-set-not-null",
+        (ORGS, MADE + TURNED + 'DELETE FROM "Org" WHERE "name" IS NULL;\n' + CONTRACT),
+    ),
+    (
+        "the-link-overwritten-before-the-set-not-null",
+        (ORGS, MADE + TURNED + 'UPDATE "Org" SET "settingsId" = \'x\';\n' + CONTRACT),
+    ),
+    (
+        "a-fill-that-joins",
+        (
+            ORGS,
+            MADE.replace('FROM "Org" o\n', 'FROM "Org" o JOIN "Org" p ON p."name" = o."name"\n')
+            + TURNED
+            + CONTRACT,
+        ),
+    ),
+    (
+        "the-fill-not-limited-to-rows-without-a-link",
+        (ORGS, MADE.replace('\n    WHERE o."settingsId" IS NULL;', ";") + TURNED + CONTRACT),
+    ),
+]
+
+
+@pytest.mark.parametrize("files", [c[1] for c in MADE_MISSES], ids=[c[0] for c in MADE_MISSES])
+def test_a_near_miss_of_a_link_turned_around_still_blocks(files: tuple[str, str]) -> None:
+    assert turned(files[1], files[0]) == "data-loss"
+
+
+ORG_ROWS = (
+    'INSERT INTO "Org" ("id", "name") SELECT \'o\' || g, \'n\' || g '
+    "FROM generate_series(1, 200) g;\n"
+)
+OWN = 'SELECT s."id", o."id" FROM "Settings" s JOIN "Org" o ON o."settingsId" = s."id"'
+
+
+def test_each_row_made_is_still_named_by_the_row_it_linked(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(ORGS + ORG_ROWS)
+        conn.execute(f"BEGIN;\n{MADE}{TURNED}\nCOMMIT;")
+        before = set(conn.execute('SELECT "id", "orgId" FROM "Settings"').fetchall())
+        conn.execute(CONTRACT)
+        after = set(conn.execute(OWN).fetchall())
+    assert before == after
+    assert len(after) == 200
+
+
+def test_near_miss_rows_that_existed_lose_their_link(pg_url: str) -> None:
+    """documenso's TeamGlobalSettings: every team already had its settings row; the fill
+    adds a second one per team, and the UPDATE links one of the two, whichever the join
+    meets first (a merge join here): a team's own settings are orphaned."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(ORGS + ORG_ROWS + SETTINGS)
+        conn.execute(
+            'INSERT INTO "Settings" SELECT \'own\' || "id", \'logo\', "id" FROM "Org"; ANALYZE;'
+        )
+        conn.execute("SET enable_hashjoin = off; SET enable_nestloop = off")
+        conn.execute(f"BEGIN;\n{MADE.replace(SETTINGS, '')}{TURNED}{CONTRACT}COMMIT;")
+        lost = conn.execute(
+            'SELECT count(*) FROM "Settings" s WHERE s."logo" = \'logo\' AND NOT EXISTS '
+            '(SELECT FROM "Org" o WHERE o."settingsId" = s."id")'
+        ).fetchone()
+    assert lost is not None
+    assert lost[0] > 0
+
+
+def test_near_miss_a_set_returning_function_makes_rows_no_one_links(pg_url: str) -> None:
+    twice = "CREATE FUNCTION make_id(prefix TEXT) RETURNS SETOF TEXT\n"
+    twice += (
+        "    AS $$ SELECT prefix || gen_random_uuid() FROM generate_series(1, 2) $$ LANGUAGE sql;\n"
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(ORGS.split("CREATE FUNCTION")[0] + twice + ORG_ROWS)
+        conn.execute(f"BEGIN;\n{MADE}{TURNED}{CONTRACT}COMMIT;")
+        made, linked = conn.execute(
+            f'SELECT (SELECT count(*) FROM "Settings"), count(*) FROM ({OWN}) x'
+        ).fetchone() or (0, 0)
+    assert (made, linked) == (400, 200)  # half the rows lost the link they were made with
