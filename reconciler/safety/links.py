@@ -235,7 +235,7 @@ class Links:
     ) -> None:
         kind, table = op.kind, op.table
         made = self._backs(op, migration, type_of, constraints) if kind == "update" else {}
-        filled = self._filled(op, constraints) if kind == "insert" else {}
+        filled = self._filled(op, type_of, constraints) if kind == "insert" else {}
         if kind == "create-function":
             self.functions[table] = op.returns_set
         elif kind == "set-not-null":
@@ -259,18 +259,27 @@ class Links:
         self.fills.update(filled)
         self.backs.update(made)
 
-    def _filled(self, op: Op, constraints: Constraints) -> dict[Column, Fill]:
+    def _filled(
+        self,
+        op: Op,
+        type_of: Callable[[str, str], SqlType | None],
+        constraints: Constraints,
+    ) -> dict[Column, Fill]:
         """The columns an INSERT into a table still empty fills with a key of the one
-        table it reads, row for row (no function in its SELECT list that may return a set)."""
+        table it reads, row for row (no function in its SELECT list that may return a set),
+        each value arriving unchanged."""
         if op.table not in self.fresh or self.opaque:
             return {}
         if any(self.functions.get(c, c not in SCALAR_CALLS) for c in op.calls):
             return {}
-        return {
-            (op.table, column): Fill(source, key, frozenset(op.null_guarded))
-            for source, column, key in op.per_row
-            if constraints.holds(source, (key,))
-        }
+        found = {}
+        for source, column, key in op.per_row:
+            typed, into = type_of(source, key), type_of(op.table, column)
+            if typed is None or into is None or not lossless(typed, into):
+                continue
+            if constraints.holds(source, (key,)):
+                found[(op.table, column)] = Fill(source, key, frozenset(op.null_guarded))
+        return found
 
     def _backs(
         self,

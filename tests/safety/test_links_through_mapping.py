@@ -378,6 +378,13 @@ MADE_MISSES = [
         ),
     ),
     (
+        "a-fill-that-rounds-the-key",
+        (
+            ORGS.replace('("id" TEXT NOT NULL', '("id" NUMERIC(10, 1) NOT NULL'),
+            MADE.replace('"orgId" TEXT', '"orgId" INTEGER') + TURNED + CONTRACT,
+        ),
+    ),
+    (
         "the-fill-not-limited-to-rows-without-a-link",
         (ORGS, MADE.replace('\n    WHERE o."settingsId" IS NULL;', ";") + TURNED + CONTRACT),
     ),
