@@ -25,6 +25,7 @@ from reconciler.safety.copies import Copies
 from reconciler.safety.declared import Declared
 from reconciler.safety.findings import Finding
 from reconciler.safety.kept_rows import KeptRows
+from reconciler.safety.links import Links
 from reconciler.safety.operations import Op, ParsedSql
 from reconciler.safety.rules import Expansion, Judge, fills, request_facts
 
@@ -200,6 +201,7 @@ def judge_batch(
                 constraints=judge.constraints.carried() if same else Constraints(),
                 declared=judge.declared.carried() if same else Declared(),
                 kept_rows=judge.kept_rows.carried() if same else KeptRows(),
+                links=judge.links.carried() if same else Links(),
             )
             folder = _history_of(item)
         findings = syntax_findings(item)

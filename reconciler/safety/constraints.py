@@ -4,10 +4,11 @@ A link turned around (``UPDATE a SET x = b.id FROM b WHERE a.id = b.a_id``, then
 COLUMN b.a_id``) keeps every link only if each ``b.a_id`` names one existing ``a`` row
 (a foreign key) and no two ``b`` rows name the same one (a unique key), and ``b.id`` tells
 the rows of ``b`` apart. Static lint has no data, but it has the history: ``Constraints``
-follows the keys (PRIMARY KEY, UNIQUE, unique indexes) and foreign keys that statements
-create, rename and drop. Prisma drops a foreign key and its unique index just before it
-turns the link around; the rows still obey them until a statement writes to a table, so a
-constraint dropped in the same migration with no write since still counts.
+follows the keys (PRIMARY KEY, UNIQUE, unique indexes that are neither partial nor over an
+expression) and foreign keys that statements create, rename and drop. Prisma drops a
+foreign key and its unique index just before it turns the link around; the rows still obey
+them until a statement writes to a table, so a constraint dropped in the same migration with
+no write since still counts.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Constraints:
                     self.named[f"{table}({','.join(columns)})"] = Held(table, columns)
             if op.primary_key:  # under its name, which a DROP CONSTRAINT uses
                 self.named[op.primary_name] = Held(table, op.primary_key, primary=True)
-        elif kind == "create-index" and op.unique and op.columns:
+        elif kind == "create-index" and op.unique and op.columns and not op.filtered:
             self.named[op.new_name or f"{table}({','.join(op.columns)})"] = Held(table, op.columns)
         elif kind == "add-constraint" and op.columns and op.constraint == "primary":
             name = op.new_name or f"{table.rpartition('.')[2]}_pkey"

@@ -20,7 +20,9 @@ class Op:
     """drop-table, drop-schema, drop-column, add-column, alter-type, set-not-null,
     create-index, drop-index, add-constraint, rename-column, rename-table, truncate, delete,
     update, create-enum, rename-type, drop-type, do-block, create-table, insert (also
-    ``COPY ... FROM`` and ``MERGE``: rows written), drop-not-null."""
+    ``COPY ... FROM`` and ``MERGE``: rows written), drop-not-null, boundary (``BEGIN``,
+    ``COMMIT``, ``VACUUM``...: where the script's transaction ends, so what follows may not
+    roll back what precedes), create-function."""
     table: str = ""
     column: str = ""
     line: int = 0
@@ -41,11 +43,13 @@ class Op:
     not_valid: bool = False
     new_name: str = ""
     filtered: bool = False
-    """delete / update: a WHERE clause limits the rows."""
+    """delete / update: a WHERE clause limits the rows; create-index: the index is partial
+    (``WHERE``) or indexes an expression, so it proves no key over ``columns``."""
     sets_null: tuple[str, ...] = ()
     """update: columns set to NULL."""
     null_guarded: tuple[str, ...] = ()
-    """update: columns whose WHERE requires them to be NULL (backfills)."""
+    """update: columns whose WHERE requires them to be NULL (backfills); insert with
+    ``per_row``: the columns of the table read that its WHERE requires to be NULL."""
     copies_from: tuple[tuple[str, str], ...] = ()
     """update: (target column, source column) pairs for ``SET new = old``."""
     labels: tuple[str, ...] = ()
@@ -146,6 +150,22 @@ class Op:
     flag_copies: tuple[tuple[str, str], ...] = ()
     """insert with ``flag``: (target column, source column) for each value that is a column
     of the source read bare, with no cast."""
+    mapped_links: tuple[tuple[str, str, str, str, str, str, str, str], ...] = ()
+    """update: ``UPDATE a SET x = m.v FROM s JOIN m ON m.w = 'p_' || s.k WHERE a.c = s.k``
+    (inner joins only, any other condition ANDed) read as (x, c, m, v, w, 'p_', s, k): the
+    link ``a.c`` carried into ``a.x`` through the mapping table ``m``, whose ``w`` holds the
+    prefix followed by the key ``s.k`` (``a.c`` itself when ``m.w = 'p_' || a.c``)."""
+    per_row: tuple[tuple[str, str, str], ...] = ()
+    """insert: (table read, target column, column read) for each column an ``INSERT ...
+    SELECT`` takes unchanged from the one table it reads, row for row: no join, DISTINCT,
+    GROUP BY, LIMIT, ON CONFLICT, CTE or set operation (a WHERE may skip rows; ``calls``
+    says which functions may return several rows for one)."""
+    returns_set: bool = False
+    """create-function: it returns a set (``SETOF``, ``TABLE``): called in a SELECT list, it
+    may turn one row into several."""
+    excludes: tuple[tuple[str, str], ...] = ()
+    """add-constraint (check): pairs of columns the check never lets both hold a value, as
+    ``CHECK ((a IS NULL) OR (b IS NULL))`` or ``(a IS NULL AND b IS NOT NULL) OR (...)``."""
 
 
 @dataclass(frozen=True)

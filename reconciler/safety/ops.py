@@ -363,6 +363,7 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             fresh=_fresh(node, cols),
             **_whole_select(node, cols),
             **_flag_select(node, cols),
+            **_per_row(node, cols),
         )
     ]
 
@@ -436,6 +437,61 @@ def _bare_column(node: Tree) -> tuple[str, str] | None:
     if not parts or len(parts) != len(fields) or len(parts) > 2:
         return None
     return ("" if len(parts) == 1 else parts[0]), parts[-1]
+
+
+def _per_row(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
+    """An ``INSERT ... SELECT`` that makes at most one row per row of the one table it
+    reads: the columns it takes unchanged, and the columns its WHERE requires to be NULL."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    tables = stmt.get("fromClause", ())
+    merging = ("groupClause", "havingClause", "distinctClause", "limitCount", "limitOffset",
+               "withClause", "valuesLists")  # fmt: skip
+    if (
+        node.get("withClause")
+        or node.get("onConflictClause")
+        or any(stmt.get(key) for key in merging)
+        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
+        or len(tables) != 1
+        or "RangeVar" not in tables[0]
+    ):
+        return {}
+    relation = tables[0]["RangeVar"]
+    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
+    if len(targets) != len(cols):
+        return {}
+    source = _name(relation)
+    pairs = tuple(
+        (source, column, found[0])
+        for column, value in zip(cols, targets, strict=True)
+        if (found := _whole_value(value, names)) is not None and not found[1]
+    )
+    guards = tuple(
+        name
+        for test in _conjuncts(stmt.get("whereClause"))
+        if test.get("NullTest", {}).get("nulltesttype") == "IS_NULL"
+        and (name := _column_of(test["NullTest"].get("arg", {}), names))
+    )
+    return {"per_row": pairs, "null_guarded": guards} if pairs else {}
+
+
+def _column_of(node: Tree, names: set[str]) -> str:
+    """The column ``node`` names, bare or qualified by one of ``names``; else empty."""
+    fields = _strings(node.get("ColumnRef", {}).get("fields"))
+    if len(fields) == 1 or (len(fields) == 2 and fields[0] in names):
+        return fields[-1]
+    return ""
+
+
+def _create_function(node: Tree, mk: Make) -> list[Op]:
+    """``CREATE FUNCTION``: whether it returns a set (``SETOF``, ``RETURNS TABLE``)."""
+    returns = node.get("returnType") or {}
+    table = any(
+        p.get("FunctionParameter", {}).get("mode") == "FUNC_PARAM_TABLE"
+        for p in node.get("parameters", ())
+    )
+    name = (_strings(node.get("funcname"))[-1:] or [""])[0].lower()
+    return [mk("create-function", name, returns_set=bool(returns.get("setof")) or table)]
 
 
 def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
@@ -614,7 +670,7 @@ def _do_block(node: Tree, mk: Make) -> list[Op]:
 
 
 def _create_index(node: Tree, mk: Make) -> list[Op]:
-    params = (p.get("IndexElem", {}).get("name") for p in node.get("indexParams", ()))
+    params = [p.get("IndexElem", {}).get("name") for p in node.get("indexParams", ())]
     return [
         mk(
             "create-index",
@@ -623,8 +679,16 @@ def _create_index(node: Tree, mk: Make) -> list[Op]:
             unique=bool(node.get("unique")),
             columns=tuple(name for name in params if name),
             new_name=node.get("idxname", ""),
+            filtered="whereClause" in node or not all(params),
         )
     ]
+
+
+def _boundary(node: Tree, mk: Make) -> list[Op]:
+    """``BEGIN``, ``COMMIT``, ``VACUUM``...: the script's transaction ends here (reconciler
+    runs the parts of such a script one at a time), so a later statement that fails does
+    not roll back an earlier one."""
+    return [mk("boundary")]
 
 
 _CONSTRAINT_KINDS = {
@@ -680,6 +744,7 @@ def _alter_table(node: Tree, mk: Make) -> list[Op]:
                     not_valid=bool(con.get("skip_validation")),
                     unique=kind in ("unique", "primary"),
                     new_name=con.get("conname", ""),
+                    excludes=_excludes(con.get("raw_expr")) if kind == "check" else (),
                     concurrently=bool(con.get("indexname")),
                     references=(
                         (_name(con["pktable"]), tuple(_strings(con.get("pk_attrs"))))
@@ -885,6 +950,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             moves=_moves(node),
             link=_link(node),
             **renumbering(node),
+            mapped_links=_mapped_links(node),
         )
     ]
 
@@ -940,6 +1006,180 @@ def _link(node: Tree) -> tuple[str, str, str, str]:
     if len(ours) != 1 or len(other) != 1:
         return ("", "", "", "")
     return (_name(joined), other[0], ours[0], value[1])
+
+
+def _mapped_links(node: Tree) -> tuple[tuple[str, str, str, str, str, str, str, str], ...]:
+    """``UPDATE a SET x = m.v FROM s JOIN m ON m.w = 'p_' || s.k WHERE a.c = s.k``: each
+    target set from a joined table found through a key expression (see ``Op.mapped_links``).
+    Only inner joins of tables: a condition ANDed anywhere only drops rows from the match,
+    which a later ``SET NOT NULL`` of ``x`` rules out (for the rules to check)."""
+    relation = node.get("relation") or {}
+    aliases, conditions = _inner_joins(node.get("fromClause", ()))
+    if node.get("withClause") or aliases is None or _name(relation) in aliases.values():
+        return ()
+    mine = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
+    if mine & aliases.keys():
+        return ()
+    conditions += _conjuncts(node.get("whereClause"))
+    equal = [pair for c in conditions if (pair := _equality(c)) is not None]
+    found = []
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        qualifier, value = _qualified_ref(target.get("val", {}))
+        if target.get("indirection") or qualifier not in aliases:
+            continue
+        for left, right in (pair for e in equal for pair in (e, e[::-1])):
+            if _qualified_ref(left) == ("", "") or _qualified_ref(left)[0] != qualifier:
+                continue
+            keyed = _prefixed(right)
+            if keyed is None:
+                continue
+            prefix, (source, key) = keyed
+            link = _link_column(source, key, mine, aliases, equal)
+            if source != qualifier and link:
+                table = _name(relation) if source in mine else aliases[source]
+                found.append(
+                    (
+                        target["name"],
+                        link,
+                        aliases[qualifier],
+                        value,
+                        _qualified_ref(left)[1],
+                        prefix,
+                        table,
+                        key,
+                    )
+                )
+    return tuple(found)
+
+
+def _inner_joins(items: list[Tree]) -> tuple[dict[str, str] | None, list[Tree]]:
+    """The tables of a FROM list of inner joins, by alias, and their ``ON`` conditions;
+    None for anything else (an outer join, ``USING``, a subquery, a function)."""
+    aliases: dict[str, str] = {}
+    conditions: list[Tree] = []
+    pending = list(items)
+    while pending:
+        item = pending.pop()
+        if "RangeVar" in item:
+            rel = item["RangeVar"]
+            name = rel.get("alias", {}).get("aliasname") or rel.get("relname", "")
+            if name in aliases:
+                return None, []
+            aliases[name] = _name(rel)
+            continue
+        join = item.get("JoinExpr")
+        if join is None or join.get("jointype", "JOIN_INNER") != "JOIN_INNER":
+            return None, []
+        if join.get("usingClause") or join.get("isNatural") or join.get("alias"):
+            return None, []
+        conditions += _conjuncts(join.get("quals"))
+        pending += [join.get("larg", {}), join.get("rarg", {})]
+    return aliases, conditions
+
+
+def _conjuncts(node: Tree | None) -> list[Tree]:
+    """The conditions ANDed in ``node``."""
+    if not node:
+        return []
+    both = node.get("BoolExpr")
+    if both is not None and both.get("boolop") == "AND_EXPR":
+        return [c for arg in both.get("args", ()) for c in _conjuncts(arg)]
+    return [node]
+
+
+def _equality(node: Tree) -> tuple[Tree, Tree] | None:
+    test = node.get("A_Expr", {})
+    if test.get("kind") != "AEXPR_OP" or _strings(test.get("name")) != ["="]:
+        return None
+    return test.get("lexpr", {}), test.get("rexpr", {})
+
+
+def _prefixed(node: Tree) -> tuple[str, tuple[str, str]] | None:
+    """``'p_' || q.k`` (or ``q.k``, or ``q.k::text``) as ('p_', (q, k)); None otherwise."""
+    prefix = ""
+    test = node.get("A_Expr", {})
+    if test:
+        const = test.get("lexpr", {}).get("A_Const", {})
+        if test.get("kind") != "AEXPR_OP" or _strings(test.get("name")) != ["||"]:
+            return None
+        if "sval" not in const:
+            return None
+        prefix, node = const["sval"].get("sval", ""), test.get("rexpr", {})
+        cast = node.get("TypeCast", {})
+        if cast and _strings(cast.get("typeName", {}).get("names"))[-1:] == ["text"]:
+            node = cast.get("arg", {})
+    ref = _qualified_ref(node)
+    return (prefix, ref) if ref[0] else None
+
+
+def _link_column(
+    source: str,
+    key: str,
+    mine: set[str],
+    aliases: dict[str, str],
+    equal: list[tuple[Tree, Tree]],
+) -> str:
+    """The column of the updated table whose value the key ``source.key`` is: the key
+    itself when ``source`` is the updated table, else the column ``a.c`` of an equality
+    ``a.c = source.key``; empty when there is none, or several."""
+    if source in mine:
+        return key
+    if source not in aliases:
+        return ""
+    found = {
+        _qualified_ref(ours)[1]
+        for pair in equal
+        for ours, theirs in (pair, pair[::-1])
+        if _qualified_ref(ours)[0] in mine and _qualified_ref(theirs) == (source, key)
+    }
+    return found.pop() if len(found) == 1 else ""
+
+
+def _excludes(expr: Tree | None) -> tuple[tuple[str, str], ...]:
+    """Pairs of columns a CHECK never lets both be non-null: read only when the check is
+    built of ``IS [NOT] NULL`` tests (which are never NULL themselves) with AND, OR, NOT,
+    by trying every way its columns can be NULL or not."""
+    columns = sorted(set(_column_refs(expr)))
+    if not expr or not 2 <= len(columns) <= 6:
+        return ()
+    found = []
+    for a, b in ((a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]):
+        rest = [c for c in columns if c not in (a, b)]
+        results = [
+            _nulls_pass(expr, {a: True, b: True, **dict(zip(rest, nulls, strict=True))})
+            for nulls in _choices(len(rest))
+        ]
+        if all(r is False for r in results):
+            found.append((a, b))
+    return tuple(found)
+
+
+def _choices(count: int) -> list[tuple[bool, ...]]:
+    """Every tuple of ``count`` booleans."""
+    return [tuple(bool(i >> bit & 1) for bit in range(count)) for i in range(2**count)]
+
+
+def _nulls_pass(node: Tree, valued: dict[str, bool]) -> bool | None:
+    """Whether a check of null tests passes when the columns in ``valued`` hold a value
+    (True) or NULL; None when it is not made only of those tests."""
+    test = node.get("NullTest")
+    if test is not None:
+        fields = _strings(test.get("arg", {}).get("ColumnRef", {}).get("fields"))
+        if len(fields) != 1 or fields[0] not in valued:
+            return None
+        return bool(valued[fields[0]] == (test.get("nulltesttype") == "IS_NOT_NULL"))
+    both = node.get("BoolExpr")
+    if both is None:
+        return None
+    args = [_nulls_pass(arg, valued) for arg in both.get("args", ())]
+    if None in args:
+        return None
+    if both.get("boolop") == "AND_EXPR":
+        return all(args)
+    if both.get("boolop") == "OR_EXPR":
+        return any(args)
+    return not args[0] if both.get("boolop") == "NOT_EXPR" and len(args) == 1 else None
 
 
 def _qualified_ref(node: Tree) -> tuple[str, str]:
@@ -1061,19 +1301,25 @@ def _create_enum(node: Tree, mk: Make) -> list[Op]:
 
 
 _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
+    "AlterSystemStmt": _boundary,
     "AlterTableStmt": _alter_table,
     "CopyStmt": _copy,
     "CreateEnumStmt": _create_enum,
+    "CreateFunctionStmt": _create_function,
     "CreateStmt": _create_table,
+    "CreatedbStmt": _boundary,
     "DefineStmt": _define,
     "DeleteStmt": _delete,
     "DoStmt": _do_block,
     "DropStmt": _drop,
+    "DropdbStmt": _boundary,
     "IndexStmt": _create_index,
     "InsertStmt": _insert,
     "MergeStmt": _merge,
     "RenameStmt": _rename,
+    "TransactionStmt": _boundary,
     "TruncateStmt": _truncate,
     "UpdateStmt": _update,
+    "VacuumStmt": _boundary,
 }
 """The statements rules read; any other kind yields no operation."""

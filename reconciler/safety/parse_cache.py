@@ -322,6 +322,9 @@ _NESTED = {
     "moves",
     "refers",
     "flag_copies",
+    "mapped_links",
+    "excludes",
+    "per_row",
 }
 """The fields of ``Op`` that are tuples of tuples of plain values."""
 _DECODERS: dict[str, Callable[[Any], Any]] = {

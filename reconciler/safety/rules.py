@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ from reconciler.safety.copies import Copies, Copy
 from reconciler.safety.declared import Declared
 from reconciler.safety.findings import Finding
 from reconciler.safety.kept_rows import KeptRows
+from reconciler.safety.links import Links
 from reconciler.safety.operations import LOSSY_CALLS
 from reconciler.safety.types import (
     INTEGER_RANK,
@@ -145,6 +146,7 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
                 "drop-type",
                 "drop-schema",
                 "create-aggregate",
+                "create-function",
                 "drop-constraint",
             )
             else None
@@ -222,6 +224,10 @@ class Judge:
     """NOT NULL columns and columns holding other tables' keys, as the history declares."""
     kept_rows: KeptRows = field(default_factory=KeptRows)
     """Booleans kept as rows, rows copied with new ids (``kept_rows``): without a database."""
+    links: Links = field(default_factory=Links)
+    """Links carried through a mapping table (``links``): consulted only without a database."""
+    ahead: Sequence[Op] = ()
+    """The statements of the current migration after the one being judged."""
 
     # -- what the data holds ----------------------------------------------------------
 
@@ -330,7 +336,9 @@ class Judge:
         drops: dict[str, list[Op]] = defaultdict(list)
         adds: dict[str, list[Op]] = defaultdict(list)
         copies: dict[str, set[str]] = defaultdict(set)
-        for op in ops:
+        self.links.start()
+        for index, op in enumerate(ops):
+            self.ahead = ops[index + 1 :] if op.kind == "drop-column" else ()
             found += self.judge(op, file, migration_id)
             if op.kind == "drop-column":
                 drops[op.table].append(op)
@@ -345,6 +353,7 @@ class Judge:
                 op, migration_id, self.old_type, self.declared, self.constraints, self.is_empty
             )
             self.declared.remember(op, self.constraints)
+            self.links.remember(op, migration_id, self.old_type, self.unwritten, self.constraints)
             self.constraints.remember(op)
             self.remember(op)
         found += self.expand_contract(file, drops, adds, copies)
@@ -515,11 +524,13 @@ class Judge:
         elif kind == "drop-column":
             values = self.count(table, ("non_null", op.column))
             self.dropped_values[(table, op.column)] = values
-            copy = (
-                self.copies.where(table, op.column) or self.kept_rows.where(table, op.column)
-                if self.facts is None
-                else None
-            )
+            copy = self.copies.where(table, op.column) if self.facts is None else None
+            if copy is None and self.facts is None:
+                copy = self.kept_rows.where(table, op.column)
+            if copy is None and self.facts is None:
+                copy = self.links.kept(table, op.column, self.ahead, self.constraints)
+                if copy is not None:  # the new column now holds the only copy of the links
+                    self.copies.consumed.add(copy.into)
             if copy is not None and values is None:
                 self.dropped_copies[(table, op.column)] = copy
             out.append(
@@ -1081,6 +1092,7 @@ class Judge:
                     len(dropped) == 1
                     and len(added) == 1
                     and not copied
+                    and (table, drop.column) not in self.dropped_copies
                     and _rename_compatible(
                         self.declared_type(table, drop.column), added[0].type_name
                     )
