@@ -50,7 +50,8 @@ class Copy:
     line: int
     how: str = "copied whole to"
     """How the values went: also ``turned around into`` (a link: ``into`` names, for each
-    row of the source, the row it linked) and ``mapped one to one into``."""
+    row of the source, the row it linked), ``mapped one to one into`` and ``kept under its
+    own key of a JSON object in``."""
 
     def __str__(self) -> str:
         return f"{self.into[0]}.{self.into[1]} ({self.migration}, line {self.line})"
@@ -142,6 +143,13 @@ class Copies:
                     continue  # WHERE new IS NULL skips the rows where new holds a value
                 if _keeps_values(type_of(source, column), casts, type_of(table, target), enums):
                     self.made[(source, column)] = Copy((table, target), migration, op.line)
+        if kind == "update":
+            for target, column in op.wrapped_copies:
+                if op.filtered and not unwritten(table, target):
+                    continue
+                if _reads_back_from_json(type_of(table, column), type_of(table, target)):
+                    how = "kept under its own key of a JSON object in"
+                    self.made[(table, column)] = Copy((table, target), migration, op.line, how)
 
     def _forget(self, gone: Callable[[Column, Copy], bool]) -> None:
         self.made = {src: copy for src, copy in self.made.items() if not gone(src, copy)}
@@ -165,6 +173,23 @@ def _link_kept(
         and constraints.holds(joined, (key,))
         and constraints.holds(joined, (value,))
         and _keeps_values(type_of(joined, value), (), type_of(op.table, op.columns[0]), set())
+    )
+
+
+_JSON_EXACT = frozenset({"text", "varchar", "uuid", "int2", "int4", "int8", "numeric", "bool"})
+"""Types whose every value a JSON object holds exactly: a string, a number with all its
+digits, a boolean (not ``char(n)``, whose text form drops trailing spaces, nor floats,
+whose NaN and infinities JSON has no number for)."""
+
+
+def _reads_back_from_json(source: SqlType | None, target: SqlType | None) -> bool:
+    """Whether ``jsonb_build_object(..., 'key', old)`` into a ``json``/``jsonb`` column keeps
+    each value of ``old`` as it was: unknown types never do."""
+    return (
+        source is not None
+        and target is not None
+        and target.name in ("json", "jsonb")
+        and source.name in _JSON_EXACT
     )
 
 

@@ -107,6 +107,11 @@ class Op:
     Whether the casts lose nothing is for the rules, which know the types."""
     copied_table: str = ""
     """insert with ``whole_copies``: the table the SELECT reads them from."""
+    wrapped_copies: tuple[tuple[str, str], ...] = ()
+    """update: (target column, source column) for ``SET new = jsonb_build_object('k',
+    'const', 'v', old)``: each value of ``old`` kept whole under a constant key of a JSON
+    object whose other keys and values are constants, in every row ``whole_copies`` would
+    copy. Whether ``old``'s type reads back unchanged from JSON is for the rules."""
     mapped_copies: tuple[tuple[str, str], ...] = ()
     """update with no WHERE: (target, source) for ``SET new = CASE WHEN old = 'a' THEN 'A'
     ... ELSE NULL END`` whose branches give distinct values: a value no branch names becomes

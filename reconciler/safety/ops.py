@@ -946,6 +946,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             lossy_calls=tuple(lossy),
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
             whole_copies=_whole_update(node),
+            wrapped_copies=_wrapped_update(node),
             mapped_copies=_mapped_copies(node),
             moves=_moves(node),
             link=_link(node),
@@ -1237,25 +1238,97 @@ def _unplaced(node: object) -> object:
 def _whole_update(node: Tree) -> tuple[tuple[str, str, tuple[SqlType, ...]], ...]:
     """``UPDATE t SET new = old`` over every row: no FROM (a join may not match every row),
     no WITH, and no WHERE but ``IS NULL`` tests on the columns it sets (a fill, whole only
-    when those columns hold no value yet: for the rules to know)."""
-    where = node.get("whereClause")
+    when those columns hold no value yet: for the rules to know), or tests that skip only
+    the rows where ``old`` itself is empty (``_skips_only_empty``)."""
+    found = _copied_values(node)
+    return tuple(
+        (name, *whole) for name, value, names in found if (whole := _whole_value(value, names))
+    )
+
+
+def _wrapped_update(node: Tree) -> tuple[tuple[str, str], ...]:
+    """``UPDATE t SET new = jsonb_build_object('kind', 'custom', 'address', old)`` over the
+    rows ``_whole_update`` accepts: ``old`` kept under a key of its own (``Op.wrapped_copies``)."""
+    return tuple(
+        (name, column)
+        for name, value, names in _copied_values(node)
+        if (column := _wrapped_value(value, names))
+    )
+
+
+def _copied_values(node: Tree) -> list[tuple[str, Tree, set[str]]]:
+    """(target, value, names of the table) for each plain assignment of an UPDATE whose rows
+    are every row (see ``_whole_update``); a value read from a column other than the one a
+    WHERE requires to be non-empty is left out, since the rows skipped may hold it."""
     if node.get("fromClause") or node.get("withClause"):
-        return ()
+        return []
+    where = node.get("whereClause")
     targets = [t.get("ResTarget", {}) for t in node.get("targetList", ())]
-    if where is not None and (
-        not _only_null_tests(where)
-        or not set(_null_tests(where)) <= {t.get("name") for t in targets}
-    ):
-        return ()
+    set_names = {t.get("name") for t in targets}
+    skipped: set[str] = set()
+    for test in _conjuncts(where):
+        if _only_null_tests(test):
+            if set(_null_tests(test)) - set_names:
+                return []  # a row skipped for a NULL elsewhere may hold a value
+        elif column := _non_empty_test(test):
+            skipped.add(column)
+        else:
+            return []
     relation = node.get("relation") or {}
     names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
-    pairs = []
+    found = []
     for target in targets:
-        name = target.get("name")
-        found = None if target.get("indirection") else _whole_value(target.get("val", {}), names)
-        if name and found is not None and found[0] != name:
-            pairs.append((name, *found))
-    return tuple(pairs)
+        name, value = target.get("name"), target.get("val", {})
+        if not name or target.get("indirection"):
+            continue
+        read = set(_column_refs(value))
+        if name in read or (skipped and read != skipped):
+            continue
+        found.append((name, value, names))
+    return found
+
+
+def _non_empty_test(node: Tree) -> str:
+    """The column ``node`` requires to hold a value that is not empty (``col IS NOT NULL``,
+    ``col <> ''``, ``col != ''``), or empty: the rows it skips lose nothing that is data."""
+    test = node.get("NullTest")
+    if test is not None:
+        if test.get("nulltesttype") != "IS_NOT_NULL":
+            return ""
+        fields = _strings(test.get("arg", {}).get("ColumnRef", {}).get("fields"))
+        return fields[-1] if fields else ""
+    expr = node.get("A_Expr")
+    if expr is None or expr.get("kind") != "AEXPR_OP" or _strings(expr.get("name")) != ["<>"]:
+        return ""  # libpg_query spells != as <>
+    left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
+    for column, other in ((left, right), (right, left)):
+        if other.get("A_Const", {}).get("sval", {}).get("sval", None) == "":
+            fields = _strings(column.get("ColumnRef", {}).get("fields"))
+            return fields[-1] if fields else ""
+    return ""
+
+
+def _wrapped_value(value: Tree, names: set[str]) -> str:
+    """The column a ``jsonb_build_object(...)`` keeps whole: its arguments are pairs of a
+    distinct constant key and a value, every value a constant but one, a column of the
+    table read bare; empty for anything else."""
+    call = value.get("FuncCall", {})
+    if [n.lower() for n in _strings(call.get("funcname"))][-1:] not in (
+        ["jsonb_build_object"],
+        ["json_build_object"],
+    ):
+        return ""
+    args = call.get("args", ())
+    if not args or len(args) % 2 or call.get("agg_star") or call.get("func_variadic"):
+        return ""
+    keys = [a.get("A_Const", {}).get("sval", {}).get("sval") for a in args[::2]]
+    if None in keys or len(set(keys)) != len(keys):
+        return ""
+    columns = [found for a in args[1::2] if (found := _whole_value(a, names)) and not found[1]]
+    constants = sum(1 for a in args[1::2] if "A_Const" in a)
+    if len(columns) != 1 or constants != len(args) // 2 - 1:
+        return ""
+    return columns[0][0]
 
 
 def _measurable_update(ops: list[Op], text: str) -> list[Op]:

@@ -318,6 +318,7 @@ _NESTED = {
     "reads",
     "empty_when",
     "mapped_copies",
+    "wrapped_copies",
     "keys",
     "moves",
     "refers",
