@@ -306,6 +306,30 @@ def spread(shop: Shop, gap: bool) -> None:
             conn.execute("""UPDATE "users" SET "created_at" = '2018-03-11 03:30' WHERE id = 2""")
 
 
+def test_a_live_cast_on_the_way_counts_every_value_it_changes_as_cut(shop: Shop) -> None:
+    """``timestamp(3)`` to ``timestamp(3)``, the same type, through ``date``."""
+    spread(shop, gap=False)
+    step = judge(shop, CREATED_AT + 'TIMESTAMP(3) USING "created_at"::date;\n')
+    assert message(step, "narrowing-type") == (
+        "changes users.created_at from timestamp(3) to timestamp(3) with USING "
+        "CAST(created_at AS date), which rewrites the values: 300 values change, of which "
+        "300 cut short by the casts of USING"
+    )
+    assert step.verdict.decision == "blocked"
+
+
+def test_a_live_using_calling_a_lossy_function_counts_every_value_it_changes(
+    shop: Shop,
+) -> None:
+    spread(shop, gap=False)  # one minute apart: 5 of the 300 fall on the hour
+    sql = CREATED_AT + """TIMESTAMP(3) USING date_trunc('hour', "created_at");\n"""
+    step = judge(shop, sql)
+    assert message(step, "narrowing-type").endswith(
+        "which rewrites the values: 295 values change, of which 295 cut short by date_trunc"
+    )
+    assert step.verdict.decision == "blocked"
+
+
 NEW_YORK = CREATED_AT + """TIMESTAMPTZ(3) USING "created_at" AT TIME ZONE 'America/New_York';\n"""
 
 
