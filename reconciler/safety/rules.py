@@ -833,7 +833,8 @@ class Judge:
             "narrowing-type",
             op,
             file,
-            f"{start}, which rewrites the values{_values(values, 'affected', 'up to ')}",
+            f"{start}, which rewrites the values"
+            + _values(values, "affected", "up to " if values else ""),
             values,
         )
 
