@@ -354,6 +354,8 @@ class Judge:
             self.written_columns.update((op.table, c) for c in op.columns)
         elif op.kind == "alter-type" and op.any_using and not _surely_kept(op):
             self.written_columns.add((op.table, op.column))  # its USING rewrote the values
+        elif op.kind == "rename-column":  # the live figures are under the old name, and a
+            self.written_columns.add((op.table, op.new_name))  # missing column is no column
         elif op.kind in ("insert", "do-block", "delete", "truncate"):
             self.written.add(op.table)
             self.written_columns.update((op.table, c) for c in op.columns)

@@ -389,3 +389,24 @@ def test_a_live_using_naming_a_type_the_run_creates_blocks_unmeasured(shop: Shop
         "which rewrites the values: up to 300 non-null values affected"
     )
     assert step.verdict.decision == "blocked"
+
+
+RENAME_SCORE = 'ALTER TABLE "invoices" RENAME COLUMN "score" TO "points";\n'
+
+
+def test_a_live_using_on_a_column_renamed_earlier_in_the_run_is_not_nothing(shop: Shop) -> None:
+    """The catalog has no ``points`` yet: that is not a column without values."""
+    scores(shop)
+    sql = RENAME_SCORE + (
+        'ALTER TABLE "invoices" ALTER COLUMN "points" TYPE BIGINT USING ("points" / 1000);\n'
+    )
+    step = judge(shop, sql)
+    assert ("narrowing-type", "data-loss") in severities(step)
+    assert step.verdict.decision == "blocked"
+
+
+def test_a_live_drop_of_a_column_renamed_earlier_in_the_run_blocks(shop: Shop) -> None:
+    scores(shop)
+    step = judge(shop, RENAME_SCORE + 'ALTER TABLE "invoices" DROP COLUMN "points";\n')
+    assert ("drop-column", "data-loss") in severities(step)
+    assert step.verdict.decision == "blocked"
