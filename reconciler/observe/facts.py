@@ -5,7 +5,8 @@ The safety rules ask precise questions ("how many non-null values would this dro
 about one table; ``gather_facts`` answers them with one catalog query for all tables and
 one scan per table, never one query per column or per statement. The one exception is an
 UPDATE's assignment, measured by a SELECT of its own (``measure_rewrite``): it groups the
-table by the new value, which no shared scan can do.
+table by the new value, which no shared scan can do; a type change's ``USING`` expression is
+measured the same way (``measure_conversion``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import DatabaseError, DatabaseUnavailable
-from reconciler.observe.figures import REWRITE_FIGURES
+from reconciler.observe.figures import CONVERSION_FIGURES, REWRITE_FIGURES
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -46,6 +47,9 @@ class TableRequest:
     rewrites: set[tuple[str, str, str, str]] = field(default_factory=set)
     """(column, new value, table with alias, WHERE) of an UPDATE, as SQL: measured by a
     SELECT of its own (``measure_rewrite``)."""
+    conversions: set[tuple[str, str, str, str]] = field(default_factory=set)
+    """(column, USING expression, new type, its name) of an ``ALTER COLUMN ... TYPE``, as
+    SQL: measured by a SELECT of its own (``measure_conversion``)."""
     misfit: set[tuple[str, str]] = field(default_factory=set)
     """(column, type): values that would change in ``type``, a ``numeric(p, s)`` or a time
     type (``timestamp(3)``, ``timestamp``, ``date``...), counted only from a column of the
@@ -109,6 +113,8 @@ def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: floa
         if scanned.rows > 0:
             for rewrite in sorted(wanted.rewrites):
                 counts.update(measure_rewrite(db, columns, rewrite, statement_timeout))
+            for conversion in sorted(wanted.conversions):
+                counts.update(measure_conversion(db, name, columns, conversion, statement_timeout))
         tables[name] = TableFacts(
             scanned.exists,
             scanned.rows,
@@ -334,6 +340,78 @@ def measure_rewrite(
     new = f"({value}){cast}" + ("::jsonb" if json else "")
     if where:
         new = f"CASE WHEN ({where}) IS TRUE THEN {new} ELSE {was} END"
+    row = _measure(db, f"{was} AS was, {new} AS becomes", source, timeout, json=json)
+    if row is None:
+        return {}
+    return {
+        (figure, *rewrite): int(count or 0)
+        for figure, count in zip(REWRITE_FIGURES, row[: len(REWRITE_FIGURES)], strict=True)
+    }
+
+
+_FAMILIES = (
+    frozenset({"int2", "int4", "int8", "numeric", "float4", "float8"}),
+    frozenset({"text", "varchar", "bpchar"}),
+    frozenset({"timestamp", "timestamptz", "date"}),
+)
+_CUT_BASE = {
+    **dict.fromkeys(("int2", "int4", "int8", "numeric", "float4", "float8"), "numeric"),
+    "varchar": "text",
+    "bpchar": "text",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamptz",
+    "date": "timestamp",
+    "time": "time",
+    "timetz": "timetz",
+}
+"""For a new type that can round or cut what it is given: the type, without limits, its
+value is compared in with the expression's (``measure_conversion``'s ``cut``)."""
+
+
+def measure_conversion(
+    db: Database,
+    table: str,
+    columns: dict[str, str],
+    conversion: tuple[str, str, str, str],
+    timeout: float,
+) -> dict[tuple[Any, ...], int]:
+    """Run a type change's ``USING`` expression as a SELECT and count what it would destroy,
+    as ``measure_rewrite`` does for an UPDATE (same transaction, same figures), and ``cut``:
+    the rows whose expression's value the conversion to the new type changes.
+
+    The old value and the new one are compared as they are when both types are of one
+    family (numbers, texts, times), as text otherwise (``5`` and ``'5'`` are the same)."""
+    column, using, type_sql, new_name = conversion
+    live = columns.get(column, "")
+    if db.dialect != "postgresql" or not live:
+        return {}
+    json = live in ("json", "jsonb") or new_name in ("json", "jsonb")
+    suffix = "::jsonb" if json else ""
+    was = _quote(column) + suffix
+    becomes = f"(({using})::{type_sql}){suffix}"
+    if not json and live != new_name and not any(live in f and new_name in f for f in _FAMILIES):
+        was, becomes = f"{was}::text", f"{becomes}::text"
+    base = _CUT_BASE.get(new_name)
+    cut = f", (({using})::{base} IS DISTINCT FROM ({becomes})::{base}) AS cut" if base else ""
+    row = _measure(
+        db, f"{was} AS was, {becomes} AS becomes{cut}", _qualified(table), timeout, json=json,
+        cut=bool(base),
+    )  # fmt: skip
+    if row is None:
+        return {}
+    key = (column, using, type_sql, new_name, "USING")
+    return {
+        (figure, *key): int(count or 0)
+        for figure, count in zip(CONVERSION_FIGURES, row, strict=True)
+    }
+
+
+def _measure(
+    db: Database, select: str, source: str, timeout: float, *, json: bool, cut: bool = False
+) -> tuple[Any, ...] | None:
+    """The figures of ``REWRITE_FIGURES`` (and ``cut``: 0 unless ``cut``) over ``select``,
+    which names each row's old value ``was``, its new one ``becomes`` (and ``cut``), read
+    from ``source``: None when the SELECT fails."""
     dropped = (
         "(SELECT count(*) FROM m WHERE was IS NOT NULL AND becomes IS NOT NULL AND NOT ("
         + _LEAVES.format("becomes")
@@ -344,14 +422,14 @@ def measure_rewrite(
         else "0"
     )
     sql = (
-        f"WITH m AS MATERIALIZED (SELECT {was} AS was, {new} AS becomes FROM {source}), "
+        f"WITH m AS MATERIALIZED (SELECT {select} FROM {source}), "
         "g AS (SELECT becomes, count(DISTINCT was) AS olds, "
         "count(*) FILTER (WHERE was IS DISTINCT FROM becomes) AS changed FROM m GROUP BY 1) "
         "SELECT (SELECT count(*) FROM m WHERE was IS DISTINCT FROM becomes), "
         "(SELECT count(*) FROM m WHERE was IS NOT NULL AND becomes IS NULL "
         "AND btrim(was::text) <> ''), "
         "(SELECT coalesce(sum(changed), 0) FROM g WHERE becomes IS NOT NULL AND olds > 1), "
-        f"{dropped}"
+        f"{dropped}, " + ("(SELECT count(*) FROM m WHERE cut)" if cut else "0")
     )
     row: tuple[Any, ...] = ()
     try:
@@ -364,11 +442,8 @@ def measure_rewrite(
     except DatabaseUnavailable:
         raise
     except DatabaseError:
-        return {}
-    return {
-        (figure, *rewrite): int(count or 0)
-        for figure, count in zip(REWRITE_FIGURES, row, strict=True)
-    }
+        return None
+    return row
 
 
 _NUMERIC_TYPE = re.compile(r"^numeric\((\d+), (\d+)\)$")

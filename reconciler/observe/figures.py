@@ -6,3 +6,9 @@ REWRITE_FIGURES = ("changed", "nulled", "collapsed", "json_dropped")
 ``(figure, column, new value, table, WHERE)``: the rows whose value changes; non-empty
 values made NULL; rows whose new value is shared with a row that held another value
 (distinct values made one); JSON values whose scalars are not all in the new value."""
+
+CONVERSION_FIGURES = (*REWRITE_FIGURES, "cut")
+"""What ``measure_conversion`` counts for an ``ALTER COLUMN ... TYPE ... USING``, each under
+``(figure, column, USING as SQL, new type as SQL, new type's name, "USING")``: the figures
+of an UPDATE, and the rows whose expression's value the conversion to the new type changes
+(rounded, truncated)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.safety.types import SqlType
+from reconciler.safety.types import AT_TIME_ZONE, SqlType
+
+__all__ = ["AT_TIME_ZONE", "LOSSY_CALLS", "Op", "ParsedSql"]
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,23 @@ class Op:
     column_types: tuple[SqlType, ...] = ()
     """create-table: the type of each of ``columns``."""
     using: str = ""
-    """alter-type: ``case`` when ``USING`` is a ``CASE`` on the column's values that
-    ``case_map`` reads completely, ``other`` for any other expression than the column itself
-    (cast or not), empty without one."""
+    """alter-type: ``column`` when ``USING`` is the column itself, through casts and at most
+    one ``AT TIME ZONE`` (``using_steps``); ``case`` when it is a ``CASE`` on the column's
+    values that ``case_map`` reads completely; ``other`` for any other expression; empty
+    without one."""
+    using_steps: tuple[SqlType, ...] = ()
+    """alter-type with ``using == "column"``: what is applied to the column, innermost
+    first: a cast's type, or ``AT_TIME_ZONE`` for the time zone conversion."""
+    using_zone: str = ""
+    """alter-type: the zone of that ``AT TIME ZONE`` as written (``UTC``; ``interval
+    -08:00`` for an interval)."""
+    using_lossy: bool = False
+    """alter-type: the ``USING`` calls a function that keeps only part of its argument
+    (``LOSSY_CALLS``) or casts to ``date``: every value it changes is destroyed."""
+    using_sql: str = ""
+    """alter-type: the ``USING`` expression as SQL, for the SELECT that measures it."""
+    type_sql: str = ""
+    """alter-type with a ``USING``: the new type as SQL (``"Role_new"``, ``varchar(3)``)."""
     case_map: tuple[tuple[str, str | None], ...] = ()
     """alter-type with ``using == "case"``: (old value, new value or None for NULL)."""
     case_else: str | None = None

@@ -26,7 +26,7 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
-from reconciler.safety.operations import LOSSY_CALLS, Op, ParsedSql
+from reconciler.safety.operations import AT_TIME_ZONE, LOSSY_CALLS, Op, ParsedSql
 from reconciler.safety.renumbering import renumbering
 from reconciler.safety.types import SqlType, normalise
 from reconciler.source.base import DECLARED_TYPE
@@ -72,6 +72,8 @@ def parse(sql: str) -> ParsedSql:
             found = read(node, partial(Op, line=line, statement=_clean(text)))
             if declared and kind == "AlterTableStmt":
                 found = [_with_declared(op, declared) for op in found]
+            if kind == "AlterTableStmt" and any(op.any_using for op in found):
+                found = _measurable_using(found, text)
             ops.extend(_measurable_update(found, text) if kind == "UpdateStmt" else found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
@@ -763,34 +765,113 @@ _KEEP = object()
 
 
 def _using(expr: Tree | None, column: str) -> dict[str, Any]:
-    """The ``USING`` of an ``ALTER COLUMN ... TYPE``, as ``Op`` fields: a ``CASE`` that maps
-    the column's values (the enum recreation that renames or folds labels) is read as a
-    mapping; the column itself, cast or not, is no expression at all."""
-    if expr is None or _value(expr, column) is _KEEP:
+    """The ``USING`` of an ``ALTER COLUMN ... TYPE``, as ``Op`` fields: the column itself,
+    through casts and a time zone conversion, is read as those steps (the rules tell whether
+    each keeps the values); a ``CASE`` that maps the column's values (the enum recreation
+    that renames or folds labels) is read as a mapping; anything else is an expression."""
+    if expr is None:
         return {}
+    steps = _steps(expr, column)
+    if steps is not None:
+        return {"using": "column", "using_steps": steps[0], "using_zone": steps[1]}
+    other = {"using": "other", "using_lossy": _lossy(expr)}
     case = _uncast(expr).get("CaseExpr")
     if case is None:
-        return {"using": "other"}
+        return other
     subject = case.get("arg")
     if subject is not None and _value(subject, column) is not _KEEP:
-        return {"using": "other"}
+        return other
     pairs: list[tuple[str, str | None]] = []
     for item in case.get("args", ()):
         when = item.get("CaseWhen", {})
         keys = _when_values(when.get("expr", {}), column, simple=subject is not None)
         target = _value(when.get("result", {}), column)
         if keys is None or not (target is None or isinstance(target, str)):
-            return {"using": "other"}
+            return other
         pairs += ((key, target) for key in keys if key not in dict(pairs))
     default = _value(case["defresult"], column) if "defresult" in case else None
     if not (default is None or default is _KEEP or isinstance(default, str)):
-        return {"using": "other"}
+        return other
     return {
         "using": "case",
         "case_map": tuple(pairs),
         "case_else": default if isinstance(default, str) else None,
         "case_else_keeps": default is _KEEP,
     }
+
+
+def _steps(node: Tree, column: str) -> tuple[tuple[SqlType, ...], str] | None:
+    """``column`` through casts and at most one ``AT TIME ZONE`` of a constant zone: the
+    steps, innermost first, and the zone; None for any other expression."""
+    steps: list[SqlType] = []
+    zone = ""
+    while True:
+        if "TypeCast" in node:
+            typed = _sql_type(node["TypeCast"].get("typeName"))
+            if typed is None:
+                return None
+            steps.append(typed)
+            node = node["TypeCast"].get("arg", {})
+            continue
+        converted = None if zone else _zone_of(node)
+        if converted is None:
+            break
+        zone, node = converted
+        steps.append(AT_TIME_ZONE)
+    if "ColumnRef" not in node or _strings(node["ColumnRef"].get("fields"))[-1:] != [column]:
+        return None
+    return tuple(reversed(steps)), zone
+
+
+def _zone_of(node: Tree) -> tuple[str, Tree] | None:
+    """``value AT TIME ZONE 'zone'`` (``timezone('zone', value)``): the zone as written
+    (``interval -08:00`` for an interval) and the value; None for anything else, a zone that
+    is not a constant too."""
+    call = node.get("FuncCall")
+    if call is None or _strings(call.get("funcname"))[-1:] != ["timezone"]:
+        return None
+    args = call.get("args", ())
+    if len(args) != 2 or call.get("over") or call.get("agg_star"):
+        return None
+    zone = args[0]
+    prefix = ""
+    if "TypeCast" in zone:
+        typed = _sql_type(zone["TypeCast"].get("typeName"))
+        if typed is None or typed.name != "interval":
+            return None
+        prefix, zone = "interval ", zone["TypeCast"].get("arg", {})
+    text = zone.get("A_Const", {}).get("sval", {}).get("sval")
+    if not isinstance(text, str):
+        return None
+    return prefix + text, args[1]
+
+
+def _measurable_using(ops: list[Op], text: str) -> list[Op]:
+    """Each type change's ``USING`` expression and new type as SQL, for the SELECT that
+    measures what it does to the values. Node objects, as for UPDATEs: these are few."""
+    try:
+        (stmt,) = [raw.stmt for raw in parse_sql(text)]
+    except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
+        return ops
+    if not isinstance(stmt, ast.AlterTableStmt):  # pragma: no cover
+        return ops
+    found: dict[str, tuple[str, str]] = {}
+    for cmd in stmt.cmds or ():
+        definition = getattr(cmd, "def_", None)
+        if (
+            isinstance(cmd, ast.AlterTableCmd)
+            and cmd.name
+            and isinstance(definition, ast.ColumnDef)
+            and definition.raw_default is not None
+            and definition.typeName is not None
+        ):
+            found[cmd.name] = (_sql(definition.raw_default), _sql(definition.typeName))
+    return [
+        replace(op, using_sql=found[op.column][0], type_sql=found[op.column][1])
+        if op.kind == "alter-type" and op.column in found
+        else op
+        for op in ops
+    ]
 
 
 def _uncast(node: Tree) -> Tree:
@@ -928,11 +1009,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
         if value.get("A_Const", {}).get("isnull"):
             nulls.append(name)
         copies += ((name, ref) for ref in _column_refs(value))
-        calls = {
-            n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))
-        }
-        casts = {t.name for c in _nodes(value, "TypeCast") if (t := _sql_type(c.get("typeName")))}
-        if calls & LOSSY_CALLS or "date" in casts:
+        if _lossy(value):
             lossy.append(name)
     return [
         mk(
@@ -954,6 +1031,14 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             mapped_links=_mapped_links(node),
         )
     ]
+
+
+def _lossy(value: Tree) -> bool:
+    """Whether an expression calls a function that keeps only part of its argument, or
+    casts to ``date`` (``LOSSY_CALLS``)."""
+    calls = {n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))}
+    casts = {t.name for c in _nodes(value, "TypeCast") if (t := _sql_type(c.get("typeName")))}
+    return bool(calls & LOSSY_CALLS) or "date" in casts
 
 
 def _mapped_copies(node: Tree) -> tuple[tuple[str, str], ...]:

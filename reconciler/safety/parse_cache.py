@@ -336,6 +336,7 @@ _DECODERS.update(
     sql_type=_sql_type,
     declared_type=_sql_type,
     column_types=_sql_types,
+    using_steps=_sql_types,
     type_length=_optional(int),
     case_else=_optional(str),
     whole_copies=_whole_copies,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.durations import format_duration
-from reconciler.observe.figures import REWRITE_FIGURES
+from reconciler.observe.figures import CONVERSION_FIGURES, REWRITE_FIGURES
 from reconciler.rulebook import RULES, Severity
 from reconciler.safety.constraints import Constraints
 from reconciler.safety.copies import Copies, Copy
@@ -36,8 +36,10 @@ from reconciler.safety.types import (
     NO_ASSIGNMENT_CAST,
     TIMES,
     SqlType,
+    casts_cut,
     from_catalog,
     lossless,
+    steps_keep,
 )
 
 if TYPE_CHECKING:
@@ -184,6 +186,8 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
                 table.out_of_range.add((op.column, INTEGER_TYPES[op.type_name.lower()]))
             if op.sql_type is not None and _measurable(op.sql_type):
                 table.misfit.add((op.column, str(op.sql_type)))
+            if op.using_sql and rewrites_values(op, None, set(enums)):
+                table.conversions.add(conversion_key(op, set(enums)))
 
 
 @dataclass
@@ -373,6 +377,10 @@ class Judge:
                 self.added_empty.add((op.table, op.column))
         elif op.kind == "update":  # rows stay; only the set columns' figures go stale
             self.written_columns.update((op.table, c) for c in op.columns)
+        elif op.kind == "alter-type" and op.any_using and not _surely_kept(op):
+            self.written_columns.add((op.table, op.column))  # its USING rewrote the values
+        elif op.kind == "rename-column":  # the live figures are under the old name, and a
+            self.written_columns.add((op.table, op.new_name))  # missing column is no column
         elif op.kind in ("insert", "do-block", "delete", "truncate"):
             self.written.add(op.table)
             self.written_columns.update((op.table, c) for c in op.columns)
@@ -788,18 +796,42 @@ class Judge:
         can still be told from its new one, and the backup keeps the old values."""
         if value is None:
             return None
-        table = op.table
-        if table in self.written or any(t == table for t, _ in self.written_columns):
-            return None  # an earlier statement changed what the SELECT would read
         key = (column, value, op.source, op.where)
-        figures = {name: self.count(table, (name, *key)) for name in REWRITE_FIGURES}
+        figures = self.figures(op.table, key, REWRITE_FIGURES)
+        if figures is None:
+            return None
+        where = f"{op.table}.{column}"
+        lossy = ", ".join(_calls(value)) if column in op.lossy_calls else ""
+        return self.rewritten(
+            op,
+            file,
+            "update-overwrites",
+            figures,
+            lossy,
+            (f"overwrites {where}", f"rewrites {where}", f"rewrites {where} in place"),
+        )
+
+    def rewritten(
+        self,
+        op: Op,
+        file: str,
+        rule: str,
+        figures: dict[str, int],
+        lossy: str,
+        says: tuple[str, str, str],
+    ) -> Finding:
+        """The verdict on a measured rewrite of a column's values (an UPDATE's assignment,
+        a type change's ``USING``), ``says`` being its words when it destroys values, when
+        it changes none, and when it rewrites them in place.
+
+        Destroyed: non-empty values made NULL, distinct values made one, JSON scalars
+        dropped, values the conversion to a new type cuts short (``cut``), and, when
+        ``lossy`` names what keeps only part of a value, every value changed."""
         changed, nulled = figures["changed"], figures["nulled"]
         collapsed, dropped = figures["collapsed"], figures["json_dropped"]
-        if changed is None or nulled is None or collapsed is None or dropped is None:
-            return None
-        where = f"{table}.{column}"
-        if column in op.lossy_calls:
-            parts = [f"{changed:,} cut short by {', '.join(_calls(value))}"] if changed else []
+        cut = figures.get("cut", 0)
+        if lossy:
+            parts = [f"{changed:,} cut short by {lossy}"] if changed else []
             destroyed = changed
         else:
             parts = [
@@ -808,72 +840,164 @@ class Judge:
                     (nulled, "made NULL"),
                     (collapsed, "made equal to another value"),
                     (dropped, "JSON values with data dropped"),
+                    (cut, f"cut short by the conversion to {op.sql_type or _typ(op)}"),
                 )
                 if count
             ]
-            destroyed = nulled + collapsed + dropped
+            destroyed = nulled + collapsed + dropped + cut
+        overwrites, unchanged, in_place = says
         if destroyed:
             return self.finding(
-                "update-overwrites",
+                rule,
                 op,
                 file,
-                f"overwrites {where}: {changed:,} value{'s' if changed != 1 else ''} change, "
+                f"{overwrites}: {changed:,} value{'s' if changed != 1 else ''} change, "
                 f"of which {'; '.join(parts)}",
                 destroyed,
             )
         if not changed:
-            return self.finding("update-overwrites", op, file, f"rewrites {where}", 0)
+            return self.finding(rule, op, file, unchanged, 0)
         return self.finding(
-            "update-overwrites",
+            rule,
             op,
             file,
-            f"rewrites {where} in place: {changed:,} value{'s' if changed != 1 else ''} "
+            f"{in_place}: {changed:,} value{'s' if changed != 1 else ''} "
             "change, none made NULL or equal to another value: the backup keeps the old values",
             None,
             severity="info",
         )
+
+    def conversion(self, op: Op, file: str, before: SqlType | None, declared: bool) -> Finding:
+        """A type change whose ``USING`` is not the column kept whole (``rewrites_values``):
+        a rewrite of the column's values, measured as an UPDATE's assignment is, never a
+        widening. Unmeasured (no database, an earlier statement of the run wrote to the
+        table, the SELECT failed), it blocks while the column may hold values."""
+        table, column = op.table, op.column
+        was = f"from {before} " if before else ""
+        if declared:
+            was += "(as the revision declares it: existing_type) "
+        start = (
+            f"changes {table}.{column} {was}to {op.sql_type or _typ(op)} "
+            f"with USING {op.using_sql or 'an expression'}"
+        )
+        figures = self.conversion_figures(op)
+        if figures is not None:
+            lossy = ""
+            if op.using == "column" and casts_cut(before, op.using_steps, op.sql_type):
+                lossy = "the casts of USING"
+            elif op.using_lossy:
+                lossy = ", ".join(_calls(op.using_sql))
+            says = (
+                f"{start}, which rewrites the values",
+                f"{start}: no value changes",
+                f"{start}, which rewrites the values in place",
+            )
+            return self.rewritten(op, file, "narrowing-type", figures, lossy, says)
+        values = self.count(table, ("non_null", column))
+        return self.finding(
+            "narrowing-type",
+            op,
+            file,
+            f"{start}, which rewrites the values"
+            + _values(values, "affected", "up to " if values else ""),
+            values,
+        )
+
+    def conversion_figures(self, op: Op) -> dict[str, int] | None:
+        """What the SELECT measuring a ``USING`` found (``measure_conversion``)."""
+        key = (*conversion_key(op, set(self.enums)), "USING")
+        return self.figures(op.table, key, CONVERSION_FIGURES)
+
+    def figures(
+        self, table: str, key: tuple[str, ...], names: tuple[str, ...]
+    ) -> dict[str, int] | None:
+        """The figures ``names`` a measuring SELECT found under ``key``; None when any is
+        missing, or when an earlier statement of the run wrote to the table: the
+        expression may read any of its columns, and the SELECT read them before."""
+        if table in self.written or any(t == table for t, _ in self.written_columns):
+            return None
+        found: dict[str, int] = {}
+        for name in names:
+            count = self.count(table, (name, *key))
+            if count is None:
+                return None
+            found[name] = count
+        return found
 
     def alter_type(self, op: Op, file: str) -> list[Finding]:
         table, column = op.table, op.column
         new = op.type_name.lower()
         old = (self.live_type(table, column) or "").lower()
         out: list[Finding] = []
-        if op.type_name in self.enums or new in self.enums:
-            labels = self.enums.get(op.type_name) or self.enums[new]
-            if op.using == "case":
-                return self.enum_mapping(op, file, labels)
-            rows = self.count(table, ("outside", column, labels))
-            kept = self.old_labels(table, column)
-            if kept is not None and set(kept) <= set(labels):
-                out.append(
-                    self.finding(
-                        "enum-value-removed",
-                        op,
-                        file,
-                        f"recreates {table}.{column} as enum {op.type_name} "
-                        f"({', '.join(labels)}), which keeps every value of the old type "
-                        f"({', '.join(kept)}): no value is removed",
-                        None,
-                        severity="info",
-                    )
-                )
+        before = self.old_type(table, column)
+        declared = before is None and op.declared_type is not None
+        if declared:  # neither the history nor the catalog knows it: the revision says
+            before = op.declared_type
+        enum_target = op.type_name in self.enums or new in self.enums
+        if enum_target and op.using == "case":
+            return self.enum_mapping(op, file, self.enums.get(op.type_name) or self.enums[new])
+        if rewrites_values(op, before, set(self.enums)):
+            out.append(self.conversion(op, file, before, declared))
+            if enum_target:
                 return out
+        elif enum_target:
+            return self.enum_recreation(op, file, self.enums.get(op.type_name) or self.enums[new])
+        else:
+            out += self.narrowed(op, file, before, declared)
+        if self.rows(table) != 0 and not _binary_coercible(
+            old, op, self.live_length(table, column)
+        ):
+            out.append(
+                self.finding(
+                    "table-rewrite",
+                    op,
+                    file,
+                    f"changing the type of {table}.{column} rewrites "
+                    f"{self.size(table)} under ACCESS EXCLUSIVE",
+                    None,
+                )
+            )
+        return out
+
+    def enum_recreation(self, op: Op, file: str, labels: tuple[str, ...]) -> list[Finding]:
+        """An enum recreated with the column's values kept (cast to text, then to the new
+        type): a value is removed when the new type lacks its label."""
+        table, column = op.table, op.column
+        out: list[Finding] = []
+        rows = self.count(table, ("outside", column, labels))
+        kept = self.old_labels(table, column)
+        if kept is not None and set(kept) <= set(labels):
             out.append(
                 self.finding(
                     "enum-value-removed",
                     op,
                     file,
-                    f"recreates {table}.{column} as enum {op.type_name} ({', '.join(labels)})"
-                    + (f"; {rows:,} rows hold a value it no longer has" if rows else ""),
-                    rows,
+                    f"recreates {table}.{column} as enum {op.type_name} "
+                    f"({', '.join(labels)}), which keeps every value of the old type "
+                    f"({', '.join(kept)}): no value is removed",
+                    None,
+                    severity="info",
                 )
             )
             return out
+        out.append(
+            self.finding(
+                "enum-value-removed",
+                op,
+                file,
+                f"recreates {table}.{column} as enum {op.type_name} ({', '.join(labels)})"
+                + (f"; {rows:,} rows hold a value it no longer has" if rows else ""),
+                rows,
+            )
+        )
+        return out
+
+    def narrowed(self, op: Op, file: str, before: SqlType | None, declared: bool) -> list[Finding]:
+        """A type change that hands the values to the new type as they are (no ``USING``,
+        or one that keeps them): judged from the old and new types (``narrowing``)."""
+        table, column = op.table, op.column
+        out: list[Finding] = []
         values = self.count(table, ("non_null", column))
-        before = self.old_type(table, column)
-        declared = before is None and op.declared_type is not None
-        if declared:  # neither the history nor the catalog knows it: the revision says
-            before = op.declared_type
         lossy, reason = self.narrowing(op, before)
         if lossy != 0:
             was = f"from {before} " if before else ""
@@ -889,19 +1013,6 @@ class Judge:
                 )
             out.append(
                 self.finding("narrowing-type", op, file, message, 0 if values == 0 else lossy)
-            )
-        if self.rows(table) != 0 and not _binary_coercible(
-            old, op, self.live_length(table, column)
-        ):
-            out.append(
-                self.finding(
-                    "table-rewrite",
-                    op,
-                    file,
-                    f"changing the type of {table}.{column} rewrites "
-                    f"{self.size(table)} under ACCESS EXCLUSIVE",
-                    None,
-                )
             )
         return out
 
@@ -1238,6 +1349,39 @@ def _rename_compatible(old: str | None, new: str) -> bool:
         return True
     old, new = old.lower(), new.lower()
     return old == new or any(old in group and new in group for group in RENAME_COMPATIBLE)
+
+
+def rewrites_values(op: Op, old: SqlType | None, enums: set[str]) -> bool:
+    """Whether a type change's ``USING`` makes new values rather than handing the old ones
+    to the new type: anything but the column through casts that keep every value and a
+    fixed-offset ``AT TIME ZONE`` (``steps_keep``), or a ``CASE`` that recreates an enum
+    (``enum_mapping`` judges it). ``old``: the column's type before, None if unknown."""
+    if not op.any_using:
+        return False
+    if op.using == "column":
+        return not steps_keep(old, op.using_steps, op.using_zone, op.sql_type)
+    return not (op.using == "case" and _made_here(op, enums))
+
+
+def _surely_kept(op: Op) -> bool:
+    """A ``USING`` known to keep the values whatever the column's type was: no need to
+    measure it, and later figures of the column stay true."""
+    return not op.any_using or (
+        op.using == "column" and steps_keep(None, op.using_steps, op.using_zone, op.sql_type)
+    )
+
+
+def _made_here(op: Op, enums: set[str]) -> bool:
+    """The new type is an enum created by this batch (it does not exist live yet)."""
+    return op.type_name in enums or op.type_name.lower() in enums
+
+
+def conversion_key(op: Op, enums: set[str]) -> tuple[str, str, str, str]:
+    """(column, USING, new type, its name) as ``measure_conversion`` takes them. An enum
+    this batch creates does not exist yet: its labels are measured as text."""
+    if _made_here(op, enums):
+        return (op.column, op.using_sql, "text", "text")
+    return (op.column, op.using_sql, op.type_sql, op.sql_type.name if op.sql_type else "")
 
 
 def _binary_coercible(old: str, op: Op, old_length: int | None = None) -> bool:

@@ -10,6 +10,7 @@ rule can ask "does every value of the old type fit, unchanged, in the new one?"
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ALIASES = {
@@ -152,3 +153,91 @@ def _time_fits(old: SqlType, new: SqlType) -> bool:
     if not new.mods:
         return True
     return bool(old.mods) and old.mods[0] <= new.mods[0]
+
+
+AT_TIME_ZONE = SqlType("at time zone")
+"""The step of a ``USING`` that is ``AT TIME ZONE``, not a cast (``Op.using_steps``)."""
+
+_FIXED_ZONES = frozenset(
+    {
+        "utc", "gmt", "uct", "z", "zulu", "universal", "greenwich", "gmt0", "gmt+0",
+        "gmt-0", "etc/utc", "etc/gmt", "etc/uct", "etc/universal", "etc/zulu",
+        "etc/greenwich", "etc/gmt0", "etc/gmt+0", "etc/gmt-0",
+    }
+)  # fmt: skip
+_FIXED_OFFSET = re.compile(
+    r"(?:etc/gmt[+-]\d{1,2}"  # Etc/GMT+5: five hours behind UTC, all year
+    r"|[a-z]{3,}[+-]?\d{1,2}(?::\d{2}){0,2}"  # a POSIX zone with no daylight saving part
+    r"|[+-]?\d{1,2}(?::?\d{2}){0,2})",  # an offset: +05:30, -08
+    re.IGNORECASE,
+)
+
+
+def fixed_offset(zone: str) -> bool:
+    """Whether ``AT TIME ZONE zone`` shifts every value by one and the same offset.
+
+    A zone with daylight saving time does not: local times in the hour skipped in spring
+    do not exist, and PostgreSQL reads them as standard time, the instant of the hour
+    after (in ``America/New_York``, ``2018-03-11 02:30`` and ``03:30`` are both
+    ``07:30 UTC``); in autumn two instants read as one local time. Only UTC's names, an
+    interval, a numeric offset and a POSIX zone without a daylight saving part are fixed;
+    an abbreviation (``EST``, ``CET``) may also name a zone with daylight saving time."""
+    text = zone.strip()
+    if text.startswith("interval "):
+        return True
+    return text.lower() in _FIXED_ZONES or _FIXED_OFFSET.fullmatch(text) is not None
+
+
+def steps_keep(
+    old: SqlType | None, steps: tuple[SqlType, ...], zone: str, new: SqlType | None
+) -> bool:
+    """Whether a ``USING`` that is the column through ``steps`` (casts, ``AT_TIME_ZONE``)
+    hands every value unchanged to the conversion to ``new``: each cast keeps every value
+    (``lossless``) but a last one to ``new`` itself, which is that conversion, and the
+    zone is a fixed offset, from ``timestamp`` or ``timestamptz``. ``old`` None (unknown):
+    only a cast to unlimited text is known to keep every value."""
+    current = old
+    for index, step in enumerate(steps):
+        if step == AT_TIME_ZONE:
+            if not fixed_offset(zone) or (
+                current is not None and current.name not in ("timestamp", "timestamptz")
+            ):
+                return False
+            current = _zoned(current)
+        elif index == len(steps) - 1 and step == new:
+            return True
+        elif not _cast_keeps(current, step):
+            return False
+        else:
+            current = step
+    return True
+
+
+def casts_cut(old: SqlType | None, steps: tuple[SqlType, ...], new: SqlType | None) -> bool:
+    """Whether a cast of ``steps`` (not the zone, not a last cast to ``new``) may change a
+    value: every value the ``USING`` changes is then cut short, not rewritten."""
+    current = old
+    for index, step in enumerate(steps):
+        if step == AT_TIME_ZONE:
+            current = _zoned(current)
+        elif index == len(steps) - 1 and step == new:
+            return False
+        elif not _cast_keeps(current, step):
+            return True
+        else:
+            current = step
+    return False
+
+
+def _cast_keeps(current: SqlType | None, cast: SqlType) -> bool:
+    if current is None:  # unknown: only unlimited text holds any value
+        return cast.name in ("text", "varchar") and not cast.mods
+    return lossless(current, cast)
+
+
+def _zoned(current: SqlType | None) -> SqlType | None:
+    """The type ``AT TIME ZONE`` gives a value of type ``current``: a ``timestamp`` read as
+    local time becomes an instant, an instant becomes a local time."""
+    if current is None or current.name not in ("timestamp", "timestamptz"):
+        return None
+    return SqlType("timestamptz" if current.name == "timestamp" else "timestamp", current.mods)

@@ -41,6 +41,9 @@ RECREATED_ENUMS = [
     'ALTER TABLE "users" ALTER COLUMN "role" TYPE "Role_new" USING (CASE WHEN "role" = '
     "'A' THEN NULL ELSE 'OTHER' END)::\"Role_new\";",
     'ALTER TABLE "users" ALTER COLUMN "n" TYPE BIGINT USING ("n" * 2);',
+    'ALTER TABLE "users" ALTER COLUMN "at" TYPE DATE USING date_trunc(\'day\', "at");',
+    'ALTER TABLE "users" ALTER COLUMN "at" TYPE TIMESTAMPTZ(3) USING '
+    "(\"at\" AT TIME ZONE 'Europe/Paris')::timestamptz(3);",
 ]
 """The ``USING`` forms the tests build with f-strings, written out (``case_map``...)."""
 
