@@ -383,28 +383,46 @@ def _fresh(node: Tree, cols: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
-def _flag_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
-    """An ``INSERT ... SELECT`` of the rows of one table where a column is true, with
-    nothing else that drops or merges rows: the column and the columns read bare."""
+_MERGING = ("groupClause", "havingClause", "distinctClause", "limitCount", "limitOffset",
+            "withClause", "valuesLists")  # fmt: skip
+"""What makes a SELECT return fewer rows than it reads, or merge them."""
+
+
+def _one_table_select(
+    node: Tree, cols: tuple[str, ...], where: bool = True
+) -> tuple[Tree, set[str], list[Tree]] | None:
+    """The table an ``INSERT ... SELECT`` reads, its names (name and alias) and the values
+    it gives each target column, when it reads that one table and gives at most one row per
+    row: no CTE, ``ON CONFLICT``, set operation, join or anything in ``_MERGING`` (nor a
+    WHERE unless ``where``), and one value per column; None otherwise."""
     stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
     tables = stmt.get("fromClause", ())
-    dropping = ("groupClause", "havingClause", "distinctClause", "limitCount", "limitOffset",
-                "withClause", "valuesLists")  # fmt: skip
-    flag = _true_test(stmt.get("whereClause"))
     if (
-        not flag
-        or node.get("withClause")
+        node.get("withClause")
         or node.get("onConflictClause")
-        or any(stmt.get(key) for key in dropping)
+        or any(stmt.get(key) for key in _MERGING)
+        or (not where and stmt.get("whereClause"))
         or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
         or len(tables) != 1
         or "RangeVar" not in tables[0]
     ):
-        return {}
+        return None
     relation = tables[0]["RangeVar"]
     names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
     targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
-    if len(targets) != len(cols) or (flag[0] and flag[0] not in names):
+    return (relation, names, targets) if len(targets) == len(cols) else None
+
+
+def _flag_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
+    """An ``INSERT ... SELECT`` of the rows of one table where a column is true, with
+    nothing else that drops or merges rows: the column and the columns read bare."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    flag = _true_test(stmt.get("whereClause"))
+    read = _one_table_select(node, cols) if flag else None
+    if read is None or flag is None:
+        return {}
+    relation, names, targets = read
+    if flag[0] and flag[0] not in names:
         return {}
     pairs = []
     for column, value in zip(cols, targets, strict=True):
@@ -444,30 +462,17 @@ def _bare_column(node: Tree) -> tuple[str, str] | None:
 def _per_row(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
     """An ``INSERT ... SELECT`` that makes at most one row per row of the one table it
     reads: the columns it takes unchanged, and the columns its WHERE requires to be NULL."""
-    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
-    tables = stmt.get("fromClause", ())
-    merging = ("groupClause", "havingClause", "distinctClause", "limitCount", "limitOffset",
-               "withClause", "valuesLists")  # fmt: skip
-    if (
-        node.get("withClause")
-        or node.get("onConflictClause")
-        or any(stmt.get(key) for key in merging)
-        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
-        or len(tables) != 1
-        or "RangeVar" not in tables[0]
-    ):
+    read = _one_table_select(node, cols)
+    if read is None:
         return {}
-    relation = tables[0]["RangeVar"]
-    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
-    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
-    if len(targets) != len(cols):
-        return {}
+    relation, names, targets = read
     source = _name(relation)
     pairs = tuple(
         (source, column, found[0])
         for column, value in zip(cols, targets, strict=True)
         if (found := _whole_value(value, names)) is not None and not found[1]
     )
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
     guards = tuple(
         name
         for test in _conjuncts(stmt.get("whereClause"))
@@ -498,24 +503,10 @@ def _create_function(node: Tree, mk: Make) -> list[Op]:
 
 def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
     """An ``INSERT ... SELECT`` that copies every row of one table: its column pairs."""
-    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
-    tables = stmt.get("fromClause", ())
-    dropping = ("whereClause", "groupClause", "havingClause", "distinctClause", "limitCount",
-                "limitOffset", "withClause", "valuesLists")  # fmt: skip
-    if (
-        node.get("withClause")
-        or node.get("onConflictClause")
-        or any(stmt.get(key) for key in dropping)
-        or stmt.get("op", "SETOP_NONE") != "SETOP_NONE"
-        or len(tables) != 1
-        or "RangeVar" not in tables[0]
-    ):
+    read = _one_table_select(node, cols, where=False)
+    if read is None:
         return {}
-    relation = tables[0]["RangeVar"]
-    names = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
-    targets = [t.get("ResTarget", {}).get("val", {}) for t in stmt.get("targetList", ())]
-    if len(targets) != len(cols):
-        return {}
+    relation, names, targets = read
     pairs = []
     for column, value in zip(cols, targets, strict=True):
         found = _whole_value(value, names)
