@@ -6,16 +6,13 @@ Any other shape still blocks the drop. On PostgreSQL, the value reads back from 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from reconciler.safety.analyse import judge_batch, parse_migration
 from reconciler.safety.findings import Finding
-from reconciler.source.base import Migration
+from tests.safety.histories import static_findings
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -37,14 +34,7 @@ ALTER TABLE "events" RENAME COLUMN "location_json" TO "location";
 
 def lint(*files: str) -> list[Finding]:
     """Findings of the last of ``files``, linted as one history folder after ``CREATE``."""
-    batch = []
-    for number, sql in enumerate((CREATE, *files)):
-        mid = f"2026120{number}000000_step"
-        path = Path(f"/app/prisma/migrations/{mid}/migration.sql")
-        found = Migration(mid, "step", path, hashlib.sha256(sql.encode()).hexdigest())
-        batch.append(parse_migration(found, sql, "postgresql"))
-    results = judge_batch(batch, None, now=NOW, grace_seconds=7 * 86400, live_batch=False)
-    return results[batch[-1].migration.id]
+    return static_findings(CREATE, *files, now=NOW)
 
 
 def drop_severity(found: list[Finding]) -> str:

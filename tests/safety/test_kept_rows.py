@@ -6,17 +6,14 @@ back from what the migration leaves, every near miss loses something (or fails).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from reconciler.safety.analyse import judge_batch, parse_migration
 from reconciler.safety.findings import Finding
-from reconciler.source.base import Migration
+from tests.safety.histories import static_findings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -81,14 +78,7 @@ DROP TABLE "TemplateMeta";
 
 def lint(*files: str) -> list[Finding]:
     """Findings of the last of ``files``, linted as one Prisma history folder."""
-    batch = []
-    for number, sql in enumerate(files):
-        mid = f"2026110{number}000000_step"
-        path = Path(f"/app/prisma/migrations/{mid}/migration.sql")
-        found = Migration(mid, "step", path, hashlib.sha256(sql.encode()).hexdigest())
-        batch.append(parse_migration(found, sql, "postgresql"))
-    results = judge_batch(batch, None, now=NOW, grace_seconds=7 * 86400, live_batch=False)
-    return results[batch[-1].migration.id]
+    return static_findings(*files, now=NOW)
 
 
 def verdict(found: list[Finding], rule: str, what: str) -> str:
