@@ -439,9 +439,9 @@ def table_moved(oid: str, before: dict[str, Any], after: dict[str, Any]) -> tupl
     """Where the columns of table ``oid`` (gone) went, and whether each column that held
     values was moved (``moved_into``), or is the primary key and nothing referred to it: no
     other column of any table held one of its values before (``held_elsewhere``), so no row
-    anywhere loses what it pointed at. When one was not, that column is named and the table
-    is lost."""
-    found = []
+    anywhere loses what it pointed at. When one was not, the columns not shown moved are
+    named and the table is lost."""
+    found, missing = [], []
     for attnum, col in before[oid]["columns"].items():
         if not col["values"]:
             continue
@@ -451,7 +451,9 @@ def table_moved(oid: str, before: dict[str, Any], after: dict[str, Any]) -> tupl
         elif col["pk"] and col["texts"] and not held_elsewhere(col["texts"], oid, attnum, before):
             found.append(f"{col['name']}, a key nothing referred to")
         else:
-            return f"{col['name']} not shown moved", False
+            missing.append(col["name"])
+    if missing:
+        return f"not shown moved: {', '.join(missing)}", False
     return ", ".join(found), bool(found)
 
 
