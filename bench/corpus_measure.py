@@ -51,7 +51,7 @@ tell apart, a table with no primary key (its rows cannot be told apart) or more 
 ``ROW_LIMIT`` rows, a probe row refused by a constraint, a target without a primary key, a
 migration failing on the probe rows, or a row not found whole: each stays a loss. What it
 cannot see: a transformation that is the identity on the probe's values (``lower()`` of
-digits, a ``CASE`` that maps only values the probe did not make) passes for a copy.
+digits, a ``CASE`` whose other branches the probe's values never reach) passes for a copy.
 
 A migration that fails on the seeded tables (a NOT NULL column added without a default, a
 unique index the synthetic rows break) is recorded as such, its partial work is undone (by
@@ -249,8 +249,8 @@ def unused_fk_value(
 ) -> str | None:
     """For a ``variant`` row: a key of the parent that column ``attnum`` (a single-column
     foreign key) does not point at yet, so that a one-to-one key takes it; when every key
-    is taken, of a parent row (``variant`` + 1) inserted for it (two levels at most:
-    ``depth`` counts them)."""
+    is taken, of a parent row (``variant`` + 1) inserted for it: up from ``depth`` to
+    level 1, so two levels from 0 (a link probe's row), four from -2 (a copy probe's)."""
     for conkey, parent, confkey in conn.execute(FOREIGN_KEYS, (oid,)).fetchall():
         if conkey != [attnum]:
             continue
@@ -1040,7 +1040,8 @@ def insert_probe_row(
     """Added row ``variant`` of ``table``: every column set (``probe_value``), but a
     primary key with a default (a new key) and generated columns; each single-column
     foreign key pointed at a parent row no row of the table points at yet, one made when
-    there is none (``unused_fk_value``). Whether it went in."""
+    there is none (``unused_fk_value``, four levels deep, its rows numbered from ten times
+    ``variant`` so that the parents made for two probe rows differ). Whether it went in."""
     columns = conn.execute(COLUMNS, (table.oid,)).fetchall()
     listed = listed_values(conn, table.oid)
     ranks: Counter[str] = Counter()
@@ -1050,7 +1051,7 @@ def insert_probe_row(
         if column[7] or (attnum in table.pk and hasdef):
             continue
         if attnum in table.fks:
-            value = unused_fk_value(conn, table.oid, attnum, variant)
+            value = unused_fk_value(conn, table.oid, attnum, 10 * variant, depth=-2)
             if value is None:
                 return False
         else:
