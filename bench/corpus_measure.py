@@ -26,8 +26,32 @@ way, a partial set of pairs, or pairs found only through a third table stay a lo
 table gone is not lost when each of its columns that held values was moved so, but for its
 primary key when no other column held one of its values before (nothing referred to the
 rows). Values are compared as text, in tables of at most ``ROW_LIMIT`` rows; a number, a
-boolean, an enum label or a default proves nothing, so a table with such a column stays
-lost.
+boolean, an enum label, a JSON value, a foreign key or a default proves nothing on one row.
+
+Such a table gone is decided by a probe of its own (``Prober.copied``), on a database with
+the history replayed up to the migration, seeded, its sequences spread: ``COPY_ROWS`` more
+rows in the gone table, every column set explicitly (a default proves nothing, since the
+target's own default would match it), each value unlike the seeded row's where the type
+allows (the other boolean, another enum label, another number, text, JSON value, time) and
+each column's values, row by row, unlike every other column's (a boolean or a two-label
+enum spells the bits of its rank among the columns of its type), every foreign key pointed
+at a parent row no other row of the table points at (made when there is none). The table
+was moved when, after the migration, one other table gained a row for each of these rows
+that holds its values whole, as text: one column of that table per column of the gone
+table, names aside, each row in a row of its own (``found_whole``). What that proves: a
+column left out leaves the target column at its default or NULL, the same on every row,
+while the source column's values differ from row to row; a column transformed (``NOT
+flag``, ``n + 1``) no longer holds the values of the row it came from, and no other source
+column holds them, since no two columns hold the same values row by row; a row skipped or
+copied twice leaves a probe row without a target row of its own. The columns checked are
+all but a primary key none of whose values another column held (nothing referred to the
+rows: a key others referred to must be found too). A column the probe could not vary (a
+one-label enum, a type it cannot make, a CHECK listing one value), two columns it could not
+tell apart, a table with no primary key (its rows cannot be told apart) or more than
+``ROW_LIMIT`` rows, a probe row refused by a constraint, a target without a primary key, a
+migration failing on the probe rows, or a row not found whole: each stays a loss. What it
+cannot see: a transformation that is the identity on the probe's values (``lower()`` of
+digits, a ``CASE`` whose other branches the probe's values never reach) passes for a copy.
 
 A migration that fails on the seeded tables (a NOT NULL column added without a default, a
 unique index the synthetic rows break) is recorded as such, its partial work is undone (by
@@ -45,7 +69,8 @@ Alembic one, on a database it created (and drops)::
 
 The databases it makes beside ``<name>`` (``<name>_before``, a copy for a migration that
 commits on its own; ``<name>_pristine``, the database before the first migration;
-``<name>_probe``, the probes') are dropped here before returning.
+``<name>_probe``, the probes' of links and of tables copied) are dropped here before
+returning.
 """
 
 from __future__ import annotations
@@ -220,11 +245,12 @@ def fk_value(conn: psycopg.Connection[Any], oid: int, attnum: int) -> str | None
 
 
 def unused_fk_value(
-    conn: psycopg.Connection[Any], oid: int, attnum: int, variant: int
+    conn: psycopg.Connection[Any], oid: int, attnum: int, variant: int, depth: int = 0
 ) -> str | None:
     """For a ``variant`` row: a key of the parent that column ``attnum`` (a single-column
     foreign key) does not point at yet, so that a one-to-one key takes it; when every key
-    is taken, of a parent row inserted for it (two levels at most)."""
+    is taken, of a parent row (``variant`` + 1) inserted for it: up from ``depth`` to
+    level 1, so two levels from 0 (a link probe's row), four from -2 (a copy probe's)."""
     for conkey, parent, confkey in conn.execute(FOREIGN_KEYS, (oid,)).fetchall():
         if conkey != [attnum]:
             continue
@@ -249,9 +275,9 @@ def unused_fk_value(
                 return quote(found[0])
             name = conn.execute("SELECT relname FROM pg_class WHERE oid = %s", (parent_oid,))
             relname = name.fetchone()
-            if variant > 2 or not relname:
+            if depth > 1 or not relname:
                 return None
-            if not insert_one(conn, parent_oid, relname[0], variant + 1):
+            if not insert_one(conn, parent_oid, relname[0], variant + 1, depth=depth + 1):
                 return None
     return None
 
@@ -262,6 +288,7 @@ def insert_one(
     name: str,
     variant: int = 0,
     fixed: dict[int, str] | None = None,
+    depth: int = 0,
 ) -> bool:
     """Insert one synthetic row into ``name``; whether it went in. A ``variant`` row (a
     further row, ``Prober``) gets numbers and texts of its own, leaves its nullable foreign
@@ -282,7 +309,7 @@ def insert_one(
         elif attnum in in_fk and variant and not notnull:
             continue
         elif attnum in in_fk and variant:
-            found = unused_fk_value(conn, oid, attnum, variant)
+            found = unused_fk_value(conn, oid, attnum, variant, depth)
             if found is None:
                 return False
             value = found
@@ -388,14 +415,22 @@ Relinked = Callable[[str, str], "str | None"]
 """Where every link a column held (table OID, attnum, both as in ``measure``) is kept
 after the migration, or None (``Prober.relinked``)."""
 
+Copied = Callable[[str], "str | None"]
+"""Where every row of a table gone (by name) was copied whole, or None
+(``Prober.copied``)."""
+
 
 def losses(
-    before: dict[str, Any], after: dict[str, Any], relinked: Relinked | None = None
+    before: dict[str, Any],
+    after: dict[str, Any],
+    relinked: Relinked | None = None,
+    copied: Copied | None = None,
 ) -> tuple[list[str], list[str]]:
     """What the migration destroyed, and what it only rewrote. A column gone or emptied
     whose values sit in another column now (``moved_into``), or whose links between rows
     another column now holds (``relinked``), was moved, not lost; so was a table gone whose
-    every column was moved (``table_moved``)."""
+    every column was moved (``table_moved``), or whose every row a probe found copied whole
+    into another table (``copied``)."""
     lost: list[str] = []
     rewritten: list[str] = []
     by_name = {t["name"]: t for t in after.values()}
@@ -404,8 +439,11 @@ def losses(
         if new is None:
             if old["rows"]:
                 moved, kept = table_moved(oid, before, after)
+                whole = copied(old["name"]) if copied and not kept else None
                 if kept:
                     rewritten.append(f"table {old['name']}: every column moved ({moved})")
+                elif whole is not None:
+                    rewritten.append(f"table {old['name']}: every row moved whole, {whole}")
                 else:
                     lost.append(f"table {old['name']} ({old['rows']} rows) is gone ({moved})")
             continue
@@ -788,16 +826,24 @@ class Prober:
                 return f"{why} (probe with crossed rows)"
         return None
 
-    def probe(self, index: int, child: str, column: str, parent: str, key: str) -> tuple[bool, str]:
-        """Whether migration ``index`` keeps every link of ``child.column`` to
-        ``parent.key``, and what was found."""
+    def replayed(self, index: int) -> tuple[list[Step], str | None]:
+        """The probe's database, the history replayed on it up to migration ``index``;
+        its steps, and why the replay failed, when it did."""
         copy_database(self.dsn, self.pristine, self.probe_name)
         steps = self.steps_for(self.probe_dsn)
         try:
             for _, run, _ in steps[:index]:
                 run()
         except Exception as exc:
-            return False, f"the replay up to it failed: {first_line(exc)}"
+            return steps, f"the replay up to it failed: {first_line(exc)}"
+        return steps, None
+
+    def probe(self, index: int, child: str, column: str, parent: str, key: str) -> tuple[bool, str]:
+        """Whether migration ``index`` keeps every link of ``child.column`` to
+        ``parent.key``, and what was found."""
+        steps, failed = self.replayed(index)
+        if failed:
+            return False, failed
         with psycopg.connect(self.probe_dsn, autocommit=True) as conn:
             seed(conn, set())
             rows = {t.name: t for t in snapshot(conn).values()}
@@ -825,6 +871,45 @@ class Prober:
         if where is None:
             return False, f"{len(linked)} links, not all kept by a column of the two tables"
         return True, f"{len(linked)} of {len(linked)} links in {where}"
+
+    def copied(self, index: int, table: str) -> str | None:
+        """``Copied`` for migration ``index``: where every row of ``table`` (gone) went."""
+        kept, why = self.probe_copy(index, table)
+        self.probes.append(f"table {table}: {why}")
+        return f"{why} (probe with {COPY_ROWS} more rows)" if kept else None
+
+    def probe_copy(self, index: int, table: str) -> tuple[bool, str]:
+        """Whether migration ``index`` copies every row of ``table`` whole into rows it adds
+        to one other table, on the history replayed up to it, seeded, with ``COPY_ROWS``
+        rows added to ``table`` (``insert_probe_row``); and what was found."""
+        steps, failed = self.replayed(index)
+        if failed:
+            return False, failed
+        with psycopg.connect(self.probe_dsn, autocommit=True) as conn:
+            seed(conn, set())
+            conn.execute(SPREAD_SEQUENCES)
+            source = next((t for t in snapshot(conn).values() if t.name == table), None)
+            if source is None or not source.rows:
+                return False, "the table has no primary key, no row or too many rows"
+            first = source.rows[0]
+            for variant in range(1, COPY_ROWS + 1):
+                if not insert_probe_row(conn, source, first, variant):
+                    return False, f"probe row {variant} could not be made"
+            before, state = snapshot(conn), measure(conn)
+        source = before[source.oid]
+        wanted, blind = copy_columns(source, state)
+        if blind:
+            return False, f"the probe rows prove nothing: {blind}"
+        try:
+            steps[index][1]()
+        except Exception as exc:
+            return False, f"the migration failed on the probe rows: {first_line(exc)}"
+        with psycopg.connect(self.probe_dsn, autocommit=True) as conn:
+            after = snapshot(conn)
+        where = found_whole(source, wanted, before, after)
+        if where is None:
+            return False, f"{len(source.rows or [])} rows, not all found whole in one table"
+        return True, where
 
     def close(self) -> None:
         with psycopg.connect(make_conninfo(self.dsn, dbname="postgres"), autocommit=True) as admin:
@@ -861,6 +946,232 @@ def cross(conn: psycopg.Connection[Any], child: Rows, column: int, parent: Rows,
     )  # fmt: skip
     fixed = {column: f"{quote(str(old[key]))}::{kind}"}
     return attempt(conn, relink) and insert_one(conn, child.oid, child.name, variant=1, fixed=fixed)
+
+
+# -- tables copied whole ----------------------------------------------------------------
+#
+# A table gone whose columns the replay's one row cannot show moved (a number, a boolean,
+# an enum label, a JSON value or a foreign key is found in many places) is decided by a
+# probe, as a link is: more rows in the gone table, each column's values differing from row
+# to row and from column to column, and the migration run. Every row must then be found
+# whole, by value, in a row the migration added to one other table.
+
+COPY_ROWS = 4
+"""Rows the probe adds to a gone table. With the seeded row, each column's values over the
+rows spell a pattern of its own: a boolean (or a two-label enum) takes the other value on
+the first added row and, on the others, the bits of its rank among the table's columns of
+its type, so up to ``2 ** (COPY_ROWS - 1) - 1`` such columns can be told apart."""
+
+ENUM_LABELS = "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s ORDER BY enumsortorder"
+
+LISTED = re.compile(r"ANY \(ARRAY\[|\bIN \(", re.I)
+
+
+def listed_values(conn: psycopg.Connection[Any], oid: int) -> dict[int, list[str]]:
+    """For each column of table ``oid`` under a CHECK that lists values (``IN (...)``,
+    ``= ANY (ARRAY[...])``), the values it lists."""
+    found: dict[int, list[str]] = {}
+    for attnum, definition in conn.execute(CHECKS, (oid,)).fetchall():
+        if LISTED.search(definition):
+            texts = re.findall(r"'((?:[^']|'')*)'", definition)
+            found[attnum] = [t.replace("''", "'") for t in texts]
+    return found
+
+
+def probe_value(
+    conn: psycopg.Connection[Any],
+    column: tuple[Any, ...],
+    first: str | None,
+    variant: int,
+    rank: int,
+    position: int,
+    listed: list[str] | None,
+    unique: str,
+) -> str:
+    """A SQL expression for column ``column`` (a ``COLUMNS`` row) of added row ``variant``
+    (1..``COPY_ROWS``): unlike ``first`` (the seeded row's value, as text) where the type
+    allows, and unlike the values of the table's other columns on the same rows. ``rank``
+    is the column's rank among the table's columns of its type, ``position`` among all."""
+    attnum, _, type_name, _, _, typtype, type_oid, _, element_typtype, element_oid = column
+    name = type_name.lower()
+    flip = variant == 1 or bool((rank + 1) >> (variant - 2) & 1)
+    choices: list[str] | None = None
+    if listed:
+        choices = listed
+    elif typtype == "e":
+        choices = [label for (label,) in conn.execute(ENUM_LABELS, (type_oid,)).fetchall()]
+    elif name == "boolean":
+        choices = ["true", "false"]
+    if choices is not None:
+        start = choices.index(first) if first in choices else 0
+        return f"{quote(choices[(start + flip) % len(choices)])}::{type_name}"
+    number = 100 * variant + position + 1
+    if name.endswith("[]"):
+        element = (attnum, "", type_name[:-2], False, False, element_typtype, element_oid,
+                   False, None, None)  # fmt: skip
+        inner = probe_value(conn, element, None, variant, rank, position, None, unique)
+        return f"ARRAY[{inner}]::{type_name}"
+    table = [
+        (("smallint", "integer", "bigint", "numeric", "real", "double", "decimal"),
+         str(number)),
+        (("timestamp", "date"), f"(now() + interval '{number} days')"),
+        (("time",), f"('00:00'::time + interval '{variant} hours {position % 60} minutes')"),
+        (("interval",), f"'{number} seconds'"),
+        (("uuid",), "gen_random_uuid()"),
+        (("jsonb", "json"), quote(json.dumps({"probe": f"{position}-{variant}"}))),
+        (("bytea",), f"'\\x{variant:02x}{position % 256:02x}'"),
+        (("inet",), f"'10.{variant}.{position % 256}.1'"),
+        (("cidr",), f"'10.{variant}.{position % 256}.0/24'"),
+        (("tsvector",), f"'probe{unique}{variant}'"),
+    ]  # fmt: skip
+    for prefixes, value in table:
+        if name.startswith(prefixes):
+            return f"{value}::{type_name}"
+    if name.startswith(("character", "text", "citext", "name")):
+        length = re.search(r"\((\d+)\)", name)
+        text = f"{unique}{variant}"
+        return f"{quote(text[-int(length.group(1)) :] if length else text)}::{type_name}"
+    return f"NULL::{type_name}"
+
+
+def insert_probe_row(
+    conn: psycopg.Connection[Any], table: Rows, first: dict[int, str | None], variant: int
+) -> bool:
+    """Added row ``variant`` of ``table``: every column set (``probe_value``), but a
+    primary key with a default (a new key) and generated columns; each single-column
+    foreign key pointed at a parent row no row of the table points at yet, one made when
+    there is none (``unused_fk_value``, four levels deep, its rows numbered from ten times
+    ``variant`` so that the parents made for two probe rows differ). Whether it went in."""
+    columns = conn.execute(COLUMNS, (table.oid,)).fetchall()
+    listed = listed_values(conn, table.oid)
+    ranks: Counter[str] = Counter()
+    names, values = [], []
+    for position, column in enumerate(columns):
+        attnum, name, type_name, _, hasdef, *_ = column
+        if column[7] or (attnum in table.pk and hasdef):
+            continue
+        if attnum in table.fks:
+            value = unused_fk_value(conn, table.oid, attnum, 10 * variant, depth=-2)
+            if value is None:
+                return False
+        else:
+            unique = f"{table.oid % 100000}{attnum:02d}"
+            value = probe_value(conn, column, first.get(attnum), variant, ranks[type_name],
+                                position, listed.get(attnum), unique)  # fmt: skip
+            ranks[type_name] += 1
+        names.append(sql.Identifier(name))
+        values.append(sql.SQL(value))
+    if not names:
+        return False
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(names), sql.SQL(", ").join(values)
+    )
+    return attempt(conn, query)
+
+
+def copy_columns(table: Rows, state: dict[str, Any]) -> tuple[list[int], str | None]:
+    """The columns of ``table`` each row must be found with: all but a primary key column
+    none of whose values another column held (``held_elsewhere``: nothing referred to the
+    rows); and why the rows cannot prove a copy, when they cannot: a column whose values
+    are the same on every row (a default, a one-label enum: found anywhere), or two
+    columns with the same values row by row (one copied twice would pass for both)."""
+    assert table.rows is not None
+    wanted = []
+    for attnum in table.columns:
+        texts = sorted(v for r in table.rows if (v := r[attnum]) is not None)
+        held = held_elsewhere(texts, str(table.oid), str(attnum), state)
+        if attnum not in table.pk or held:
+            wanted.append(attnum)
+    seen: dict[tuple[str | None, ...], int] = {}
+    for attnum in wanted:
+        values = tuple(r[attnum] for r in table.rows)
+        if len(set(values)) < 2:
+            return wanted, f"{table.label(attnum)} holds one value on every row"
+        if values in seen:
+            other = table.label(seen[values])
+            return wanted, f"{other} and {table.label(attnum)} hold the same values"
+        seen[values] = attnum
+    return wanted, None
+
+
+def found_whole(
+    source: Rows, wanted: list[int], before: dict[int, Rows], after: dict[int, Rows]
+) -> str | None:
+    """The table (and the column each of ``wanted`` went to) that gained one row for each
+    row of ``source`` holding its values whole: one column of the table per column of
+    ``source`` (names aside), each source row in a row of its own. None when no table
+    does."""
+    assert source.rows is not None
+    for target in after.values():
+        if target.oid == source.oid or target.rows is None:
+            continue
+        old = before.get(target.oid)
+        known = {old.identity(r) for r in old.rows or []} if old else set()
+        added = [r for r in target.rows if target.identity(r) not in known]
+        if len(added) < len(source.rows):
+            continue
+        options = {
+            a: [
+                k for k in target.columns
+                if all(any(t[k] == s[a] for t in added) for s in source.rows)
+            ]
+            for a in wanted
+        }  # fmt: skip
+        mapping = assign(wanted, options, source.rows, added)
+        if mapping is not None:
+            moved = ", ".join(f"{source.columns[a]} to {target.columns[k]}" for a, k in mapping)
+            return f"{len(source.rows)} of {len(source.rows)} rows in {target.name} ({moved})"
+    return None
+
+
+def assign(
+    wanted: list[int],
+    options: dict[int, list[int]],
+    rows: list[dict[int, str | None]],
+    added: list[dict[int, str | None]],
+) -> list[tuple[int, int]] | None:
+    """A column of the target for each of ``wanted`` (no column twice) under which every
+    source row matches an added row of its own; None when there is none (a search of at
+    most a thousand column choices)."""
+    order = sorted(wanted, key=lambda a: len(options[a]))
+    budget = [1000]
+
+    def search(chosen: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+        if len(chosen) == len(order):
+            return chosen if rows_matched(chosen, rows, added) else None
+        for k in options[order[len(chosen)]]:
+            if any(k == taken for _, taken in chosen) or budget[0] <= 0:
+                continue
+            budget[0] -= 1
+            found = search([*chosen, (order[len(chosen)], k)])
+            if found is not None:
+                return found
+        return None
+
+    return search([])
+
+
+def rows_matched(
+    chosen: list[tuple[int, int]],
+    rows: list[dict[int, str | None]],
+    added: list[dict[int, str | None]],
+) -> bool:
+    """Whether each source row matches, column by column, an added row of its own (a
+    bipartite matching)."""
+    fits = [[i for i, t in enumerate(added) if all(t[k] == s[a] for a, k in chosen)] for s in rows]
+    taken: dict[int, int] = {}
+
+    def place(row: int, seen: set[int]) -> bool:
+        for i in fits[row]:
+            if i in seen:
+                continue
+            seen.add(i)
+            if i not in taken or place(taken[i], seen):
+                taken[i] = row
+                return True
+        return False
+
+    return all(place(row, set()) for row in range(len(rows)))
 
 
 def empty_all(conn: psycopg.Connection[Any]) -> None:
@@ -915,7 +1226,8 @@ def replay(dsn: str, steps_for: StepsFor) -> list[dict[str, Any]]:
                     records.append(record)
                     break
             relinked = partial(prober.relinked, index, rows_before, Later(snapshot, conn))
-            record["lost"], record["rewritten"] = losses(before, measure(conn), relinked)
+            copied = partial(prober.copied, index)
+            record["lost"], record["rewritten"] = losses(before, measure(conn), relinked, copied)
             if prober.probes:
                 record["link_probes"] = prober.probes
                 prober.probes = []
@@ -1136,6 +1448,46 @@ ALTER TABLE "Event2" DROP COLUMN "location";
 UPDATE "Event3" SET "place" = 'at ' || "location";
 ALTER TABLE "Event3" DROP COLUMN "location";
 """, "column Event3.location"),
+    ("16_typed_tables", """
+CREATE TYPE "Kind" AS ENUM ('A', 'B', 'C');
+CREATE TABLE "Parent" ("id" SERIAL PRIMARY KEY, "name" TEXT);
+CREATE TABLE "Meta" ("id" TEXT PRIMARY KEY, "kind" "Kind", "flag" BOOLEAN NOT NULL DEFAULT false,
+                     "n" INTEGER NOT NULL DEFAULT 0, "doc" JSONB,
+                     "parentId" INTEGER REFERENCES "Parent" ("id"));
+CREATE TABLE "TMeta1" ("id" TEXT PRIMARY KEY, "kind" "Kind", "flag" BOOLEAN NOT NULL DEFAULT false,
+                       "n" INTEGER NOT NULL DEFAULT 0, "doc" JSONB,
+                       "parentId" INTEGER REFERENCES "Parent" ("id"));
+CREATE TABLE "TMeta2" (LIKE "TMeta1" INCLUDING ALL, FOREIGN KEY ("parentId") REFERENCES "Parent");
+CREATE TABLE "TMeta3" (LIKE "TMeta1" INCLUDING ALL, FOREIGN KEY ("parentId") REFERENCES "Parent");
+CREATE TABLE "TMeta4" (LIKE "TMeta1" INCLUDING ALL, FOREIGN KEY ("parentId") REFERENCES "Parent");
+CREATE TABLE "TMeta5" (LIKE "TMeta1" INCLUDING ALL, FOREIGN KEY ("parentId") REFERENCES "Parent");
+""", None),
+    ("17_typed_table_copied_whole", """
+INSERT INTO "Meta" ("id", "kind", "flag", "n", "doc", "parentId")
+SELECT gen_random_uuid()::text, "kind", "flag", "n", "doc", "parentId" FROM "TMeta1";
+DROP TABLE "TMeta1";
+""", "moved"),
+    ("18_typed_table_with_a_column_left_out", """
+INSERT INTO "Meta" ("id", "kind", "flag", "doc", "parentId")
+SELECT gen_random_uuid()::text, "kind", "flag", "doc", "parentId" FROM "TMeta2";
+DROP TABLE "TMeta2";
+""", "table TMeta2"),
+    ("19_typed_table_with_a_flag_negated", """
+INSERT INTO "Meta" ("id", "kind", "flag", "n", "doc", "parentId")
+SELECT gen_random_uuid()::text, "kind", NOT "flag", "n", "doc", "parentId" FROM "TMeta3";
+DROP TABLE "TMeta3";
+""", "table TMeta3"),
+    ("20_typed_table_with_a_number_changed", """
+INSERT INTO "Meta" ("id", "kind", "flag", "n", "doc", "parentId")
+SELECT gen_random_uuid()::text, "kind", "flag", "n" + 1, "doc", "parentId" FROM "TMeta4";
+DROP TABLE "TMeta4";
+""", "table TMeta4"),
+    ("21_typed_table_with_a_row_skipped", """
+INSERT INTO "Meta" ("id", "kind", "flag", "n", "doc", "parentId")
+SELECT gen_random_uuid()::text, "kind", "flag", "n", "doc", "parentId" FROM "TMeta5"
+WHERE NOT "flag";
+DROP TABLE "TMeta5";
+""", "table TMeta5"),
 ]  # fmt: skip
 """A small history, and what each migration must measure as: "kept" (a link turned
 around: no loss), "moved" (values moved, no loss), or the start of the loss it must report
@@ -1147,6 +1499,10 @@ tell them apart. From ``08`` on: a table copied, all but its key, into a table t
 has rows (moved); a table with one column copied nowhere, a table whose key another table's
 row referred to, a table of two rows of which one was copied (lost); a text moved into a
 JSON object (moved); a text changed on the way into a JSON object or into another column
+(lost). From ``16`` on, tables of an enum, a boolean, a number, a JSON value and a foreign
+key, which one row cannot show moved: one copied whole but its key into a table with rows
+(moved, by the probe of ``COPY_ROWS`` more rows); one with a column left out, one with
+``NOT flag``, one with ``n + 1``, one with a WHERE that skips the probe's first row
 (lost)."""
 
 
