@@ -63,6 +63,18 @@ class Constraints:
             for h in self.named.values()
         )
 
+    def keyed(self, table: str, columns: set[str]) -> bool:
+        """Whether ``columns`` include every column of a PRIMARY KEY of ``table`` in force:
+        a copy of them tells each row of ``table`` apart, so values copied with them stay
+        tied to the row that held them."""
+        return any(
+            h.primary
+            and h.table == table
+            and set(h.columns) <= columns
+            and h.dropped_at in (None, self.writes)
+            for h in self.named.values()
+        )
+
     def primary(self, table: str, columns: tuple[str, ...]) -> bool:
         """Whether the rows obey a PRIMARY KEY over exactly ``columns`` (in any order): each
         row has a value in each of them, and no two rows share all of them."""

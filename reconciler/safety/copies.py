@@ -53,6 +53,13 @@ class Copy:
     row of the source, the row it linked), ``mapped one to one into`` and ``kept under its
     own key of a JSON object in``."""
 
+    tied: bool = True
+    """Whether each copied value stays tied to the row that held it: an ``UPDATE`` of the
+    same row, or an ``INSERT ... SELECT`` that also copies a primary key of the source. An
+    ``INSERT INTO archive (name) SELECT name FROM users`` keeps the names but not whose they
+    were: enough when the whole table goes (nothing is left to tie them to), not for a
+    dropped column."""
+
     def __str__(self) -> str:
         return f"{self.into[0]}.{self.into[1]} ({self.migration}, line {self.line})"
 
@@ -138,11 +145,13 @@ class Copies:
                     self.pending[(table, into)] = ((table, mapped), made)
         if kind in ("update", "insert"):
             source = op.copied_table or table
+            tied = kind == "update" or constraints.keyed(source, {c for _, c, _ in op.whole_copies})
             for target, column, casts in op.whole_copies:
                 if op.filtered and not unwritten(table, target):
                     continue  # WHERE new IS NULL skips the rows where new holds a value
                 if _keeps_values(type_of(source, column), casts, type_of(table, target), enums):
-                    self.made[(source, column)] = Copy((table, target), migration, op.line)
+                    made = Copy((table, target), migration, op.line, tied=tied)
+                    self.made[(source, column)] = made
         if kind == "update":
             for target, column in op.wrapped_copies:
                 if op.filtered and not unwritten(table, target):

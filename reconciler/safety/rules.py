@@ -533,6 +533,8 @@ class Judge:
             values = self.count(table, ("non_null", op.column))
             self.dropped_values[(table, op.column)] = values
             copy = self.copies.where(table, op.column) if self.facts is None else None
+            if copy is not None and not copy.tied:
+                copy = None  # the values went elsewhere, whose they were did not
             if copy is None and self.facts is None:
                 copy = self.kept_rows.where(table, op.column)
             if copy is None and self.facts is None:

@@ -1,0 +1,56 @@
+"""A column copied into another table by ``INSERT ... SELECT`` and then dropped loses nothing
+only when the copy also carries a primary key of its table: without it the values survive,
+but not whose they were. On PostgreSQL, the names cannot be told back to their users."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from reconciler.safety.findings import Finding
+from tests.safety.histories import static_findings
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+CREATE = """
+CREATE TABLE "users" ("id" INTEGER NOT NULL, "name" TEXT, "email" TEXT,
+                      CONSTRAINT "users_pkey" PRIMARY KEY ("id"));
+CREATE TABLE "archive" ("uid" INTEGER, "name" TEXT);
+"""
+
+
+def drop(*files: str) -> Finding:
+    (found,) = [f for f in static_findings(CREATE, *files, now=NOW) if f.rule == "drop-column"]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("insert", "severity"),
+    [
+        ('INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users";', "info"),
+        ('INSERT INTO "archive" ("name") SELECT "name" FROM "users";', "data-loss"),
+        (
+            'INSERT INTO "archive" ("uid", "name") SELECT "id" + 1, "name" FROM "users";',
+            "data-loss",
+        ),
+    ],
+    ids=["with-the-key", "without-the-key", "key-changed"],
+)
+def test_a_copy_into_another_table_counts_only_with_the_key(insert: str, severity: str) -> None:
+    found = drop(insert + '\nALTER TABLE "users" DROP COLUMN "name";\n')
+    assert found.severity == severity
+
+
+def test_without_the_key_the_names_cannot_be_told_back(pg_url: str) -> None:
+    """The premise: the archive holds every name, and none of them says whose it was."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(CREATE)
+        conn.execute("INSERT INTO users (id, name) VALUES (1, 'Ana'), (2, 'Bo')")
+        conn.execute('INSERT INTO "archive" ("name") SELECT "name" FROM "users"')
+        conn.execute('ALTER TABLE "users" DROP COLUMN "name"')
+        names = {r[0] for r in conn.execute("SELECT name FROM archive").fetchall()}
+        owners = conn.execute("SELECT count(*) FROM archive WHERE uid IS NOT NULL").fetchone()
+    assert names == {"Ana", "Bo"}
+    assert owners == (0,)
