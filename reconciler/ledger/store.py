@@ -7,6 +7,7 @@ ledger that says how far it got (a step still ``running`` was interrupted).
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -693,19 +694,33 @@ def _upgrade_under_write_lock(conn: Connection) -> None:
     # pysqlite sends no BEGIN ahead of DDL, so without ours each CREATE TABLE would commit
     # by itself. BEGIN IMMEDIATE takes the write lock now (waiting up to busy_timeout for
     # another opener's upgrade), so the revision read below is the one the upgrade moves.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Another opener's upgrade may hold the lock for longer than a write's usual wait on a
+    # loaded machine (Alembic loads its scripts under it): wait as long as PostgreSQL's
+    # openers wait for theirs, then go back to the usual wait.
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(MIGRATION_LOCK_WAIT * 1000)}")
     try:
-        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except SQLAlchemyError:
-        current = None
-    if current != HEAD:
-        _migrate(conn)
-    conn.commit()
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError:
+            current = None
+        if current != HEAD:
+            _migrate(conn)
+        conn.commit()
+    finally:
+        with suppress(SQLAlchemyError):  # never in the way of the error that got us here
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+
+
+SQLITE_BUSY_MS = 10_000
+"""How long a ledger statement on SQLite waits for another writer before it fails."""
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # The wait first: switching a new file to WAL takes its lock, which another opener may
+    # hold at that moment.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
