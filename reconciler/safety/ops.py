@@ -1025,11 +1025,16 @@ def _update(node: Tree, mk: Make) -> list[Op]:
 
 
 def _lossy(value: Tree) -> bool:
-    """Whether an expression calls a function that keeps only part of its argument, or
-    casts to ``date`` (``LOSSY_CALLS``)."""
+    """Whether an expression calls a function that keeps only part of its argument, casts
+    to ``date`` (``LOSSY_CALLS``), or divides: ``/`` drops an integer's remainder and rounds
+    any other number, ``%`` keeps only the remainder."""
     calls = {n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))}
     casts = {t.name for c in _nodes(value, "TypeCast") if (t := _sql_type(c.get("typeName")))}
-    return bool(calls & LOSSY_CALLS) or "date" in casts
+    divides = any(
+        e.get("kind") == "AEXPR_OP" and _strings(e.get("name")) in (["/"], ["%"])
+        for e in _nodes(value, "A_Expr")
+    )
+    return bool(calls & LOSSY_CALLS) or "date" in casts or divides
 
 
 def _mapped_copies(node: Tree) -> tuple[tuple[str, str], ...]:

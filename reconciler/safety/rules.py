@@ -1480,10 +1480,14 @@ def _renumbers(op: Op) -> str:
 
 
 def _calls(value: str) -> list[str]:
-    """The lossy functions an UPDATE's new value calls, for the message."""
-    return [f for f in sorted(LOSSY_CALLS) if re.search(rf"\b{f}\"?\s*\(", value, re.I)] or [
-        "a cast to date"
-    ]
+    """The lossy functions an UPDATE's new value calls, for the message (a division or a
+    remainder when it calls none: ``ops._lossy`` read them from the tree)."""
+    named = [f for f in sorted(LOSSY_CALLS) if re.search(rf"\b{f}\"?\s*\(", value, re.I)]
+    if named:
+        return named
+    if "::date" in value.lower() or re.search(r"\bas\s+date\b", value, re.I):
+        return ["a cast to date"]
+    return ["a division or remainder"]
 
 
 def _measurable(new: SqlType) -> bool:

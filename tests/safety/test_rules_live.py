@@ -379,6 +379,23 @@ def test_update_truncating_timestamps_blocks_and_shifting_them_does_not(shop: Sh
     assert found(step) == [("update-overwrites", "info", 1)]
 
 
+def test_update_dividing_values_blocks_and_multiplying_them_does_not(shop: Shop) -> None:
+    """``/`` drops an integer's remainder (1234 / 1000 is 1): every value it changes is
+    destroyed, even where no two rows end up equal; ``* 10`` can be told back."""
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute("""UPDATE "invoices" SET "views" = 1000 * "id" + 7""")
+    step = judge(shop, """UPDATE "invoices" SET "views" = "views" / 1000;\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites invoices.views: 50 values change, of which 50 cut short by a division or "
+        "remainder"
+    )
+    assert step.verdict.decision == "blocked"
+    step = rejudge(shop, """UPDATE "invoices" SET "views" = "views" % 1000;\n""")
+    assert step.verdict.decision == "blocked"
+    step = rejudge(shop, """UPDATE "invoices" SET "views" = "views" * 10;\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+
+
 def test_measuring_an_update_changes_nothing(shop: Shop) -> None:
     """The measuring SELECT runs READ ONLY: an expression that would write cannot, and the
     rule falls back to the column's non-null count."""

@@ -22,7 +22,7 @@ from reconciler.plan.model import Step
 from reconciler.safety.analyse import judge_batch, parse_migration
 from reconciler.safety.findings import Finding
 from reconciler.source.base import Migration
-from tests.safety.test_rules_live import Shop, found, judge, message, shop
+from tests.safety.test_rules_live import Shop, found, judge, message, rejudge, shop
 
 __all__ = ["shop"]  # the fixture, for the live tests below
 
@@ -220,13 +220,18 @@ def alter(change: str) -> str:
 
 def test_a_live_plan_counts_the_values_a_using_makes_one(shop: Shop) -> None:
     scores(shop)  # 100, 200, ..., 5000
-    step = judge(shop, alter('SET DATA TYPE BIGINT USING ("score" / 1000)'))
+    step = judge(shop, alter('SET DATA TYPE BIGINT USING least("score", 1000)'))
     assert found(step) == [("narrowing-type", "data-loss", 2), ("table-rewrite", "locking", 2)]
     assert message(step, "narrowing-type") == (
-        "changes invoices.score from int4 to int8 with USING score / 1000, which rewrites the "
-        "values: 50 values change, of which 49 made equal to another value"
+        "changes invoices.score from int4 to int8 with USING LEAST(score, 1000), which rewrites "
+        "the values: 40 values change, of which 40 made equal to another value"
     )
     assert step.verdict.decision == "blocked"
+    step = rejudge(shop, alter('SET DATA TYPE BIGINT USING ("score" / 1000)'))
+    assert message(step, "narrowing-type") == (
+        "changes invoices.score from int4 to int8 with USING score / 1000, which rewrites the "
+        "values: 50 values change, of which 50 cut short by a division or remainder"
+    )
 
 
 @pytest.mark.parametrize(
