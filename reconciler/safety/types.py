@@ -11,6 +11,7 @@ rule can ask "does every value of the old type fit, unchanged, in the new one?"
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 ALIASES = {
@@ -196,37 +197,35 @@ def steps_keep(
     (``lossless``) but a last one to ``new`` itself, which is that conversion, and the
     zone is a fixed offset, from ``timestamp`` or ``timestamptz``. ``old`` None (unknown):
     only a cast to unlimited text is known to keep every value."""
-    current = old
-    for index, step in enumerate(steps):
+    for step, current, final in _walk(old, steps, new):
         if step == AT_TIME_ZONE:
             if not fixed_offset(zone) or (
                 current is not None and current.name not in ("timestamp", "timestamptz")
             ):
                 return False
-            current = _zoned(current)
-        elif index == len(steps) - 1 and step == new:
-            return True
-        elif not _cast_keeps(current, step):
+        elif not final and not _cast_keeps(current, step):
             return False
-        else:
-            current = step
     return True
 
 
 def casts_cut(old: SqlType | None, steps: tuple[SqlType, ...], new: SqlType | None) -> bool:
     """Whether a cast of ``steps`` (not the zone, not a last cast to ``new``) may change a
     value: every value the ``USING`` changes is then cut short, not rewritten."""
+    return any(
+        step != AT_TIME_ZONE and not final and not _cast_keeps(current, step)
+        for step, current, final in _walk(old, steps, new)
+    )
+
+
+def _walk(
+    old: SqlType | None, steps: tuple[SqlType, ...], new: SqlType | None
+) -> Iterator[tuple[SqlType, SqlType | None, bool]]:
+    """Each step of a ``USING``, the type it receives, and whether it is a last cast to
+    ``new`` itself (the conversion, judged by the type change, not as a step)."""
     current = old
     for index, step in enumerate(steps):
-        if step == AT_TIME_ZONE:
-            current = _zoned(current)
-        elif index == len(steps) - 1 and step == new:
-            return False
-        elif not _cast_keeps(current, step):
-            return True
-        else:
-            current = step
-    return False
+        yield step, current, index == len(steps) - 1 and step == new
+        current = _zoned(current) if step == AT_TIME_ZONE else step
 
 
 def _cast_keeps(current: SqlType | None, cast: SqlType) -> bool:
