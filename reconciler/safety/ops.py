@@ -1066,13 +1066,37 @@ def _mapped_copies(node: Tree) -> tuple[tuple[str, str], ...]:
 
 
 def _link(node: Tree) -> tuple[str, str, str, str]:
-    """``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``: one target, one joined table, one
-    equality, nothing else; (b, k, p, v), or empty."""
-    tables, targets = node.get("fromClause", ()), node.get("targetList", ())
-    test = (node.get("whereClause") or {}).get("A_Expr", {})
-    if node.get("withClause") or len(tables) != 1 or "RangeVar" not in tables[0]:
+    """``UPDATE a SET x = b.v FROM b WHERE a.p = b.k``, or the same written as a scalar
+    subquery over every row, ``UPDATE a SET x = (SELECT b.v FROM b WHERE b.k = a.p)``: one
+    target, one joined table, one equality, nothing else; (b, k, p, v), or empty.
+
+    The subquery sets ``x`` of each ``a`` row to the ``v`` of the ``b`` row naming it, as the
+    join does; it also sets ``x`` to NULL where none does, which is the UPDATE's own finding
+    (``update-overwrites``), not the link's. Its value may be written bare (``SELECT "id"``):
+    inside the subquery a bare name is ``b``'s column when ``b`` has one, and the key on
+    ``b.v`` that ``copies._link_kept`` requires proves that it has."""
+    targets = node.get("targetList", ())
+    if node.get("withClause") or len(targets) != 1:
         return ("", "", "", "")
-    if len(targets) != 1 or test.get("kind") != "AEXPR_OP" or _strings(test.get("name")) != ["="]:
+    target = targets[0].get("ResTarget", {})
+    if target.get("indirection"):
+        return ("", "", "", "")
+    query, bare = node, False
+    sublink = target.get("val", {}).get("SubLink", {})
+    if sublink.get("subLinkType") == "EXPR_SUBLINK" and not (
+        node.get("fromClause") or node.get("whereClause")
+    ):
+        query, bare = sublink.get("subselect", {}).get("SelectStmt", {}), True
+        if set(query) - {"targetList", "fromClause", "whereClause", "limitOption", "op"}:
+            return ("", "", "", "")
+        if query.get("op", "SETOP_NONE") != "SETOP_NONE" or len(query.get("targetList", ())) != 1:
+            return ("", "", "", "")
+        target = query["targetList"][0].get("ResTarget", {})
+    tables = query.get("fromClause", ())
+    test = (query.get("whereClause") or {}).get("A_Expr", {})
+    if len(tables) != 1 or "RangeVar" not in tables[0]:
+        return ("", "", "", "")
+    if test.get("kind") != "AEXPR_OP" or _strings(test.get("name")) != ["="]:
         return ("", "", "", "")
     joined, relation = tables[0]["RangeVar"], node.get("relation") or {}
     mine = {relation.get("relname", ""), relation.get("alias", {}).get("aliasname", "")} - {""}
@@ -1080,8 +1104,11 @@ def _link(node: Tree) -> tuple[str, str, str, str]:
     if mine & theirs:
         return ("", "", "", "")
     sides = [_qualified_ref(test.get(side, {})) for side in ("lexpr", "rexpr")]
-    value = _qualified_ref(targets[0].get("ResTarget", {}).get("val", {}))
-    if targets[0].get("ResTarget", {}).get("indirection") or value[0] not in theirs:
+    value = _qualified_ref(target.get("val", {}))
+    fields = _strings(target.get("val", {}).get("ColumnRef", {}).get("fields", ()))
+    if bare and len(fields) == 1:
+        value = (next(iter(theirs)), fields[0])
+    if target.get("indirection") or value[0] not in theirs:
         return ("", "", "", "")
     ours = [col for qual, col in sides if qual in mine]
     other = [col for qual, col in sides if qual in theirs]

@@ -385,6 +385,14 @@ TURN = (
     'ALTER TABLE "Document" ALTER COLUMN "documentDataId" SET NOT NULL;\n'
     'ALTER TABLE "DocumentData" DROP COLUMN "documentId";\n'
 )
+TURN_BY_SUBQUERY = TURN.replace(
+    'UPDATE "Document" SET "documentDataId" = "DocumentData"."id" FROM "DocumentData" '
+    'WHERE "Document"."id" = "DocumentData"."documentId";',
+    'UPDATE "Document" SET "documentDataId" = (SELECT "DocumentData"."id" FROM "DocumentData" '
+    'WHERE "DocumentData"."documentId" = "Document"."id");',
+)
+"""The same link turned around by a scalar subquery over every row, as documenso's
+``20230922121421_fix_document_meta_schema`` writes it."""
 LINK_CASES = [
     ("turned-around", (LINKED, TURN), "info"),
     (
@@ -419,6 +427,42 @@ LINK_CASES = [
             TURN.replace(
                 '"DocumentData"."documentId";',
                 '"DocumentData"."documentId" AND "Document"."id" > 5;',
+            ),
+        ),
+        "data-loss",
+    ),
+    ("turned-around-by-a-subquery", (LINKED, TURN_BY_SUBQUERY), "info"),
+    (
+        "subquery-with-a-bare-value",
+        (LINKED, TURN_BY_SUBQUERY.replace('"DocumentData"."id"', '"id"')),
+        "info",
+    ),
+    (
+        "subquery-without-the-unique-key",
+        (LINKED.replace("UNIQUE INDEX", "INDEX"), TURN_BY_SUBQUERY),
+        "data-loss",
+    ),
+    (
+        "subquery-with-another-condition",
+        (
+            LINKED,
+            TURN_BY_SUBQUERY.replace(
+                '"Document"."id")', '"Document"."id" AND "Document"."id" > 5)'
+            ),
+        ),
+        "data-loss",
+    ),
+    (
+        "subquery-on-some-rows",
+        (LINKED, TURN_BY_SUBQUERY.replace('"Document"."id");', '"Document"."id") WHERE "id" > 5;')),
+        "data-loss",
+    ),
+    (
+        "subquery-reading-the-value-elsewhere",
+        (
+            LINKED,
+            TURN_BY_SUBQUERY.replace(
+                'SELECT "DocumentData"."id"', 'SELECT max("DocumentData"."id")'
             ),
         ),
         "data-loss",

@@ -8,21 +8,24 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.safety.test_copies_static import LINKED, TURN
+from tests.safety.test_copies_static import LINKED, TURN, TURN_BY_SUBQUERY
 
 LINKS = 'SELECT "id", "documentId" FROM "DocumentData" WHERE "documentId" IS NOT NULL'
 KEPT = 'SELECT "documentDataId", "id" FROM "Document" WHERE "documentDataId" IS NOT NULL'
 
 
-def turn(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[set[object], set[object]]:
+def turn(
+    conn: psycopg.Connection[tuple[object, ...]], script: str = TURN
+) -> tuple[set[object], set[object]]:
     before = set(conn.execute(LINKS).fetchall())
     conn.execute(
-        TURN.replace('ALTER TABLE "Document" ALTER COLUMN "documentDataId" SET NOT NULL;\n', "")
+        script.replace('ALTER TABLE "Document" ALTER COLUMN "documentDataId" SET NOT NULL;\n', "")
     )
     return before, set(conn.execute(KEPT).fetchall())
 
 
-def test_every_link_is_kept_under_the_keys(pg_url: str) -> None:
+@pytest.mark.parametrize("script", [TURN, TURN_BY_SUBQUERY], ids=["join", "subquery"])
+def test_every_link_is_kept_under_the_keys(pg_url: str, script: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(LINKED)
         conn.execute('INSERT INTO "Document" ("id") SELECT generate_series(1, 5)')
@@ -33,7 +36,7 @@ def test_every_link_is_kept_under_the_keys(pg_url: str) -> None:
             conn.execute("INSERT INTO \"DocumentData\" VALUES ('e', 1)")  # what the key rules out
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             conn.execute("INSERT INTO \"DocumentData\" VALUES ('f', 9)")
-        before, after = turn(conn)
+        before, after = turn(conn, script)
     assert before == after == {("a", 1), ("b", 2), ("d", 5)}
 
 
