@@ -978,11 +978,12 @@ def _truncate(node: Tree, mk: Make) -> list[Op]:
 
 
 def _delete(node: Tree, mk: Make) -> list[Op]:
+    """``filtered`` also by a ``USING`` list: joined with an empty table, it deletes nothing,
+    so only a DELETE with neither empties its table."""
     where = node.get("whereClause")
     guarded = tuple(_null_tests(where)) if where is not None and _only_null_tests(where) else ()
-    return [
-        mk("delete", _name(node.get("relation")), filtered=where is not None, null_guarded=guarded)
-    ]
+    filtered = where is not None or bool(node.get("usingClause"))
+    return [mk("delete", _name(node.get("relation")), filtered=filtered, null_guarded=guarded)]
 
 
 def _update(node: Tree, mk: Make) -> list[Op]:

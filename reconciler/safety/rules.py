@@ -9,7 +9,8 @@ Severity follows the data: a data-loss finding on a table with no rows, or a col
 non-null values, is reported as ``info``: nothing can be lost. A table is known to be empty
 when the live row count says 0, or when this run created it, until a statement writes rows
 into it (``INSERT``, ``COPY``, ``MERGE``, an opaque ``DO`` block); deleting, truncating or
-updating an empty table leaves it empty, and renaming it keeps what is known.
+updating an empty table leaves it empty, ``TRUNCATE`` or a ``DELETE`` of every row empties
+one (that statement is the loss, reported on its own), and renaming it keeps what is known.
 """
 
 from __future__ import annotations
@@ -409,8 +410,9 @@ class Judge:
         """Which tables are proven empty, and the declared types of new columns.
 
         A created table is empty unless ``IF NOT EXISTS`` met a table that may already hold
-        rows (live, or unknown without a database); renaming carries what is known; any
-        statement that may write rows ends it (an opaque ``DO`` block: for every table)."""
+        rows (live, or unknown without a database), and so is any table after a ``TRUNCATE``
+        or a ``DELETE`` with no ``WHERE`` and no ``USING``; renaming carries what is known;
+        any statement that may write rows ends it (an opaque ``DO`` block: for every table)."""
         table = op.table
         if op.kind == "create-table":
             facts = self.facts.table(table) if self.facts else None
@@ -434,6 +436,8 @@ class Judge:
                     self.declared_types[(new, column)] = typ
         elif op.kind in ("drop-table", "insert"):
             self.known_empty.discard(table)
+        elif op.kind == "truncate" or (op.kind == "delete" and not op.filtered):
+            self.known_empty.add(table)  # every row went (its own finding says so)
         elif op.kind == "create-aggregate":
             self.aggregates.add(table)
         elif op.kind == "do-block":

@@ -8,6 +8,7 @@ grace period of golden rule 2 is owed only to a replacement filled from the drop
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from reconciler.observe.facts import Facts
@@ -57,6 +58,54 @@ CREATED = "CREATE TABLE t (id INT, a TEXT, flag BOOLEAN);\n"
             id="live-table-measured-empty",
         ),
         pytest.param(
+            (),
+            "DELETE FROM users;\nALTER TABLE users ADD COLUMN n INT NOT NULL;\n"
+            "ALTER TABLE users RENAME TO people;\nALTER TABLE people DROP COLUMN name;\n",
+            None,
+            [
+                ("delete-rows", "data-loss", 1),
+                ("required-column-without-default", "info", 2),
+                ("rename-table", "compat", 3),
+                ("drop-column", "info", 4),
+            ],
+            id="a-delete-of-every-row-empties-the-table",
+        ),
+        pytest.param(
+            (),
+            "TRUNCATE users, other;\nALTER TABLE users ADD COLUMN n INT NOT NULL;\n"
+            "ALTER TABLE other DROP COLUMN x;\n",
+            None,
+            [
+                ("truncate", "data-loss", 1),
+                ("truncate", "data-loss", 1),
+                ("required-column-without-default", "info", 2),
+                ("drop-column", "info", 3),
+            ],
+            id="truncate-empties-every-table-it-names",
+        ),
+        pytest.param(
+            (),
+            "DELETE FROM users WHERE id > 5;\nALTER TABLE users ADD COLUMN n INT NOT NULL;\n",
+            None,
+            [("delete-rows", "data-loss", 1), ("required-column-without-default", "will-fail", 2)],
+            id="a-delete-with-a-where-may-leave-rows",
+        ),
+        pytest.param(
+            (),
+            "DELETE FROM users USING other;\nALTER TABLE users ADD COLUMN n INT NOT NULL;\n",
+            None,
+            [("delete-rows", "data-loss", 1), ("required-column-without-default", "will-fail", 2)],
+            id="a-delete-using-an-empty-table-deletes-nothing",
+        ),
+        pytest.param(
+            (),
+            "DELETE FROM users;\nINSERT INTO users (id) VALUES (1);\n"
+            "ALTER TABLE users ADD COLUMN n INT NOT NULL;\n",
+            None,
+            [("delete-rows", "data-loss", 1), ("required-column-without-default", "will-fail", 3)],
+            id="rows-written-after-the-delete",
+        ),
+        pytest.param(
             (CREATED, "ALTER TABLE t ADD COLUMN b TEXT;\nUPDATE t SET b = a;\n"),
             "ALTER TABLE t DROP COLUMN a;",
             None,
@@ -82,7 +131,8 @@ def test_what_is_known_empty_loses_nothing(
     ("sql", "facts", "expected"),
     [
         pytest.param(
-            CREATED + "INSERT INTO t (id) VALUES (1);\nDELETE FROM t;\nDROP TABLE t;\n",
+            CREATED
+            + "INSERT INTO t (id) VALUES (1);\nDELETE FROM t WHERE id > 1;\nDROP TABLE t;\n",
             None,
             [("delete-rows", "data-loss", 3), ("drop-table", "data-loss", 4)],
             id="insert",
@@ -283,3 +333,33 @@ def test_an_aggregate_created_in_the_batch_returns_a_row_over_no_rows() -> None:
 def test_without_a_database_any_function_may_be_an_aggregate() -> None:
     sql = COPIED + "INSERT INTO u (id, a) SELECT id, upper(a) FROM t;\nDELETE FROM u;\n"
     assert triples(judged(sql)) == [("delete-rows", "data-loss", 4)]
+
+
+@pytest.mark.parametrize(
+    ("delete", "fails"),
+    [('DELETE FROM "profiles"', False), ('DELETE FROM "profiles" WHERE "id" > 1', True)],
+    ids=["every-row", "with-a-where"],
+)
+def test_a_required_column_needs_no_default_after_every_row_is_deleted(
+    pg_url: str, delete: str, fails: bool
+) -> None:
+    """The premise, on PostgreSQL (documenso's ``20240606060033_add_public_profiles``
+    empties ``UserProfile`` before adding ``userId INTEGER NOT NULL``)."""
+    script = (
+        'CREATE TABLE "profiles" ("id" INT PRIMARY KEY, "bio" TEXT);\n'
+        "INSERT INTO \"profiles\" SELECT g, 'bio' FROM generate_series(1, 3) g;\n"
+        f"{delete};\n"
+        'ALTER TABLE "profiles" ADD COLUMN "userId" INTEGER NOT NULL;\n'
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if fails:
+            with pytest.raises(psycopg.errors.NotNullViolation):
+                conn.execute(script)
+        else:
+            conn.execute(script)
+            assert conn.execute('SELECT count(*) FROM "profiles"').fetchone() == (0,)
+    judged_steps = triples(judged(script.split("\n", 2)[2]))
+    assert judged_steps[1][:2] == (
+        "required-column-without-default",
+        "will-fail" if fails else "info",
+    )
