@@ -9,7 +9,9 @@ of every row unchanged:
   ``new IS NULL`` where ``new`` was added empty by the same migration (so it matches
   every row; on a column that may hold values it skips those rows);
 - ``INSERT INTO u (new) SELECT old FROM t`` from that one table, with nothing that drops
-  rows (WHERE, DISTINCT, GROUP BY, LIMIT, ON CONFLICT);
+  rows (DISTINCT, GROUP BY, LIMIT, ON CONFLICT, a WHERE) but ``WHERE old IS NOT NULL``
+  (a row without a value has none to lose), ``AND``-ed with the same test on a primary key
+  of ``t`` (which skips no row);
 - ``UPDATE t SET new = CASE WHEN old = 'a' THEN 'A' ... END`` over every row, mapping
   values one to one with no ELSE, followed by ``SET NOT NULL new`` before anything else
   writes: a value no branch names would have become NULL and failed it;
@@ -149,6 +151,8 @@ class Copies:
             for target, column, casts in op.whole_copies:
                 if op.filtered and not unwritten(table, target):
                     continue  # WHERE new IS NULL skips the rows where new holds a value
+                if any(g != column and not constraints.keyed(source, {g}) for g in op.copy_guard):
+                    continue  # WHERE other IS NOT NULL skips rows where this one has values
                 if _keeps_values(type_of(source, column), casts, type_of(table, target), enums):
                     made = Copy((table, target), migration, op.line, tied=tied)
                     self.made[(source, column)] = made

@@ -102,7 +102,8 @@ class KeptRows:
         self.flags = {s: f for s, f in self.flags.items() if _still_kept(f, op)}
         if op.kind != "insert":
             return
-        if op.fresh and op.whole_copies and op.copied_table:
+        skips = any(not constraints.keyed(op.copied_table, {g}) for g in op.copy_guard)
+        if op.fresh and op.whole_copies and op.copied_table and not skips:  # every row
             self.renewed[op.copied_table] = Renewed(op.table, op.fresh, migration, op.line)
         if op.flag[0]:
             flag = _flag(op, migration, type_of, declared, constraints, empty)

@@ -123,6 +123,10 @@ class Op:
     Whether the casts lose nothing is for the rules, which know the types."""
     copied_table: str = ""
     """insert with ``whole_copies``: the table the SELECT reads them from."""
+    copy_guard: tuple[str, ...] = ()
+    """insert with ``whole_copies``: the source columns its WHERE requires to be non-null
+    (``WHERE old IS NOT NULL``, tests joined by AND, nothing else): the rows skipped hold
+    nothing in those columns, so the copy of one is whole, of any other not."""
     wrapped_copies: tuple[tuple[str, str], ...] = ()
     """update: (target column, source column) for ``SET new = jsonb_build_object('k',
     'const', 'v', old)``: each value of ``old`` kept whole under a constant key of a JSON

@@ -502,17 +502,33 @@ def _create_function(node: Tree, mk: Make) -> list[Op]:
 
 
 def _whole_select(node: Tree, cols: tuple[str, ...]) -> dict[str, Any]:
-    """An ``INSERT ... SELECT`` that copies every row of one table: its column pairs."""
-    read = _one_table_select(node, cols, where=False)
+    """An ``INSERT ... SELECT`` that copies every row of one table, or every row where some
+    of its columns are not NULL: its column pairs, and those columns (``Op.copy_guard``)."""
+    read = _one_table_select(node, cols)
     if read is None:
         return {}
     relation, names, targets = read
+    where = ((node.get("selectStmt") or {}).get("SelectStmt") or {}).get("whereClause")
+    guard = [
+        _column_of(test.get("NullTest", {}).get("arg", {}), names)
+        if test.get("NullTest", {}).get("nulltesttype") == "IS_NOT_NULL"
+        else ""
+        for test in _conjuncts(where)
+    ]
+    if "" in guard:
+        return {}  # any other condition may skip rows that hold values
     pairs = []
     for column, value in zip(cols, targets, strict=True):
         found = _whole_value(value, names)
         if found is not None:
             pairs.append((column, *found))
-    return {"whole_copies": tuple(pairs), "copied_table": _name(relation)} if pairs else {}
+    if not pairs:
+        return {}
+    return {
+        "whole_copies": tuple(pairs),
+        "copied_table": _name(relation),
+        "copy_guard": tuple(guard),
+    }
 
 
 def _whole_value(value: Tree, names: set[str]) -> tuple[str, tuple[SqlType, ...]] | None:

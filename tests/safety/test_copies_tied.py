@@ -35,8 +35,42 @@ def drop(*files: str) -> Finding:
             'INSERT INTO "archive" ("uid", "name") SELECT "id" + 1, "name" FROM "users";',
             "data-loss",
         ),
+        (
+            'INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users" '
+            'WHERE "name" IS NOT NULL;',
+            "info",
+        ),
+        (
+            'INSERT INTO "archive" ("uid", "name") SELECT u."id", u."name" FROM "users" u '
+            'WHERE u."id" IS NOT NULL AND u."name" IS NOT NULL;',
+            "info",
+        ),
+        (
+            'INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users" '
+            'WHERE "email" IS NOT NULL;',
+            "data-loss",
+        ),
+        (
+            'INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users" '
+            "WHERE \"name\" <> '';",
+            "data-loss",
+        ),
+        (
+            'INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users" '
+            'WHERE "name" IS NOT NULL OR "email" IS NOT NULL;',
+            "data-loss",
+        ),
     ],
-    ids=["with-the-key", "without-the-key", "key-changed"],
+    ids=[
+        "with-the-key",
+        "without-the-key",
+        "key-changed",
+        "skipping-rows-without-a-value",
+        "skipping-rows-without-a-value-or-a-key",
+        "skipping-rows-by-another-column",
+        "skipping-empty-texts",
+        "skipping-by-an-or",
+    ],
 )
 def test_a_copy_into_another_table_counts_only_with_the_key(insert: str, severity: str) -> None:
     found = drop(insert + '\nALTER TABLE "users" DROP COLUMN "name";\n')
@@ -54,3 +88,30 @@ def test_without_the_key_the_names_cannot_be_told_back(pg_url: str) -> None:
         owners = conn.execute("SELECT count(*) FROM archive WHERE uid IS NOT NULL").fetchone()
     assert names == {"Ana", "Bo"}
     assert owners == (0,)
+
+
+@pytest.mark.parametrize(
+    ("where", "kept"),
+    [('"name" IS NOT NULL', True), ('"email" IS NOT NULL', False)],
+    ids=["on-the-copied-column", "on-another-column"],
+)
+def test_a_copy_that_skips_rows_without_a_value_keeps_every_value(
+    pg_url: str, where: str, kept: bool
+) -> None:
+    """The premise, on PostgreSQL (umami's ``15_add_share`` copies ``website.share_id``
+    into ``share.slug`` with ``WHERE share_id IS NOT NULL``): every (user, name) pair with
+    a name is in the archive, unless the WHERE tests another column."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(CREATE)
+        conn.execute(
+            "INSERT INTO users (id, name, email) VALUES "
+            "(1, 'Ana', 'a@x'), (2, 'Bo', NULL), (3, NULL, 'c@x'), (4, NULL, NULL)"
+        )
+        before = set(conn.execute("SELECT id, name FROM users WHERE name IS NOT NULL"))
+        conn.execute(
+            f'INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users" WHERE {where}'
+        )
+        conn.execute('ALTER TABLE "users" DROP COLUMN "name"')
+        after = set(conn.execute("SELECT uid, name FROM archive WHERE name IS NOT NULL"))
+    assert (after == before) is kept
+    assert before == {(1, "Ana"), (2, "Bo")}

@@ -239,6 +239,34 @@ META_CASES = [
         "data-loss",
     ),
     Case(
+        "rows-without-a-subject-left-out",
+        (
+            METAS,
+            MOVE.replace(
+                'FROM "TemplateMeta";', 'FROM "TemplateMeta" WHERE "subject" IS NOT NULL;'
+            ),
+        ),
+        "data-loss",
+    ),
+    Case(
+        "a-key-tested-for-null-skips-nothing",
+        (
+            METAS,
+            MOVE.replace('FROM "TemplateMeta";', 'FROM "TemplateMeta" WHERE "id" IS NOT NULL;'),
+        ),
+        "info",
+    ),
+    Case(
+        "rows-with-a-null-left-out",
+        (
+            'CREATE TABLE "TemplateMeta" ("id" TEXT PRIMARY KEY, "name" TEXT);\n'
+            'CREATE TABLE "Label" ("id" TEXT PRIMARY KEY, "name" TEXT);\n',
+            'INSERT INTO "Label" ("id", "name") SELECT gen_random_uuid()::text, "name" '
+            'FROM "TemplateMeta" WHERE "name" IS NOT NULL;\nDROP TABLE "TemplateMeta";\n',
+        ),
+        "data-loss",
+    ),
+    Case(
         "key-not-new",
         (METAS, MOVE.replace("gen_random_uuid()::text", "'x' || \"subject\"")),
         "data-loss",
