@@ -216,8 +216,8 @@ def judge_batch(
 def _history_of(item: Parsed) -> Path:
     """The history a file belongs to (a Prisma migrations folder, an Alembic versions
     folder): lint of unrelated files judges each on its own, but a column's type, an
-    enum's labels and the copies made of a column are what the earlier files of the same
-    history made them."""
+    enum's labels and its keys are what the earlier files of the same history made them (a
+    copy made by one counts only in its own file: ``Copies.carried``)."""
     path = item.migration.path
     return path.parent.parent if path.name == "migration.sql" else path.parent
 

@@ -76,12 +76,24 @@ class Copies:
     ``SET NOT NULL`` on the target proves no value fell to the ELSE (NULL)."""
     consumed: set[Column] = field(default_factory=set)
     """Targets whose source has since been dropped: they now hold the only copy."""
+    earlier: dict[Column, Copy] = field(default_factory=dict)
+    """Copies earlier migrations of the history made, followed as ``made`` is: named in a
+    drop's finding, never counted (``carried``)."""
 
     def where(self, table: str, column: str) -> Copy | None:
         return self.made.get((table, column))
 
+    def before(self, table: str, column: str) -> Copy | None:
+        """The copy of the column an earlier migration made, still whole but for the rows
+        written since."""
+        return self.earlier.get((table, column))
+
     def carried(self) -> Copies:
-        return Copies(dict(self.made), consumed=set(self.consumed))
+        """What a later migration of the history starts from: its copies as ``earlier``, none
+        that counts. Between two deployments the application writes rows of the source that
+        no copy holds unless it writes both columns, which no file shows (``corpus_measure``
+        measures such a row lost). The targets holding the only copy are still known."""
+        return Copies(earlier={**self.earlier, **self.made}, consumed=set(self.consumed))
 
     def remember(
         self,
@@ -109,6 +121,7 @@ class Copies:
             )
         if kind == "do-block":
             self.made.clear()  # it may write or rewrite anything
+            self.earlier.clear()
         elif kind == "update":
             changed = {(table, c) for c in op.columns}
             self._forget(lambda src, copy: src in changed or copy.into in changed)
@@ -166,10 +179,14 @@ class Copies:
 
     def _forget(self, gone: Callable[[Column, Copy], bool]) -> None:
         self.made = {src: copy for src, copy in self.made.items() if not gone(src, copy)}
+        self.earlier = {src: copy for src, copy in self.earlier.items() if not gone(src, copy)}
 
     def _rename(self, move: Callable[[Column], Column]) -> None:
         self.made = {
             move(src): replace(copy, into=move(copy.into)) for src, copy in self.made.items()
+        }
+        self.earlier = {
+            move(src): replace(copy, into=move(copy.into)) for src, copy in self.earlier.items()
         }
         self.consumed = {move(column) for column in self.consumed}
 

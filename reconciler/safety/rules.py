@@ -547,12 +547,19 @@ class Judge:
                     self.copies.consumed.add(copy.into)
             if copy is not None and values is None:
                 self.dropped_copies[(table, op.column)] = copy
+            earlier = self.copies.before(table, op.column) if copy is None else None
+            since = (
+                f": {earlier.how} {earlier} by an earlier migration; rows written since are "
+                "kept only if the application writes both columns"
+                if earlier is not None and earlier.tied and self.facts is None
+                else ""
+            )
             out.append(
                 self.finding(
                     "drop-column",
                     op,
                     file,
-                    f"drops {table}.{op.column}{_values(values, 'lost')}",
+                    f"drops {table}.{op.column}{_values(values, 'lost')}{since}",
                     values,
                 )
                 if values is not None or copy is None

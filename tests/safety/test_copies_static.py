@@ -63,7 +63,7 @@ CASES = [
             'UPDATE "users" SET "full_name" = "name";\n',
             'ALTER TABLE "users" DROP COLUMN "name";\n',
         ),
-        "info",
+        "data-loss",
     ),
     Case(
         "fill-of-a-column-added-empty",
@@ -283,7 +283,7 @@ def test_the_message_names_where_the_values_went() -> None:
         f
         for f in lint(
             'ALTER TABLE "users" ADD COLUMN "full_name" TEXT;\n'
-            'UPDATE "users" SET "full_name" = "name";\n',
+            'UPDATE "users" SET "full_name" = "name";\n'
             'ALTER TABLE "users" DROP COLUMN "name";\n',
         )
         if f.rule == "drop-column"
@@ -291,6 +291,27 @@ def test_the_message_names_where_the_values_went() -> None:
     assert finding.message == (
         "drops users.name: every value was copied whole to users.full_name "
         "(20261101000000_step, line 2) first: nothing is lost"
+    )
+
+
+def test_a_copy_by_an_earlier_migration_is_named_but_does_not_count() -> None:
+    """Between the two deployments the application writes rows the copy does not hold,
+    unless it writes both columns: no file shows which (``test_copies_tied`` shows it on
+    PostgreSQL)."""
+    (finding,) = [
+        f
+        for f in lint(
+            'ALTER TABLE "users" ADD COLUMN "full_name" TEXT;\n'
+            'UPDATE "users" SET "full_name" = "name";\n',
+            'ALTER TABLE "users" DROP COLUMN "name";\n',
+        )
+        if f.rule == "drop-column"
+    ]
+    assert finding.severity == "data-loss"
+    assert finding.message == (
+        "drops users.name: copied whole to users.full_name (20261101000000_step, line 2) by "
+        "an earlier migration; rows written since are kept only if the application writes "
+        "both columns (static analysis: live data unknown)"
     )
 
 

@@ -115,3 +115,25 @@ def test_a_copy_that_skips_rows_without_a_value_keeps_every_value(
         after = set(conn.execute("SELECT uid, name FROM archive WHERE name IS NOT NULL"))
     assert (after == before) is kept
     assert before == {(1, "Ana"), (2, "Bo")}
+
+
+def test_a_row_written_between_the_copy_and_the_drop_loses_its_value(pg_url: str) -> None:
+    """Why a copy counts only for a drop in its own migration: the application writes rows
+    between two deployments, and one that writes only the old column loses those values."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(CREATE)
+        conn.execute("INSERT INTO users (id, name) VALUES (1, 'Ana')")
+        conn.execute('INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users"')
+        conn.execute("INSERT INTO users (id, name) VALUES (2, 'Bo')")  # the application, later
+        conn.execute('ALTER TABLE "users" DROP COLUMN "name"')
+        kept = set(conn.execute("SELECT uid, name FROM archive"))
+    assert kept == {(1, "Ana")}  # Bo's name is gone
+    found = static_findings(
+        CREATE,
+        'INSERT INTO "archive" ("uid", "name") SELECT "id", "name" FROM "users";\n',
+        'ALTER TABLE "users" DROP COLUMN "name";\n',
+        now=NOW,
+    )
+    assert [(f.rule, f.severity) for f in found if f.rule == "drop-column"] == [
+        ("drop-column", "data-loss")
+    ]
