@@ -123,6 +123,10 @@ class Op:
     Whether the casts lose nothing is for the rules, which know the types."""
     copied_table: str = ""
     """insert with ``whole_copies``: the table the SELECT reads them from."""
+    fed: tuple[str, ...] = ()
+    """insert / update: the columns it writes values into that may hold data older than the
+    statement (read from a column, a subquery, a function), ``*`` for any column; the others
+    get constants, ``now()`` or new ids. ``COPY`` and ``MERGE``: ``*``."""
     copy_guard: tuple[str, ...] = ()
     """insert with ``whole_copies``: the source columns its WHERE requires to be non-null
     (``WHERE old IS NOT NULL``, tests joined by AND, nothing else): the rows skipped hold

@@ -363,6 +363,7 @@ def _insert(node: Tree, mk: Make) -> list[Op]:
             empty_when=() if node.get("withClause") else _empty_when(select),
             calls=_plain_calls(select),
             fresh=_fresh(node, cols),
+            fed=_inserted_values(node, cols),
             **_whole_select(node, cols),
             **_flag_select(node, cols),
             **_per_row(node, cols),
@@ -666,12 +667,54 @@ def _copy(node: Tree, mk: Make) -> list[Op]:
     """``COPY t FROM``: rows written into t (``COPY t TO`` only reads)."""
     if not node.get("is_from") or not node.get("relation"):
         return []
-    return [mk("insert", _name(node.get("relation")), columns=tuple(_strings(node.get("attlist"))))]
+    columns = tuple(_strings(node.get("attlist")))
+    return [mk("insert", _name(node.get("relation")), columns=columns, fed=("*",))]
 
 
 def _merge(node: Tree, mk: Make) -> list[Op]:
     """``MERGE INTO t``: may insert rows into t (its UPDATE and DELETE arms are not read)."""
-    return [mk("insert", _name(node.get("relation")))]
+    return [mk("insert", _name(node.get("relation")), fed=("*",))]
+
+
+_MADE_HERE = frozenset(
+    {"now", "gen_random_uuid", "uuid_generate_v4", "nextval", "random", "clock_timestamp"}
+)
+"""Functions whose value the statement makes, reading no table."""
+
+
+def _fed(values: Iterable[tuple[str, Tree]]) -> tuple[str, ...]:
+    """The columns among ``(column, value)`` whose value may hold data older than the
+    statement: it reads a column, a subquery or a function other than ``_MADE_HERE``. A
+    constant, a cast of one, ``now()`` or a new id hold nothing older."""
+    fed = set()
+    for column, value in values:
+        calls = {
+            n[-1].lower() for c in _nodes(value, "FuncCall") if (n := _strings(c.get("funcname")))
+        }
+        if (
+            next(_nodes(value, "ColumnRef"), None) is not None
+            or next(_nodes(value, "SubLink"), None) is not None
+            or calls - _MADE_HERE
+            or column == "*"
+        ):
+            fed.add(column)
+    return tuple(sorted(fed))
+
+
+def _inserted_values(node: Tree, cols: tuple[str, ...]) -> tuple[str, ...]:
+    """``Op.fed`` of an INSERT: by position, over every row of a ``VALUES`` list or the one
+    target list of a ``SELECT``; every column (``*``) without a column list, or when a set
+    operation or a CTE makes the rows."""
+    stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
+    rows = [
+        [v for v in row.get("List", {}).get("items", ())] for row in stmt.get("valuesLists", ())
+    ]
+    if not rows and stmt.get("targetList"):
+        rows = [[t.get("ResTarget", {}).get("val", {}) for t in stmt["targetList"]]]
+    plain = stmt.get("op", "SETOP_NONE") == "SETOP_NONE" and not node.get("withClause")
+    if not cols or not rows or not plain or any(len(row) != len(cols) for row in rows):
+        return ("*",)
+    return _fed((c, v) for row in rows for c, v in zip(cols, row, strict=True))
 
 
 def _do_block(node: Tree, mk: Make) -> list[Op]:
@@ -1035,6 +1078,10 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             mapped_copies=_mapped_copies(node),
             moves=_moves(node),
             link=_link(node),
+            fed=_fed(
+                (t.get("ResTarget", {}).get("name") or "*", t.get("ResTarget", {}).get("val", {}))
+                for t in node.get("targetList", ())
+            ),
             **renumbering(node),
             mapped_links=_mapped_links(node),
         )

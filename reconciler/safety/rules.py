@@ -207,6 +207,9 @@ class Judge:
     written_columns: set[tuple[str, str]] = field(default_factory=set)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
     added_empty: set[tuple[str, str]] = field(default_factory=set)
+    fed: set[tuple[str, str]] = field(default_factory=set)
+    """Columns written with values that may be older than the batch (``Op.fed``): (table,
+    ``*``) for every column of a table, ("*", "*") after an opaque ``DO`` block."""
     dropped_values: dict[tuple[str, str], int | None] = field(default_factory=dict)
     """Non-null values of each dropped column, counted before the statement's own adds."""
     """Columns added in this batch without a default: NULL in every existing row."""
@@ -367,6 +370,11 @@ class Judge:
 
     def remember(self, op: Op) -> None:
         self.remember_type(op)
+        self.fed.update((op.table, c) for c in op.fed)
+        if op.kind == "do-block":
+            self.fed.add(("*", "*"))
+        elif op.kind == "alter-type" and op.any_using:
+            self.fed.add((op.table, op.column))  # USING may read the row's other columns
         if self.stays_empty(op):
             return
         self.track_emptiness(op)
@@ -454,6 +462,17 @@ class Judge:
             (table, column) in self.added_empty
             and (table, column) not in self.written_columns
             and table not in self.written
+        )
+
+    def made_here(self, table: str, column: str) -> bool:
+        """Without a database: whether the column was added by this migration and every
+        value written into it since is its default or a constant (``Op.fed``), so that it
+        holds nothing older than the migration: a temporary column, as documenso's
+        ``Team.isPersonal``, tagging the rows the migration inserts."""
+        return (
+            self.facts is None
+            and (table, column) in self.added
+            and not {(table, column), (table, "*"), ("*", "*")} & self.fed
         )
 
     def is_empty(self, table: str) -> bool:
@@ -545,6 +564,19 @@ class Judge:
                 copy = self.links.kept(table, op.column, self.ahead, self.constraints)
                 if copy is not None:  # the new column now holds the only copy of the links
                     self.copies.consumed.add(copy.into)
+            if copy is None and values is None and self.made_here(table, op.column):
+                out.append(
+                    self.finding(
+                        "drop-column",
+                        op,
+                        file,
+                        f"drops {table}.{op.column}: added by this migration and written only "
+                        "with its default and constants, nothing older: nothing is lost",
+                        None,
+                        severity="info",
+                    )
+                )
+                return out
             if copy is not None and values is None:
                 self.dropped_copies[(table, op.column)] = copy
             earlier = self.copies.before(table, op.column) if copy is None else None
