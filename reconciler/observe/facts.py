@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from reconciler.db.connection import Database
 
 
+Rewrite = tuple[str, str, str, str, tuple[tuple[str, str, str], ...]]
+"""An UPDATE's assignment to measure: (column, new value, table with alias, WHERE, and each
+cast in the new value as (argument, type, type's name)), all SQL."""
+
+
 @dataclass
 class TableRequest:
     non_null: set[str] = field(default_factory=set)
@@ -44,9 +49,9 @@ class TableRequest:
     inside: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     """(column, labels): rows whose value is one of the labels (an enum's values folded or
     removed by a ``CASE`` mapping)."""
-    rewrites: set[tuple[str, str, str, str]] = field(default_factory=set)
-    """(column, new value, table with alias, WHERE) of an UPDATE, as SQL: measured by a
-    SELECT of its own (``measure_rewrite``)."""
+    rewrites: set[Rewrite] = field(default_factory=set)
+    """(column, new value, table with alias, WHERE, casts) of an UPDATE, as SQL: measured by
+    a SELECT of its own (``measure_rewrite``)."""
     conversions: set[tuple[str, str, str, str]] = field(default_factory=set)
     """(column, USING expression, new type, its name) of an ``ALTER COLUMN ... TYPE``, as
     SQL: measured by a SELECT of its own (``measure_conversion``)."""
@@ -322,15 +327,23 @@ class _RolledBack(Exception):
 
 
 def measure_rewrite(
-    db: Database, columns: dict[str, str], rewrite: tuple[str, str, str, str], timeout: float
+    db: Database,
+    columns: dict[str, str],
+    rewrite: Rewrite,
+    timeout: float,
 ) -> dict[tuple[Any, ...], int]:
     """Run an UPDATE's assignment as a SELECT and count what it would destroy.
 
     The SELECT runs in a READ ONLY transaction under ``timeout``: whatever the expression
     calls, it can change nothing (PostgreSQL refuses writes, even ``nextval``), and it
     cannot outlast the statement timeout. An expression that fails or times out answers
-    nothing: the rule then falls back to the column's non-null count."""
-    column, value, source, where = rewrite
+    nothing: the rule then falls back to the column's non-null count.
+
+    ``cut`` counts the rows where a cast of the new value (``rewrite``'s last part:
+    argument, type, type's name) or its assignment to the column's type changes what it
+    was given: ``amount::int`` rounds 19.99 to 20 without making two values one. Each is
+    compared with its argument in the type without limits (``_CUT_BASE``)."""
+    column, value, source, where, casts = rewrite
     live = columns.get(column, "")
     if db.dialect != "postgresql" or not live:
         return {}
@@ -338,14 +351,25 @@ def measure_rewrite(
     was = _quote(column) + ("::jsonb" if json else "")
     cast = f"::{live}" if live in _CASTABLE else ""
     new = f"({value}){cast}" + ("::jsonb" if json else "")
+    cuts = [(arg, typ, name) for arg, typ, name in casts]
+    if cast:
+        cuts.append((value, live, live))
+    tests = [
+        f"(({arg})::{base} IS DISTINCT FROM (({arg})::{typ})::{base})"
+        for arg, typ, name in cuts
+        if (base := _CUT_BASE.get(name))
+    ]
+    cut = " OR ".join(tests) or "false"
     if where:
         new = f"CASE WHEN ({where}) IS TRUE THEN {new} ELSE {was} END"
-    row = _measure(db, f"{was} AS was, {new} AS becomes", source, timeout, json=json)
+        cut = f"CASE WHEN ({where}) IS TRUE THEN {cut} ELSE false END"
+    select = f"{was} AS was, {new} AS becomes, ({cut}) AS cut"
+    row = _measure(db, select, source, timeout, json=json, cut=True)
     if row is None:
         return {}
     return {
         (figure, *rewrite): int(count or 0)
-        for figure, count in zip(REWRITE_FIGURES, row[: len(REWRITE_FIGURES)], strict=True)
+        for figure, count in zip(REWRITE_FIGURES, row, strict=True)
     }
 
 
@@ -409,7 +433,7 @@ def measure_conversion(
 def _measure(
     db: Database, select: str, source: str, timeout: float, *, json: bool, cut: bool = False
 ) -> tuple[Any, ...] | None:
-    """The figures of ``REWRITE_FIGURES`` (and ``cut``: 0 unless ``cut``) over ``select``,
+    """The figures of ``REWRITE_FIGURES`` (``cut``: 0 unless ``cut``) over ``select``,
     which names each row's old value ``was``, its new one ``becomes`` (and ``cut``), read
     from ``source``: None when the SELECT fails."""
     dropped = (

@@ -95,6 +95,11 @@ class Op:
     rewrites: tuple[tuple[str, str], ...] = ()
     """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
     when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
+    rewrite_casts: tuple[tuple[str, str, str, str], ...] = ()
+    """update: (column, argument as SQL, type as SQL, type's name) for each cast in a
+    measured assignment whose argument reads a column: the measuring SELECT counts the
+    values the cast changes (rounds, truncates), as it does the assignment to the column's
+    own type."""
     source: str = ""
     """update: the target table as SQL, with its alias (``"users" AS u``)."""
     where: str = ""

@@ -1515,17 +1515,63 @@ def _measurable_update(ops: list[Op], text: str) -> list[Op]:
         return ops
     if stmt.relation is None:
         return ops
-    rewrites = tuple(
-        (target.name, _sql(target.val))
+    rewrites = tuple((name, _sql(value)) for name, value in _measured_values(stmt))
+    casts = tuple(
+        (name, _sql(cast.arg), str(typed), typed.name)
+        for name, value in _measured_values(stmt)
+        for cast in _ast_nodes(value, ast.TypeCast)
+        if _ast_nodes(cast.arg, ast.ColumnRef) and (typed := _ast_type(cast.typeName))
+    )
+    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
+    source = _sql(stmt.relation)
+    return [
+        replace(op, rewrites=rewrites, rewrite_casts=casts, source=source, where=where)
+        for op in ops
+    ]
+
+
+def _measured_values(stmt: ast.UpdateStmt) -> list[tuple[str, ast.Node]]:
+    return [
+        (target.name, target.val)
         for target in stmt.targetList or ()
         if isinstance(target, ast.ResTarget)
         and target.name
         and target.indirection is None
         and isinstance(target.val, ast.Node)
         and not isinstance(target.val, (ast.MultiAssignRef, ast.SetToDefault))
+    ]
+
+
+def _ast_nodes(node: object, kind: type[ast.Node]) -> list[Any]:
+    """Every ``kind`` node inside a pglast node object (a subquery's too)."""
+    found: list[Any] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, kind):
+            found.append(item)
+        if isinstance(item, ast.Node):
+            stack.extend(getattr(item, name) for name in item)
+        elif isinstance(item, tuple):
+            stack.extend(item)
+    return found
+
+
+def _ast_type(type_name: ast.TypeName | None) -> SqlType | None:
+    """``_sql_type`` for a pglast node object: the type as the catalog names it."""
+    if type_name is None or not type_name.names:
+        return None
+    names = [getattr(n, "sval", "") for n in type_name.names]
+    names = [n for n in names if n != "pg_catalog"]
+    if not names:
+        return None
+    mods = tuple(
+        m.val.ival or 0
+        for m in type_name.typmods or ()
+        if isinstance(m, ast.A_Const) and isinstance(m.val, ast.Integer)
     )
-    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
-    return [replace(op, rewrites=rewrites, source=_sql(stmt.relation), where=where) for op in ops]
+    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
+    return normalise(name, mods, array=bool(type_name.arrayBounds))
 
 
 def _sql(node: ast.Node) -> str:

@@ -326,6 +326,7 @@ _NESTED = {
     "mapped_links",
     "excludes",
     "per_row",
+    "rewrite_casts",
 }
 """The fields of ``Op`` that are tuples of tuples of plain values."""
 _DECODERS: dict[str, Callable[[Any], Any]] = {

@@ -162,7 +162,7 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
             table.non_null.update((op.column,) if op.column else op.columns)
         if op.kind == "update":
             table.rewrites.update(
-                (column, value, op.source, op.where)
+                (column, value, op.source, op.where, _casts_of(op, column))
                 for column, value in op.rewrites
                 if column not in op.null_guarded
             )
@@ -841,7 +841,7 @@ class Judge:
         can still be told from its new one, and the backup keeps the old values."""
         if value is None:
             return None
-        key = (column, value, op.source, op.where)
+        key = (column, value, op.source, op.where, _casts_of(op, column))
         figures = self.figures(op.table, key, REWRITE_FIGURES)
         if figures is None:
             return None
@@ -854,6 +854,7 @@ class Judge:
             figures,
             lossy,
             (f"overwrites {where}", f"rewrites {where}", f"rewrites {where} in place"),
+            "a cast",
         )
 
     def rewritten(
@@ -864,13 +865,15 @@ class Judge:
         figures: dict[str, int],
         lossy: str,
         says: tuple[str, str, str],
+        cut_by: str = "",
     ) -> Finding:
         """The verdict on a measured rewrite of a column's values (an UPDATE's assignment,
         a type change's ``USING``), ``says`` being its words when it destroys values, when
         it changes none, and when it rewrites them in place.
 
         Destroyed: non-empty values made NULL, distinct values made one, JSON scalars
-        dropped, values the conversion to a new type cuts short (``cut``), and, when
+        dropped, values a cast cuts short (``cut``: the conversion to the new type, or
+        ``cut_by``, an UPDATE's casts and its assignment to the column's type), and, when
         ``lossy`` names what keeps only part of a value, every value changed."""
         changed, nulled = figures["changed"], figures["nulled"]
         collapsed, dropped = figures["collapsed"], figures["json_dropped"]
@@ -885,7 +888,11 @@ class Judge:
                     (nulled, "made NULL"),
                     (collapsed, "made equal to another value"),
                     (dropped, "JSON values with data dropped"),
-                    (cut, f"cut short by the conversion to {op.sql_type or _typ(op)}"),
+                    (
+                        cut,
+                        f"cut short by {cut_by or 'the conversion to '}"
+                        f"{'' if cut_by else op.sql_type or _typ(op)}",
+                    ),
                 )
                 if count
             ]
@@ -954,7 +961,7 @@ class Judge:
         return self.figures(op.table, key, CONVERSION_FIGURES)
 
     def figures(
-        self, table: str, key: tuple[str, ...], names: tuple[str, ...]
+        self, table: str, key: tuple[object, ...], names: tuple[str, ...]
     ) -> dict[str, int] | None:
         """The figures ``names`` a measuring SELECT found under ``key``; None when any is
         missing, or when an earlier statement of the run wrote to the table: the
@@ -1520,6 +1527,12 @@ def _renumbers(op: Op) -> str:
         f"values{way}, joined back on the key ({', '.join(op.renumber_key)}): no value made "
         "NULL, the order kept (ties broken): nothing is lost"
     )
+
+
+def _casts_of(op: Op, column: str) -> tuple[tuple[str, str, str], ...]:
+    """(argument, type, type's name) of each cast in ``column``'s new value
+    (``Op.rewrite_casts``)."""
+    return tuple((arg, typ, name) for c, arg, typ, name in op.rewrite_casts if c == column)
 
 
 def _calls(value: str) -> list[str]:

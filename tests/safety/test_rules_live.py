@@ -396,6 +396,33 @@ def test_update_dividing_values_blocks_and_multiplying_them_does_not(shop: Shop)
     assert found(step) == [("update-overwrites", "info", 1)]
 
 
+def test_update_casting_values_counts_what_the_casts_cut(shop: Shop) -> None:
+    """A cast in the new value, or the assignment to the column's type, can round or
+    truncate without making two values one: 19.99 becomes 20 and 5.5 becomes 6, alone.
+    Each changed value is measured against what the cast was given."""
+    step = judge(shop, """UPDATE "invoices" SET "amount" = "amount"::int;\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites invoices.amount: 2 values change, of which 2 cut short by a cast"
+    )
+    assert step.verdict.decision == "blocked"
+    step = rejudge(shop, """UPDATE "users" SET "nickname" = "nickname"::varchar(5);\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites users.nickname: 261 values change, of which 261 made equal to another "
+        "value; 261 cut short by a cast"
+    )
+    step = rejudge(shop, """UPDATE "invoices" SET "views" = "amount";\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites invoices.views: 50 values change, of which 2 cut short by a cast"
+    )
+    # Casts that keep the values: no value cut, nothing blocks.
+    step = rejudge(shop, """UPDATE "invoices" SET "amount" = ("amount" * 100)::bigint;\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+    step = rejudge(shop, """UPDATE "invoices" SET "total" = "quantity"::int;\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+    step = rejudge(shop, """UPDATE "users" SET "nickname" = upper("nickname")::text;\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+
+
 def test_measuring_an_update_changes_nothing(shop: Shop) -> None:
     """The measuring SELECT runs READ ONLY: an expression that would write cannot, and the
     rule falls back to the column's non-null count."""
