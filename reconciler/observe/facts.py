@@ -106,7 +106,8 @@ def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: floa
     if not request.tables and not request.enums and not request.functions:
         return Facts()
     typmods: dict[str, dict[str, int]] = {}
-    catalog = _catalog(db, list(request.tables), typmods)
+    formatted: dict[str, dict[str, str]] = {}
+    catalog = _catalog(db, list(request.tables), typmods, formatted)
     tables: dict[str, TableFacts] = {}
     for name, wanted in request.tables.items():
         columns, size, lengths = catalog.get(name, ({}, 0, {}))
@@ -116,8 +117,9 @@ def gather_facts(db: Database, request: FactsRequest, *, statement_timeout: floa
         scanned = _scan(db, name, wanted, columns, size)
         counts = dict(scanned.counts)
         if scanned.rows > 0:
+            typed = {**columns, **formatted.get(name, {})}
             for rewrite in sorted(wanted.rewrites):
-                counts.update(measure_rewrite(db, columns, rewrite, statement_timeout))
+                counts.update(measure_rewrite(db, columns, rewrite, statement_timeout, typed))
             for conversion in sorted(wanted.conversions):
                 counts.update(measure_conversion(db, name, columns, conversion, statement_timeout))
         tables[name] = TableFacts(
@@ -153,9 +155,15 @@ def _qualified(name: str) -> str:
 Catalog = dict[str, tuple[dict[str, str], int, dict[str, int]]]
 
 
-def _catalog(db: Database, names: list[str], typmods: dict[str, dict[str, int]]) -> Catalog:
+def _catalog(
+    db: Database,
+    names: list[str],
+    typmods: dict[str, dict[str, int]],
+    formatted: dict[str, dict[str, str]],
+) -> Catalog:
     """Columns, size and length limits of each table; ``typmods`` gets each column's
-    ``atttypmod`` (PostgreSQL only)."""
+    ``atttypmod``, ``formatted`` its type as SQL with its limits (``format_type``:
+    ``character varying(5)``), PostgreSQL only."""
     found: Catalog = {}
     if db.dialect == "postgresql":
         pairs = [_split(n) for n in names]
@@ -163,7 +171,7 @@ def _catalog(db: Database, names: list[str], typmods: dict[str, dict[str, int]])
             "SELECT n.nspname, c.relname, a.attname, t.typname, "
             "pg_total_relation_size(c.oid), "
             "CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4 "
-            "THEN a.atttypmod - 4 END, a.atttypmod "
+            "THEN a.atttypmod - 4 END, a.atttypmod, format_type(a.atttypid, a.atttypmod) "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "JOIN pg_type t ON t.oid = a.atttypid "
@@ -171,10 +179,11 @@ def _catalog(db: Database, names: list[str], typmods: dict[str, dict[str, int]])
             "(SELECT * FROM unnest(%s::text[], %s::text[]))",
             ([p[0] for p in pairs], [p[1] for p in pairs]),
         )
-        for schema, table, column, type_name, size, length, typmod in rows:
+        for schema, table, column, type_name, size, length, typmod, full in rows:
             key = table if schema == "public" else f"{schema}.{table}"
             columns, _, lengths = found.setdefault(key, ({}, int(size), {}))
             columns[column] = type_name
+            formatted.setdefault(key, {})[column] = full
             if typmod is not None and int(typmod) >= 0:
                 typmods.setdefault(key, {})[column] = int(typmod)
             if length is not None:
@@ -331,6 +340,7 @@ def measure_rewrite(
     columns: dict[str, str],
     rewrite: Rewrite,
     timeout: float,
+    typed: dict[str, str] | None = None,
 ) -> dict[tuple[Any, ...], int]:
     """Run an UPDATE's assignment as a SELECT and count what it would destroy.
 
@@ -339,21 +349,22 @@ def measure_rewrite(
     cannot outlast the statement timeout. An expression that fails or times out answers
     nothing: the rule then falls back to the column's non-null count.
 
-    ``cut`` counts the rows where a cast of the new value (``rewrite``'s last part:
-    argument, type, type's name) or its assignment to the column's type changes what it
-    was given: ``amount::int`` rounds 19.99 to 20 without making two values one. Each is
-    compared with its argument in the type without limits (``_CUT_BASE``)."""
+    ``cut`` counts the rows where a cast of the new value or its assignment to the
+    column's type (``rewrite``'s last part: argument, type, type's name; an empty type is
+    the column's own) changes what it was given: ``amount::int`` rounds 19.99 to 20 without
+    making two values one. Each is compared with its argument in the type without limits
+    (``_CUT_BASE``); ``typed`` gives each column's type with its limits (``varchar(5)``),
+    else its name is used."""
     column, value, source, where, casts = rewrite
     live = columns.get(column, "")
     if db.dialect != "postgresql" or not live:
         return {}
     json = live in ("json", "jsonb")
     was = _quote(column) + ("::jsonb" if json else "")
-    cast = f"::{live}" if live in _CASTABLE else ""
+    full = (typed or {}).get(column) or live
+    cast = f"::{full}" if live in _CASTABLE else ""
     new = f"({value}){cast}" + ("::jsonb" if json else "")
-    cuts = [(arg, typ, name) for arg, typ, name in casts]
-    if cast:
-        cuts.append((value, live, live))
+    cuts = [(arg, typ or full, name or live) for arg, typ, name in casts if typ or cast]
     tests = [
         f"(({arg})::{base} IS DISTINCT FROM (({arg})::{typ})::{base})"
         for arg, typ, name in cuts

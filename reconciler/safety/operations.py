@@ -97,9 +97,10 @@ class Op:
     when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""
     rewrite_casts: tuple[tuple[str, str, str, str], ...] = ()
     """update: (column, argument as SQL, type as SQL, type's name) for each cast in a
-    measured assignment whose argument reads a column: the measuring SELECT counts the
-    values the cast changes (rounds, truncates), as it does the assignment to the column's
-    own type."""
+    measured assignment whose argument reads the column it assigns (``SET n = n::int``), and
+    the assignment itself when its value reads the column (type empty: the column's own):
+    the measuring SELECT counts the values each changes (rounds, truncates). A cast of
+    another column's value cuts nothing the assigned column held."""
     source: str = ""
     """update: the target table as SQL, with its alias (``"users" AS u``)."""
     where: str = ""

@@ -1516,12 +1516,7 @@ def _measurable_update(ops: list[Op], text: str) -> list[Op]:
     if stmt.relation is None:
         return ops
     rewrites = tuple((name, _sql(value)) for name, value in _measured_values(stmt))
-    casts = tuple(
-        (name, _sql(cast.arg), str(typed), typed.name)
-        for name, value in _measured_values(stmt)
-        for cast in _ast_nodes(value, ast.TypeCast)
-        if _ast_nodes(cast.arg, ast.ColumnRef) and (typed := _ast_type(cast.typeName))
-    )
+    casts = tuple(cast for name, value in _measured_values(stmt) for cast in _casts(name, value))
     where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
     source = _sql(stmt.relation)
     return [
@@ -1540,6 +1535,27 @@ def _measured_values(stmt: ast.UpdateStmt) -> list[tuple[str, ast.Node]]:
         and isinstance(target.val, ast.Node)
         and not isinstance(target.val, (ast.MultiAssignRef, ast.SetToDefault))
     ]
+
+
+def _casts(column: str, value: ast.Node) -> list[tuple[str, str, str, str]]:
+    """``Op.rewrite_casts`` of one assignment: when its value reads the column, the
+    assignment to the column's own type (an empty type), and each cast of what it reads."""
+    if not _reads_column(value, column):
+        return []
+    found = [(column, _sql(value), "", "")]
+    for cast in _ast_nodes(value, ast.TypeCast):
+        typed = _ast_type(cast.typeName)
+        if typed is not None and _reads_column(cast.arg, column):
+            found.append((column, _sql(cast.arg), str(typed), typed.name))
+    return found
+
+
+def _reads_column(node: ast.Node, column: str) -> bool:
+    """Whether ``node`` reads ``column`` (bare or qualified): a cast cuts a value of the
+    column it assigns only when what it is given comes from that column."""
+    return any(
+        getattr(ref.fields[-1], "sval", None) == column for ref in _ast_nodes(node, ast.ColumnRef)
+    )
 
 
 def _ast_nodes(node: object, kind: type[ast.Node]) -> list[Any]:

@@ -410,10 +410,14 @@ def test_update_casting_values_counts_what_the_casts_cut(shop: Shop) -> None:
         "overwrites users.nickname: 261 values change, of which 261 made equal to another "
         "value; 261 cut short by a cast"
     )
-    step = rejudge(shop, """UPDATE "invoices" SET "views" = "amount";\n""")
+    step = rejudge(shop, """UPDATE "invoices" SET "views" = ("views" * 1.5);\n""")
     assert message(step, "update-overwrites") == (
-        "overwrites invoices.views: 50 values change, of which 2 cut short by a cast"
+        "overwrites invoices.views: 50 values change, of which 24 cut short by a cast"
     )
+    # Another column's value cut into this one: nothing this column held is cut (the
+    # values it held are judged as any overwrite).
+    step = rejudge(shop, """UPDATE "invoices" SET "views" = "amount";\n""")
+    assert "cut short" not in message(step, "update-overwrites")
     # Casts that keep the values: no value cut, nothing blocks.
     step = rejudge(shop, """UPDATE "invoices" SET "amount" = ("amount" * 100)::bigint;\n""")
     assert found(step) == [("update-overwrites", "info", 1)]
@@ -421,6 +425,26 @@ def test_update_casting_values_counts_what_the_casts_cut(shop: Shop) -> None:
     assert found(step) == [("update-overwrites", "info", 1)]
     step = rejudge(shop, """UPDATE "users" SET "nickname" = upper("nickname")::text;\n""")
     assert found(step) == [("update-overwrites", "info", 1)]
+
+
+def test_an_assignment_into_a_column_with_a_limit_counts_what_the_limit_cuts(
+    shop: Shop,
+) -> None:
+    """The column's type is read with its limits (``format_type``): ``VARCHAR(5)`` keeps
+    five characters, ``'abcdefg'`` becomes ``'abcde'``."""
+    shop.add("20261110090000_short", 'ALTER TABLE "users" ADD COLUMN "short" VARCHAR(5);\n')
+    outcome, _ = shop.reconcile()
+    assert outcome.reason == "InSync", outcome.message
+    with psycopg.connect(shop.url, autocommit=True) as conn:
+        conn.execute("""UPDATE "users" SET "short" = 'ab'""")
+    step = judge(shop, """UPDATE "users" SET "short" = "short" || 'cdefg';\n""")
+    assert message(step, "update-overwrites") == (
+        "overwrites users.short: 300 values change, of which 300 cut short by a cast"
+    )
+    step = rejudge(shop, """UPDATE "users" SET "short" = "short" || 'cde';\n""")
+    assert found(step) == [("update-overwrites", "info", 1)]
+    step = rejudge(shop, """UPDATE "users" SET "short" = "name";\n""")
+    assert "cut short" not in message(step, "update-overwrites")
 
 
 def test_measuring_an_update_changes_nothing(shop: Shop) -> None:
