@@ -14,7 +14,11 @@ Nothing but migration SQL's operations is written (no URL, no secret). The cache
 speed-up and never a source of truth: an entry that cannot be read, does not decode, or was
 written for another key is ignored and written again; a folder that cannot be written
 means no cache; each entry is written to a temporary file and renamed into place, so
-concurrent writers never leave half an entry. Deleting the folder is always safe.
+concurrent writers never leave half an entry. Deleting the folder is always safe, and the
+cache prunes itself: the first process of a day that writes an entry deletes the entries
+written more than ``MAX_AGE_DAYS`` ago (those of an older reconciler or pglast, of a
+migration since edited; one still in use is parsed once and written again) and temporary
+files a writer killed mid-way left behind.
 
 Off unless a command turns it on (``enable``): the command line does, for ``lint``,
 ``plan``, ``apply`` and ``check`` (``--no-cache`` to skip it); the daemon and library
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from importlib.machinery import PathFinder
@@ -52,11 +57,17 @@ _SOURCES = (
 """The modules whose code decides what a text parses to (relative to the package): a change
 to any of them makes every entry a miss, even within one version."""
 
+MAX_AGE_DAYS = 30
+"""Entries written longer ago than this are deleted by the next process that writes one."""
+
 _state: dict[str, Any] = {"enabled": False}
 _folders: dict[tuple[str | None, ...], str] = {}
 """``parse/`` of ``cache_dir()``, by the variables that decide it."""
 _made: set[str] = set()
 """The folders this process has created (or found): created once, not once an entry."""
+_pruned: set[str] = set()
+"""The folders this process has pruned (``prune``): once a process."""
+_DAY = 86400.0
 
 
 def enable(on: bool = True) -> None:
@@ -120,6 +131,37 @@ def store(sql: str, dialect: str, parsed: ParsedSql) -> None:
             raise
     except OSError:
         return  # read-only, full or missing: no cache this time, same verdicts
+    if folder not in _pruned:
+        _pruned.add(folder)
+        prune(folder)
+
+
+def prune(folder: str, now: float | None = None) -> int:
+    """Delete the entries of ``folder`` written more than ``MAX_AGE_DAYS`` ago, and the
+    temporary files older than a day, at most once a day (the stamp file ``parse.pruned``
+    beside the folder records when): the number deleted. Anything that cannot be read or
+    deleted is left as it is."""
+    now = time.time() if now is None else now
+    stamp = folder.rstrip(os.sep) + ".pruned"
+    try:
+        if now - os.stat(stamp).st_mtime < _DAY:
+            return 0
+    except OSError:
+        pass  # never pruned (or the stamp is gone): prune now
+    deleted = 0
+    try:
+        with open(stamp, "wb"):
+            pass
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                age = now - entry.stat().st_mtime
+                old = age > MAX_AGE_DAYS * _DAY if "." not in entry.name else age > _DAY
+                if old and entry.is_file():
+                    os.unlink(entry.path)
+                    deleted += 1
+    except OSError:
+        pass
+    return deleted
 
 
 def _header(key: str, payload: bytes) -> bytes:

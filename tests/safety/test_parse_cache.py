@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
@@ -310,3 +311,27 @@ def test_a_folder_removed_while_running_is_made_again(cache: Path) -> None:
     shutil.rmtree(cache.parent)  # someone cleans the cache between two writes
     parse_cache.store(other, "postgresql", parse_text(other, "postgresql"))
     assert parse_cache.load(other, "postgresql") == parse_text(other, "postgresql")
+
+
+def test_old_entries_and_leftovers_are_pruned_once_a_day(cache: Path) -> None:
+    """The first write of a day deletes entries written more than ``MAX_AGE_DAYS`` ago
+    (an older version's, an edited migration's) and temporary files a killed writer left;
+    entries still fresh stay, and a process that only reads deletes nothing."""
+    sql = 'ALTER TABLE "users" DROP COLUMN "name";\n'
+    parse_cache.store(sql, "postgresql", parse_text(sql, "postgresql"))
+    (kept,) = cache.iterdir()
+    stale, leftover, recent = cache / ("0" * 64), cache / f"{'1' * 64}.7-7.tmp", cache / ("2" * 64)
+    for path in (stale, leftover, recent):
+        path.write_bytes(b"x")
+    month_ago = time.time() - (parse_cache.MAX_AGE_DAYS + 1) * 86400
+    os.utime(stale, (month_ago, month_ago))
+    os.utime(leftover, (time.time() - 2 * 86400,) * 2)
+    os.utime(recent, (time.time() - 2 * 86400,) * 2)
+    stamp = cache.parent / "parse.pruned"
+    assert parse_cache.prune(str(cache)) == 0  # the store above pruned today already
+    os.utime(stamp, (time.time() - 2 * 86400,) * 2)
+    assert parse_cache.load(sql, "postgresql") is not None  # reading prunes nothing
+    assert {p.name for p in cache.iterdir()} == {kept.name, stale.name, leftover.name, recent.name}
+    assert parse_cache.prune(str(cache)) == 2
+    assert {p.name for p in cache.iterdir()} == {kept.name, recent.name}
+    assert parse_cache.prune(str(cache)) == 0  # once a day
