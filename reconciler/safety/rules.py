@@ -369,6 +369,8 @@ class Judge:
         return found
 
     def remember(self, op: Op) -> None:
+        if op.kind == "alter-type" and not self.keeps_every_value(op):
+            self.written_columns.add((op.table, op.column))  # later figures are stale
         self.remember_type(op)
         self.fed.update((op.table, c) for c in op.fed)
         if op.kind == "do-block":
@@ -386,8 +388,6 @@ class Judge:
                 self.added_empty.add((op.table, op.column))
         elif op.kind == "update":  # rows stay; only the set columns' figures go stale
             self.written_columns.update((op.table, c) for c in op.columns)
-        elif op.kind == "alter-type" and op.any_using and not _surely_kept(op):
-            self.written_columns.add((op.table, op.column))  # its USING rewrote the values
         elif op.kind == "rename-column":  # the live figures are under the old name, and a
             self.written_columns.add((op.table, op.new_name))  # missing column is no column
         elif op.kind in ("insert", "do-block", "delete", "truncate"):
@@ -463,6 +463,23 @@ class Judge:
             and (table, column) not in self.written_columns
             and table not in self.written
         )
+
+    def keeps_every_value(self, op: Op) -> bool:
+        """Whether a type change leaves each value as it was (or fails), so that what was
+        measured of the column before it still holds after: a ``USING`` that keeps the
+        values, into a type that holds every value of the old one (``INTEGER`` to
+        ``BIGINT``), or refuses the ones it cannot hold (a shorter ``VARCHAR``, a smaller
+        integer: the statement fails, nothing is rounded). A conversion that rounds
+        (``NUMERIC`` to ``INTEGER``, a timestamp's precision) changes values in place, and
+        an unknown old type may be one."""
+        old, new = self.old_type(op.table, op.column), op.sql_type
+        if not _surely_kept(op) or old is None or new is None:
+            return False
+        texts = ("text", "varchar", "bpchar")
+        refuses = (old.name in texts and new.name in texts[1:]) or (
+            old.name in INTEGER_RANK and new.name in INTEGER_RANK
+        )
+        return lossless(old, new) or refuses
 
     def made_here(self, table: str, column: str) -> bool:
         """Without a database: whether the column was added by this migration and every

@@ -447,6 +447,23 @@ def test_an_assignment_into_a_column_with_a_limit_counts_what_the_limit_cuts(
     assert "cut short" not in message(step, "update-overwrites")
 
 
+def test_a_rounding_type_change_makes_later_figures_of_the_table_stale(shop: Shop) -> None:
+    """``NUMERIC`` to ``INTEGER`` without ``USING`` rounds 19.99 to 20 in place: what was
+    measured before it no longer describes the column, so the UPDATE after it is judged
+    by the count; a change that keeps every value or fails (a shorter ``VARCHAR``, a
+    wider type) leaves the measurement standing."""
+    update = 'UPDATE "invoices" SET "amount" = "amount" + 1;\n'
+    step = judge(
+        shop, 'ALTER TABLE "invoices" ALTER COLUMN "amount" SET DATA TYPE INTEGER;\n' + update
+    )
+    assert ("update-overwrites", "data-loss", 2) in found(step)
+    assert message(step, "update-overwrites") == "overwrites invoices.amount"
+    step = rejudge(
+        shop, 'ALTER TABLE "invoices" ALTER COLUMN "views" SET DATA TYPE NUMERIC;\n' + update
+    )
+    assert ("update-overwrites", "info", 2) in found(step)
+
+
 def test_measuring_an_update_changes_nothing(shop: Shop) -> None:
     """The measuring SELECT runs READ ONLY: an expression that would write cannot, and the
     rule falls back to the column's non-null count."""
