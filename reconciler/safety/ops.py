@@ -1033,16 +1033,20 @@ def _rename(node: Tree, mk: Make) -> list[Op]:
 
 
 def _truncate(node: Tree, mk: Make) -> list[Op]:
-    return [mk("truncate", _name(r.get("RangeVar"))) for r in node.get("relations", ())]
+    """``filtered``: ``TRUNCATE ONLY``, which leaves the rows of the tables that inherit."""
+    relations = [r.get("RangeVar") or {} for r in node.get("relations", ())]
+    return [mk("truncate", _name(r), filtered=not r.get("inh")) for r in relations]
 
 
 def _delete(node: Tree, mk: Make) -> list[Op]:
-    """``filtered`` also by a ``USING`` list: joined with an empty table, it deletes nothing,
-    so only a DELETE with neither empties its table."""
+    """``filtered`` also by a ``USING`` list (joined with an empty table, it deletes
+    nothing) and by ``ONLY`` (the rows of the tables that inherit stay, and a query of the
+    table still reads them): only a DELETE with none of them empties its table."""
     where = node.get("whereClause")
     guarded = tuple(_null_tests(where)) if where is not None and _only_null_tests(where) else ()
-    filtered = where is not None or bool(node.get("usingClause"))
-    return [mk("delete", _name(node.get("relation")), filtered=filtered, null_guarded=guarded)]
+    relation = node.get("relation") or {}
+    filtered = where is not None or bool(node.get("usingClause")) or not relation.get("inh")
+    return [mk("delete", _name(relation), filtered=filtered, null_guarded=guarded)]
 
 
 def _update(node: Tree, mk: Make) -> list[Op]:
@@ -1614,6 +1618,7 @@ _READERS: dict[str, Callable[[Tree, Make], list[Op]]] = {
     "CreateEnumStmt": _create_enum,
     "CreateFunctionStmt": _create_function,
     "CreateStmt": _create_table,
+    "CreateTrigStmt": lambda node, mk: [mk("create-trigger", _name(node.get("relation")))],
     "CreatedbStmt": _boundary,
     "DefineStmt": _define,
     "DeleteStmt": _delete,

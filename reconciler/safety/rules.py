@@ -373,8 +373,8 @@ class Judge:
             self.written_columns.add((op.table, op.column))  # later figures are stale
         self.remember_type(op)
         self.fed.update((op.table, c) for c in op.fed)
-        if op.kind == "do-block":
-            self.fed.add(("*", "*"))
+        if op.kind in ("do-block", "create-function", "create-trigger"):
+            self.fed.add(("*", "*"))  # what it runs may write any column
         elif op.kind == "alter-type" and op.any_using:
             self.fed.add((op.table, op.column))  # USING may read the row's other columns
         if self.stays_empty(op):
@@ -444,7 +444,7 @@ class Judge:
                     self.declared_types[(new, column)] = typ
         elif op.kind in ("drop-table", "insert"):
             self.known_empty.discard(table)
-        elif op.kind == "truncate" or (op.kind == "delete" and not op.filtered):
+        elif op.kind in ("truncate", "delete") and not op.filtered:
             self.known_empty.add(table)  # every row went (its own finding says so)
         elif op.kind == "create-aggregate":
             self.aggregates.add(table)
@@ -629,7 +629,10 @@ class Judge:
             out.append(self.finding("truncate", op, file, f"truncates {table}{_rows(rows)}", rows))
         elif kind == "delete":
             rows = self.rows(table)
-            scope = " matching its WHERE clause" if op.filtered else ""
+            scope = ""
+            if op.filtered:  # a WHERE, a USING join, or ONLY the table itself
+                where = re.search(r"\bwhere\b", op.statement, re.I)
+                scope = " matching its WHERE clause" if where else " it selects"
             out.append(
                 self.finding(
                     "delete-rows",

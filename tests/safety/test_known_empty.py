@@ -99,6 +99,19 @@ CREATED = "CREATE TABLE t (id INT, a TEXT, flag BOOLEAN);\n"
         ),
         pytest.param(
             (),
+            "DELETE FROM ONLY users;\nTRUNCATE ONLY other;\n"
+            "ALTER TABLE users ADD COLUMN n INT NOT NULL;\nALTER TABLE other DROP COLUMN x;\n",
+            None,
+            [
+                ("delete-rows", "data-loss", 1),
+                ("truncate", "data-loss", 2),
+                ("required-column-without-default", "will-fail", 3),
+                ("drop-column", "data-loss", 4),
+            ],
+            id="only-leaves-the-rows-of-inheriting-tables",
+        ),
+        pytest.param(
+            (),
             "DELETE FROM users;\nINSERT INTO users (id) VALUES (1);\n"
             "ALTER TABLE users ADD COLUMN n INT NOT NULL;\n",
             None,

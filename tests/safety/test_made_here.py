@@ -57,6 +57,8 @@ def test_a_temporary_column_holding_only_constants_loses_nothing(between: str) -
         "COPY \"Team\" FROM '/tmp/teams.csv';\n",
         "DO $$ BEGIN PERFORM 1; END $$;\n",
         'ALTER TABLE "Team" ALTER COLUMN "isPersonal" TYPE TEXT USING "name";\n',
+        'CREATE TRIGGER "tag" BEFORE UPDATE ON "Team" FOR EACH ROW EXECUTE FUNCTION tag();\n'
+        'UPDATE "Team" SET "name" = "name";\n',
     ],
     ids=[
         "from-a-column",
@@ -66,6 +68,7 @@ def test_a_temporary_column_holding_only_constants_loses_nothing(between: str) -
         "copy",
         "do-block",
         "using",
+        "trigger",
     ],
 )
 def test_a_value_that_may_be_older_keeps_the_drop_blocking(between: str) -> None:
