@@ -192,7 +192,38 @@ class Daemon:
         if policy is None:
             self._refresh_conditions()
             return
+        if self.checkout is None:  # the file holds the daemon's own settings too
+            self._take_settings(policy)
         self._adopt(policy)  # which schedules every concern to run within seconds
+
+    def _take_settings(self, policy: Policy) -> None:
+        """A new ``server.token`` is in force at once: a leaked token is rotated with a
+        SIGHUP. The listen address, the ledger, the notifications and the source were read
+        at start and stay: a change to them is logged, to take effect after a restart."""
+        old = self.bootstrap
+        if policy.server.token != old.server.token:
+            server = old.server.model_copy(update={"token": policy.server.token})
+            self.bootstrap = old.model_copy(update={"server": server})
+            log.warning(
+                "server.token %s",
+                "changed: the new token is in force"
+                if policy.server.token
+                else "removed: /status answers without a token, and run-now requests are refused",
+            )
+        fixed = {
+            "server.listen": (old.server.listen, policy.server.listen),
+            "ledger": (old.ledger, policy.ledger),
+            "notifications": (old.notifications, policy.notifications),
+            "source": (old.source, policy.source),
+        }
+        changed = [name for name, (was, now) in fixed.items() if was != now]
+        if changed:
+            log.warning(
+                "%s changed in %s: in force after a restart; until then the daemon keeps "
+                "the values it started with",
+                ", ".join(changed),
+                self.config,
+            )
 
     # -- runs -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from tests.conftest import PRISMA_SQLITE
 from tests.runtime.test_daemon import free_port, wait_for
 
 TOKEN = "tok-reload-5e4d3c2b1a"
+NEW_TOKEN = "tok-rotated-9f8e7d6c5b"
 
 
 def good_policy(port: int) -> str:
@@ -54,15 +55,15 @@ class LocalDaemon:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconciler", "run", "--config", str(self.policy)],
             cwd=folder,
-            env={**os.environ, "RECONCILER_TOKEN": TOKEN},
+            env={**os.environ, "RECONCILER_TOKEN": TOKEN, "RECONCILER_NEW_TOKEN": NEW_TOKEN},
             stdout=self.output,
             stderr=subprocess.STDOUT,
             text=True,
         )
         wait_for(self.shop, what="a first run", log=self.log)
 
-    def status(self) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+    def status(self, token: str = TOKEN) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
         return dict(httpx.get(f"{self.url}/status", headers=headers, timeout=5).json())
 
     def shop(self) -> dict[str, Any]:
@@ -132,6 +133,31 @@ def test_sighup_with_a_file_that_crashed_the_loader_shows_invalid_policy(
     )
     assert local_daemon.stop() == 0
     assert "Traceback" not in local_daemon.log.read_text()
+
+
+def test_sighup_rotates_the_token_and_names_settings_that_need_a_restart(
+    local_daemon: LocalDaemon,
+) -> None:
+    """A leaked token is replaced with a SIGHUP; a new listen address is not taken (the
+    port stays), and the log says so, without a value."""
+    rotated = good_policy(local_daemon.port).replace("RECONCILER_TOKEN", "RECONCILER_NEW_TOKEN")
+    moved = rotated.replace(f"127.0.0.1:{local_daemon.port}", f"127.0.0.1:{free_port()}")
+    local_daemon.reload(moved)
+
+    def refused_old() -> bool:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        return (
+            httpx.get(f"{local_daemon.url}/status", headers=headers, timeout=5).status_code == 401
+        )
+
+    wait_for(refused_old, what="the old token to be refused", log=local_daemon.log)
+    assert local_daemon.status(NEW_TOKEN)["targets"][0]["name"] == "shop"
+    assert local_daemon.stop() == 0
+    logged = local_daemon.log.read_text()
+    assert "server.token changed: the new token is in force" in logged
+    assert "server.listen changed in " in logged
+    assert TOKEN not in logged
+    assert NEW_TOKEN not in logged
 
 
 @pytest.fixture
