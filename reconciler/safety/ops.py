@@ -1530,6 +1530,8 @@ def _measurable_update(ops: list[Op], text: str) -> list[Op]:
 
 
 def _measured_values(stmt: ast.UpdateStmt) -> list[tuple[str, ast.Node]]:
+    """(column, new value) of each plain assignment: a ``SELECT`` can compute it row by row
+    (not ``SET (a, b) = ...``, ``DEFAULT`` or an element of an array or a field)."""
     return [
         (target.name, target.val)
         for target in stmt.targetList or ()
