@@ -365,12 +365,7 @@ def measure_rewrite(
     cast = f"::{full}" if live in _CASTABLE else ""
     new = f"({value}){cast}" + ("::jsonb" if json else "")
     cuts = [(arg, typ or full, name or live) for arg, typ, name in casts if typ or cast]
-    tests = [
-        f"(({arg})::{base} IS DISTINCT FROM (({arg})::{typ})::{base})"
-        for arg, typ, name in cuts
-        if (base := _CUT_BASE.get(name))
-    ]
-    cut = " OR ".join(tests) or "false"
+    cut = " OR ".join(t for arg, typ, name in cuts if (t := _cut(arg, typ, name))) or "false"
     if where:
         new = f"CASE WHEN ({where}) IS TRUE THEN {new} ELSE {was} END"
         cut = f"CASE WHEN ({where}) IS TRUE THEN {cut} ELSE false END"
@@ -426,11 +421,11 @@ def measure_conversion(
     becomes = f"(({using})::{type_sql}){suffix}"
     if not json and live != new_name and not any(live in f and new_name in f for f in _FAMILIES):
         was, becomes = f"{was}::text", f"{becomes}::text"
-    base = _CUT_BASE.get(new_name)
-    cut = f", (({using})::{base} IS DISTINCT FROM ({becomes})::{base}) AS cut" if base else ""
+    test = _cut(using, type_sql, new_name)
+    cut = f", ({test}) AS cut" if test else ""
     row = _measure(
         db, f"{was} AS was, {becomes} AS becomes{cut}", _qualified(table), timeout, json=json,
-        cut=bool(base),
+        cut=bool(test),
     )  # fmt: skip
     if row is None:
         return {}
@@ -439,6 +434,16 @@ def measure_conversion(
         (figure, *key): int(count or 0)
         for figure, count in zip(CONVERSION_FIGURES, row, strict=True)
     }
+
+
+def _cut(value: str, type_sql: str, type_name: str) -> str:
+    """A test, true where casting ``value`` to ``type_sql`` changes it (rounds, truncates):
+    both compared in the type without limits (``_CUT_BASE``); empty for a type that cannot
+    cut what it holds."""
+    base = _CUT_BASE.get(type_name)
+    if not base:
+        return ""
+    return f"(({value})::{base} IS DISTINCT FROM (({value})::{type_sql})::{base})"
 
 
 def _measure(

@@ -190,16 +190,21 @@ def _sql_type(type_name: Tree | None) -> SqlType | None:
     """The type as the catalog will name it: aliases folded, every modifier kept."""
     if not type_name:
         return None
-    names = [p for p in _strings(type_name.get("names")) if p != "pg_catalog"]
-    if not names:
-        return None
     mods = tuple(
         m["A_Const"].get("ival", {}).get("ival", 0)
         for m in type_name.get("typmods", ())
         if "ival" in m.get("A_Const", {})
     )
+    return _typed(_strings(type_name.get("names")), mods, bool(type_name.get("arrayBounds")))
+
+
+def _typed(names: list[str], mods: tuple[int, ...], array: bool) -> SqlType | None:
+    """A type named by its (possibly qualified) ``names``, as the catalog names it."""
+    names = [p for p in names if p != "pg_catalog"]
+    if not names:
+        return None
     name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
-    return normalise(name, mods, array=bool(type_name.get("arrayBounds")))
+    return normalise(name, mods, array=array)
 
 
 def _nodes(node: object, kind: str) -> Iterator[Tree]:
@@ -706,9 +711,7 @@ def _inserted_values(node: Tree, cols: tuple[str, ...]) -> tuple[str, ...]:
     target list of a ``SELECT``; every column (``*``) without a column list, or when a set
     operation or a CTE makes the rows."""
     stmt = (node.get("selectStmt") or {}).get("SelectStmt") or {}
-    rows = [
-        [v for v in row.get("List", {}).get("items", ())] for row in stmt.get("valuesLists", ())
-    ]
+    rows = [list(row.get("List", {}).get("items", ())) for row in stmt.get("valuesLists", ())]
     if not rows and stmt.get("targetList"):
         rows = [[t.get("ResTarget", {}).get("val", {}) for t in stmt["targetList"]]]
     plain = stmt.get("op", "SETOP_NONE") == "SETOP_NONE" and not node.get("withClause")
@@ -1583,17 +1586,13 @@ def _ast_type(type_name: ast.TypeName | None) -> SqlType | None:
     """``_sql_type`` for a pglast node object: the type as the catalog names it."""
     if type_name is None or not type_name.names:
         return None
-    names = [getattr(n, "sval", "") for n in type_name.names]
-    names = [n for n in names if n != "pg_catalog"]
-    if not names:
-        return None
     mods = tuple(
         m.val.ival or 0
         for m in type_name.typmods or ()
         if isinstance(m, ast.A_Const) and isinstance(m.val, ast.Integer)
     )
-    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
-    return normalise(name, mods, array=bool(type_name.arrayBounds))
+    names = [getattr(n, "sval", "") for n in type_name.names]
+    return _typed(names, mods, bool(type_name.arrayBounds))
 
 
 def _sql(node: ast.Node) -> str:

@@ -902,17 +902,14 @@ class Judge:
             parts = [f"{changed:,} cut short by {lossy}"] if changed else []
             destroyed = changed
         else:
+            by = cut_by or f"the conversion to {op.sql_type or _typ(op)}"
             parts = [
                 f"{count:,} {what}"
                 for count, what in (
                     (nulled, "made NULL"),
                     (collapsed, "made equal to another value"),
                     (dropped, "JSON values with data dropped"),
-                    (
-                        cut,
-                        f"cut short by {cut_by or 'the conversion to '}"
-                        f"{'' if cut_by else op.sql_type or _typ(op)}",
-                    ),
+                    (cut, f"cut short by {by}"),
                 )
                 if count
             ]
