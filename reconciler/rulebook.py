@@ -6,8 +6,9 @@ ids and the rules, renderers and docs pages (``docs/rules/<id>.md``) share one s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from msgspec import Struct
 
 Severity = Literal["data-loss", "will-fail", "locking", "compat", "syntax", "info"]
 """How bad a finding is. ``data-loss`` and ``will-fail`` block by default; ``syntax`` always
@@ -22,8 +23,7 @@ DEFAULT_CONTRACT_GRACE = 7 * 86400.0
 """Seconds between expand and contract (golden rule 2) when a policy does not say."""
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Struct, frozen=True):
     id: str
     severity: Severity
     title: str

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from msgspec import Struct
 
 from reconciler import __version__
 from reconciler.plan.render import shown_path
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
     from reconciler.safety.findings import Finding
 
 
-@dataclass(frozen=True)
-class LintEntry:
+class LintEntry(Struct, frozen=True):
     target: str
     """The policy target, or the path given on the command line (relative to the working
     directory when below it)."""
@@ -31,8 +31,7 @@ class LintEntry:
     """The approval's reason when one covers the finding."""
 
 
-@dataclass(frozen=True)
-class LintReport:
+class LintReport(Struct, frozen=True):
     entries: tuple[LintEntry, ...]
     migrations: int
     mode: str

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from reconciler.safety import parse_cache
 from reconciler.safety.constraints import Constraints
@@ -35,8 +37,7 @@ if TYPE_CHECKING:
     from reconciler.source.base import Migration
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(Struct, frozen=True):
     migration: Migration
     file: str
     sql: ParsedSql

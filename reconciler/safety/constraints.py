@@ -14,8 +14,10 @@ no write since still counts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 if TYPE_CHECKING:
     from reconciler.safety.operations import Op
@@ -23,8 +25,7 @@ if TYPE_CHECKING:
 WRITES = frozenset({"insert", "update", "delete", "truncate", "do-block", "rebuild"})
 
 
-@dataclass(frozen=True)
-class Held:
+class Held(Struct, frozen=True):
     """One key (``references`` empty) or foreign key of ``table`` over ``columns``."""
 
     table: str
@@ -36,8 +37,7 @@ class Held:
     """A PRIMARY KEY, held under its own name: its columns are also NOT NULL."""
 
 
-@dataclass
-class Constraints:
+class Constraints(Struct):
     """The constraints of one history by name, followed statement by statement."""
 
     named: dict[str, Held] = field(default_factory=dict)

@@ -30,8 +30,10 @@ rewritten, the target dropped or its type changed, a ``DO`` block. The rules con
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from reconciler.safety.types import SqlType, lossless
 
@@ -43,8 +45,7 @@ Column = tuple[str, str]
 """(table, column)."""
 
 
-@dataclass(frozen=True)
-class Copy:
+class Copy(Struct, frozen=True):
     """One column copied whole into ``into``, by statement ``line`` of ``migration``."""
 
     into: Column
@@ -66,8 +67,7 @@ class Copy:
         return f"{self.into[0]}.{self.into[1]} ({self.migration}, line {self.line})"
 
 
-@dataclass
-class Copies:
+class Copies(Struct):
     """The whole copies made so far, by source column (the latest one kept)."""
 
     made: dict[Column, Copy] = field(default_factory=dict)

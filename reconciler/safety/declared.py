@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 if TYPE_CHECKING:
     from reconciler.safety.constraints import Constraints
@@ -31,8 +32,7 @@ _MAY_REFER = re.compile(r"\b(references|execute|call)\b", re.IGNORECASE)
 """A ``DO`` body with one of these words may declare a foreign key (or run SQL that does)."""
 
 
-@dataclass
-class Declared:
+class Declared(Struct):
     """NOT NULL columns and the columns declared to refer to each table, by history."""
 
     not_null: set[Column] = field(default_factory=set)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec import Struct
 
 from reconciler.rulebook import RULES, Severity
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     rule: str
     """A rule id from ``reconciler.rulebook``; approvals and docs pages use it."""
     severity: Severity

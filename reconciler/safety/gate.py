@@ -5,9 +5,10 @@ edited file voids it), names the rules it covers, and may expire."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
+
+from msgspec import Struct, field
 
 from reconciler.rulebook import DEFAULT_BLOCK
 
@@ -31,8 +32,7 @@ class Rules(Protocol):
     def approvals(self) -> Sequence[Approval]: ...
 
 
-@dataclass(frozen=True)
-class DefaultRules:
+class DefaultRules(Struct, frozen=True):
     block: Sequence[str] = DEFAULT_BLOCK
     approvals: Sequence[Approval] = ()
 
@@ -41,8 +41,7 @@ DEFAULT_RULES = DefaultRules()
 """The severities a policy blocks when it says nothing, and no approvals."""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     decision: Decision = "run"
     blocking: tuple[Finding, ...] = ()
     """Findings that stop the step (not approved)."""

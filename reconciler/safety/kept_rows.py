@@ -21,8 +21,9 @@ static lint can prove them from the SQL and the history (``declared``, ``constra
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 from reconciler.safety.copies import Copy
 from reconciler.safety.types import SqlType, lossless
@@ -43,8 +44,7 @@ KEEP_OTHERS = frozenset({"drop-column", "alter-type", "rename-column", "drop-not
 """Statements that change one column only: harmless when it is another one."""
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(Struct, frozen=True):
     """A boolean ``source`` kept as a row of ``into`` for each true, named by ``key``."""
 
     source: Column
@@ -60,8 +60,7 @@ class Flag:
         return Copy((self.into, self.targets[0]), self.migration, self.line, how=how)
 
 
-@dataclass(frozen=True)
-class Renewed:
+class Renewed(Struct, frozen=True):
     """``INSERT INTO into (...) SELECT`` of a table's rows giving ``fresh`` new values."""
 
     into: str
@@ -70,8 +69,7 @@ class Renewed:
     line: int
 
 
-@dataclass
-class KeptRows:
+class KeptRows(Struct):
     """Booleans kept as rows (this migration only) and rows copied with new ids."""
 
     flags: dict[Column, Flag] = field(default_factory=dict)

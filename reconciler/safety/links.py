@@ -53,8 +53,9 @@ was matched, in the same transaction: each settings row is named by the row it l
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 from reconciler.safety.constraints import WRITES
 from reconciler.safety.copies import Copy
@@ -80,8 +81,7 @@ KEY_TYPES = frozenset({"int2", "int4", "int8", "text", "varchar", "uuid"})
 COLUMN_CHANGES = frozenset({"alter-type", "rename-column", "drop-column"})
 
 
-@dataclass(frozen=True)
-class Carry:
+class Carry(Struct, frozen=True):
     """One UPDATE that set the target from the link column ``link`` through ``mapping``."""
 
     link: str
@@ -92,8 +92,7 @@ class Carry:
     line: int
 
 
-@dataclass
-class Group:
+class Group(Struct):
     """The UPDATEs that filled one column added empty, while nothing else wrote its table."""
 
     table: str
@@ -109,8 +108,7 @@ class Group:
         return {c.link for c in self.carries}
 
 
-@dataclass(frozen=True)
-class Fill:
+class Fill(Struct, frozen=True):
     """Rows an INSERT made in a table created empty: one per row of ``source`` whose
     ``guards`` were NULL, the column filled holding that row's key ``key``."""
 
@@ -119,8 +117,7 @@ class Fill:
     guards: frozenset[str]
 
 
-@dataclass
-class Back:
+class Back(Struct):
     """A link turned around into ``table.column`` (``value``: the key of the filled table
     it holds), by statement ``line`` of ``migration``."""
 
@@ -133,8 +130,7 @@ class Back:
     """A ``SET NOT NULL`` of ``column`` came since: every row was matched."""
 
 
-@dataclass
-class Links:
+class Links(Struct):
     """Checks that keep link columns apart (across a history) and the carries of the
     current migration (``start`` clears them)."""
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from msgspec.structs import replace
 from pglast import ast, parse_sql
 from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream

@@ -9,7 +9,7 @@ of the modules that parse. A run whose files are all stored never imports pglast
 
 Where: ``$RECONCILER_CACHE_DIR``, else ``$XDG_CACHE_HOME/reconciler``, else
 ``~/.cache/reconciler``; entries live in its ``parse/`` folder, one small file each: a
-line with the entry's key and the digest of the rest, then the operations as JSON.
+line with the entry's key and the digest of the rest, then the operations as MessagePack.
 Nothing but migration SQL's operations is written (no URL, no secret). The cache is a
 speed-up and never a source of truth: an entry that cannot be read, does not decode, or was
 written for another key is ignored and written again; a folder that cannot be written
@@ -27,22 +27,20 @@ callers keep their parses in memory only (``analyse``).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import MISSING, fields
 from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from reconciler import __version__
 from reconciler.digests import sha256
-from reconciler.safety.operations import Op, ParsedSql
-from reconciler.safety.types import SqlType
+from reconciler.safety.operations import ParsedSql
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the layout of an entry changes."""
 
 _SOURCES = (
@@ -98,7 +96,7 @@ def load(sql: str, dialect: str) -> ParsedSql | None:
         if header != _header(key, payload):
             return None  # truncated, altered, or written for another text
         return loads(payload)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+    except (OSError, ValueError, RecursionError):
         return None  # absent, unreadable or foreign: parsed again and rewritten
 
 
@@ -225,167 +223,22 @@ def _parser_version() -> str:
 
 
 # -- entries -------------------------------------------------------------------------------
-_OP_FIELDS = {f.name: f.default for f in fields(Op)}
-"""Each field of ``Op`` and its default (``MISSING`` for ``kind``, a string)."""
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(ParsedSql)
+"""MessagePack, typed: each operation is written with only the fields that differ from their
+defaults (``Op`` omits them) and read back by msgspec into ``Op`` and ``SqlType`` directly,
+every field checked against its annotation."""
 
 
 def dumps(parsed: ParsedSql) -> bytes:
-    """``parsed`` as an entry's JSON."""
-    return json.dumps(encode(parsed), separators=(",", ":"), default=_encode_type).encode()
+    """``parsed`` as an entry's payload."""
+    return _ENCODER.encode(parsed)
 
 
 def loads(payload: bytes) -> ParsedSql:
-    """The inverse of ``dumps``; raises ``ValueError``, ``TypeError`` or ``KeyError`` for
-    anything ``dumps`` cannot have written."""
-    data = json.loads(payload)
-    if type(data) is not dict:
-        raise TypeError("entry")
-    return decode(data)
-
-
-def encode(parsed: ParsedSql) -> dict[str, Any]:
-    """``parsed`` as data for ``json.dumps`` (with ``default=_encode_type``): each operation
-    with only the fields that differ from the defaults (most are empty); JSON writes tuples
-    as lists, and a type as ``{"SqlType": [name, mods]}``."""
-    return {
-        "ops": [_encode_op(op) for op in parsed.ops],
-        "error": parsed.error,
-        "error_line": parsed.error_line,
-        "statements": parsed.statements,
-        "opaque": [_encode_op(op) for op in parsed.opaque],
-    }
-
-
-def decode(data: dict[str, Any]) -> ParsedSql:
-    """The inverse of ``encode``; raises ``TypeError``, ``ValueError`` or ``KeyError`` for
-    data ``encode`` cannot have written."""
-    error = data["error"]
-    if error is not None and not isinstance(error, str):
-        raise TypeError("error")
-    error_line, statements = data["error_line"], data["statements"]
-    if type(error_line) is not int or type(statements) is not int:
-        raise TypeError("counts")
-    return ParsedSql(
-        ops=tuple(_decode_op(op) for op in data["ops"]),
-        error=error,
-        error_line=error_line,
-        statements=statements,
-        opaque=tuple(_decode_op(op) for op in data["opaque"]),
-    )
-
-
-def _encode_op(op: Op) -> dict[str, Any]:
-    return {k: v for k, v in vars(op).items() if v != _OP_DEFAULTS.get(k, _NO_DEFAULT)}
-
-
-def _encode_type(value: object) -> object:
-    if isinstance(value, SqlType):
-        return {"SqlType": [value.name, list(value.mods)]}
-    raise TypeError(f"{type(value).__name__} is not part of a parse")
-
-
-def _decode_op(data: dict[str, Any]) -> Op:
-    """An ``Op`` from its encoded fields. Built as ``copy.copy`` builds one, its attributes
-    set directly: the frozen ``__init__`` sets forty fields one ``object.__setattr__`` at a
-    time, which took longer than reading the whole cache. Entries are checked whole by
-    their digest (``_header``); what is checked here is the shape ``encode`` writes."""
-    values = dict(_OP_DEFAULTS)
-    values.update(data)
-    if len(values) != len(_OP_FIELDS) or type(values["kind"]) is not str:
-        raise KeyError("fields")  # one this version does not have, or no kind
-    for name in _DECODERS.keys() & data.keys():
-        values[name] = _DECODERS[name](data[name])
-    op = Op.__new__(Op)
-    op.__dict__.update(values)
-    return op
-
-
-def _optional(kind: type) -> Callable[[object], object]:
-    def decoded(raw: object) -> object:
-        if raw is not None and type(raw) is not kind:
-            raise TypeError(kind.__name__)
-        return raw
-
-    return decoded
-
-
-def _strings(raw: object) -> tuple[object, ...]:
-    if type(raw) is not list:
-        raise TypeError("list")
-    return tuple(raw)
-
-
-def _rows(raw: object) -> tuple[tuple[object, ...], ...]:
-    if type(raw) is not list:
-        raise TypeError("list")
-    return tuple(map(_strings, raw))
-
-
-def _sql_type(raw: object) -> SqlType | None:
-    if raw is None:
-        return None
-    if type(raw) is not dict:
-        raise TypeError("SqlType")
-    name, mods = raw["SqlType"]
-    if type(name) is not str or type(mods) is not list:
-        raise TypeError("SqlType")
-    return SqlType(name, tuple(mods))
-
-
-def _sql_types(raw: object) -> tuple[SqlType | None, ...]:
-    if type(raw) is not list:
-        raise TypeError("list")
-    return tuple(map(_sql_type, raw))
-
-
-def _whole_copies(raw: object) -> tuple[tuple[object, object, tuple[SqlType | None, ...]], ...]:
-    """``Op.whole_copies``: (target, source, the casts, each a type)."""
-    if type(raw) is not list:
-        raise TypeError("list")
-    return tuple((target, source, _sql_types(casts)) for target, source, casts in raw)
-
-
-def _references(raw: object) -> tuple[object, tuple[object, ...]]:
-    """``Op.references``: (table, its columns)."""
-    if type(raw) is not list:
-        raise TypeError("list")
-    table, columns = raw
-    return (table, _strings(columns))
-
-
-_NESTED = {
-    "copies_from",
-    "case_map",
-    "rewrites",
-    "reads",
-    "empty_when",
-    "mapped_copies",
-    "wrapped_copies",
-    "keys",
-    "moves",
-    "refers",
-    "flag_copies",
-    "mapped_links",
-    "excludes",
-    "per_row",
-    "rewrite_casts",
-}
-"""The fields of ``Op`` that are tuples of tuples of plain values."""
-_DECODERS: dict[str, Callable[[Any], Any]] = {
-    name: _strings for name, default in _OP_FIELDS.items() if type(default) is tuple
-}
-_DECODERS.update(
-    {name: _rows for name in _NESTED},
-    sql_type=_sql_type,
-    declared_type=_sql_type,
-    column_types=_sql_types,
-    using_steps=_sql_types,
-    type_length=_optional(int),
-    case_else=_optional(str),
-    whole_copies=_whole_copies,
-    references=_references,
-)
-"""How each field that is not a plain ``str``, ``int`` or ``bool`` is read back."""
-_OP_DEFAULTS = {name: default for name, default in _OP_FIELDS.items() if default is not MISSING}
-_NO_DEFAULT = object()
-"""What no value equals: ``kind``, which has no default, is always written."""
+    """The inverse of ``dumps``; raises ``ValueError`` for anything ``dumps`` cannot have
+    written (a field of the wrong type, one this version does not have, no ``kind``)."""
+    try:
+        return _DECODER.decode(payload)
+    except msgspec.MsgspecError as error:
+        raise ValueError(str(error)) from None

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 from reconciler.durations import format_duration
 from reconciler.observe.figures import CONVERSION_FIGURES, REWRITE_FIGURES
@@ -88,8 +89,7 @@ RENAME_COMPATIBLE = [
 of these families. Anything else (BOOLEAN and TEXT, INTEGER and DATE) is not a rename."""
 
 
-@dataclass(frozen=True)
-class Expansion:
+class Expansion(Struct, frozen=True):
     """A replacement filled from a column (``UPDATE t SET new = f(old)``, ``INSERT INTO u
     SELECT old FROM t``): the *expand* a later drop of ``source`` (the *contract*) waits
     for, so the deployed application has time to move to the replacement."""
@@ -191,8 +191,7 @@ def request_facts(ops: Iterable[Op], request: FactsRequest) -> None:
                 table.conversions.add(conversion_key(op, set(enums)))
 
 
-@dataclass
-class Judge:
+class Judge(Struct):
     """Judges a batch of migrations, in order, against live facts (or none: static)."""
 
     facts: Facts | None
@@ -1469,8 +1468,7 @@ OTHER = "\x00other"
 one fate (the ELSE), so they are judged, and counted, together."""
 
 
-@dataclass(frozen=True)
-class CaseMapping:
+class CaseMapping(Struct, frozen=True):
     """What an enum recreation's ``USING (CASE ...)`` does to each value of the column."""
 
     op: Op

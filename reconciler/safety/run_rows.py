@@ -13,8 +13,9 @@ otherwise block, so a plan without them costs nothing more.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
 
 from reconciler.safety.unanalysable import RULE as UNANALYSABLE
 

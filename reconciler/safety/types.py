@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 ALIASES = {
     "smallint": "int2",
@@ -53,8 +54,7 @@ text reaches them only by an explicit cast): ``ALTER COLUMN ... TYPE`` one of th
 automatically"). It never changes a value, whatever the old type was."""
 
 
-@dataclass(frozen=True)
-class SqlType:
+class SqlType(Struct, frozen=True):
     """A type by its catalog name (``int4``, ``varchar``, ``int4[]``, an enum's name) and
     its modifiers as written (``varchar(20)``: ``(20,)``; ``numeric(10, 2)``: ``(10, 2)``)."""
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
+
+from msgspec import Struct, field
 
 from reconciler import textfiles
 from reconciler.digests import sha256
@@ -33,8 +34,7 @@ for the dialect. The SQL is read, never run, so the comment changes no statement
 safety rules read it (``ops``)."""
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(Struct, frozen=True):
     """One migration as found on disk."""
 
     id: str
@@ -52,8 +52,7 @@ class Migration:
         return read_utf8(self.path)
 
 
-@dataclass(frozen=True)
-class AppliedMigration:
+class AppliedMigration(Struct, frozen=True):
     """A migration as the database's history table records it."""
 
     id: str
@@ -64,8 +63,7 @@ class AppliedMigration:
     logs: str | None = None
 
 
-@dataclass(frozen=True)
-class LiveHistory:
+class LiveHistory(Struct, frozen=True):
     """What the target database says was applied."""
 
     applied: Sequence[AppliedMigration] = ()

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from msgspec import Struct
 
 from reconciler.errors import LocksUnavailable, MigrationFailed, ProviderMismatch, SourceError
 from reconciler.source.base import (
@@ -657,8 +658,7 @@ AGAIN = "it runs again from"
 _IN_PARTS = "the script runs in parts"
 
 
-@dataclass(frozen=True)
-class Stopped:
+class Stopped(Struct, frozen=True):
     """A failed attempt of ours at a script run in parts: its history row, how many parts
     are in effect (the first ``done``), the script's parts, the row's ``logs``, and whether
     reconciler finishes it by itself (``resume``) or a person settles it."""

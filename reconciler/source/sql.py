@@ -13,8 +13,9 @@ parser of their own when every migration's operations are in the parse cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from msgspec import Struct
 
 from reconciler.errors import MigrationFailed
 
@@ -66,8 +67,7 @@ def transaction_mode(script: str) -> TransactionMode:
     return "own" if own else "ours"
 
 
-@dataclass(frozen=True)
-class ScriptPart:
+class ScriptPart(Struct, frozen=True):
     """One piece of a script that manages its own transactions, run as one unit: its
     statements in one transaction of ours (verified before its COMMIT), or, for a statement
     PostgreSQL refuses inside a transaction block, that statement alone outside one."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from pydantic import ValidationError
 
@@ -1690,7 +1691,7 @@ def test_the_printed_approvals_paste_back_whatever_the_checksum_and_id_hold(
         for n in range(100_000)
         if hashlib.sha256((text := f"{DROP_SQL}-- {n}\n").encode()).hexdigest()[:12].isdigit()
     )
-    step = dataclasses.replace(migration(sql), id="202612010000")
+    step = msgspec.structs.replace(migration(sql), id="202612010000")
     assert step.checksum[:12].isdigit()
     verdict = gate(sql, Safety())
     entries = (
@@ -1814,8 +1815,8 @@ def test_static_lint_of_a_folder_knows_types_from_its_earlier_files() -> None:
     second = parse_migration(migration(alter), alter, "postgresql")
     results = judge_batch([first, second], None, now=NOW, grace_seconds=GRACE, live_batch=False)
     assert "narrowing-type" not in [f.rule for f in results[MID]]
-    elsewhere = dataclasses.replace(
-        second, migration=dataclasses.replace(second.migration, path=Path("/other/change.sql"))
+    elsewhere = msgspec.structs.replace(
+        second, migration=msgspec.structs.replace(second.migration, path=Path("/other/change.sql"))
     )
     results = judge_batch([first, elsewhere], None, now=NOW, grace_seconds=GRACE, live_batch=False)
     assert "narrowing-type" in [f.rule for f in results[MID]]

@@ -4,8 +4,9 @@ after each round of steps, and each rendering runs the application's ``env.py`` 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from reconciler.source.alembic import AlembicLayout
 from tests.schema.alembic_scripts import add_revision, create_table, script_dir
