@@ -10,15 +10,17 @@ pending (``plan``), 3 stopped at a step awaiting approval (``apply``).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -682,10 +684,34 @@ def run_command_line() -> None:
     garbage collections walk every object the ~750 loaded modules made, 0.2 to 0.3 s on top
     of a 1 s process; ``gc.freeze()`` leaves those objects out, and the process ends as it
     would anyway. Every connection is closed before this point (the commands close theirs
-    in ``finally``), so nothing depends on a finaliser that the frozen objects skip."""
+    in ``finally``), so nothing depends on a finaliser that the frozen objects skip. A
+    short-lived command skips the teardown altogether (``_exit_now``)."""
     gc.disable()
     _paused["gc"] = True
     try:
         main()
+    except SystemExit as stop:
+        if _paused["gc"]:  # lint, --help, --version or a usage error: nothing left open
+            _exit_now(stop.code)
+        raise
     finally:
         gc.freeze()
+
+
+def _exit_now(code: object) -> NoReturn:
+    """End a short-lived command without the interpreter's teardown. Tearing down frees
+    every module, class and function one at a time, about a tenth of a warm ``lint`` of
+    163 files, to give the memory back to a process that is ending. What an exit promises
+    is kept: the ``atexit`` functions run, the standard streams are flushed, and the status
+    is ``sys.exit``'s (0 for None, 1 and the text printed for anything not a number). Such a
+    command holds no connection, thread or file open (``collect_again`` marks any other)."""
+    atexit._run_exitfuncs()
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    if not isinstance(code, int | None):
+        print(code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``): as Python ends then
+            status = status or 120
+    os._exit(status)

@@ -184,3 +184,66 @@ def test_importing_the_command_line_leaves_collection_alone() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.split() == ["True", "0"]
+
+
+# Runs the ``reconciler`` script's entry point with an ``atexit`` function, and marks the
+# start of the interpreter's teardown (its first step waits for threads: ``threading._shutdown``).
+EXIT_PROBE = """
+import atexit, sys, threading
+wait_for_threads = threading._shutdown
+def tearing_down():
+    sys.__stderr__.write("TEARDOWN\\n")
+    wait_for_threads()
+threading._shutdown = tearing_down
+atexit.register(lambda: sys.__stderr__.write("ATEXIT\\n"))
+sys.argv = ["reconciler", *sys.argv[1:]]
+from reconciler.launch import run
+run()
+"""
+
+
+def ended(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["RECONCILER_CACHE_DIR"] = str(cache)
+    return subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_a_short_lived_command_skips_teardown_and_keeps_what_an_exit_promises(
+    tmp_path: Path,
+) -> None:
+    """``lint``, ``--help`` and ``--version`` end without the interpreter's teardown (a tenth
+    of a warm lint), yet their whole output arrives, the ``atexit`` functions run, and the
+    exit status is the command's."""
+    done = ended("lint", "--format", "json", str(PRISMA_PG), cwd=tmp_path, cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # whole: the buffered output was flushed
+    assert report["migrations"] == len(list(PRISMA_PG.glob("*/migration.sql")))
+    assert done.stderr.split() == ["ATEXIT"]  # and no teardown
+    blocked = tmp_path / "drop.sql"
+    blocked.write_text('ALTER TABLE "users" DROP COLUMN "email";\n', encoding="utf-8")
+    done = ended("lint", str(blocked), cwd=tmp_path, cache=tmp_path)
+    assert done.returncode == 1
+    assert "1 blocking" in done.stdout
+    assert done.stderr.split() == ["ATEXIT"]
+    for args in (["--version"], ["--help"], ["--no-such-option"]):
+        done = ended(*args, cwd=tmp_path, cache=tmp_path)
+        assert done.returncode == (1 if args == ["--no-such-option"] else 0)
+        assert done.stderr.splitlines()[-1:] == ["ATEXIT"]
+        assert "TEARDOWN" not in done.stderr
+
+
+def test_other_commands_end_as_python_ends(tmp_path: Path) -> None:
+    """A command that may hold connections, threads or files ends with the interpreter's
+    teardown, whatever finalisers rely on it."""
+    config = str(ROOT / "config.example.yaml")
+    done = ended("check", "-c", config, cwd=tmp_path, cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-2:] == ["TEARDOWN", "ATEXIT"]
