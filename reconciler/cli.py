@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import gc
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ from reconciler.cli_support import (
     whole_words_in_help,
 )
 from reconciler.errors import ReconcilerError, Refused
-from reconciler.secrets import RedactingFilter, redact
+from reconciler.secrets import redact
 
 if TYPE_CHECKING:
     from reconciler.act import Outcome
@@ -116,12 +115,20 @@ def main(ctx: click.Context, verbose: int) -> None:
     """Keep databases at the schema revision a committed policy declares, safely."""
     if ctx.invoked_subcommand not in _SHORT_LIVED:
         collect_again()
-    handler = logging.StreamHandler()
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], handlers=[handler]
-    )
+    if ctx.invoked_subcommand != "lint" or verbose:
+        _log_to_stderr()
+
+
+def _log_to_stderr() -> None:
+    """Log lines on stderr, secrets masked, at the level ``-v`` asks for (``logs``). Every
+    command but ``lint`` sets this up at once; ``lint`` when it loads a policy (which
+    registers the secrets to mask, and may reach a database), or given ``-v``. ``lint PATH``
+    alone has no secret to mask and none of its code logs, and ``logging`` is a tenth of its
+    start-up: there a third-party library's warning (Alembic rendering a revision) reaches
+    stderr through Python's last-resort handler, unformatted."""
+    from reconciler.runtime.logs import configure_command
+
+    configure_command(click.get_current_context().find_root().params.get("verbose") or 0)
 
 
 @main.command()
@@ -544,11 +551,13 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
         if source is not click.core.ParameterSource.DEFAULT:  # -c or $RECONCILER_CONFIG
             from reconciler.policy import load_policy
 
+            _log_to_stderr()
             targets = chosen_targets(load_policy(config), target)
         report = lint_paths(list(paths), targets)
     else:
         from reconciler.policy import load_policy
 
+        _log_to_stderr()
         policy = load_policy(config)
         report = lint_policy(policy, chosen_targets(policy, target))
     if fmt in ("json", "sarif"):  # often written to a file: the log says it first

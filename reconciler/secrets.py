@@ -8,7 +8,6 @@ whose ``repr`` and ``str`` never show it.
 
 from __future__ import annotations
 
-import logging
 import threading
 from urllib.parse import quote, quote_plus
 
@@ -59,14 +58,3 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks secrets in the final message of every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True

@@ -9,9 +9,31 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from reconciler.secrets import RedactingFilter, redact
+from reconciler.secrets import redact
 
 FIELDS = ("target", "concern", "run_id", "step", "outcome", "commit")
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in the final message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_command(verbose: int) -> None:
+    """A command's log lines on stderr, ``LEVEL logger: message``: warnings only, unless
+    ``-v`` (info) or ``-vv`` (debug)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], handlers=[handler]
+    )
 
 
 class JsonFormatter(logging.Formatter):

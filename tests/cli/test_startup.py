@@ -31,6 +31,7 @@ HEAVY = (
     "pglast",
     "yaml",
     "_hashlib",
+    "logging",
 )
 
 # Runs the command line in this interpreter and reports, at exit, which of HEAVY it loaded.
@@ -65,7 +66,8 @@ def loaded_by(*args: str, cwd: Path, cache: Path | None = None) -> set[str]:
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["plan", "--help"]])
 def test_help_and_version_load_no_library_but_click(args: list[str]) -> None:
-    assert loaded_by(*args, cwd=ROOT) == set()
+    # A command's own --help comes after the group has set up its logging.
+    assert loaded_by(*args, cwd=ROOT) == ({"logging"} if args[0] == "plan" else set())
 
 
 def test_static_lint_loads_only_the_sql_parser(tmp_path: Path) -> None:
@@ -75,6 +77,10 @@ def test_static_lint_loads_only_the_sql_parser(tmp_path: Path) -> None:
     assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {"pglast"}
     assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == set()
     assert loaded_by("lint", "--no-cache", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {"pglast"}
+    # Given a policy, lint logs as every command does (its secrets masked): logging is set up.
+    config = str(ROOT / "config.example.yaml")
+    assert "logging" in loaded_by("lint", "-c", config, str(PRISMA_PG), cwd=tmp_path, cache=cache)
+    assert "logging" in loaded_by("-v", "lint", str(PRISMA_PG), cwd=tmp_path, cache=cache)
 
 
 def test_lint_parses_only_what_changed(tmp_path: Path) -> None:
