@@ -22,6 +22,7 @@ from reconciler.safety.gate import DEFAULT_RULES, gate_step
 from reconciler.secrets import redact
 from reconciler.source import open_layout
 from reconciler.source.base import Layout, Migration, sha256_hex
+from reconciler.textfiles import read_bytes
 
 if TYPE_CHECKING:
     from reconciler.policy.model import Policy, Safety, Target
@@ -166,7 +167,7 @@ def _collect(
     if is_file:
         if path.suffix.lower() != ".sql":
             raise SourceError(f"{path}: not a migration; {ACCEPTS}")
-        data, resolved = path.read_bytes(), _resolved(path, folders)
+        data, resolved = read_bytes(path), _resolved(path, folders)
         migration = Migration(_file_id(path), path.stem, resolved, sha256_hex(data))
         # A Prisma migration is written for the provider its folder's lock file names.
         provider = None

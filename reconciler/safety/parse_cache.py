@@ -39,6 +39,7 @@ import msgspec
 from reconciler import __version__
 from reconciler.digests import sha256
 from reconciler.safety.operations import ParsedSql
+from reconciler.textfiles import read_bytes
 
 FORMAT = 2
 """Bumped when the layout of an entry changes."""
@@ -91,8 +92,7 @@ def load(sql: str, dialect: str) -> ParsedSql | None:
         return None
     key = _key(sql, dialect)
     try:
-        with open(_entry(key), "rb") as stream:
-            header, _, payload = stream.read().partition(b"\n")
+        header, _, payload = read_bytes(_entry(key)).partition(b"\n")
         if header != _header(key, payload):
             return None  # truncated, altered, or written for another text
         return loads(payload)
