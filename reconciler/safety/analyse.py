@@ -184,7 +184,9 @@ def judge_batch(
     live_batch: bool = True,
 ) -> dict[str, list[Finding]]:
     """Findings per migration id. ``live_batch``: earlier migrations of the batch run before
-    later ones (a plan); False for static lint of unrelated files."""
+    later ones (a plan); False for static lint of unrelated files. There each migration gets
+    a judge of its own, which takes over what the history's earlier files made (``carried``:
+    their state is handed over, not copied, as the earlier judge is done)."""
     judge = Judge(facts, now, grace_seconds, list(history))
     results: dict[str, list[Finding]] = {}
     folder = None
@@ -196,8 +198,8 @@ def judge_batch(
                 now,
                 grace_seconds,
                 list(history),
-                column_types=dict(judge.column_types) if same else {},
-                enums=dict(judge.enums) if same else {},
+                column_types=judge.column_types if same else {},
+                enums=judge.enums if same else {},
                 copies=judge.copies.carried() if same else Copies(),
                 constraints=judge.constraints.carried() if same else Constraints(),
                 declared=judge.declared.carried() if same else Declared(),

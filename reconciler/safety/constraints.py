@@ -38,15 +38,38 @@ class Held(Struct, frozen=True):
 
 
 class Constraints(Struct):
-    """The constraints of one history by name, followed statement by statement."""
+    """The constraints of one history by name, followed statement by statement.
+
+    Each is also filed under its table and the table it references (``by_table``): a
+    history holds hundreds, and a statement concerns the few of one or two tables."""
 
     named: dict[str, Held] = field(default_factory=dict)
     writes: int = 0
     """Statements of this migration so far that may have written rows."""
+    by_table: dict[str, set[str]] = field(default_factory=dict)
+    """The names in ``named`` of the constraints on each table or referring to it."""
+    dropped: set[str] = field(default_factory=set)
+    """The names dropped by this migration (``dropped_at``), still held until it ends."""
 
     def carried(self) -> Constraints:
-        """What a later migration of the history starts from: those still in force."""
-        return Constraints({n: h for n, h in self.named.items() if h.dropped_at is None})
+        """What a later migration of the history starts from: those still in force, handed
+        over (this migration's tracker is done)."""
+        for name in self.dropped:
+            held = self.named.get(name)
+            if held is not None and held.dropped_at is not None:
+                self._remove(name)
+        self.dropped.clear()
+        self.writes = 0
+        return self
+
+    def of(self, table: str) -> list[Held]:
+        """The constraints on ``table`` or referring to it, in the order they were made."""
+        names = self.by_table.get(table, set())
+        return [held for name, held in self.named.items() if name in names]
+
+    def _on(self, table: str) -> list[Held]:
+        """``of``, in no particular order: for a question any of them answers."""
+        return [self.named[name] for name in self.by_table.get(table, ())]
 
     def holds(
         self,
@@ -60,7 +83,7 @@ class Constraints(Struct):
             and h.columns == columns
             and h.references == references
             and h.dropped_at in (None, self.writes)
-            for h in self.named.values()
+            for h in self._on(table)
         )
 
     def keyed(self, table: str, columns: set[str]) -> bool:
@@ -72,7 +95,7 @@ class Constraints(Struct):
             and h.table == table
             and set(h.columns) <= columns
             and h.dropped_at in (None, self.writes)
-            for h in self.named.values()
+            for h in self._on(table)
         )
 
     def primary(self, table: str, columns: tuple[str, ...]) -> bool:
@@ -83,7 +106,7 @@ class Constraints(Struct):
             and h.table == table
             and set(h.columns) == set(columns)
             and h.dropped_at in (None, self.writes)
-            for h in self.named.values()
+            for h in self._on(table)
         )
 
     def remember(self, op: Op) -> None:
@@ -91,35 +114,38 @@ class Constraints(Struct):
         if kind in WRITES:
             self.writes += 1
         elif kind == "create-table":
-            self._forget(lambda h: table in (h.table, h.references[0]))
+            self._forget(table, lambda h: True)
             for columns in op.keys:
                 if columns != op.primary_key:
-                    self.named[f"{table}({','.join(columns)})"] = Held(table, columns)
+                    self._put(f"{table}({','.join(columns)})", Held(table, columns))
             if op.primary_key:  # under its name, which a DROP CONSTRAINT uses
-                self.named[op.primary_name] = Held(table, op.primary_key, primary=True)
+                self._put(op.primary_name, Held(table, op.primary_key, primary=True))
         elif kind == "create-index" and op.unique and op.columns and not op.filtered:
-            self.named[op.new_name or f"{table}({','.join(op.columns)})"] = Held(table, op.columns)
+            self._put(op.new_name or f"{table}({','.join(op.columns)})", Held(table, op.columns))
         elif kind == "add-constraint" and op.columns and op.constraint == "primary":
             name = op.new_name or f"{table.rpartition('.')[2]}_pkey"
-            self.named[name] = Held(table, op.columns, primary=True)
+            self._put(name, Held(table, op.columns, primary=True))
         elif kind == "add-constraint" and op.columns and (op.unique or op.references[0]):
-            self.named[op.new_name or f"{table}({','.join(op.columns)})"] = Held(
-                table, op.columns, op.references
+            self._put(
+                op.new_name or f"{table}({','.join(op.columns)})",
+                Held(table, op.columns, op.references),
             )
         elif kind in ("drop-constraint", "drop-index"):
             name = op.new_name if kind == "drop-constraint" else table.rpartition(".")[2]
             if name in self.named:
-                self.named[name] = replace(self.named[name], dropped_at=self.writes)
+                self._put(name, replace(self.named[name], dropped_at=self.writes))
+                self.dropped.add(name)
         elif kind == "drop-column":
             gone = op.column
             self._forget(
+                table,
                 lambda h: (
                     (h.table == table and gone in h.columns)
                     or (h.references[0] == table and gone in h.references[1])
-                )
+                ),
             )
         elif kind == "drop-table":
-            self._forget(lambda h: table in (h.table, h.references[0]))
+            self._forget(table, lambda h: True)
         elif kind == "rename-column":
             self._rename(table, lambda h: _renamed_column(h, table, op.column, op.new_name))
         elif kind == "rename-table":
@@ -127,16 +153,36 @@ class Constraints(Struct):
             new = f"{schema}.{op.new_name}" if schema else op.new_name
             self._rename(table, lambda h: _renamed_table(h, table, new))
 
-    def _forget(self, gone: Callable[[Held], bool]) -> None:
-        self.named = {n: h for n, h in self.named.items() if not gone(h)}
+    def _put(self, name: str, held: Held) -> None:
+        """``held`` under ``name``; one replaced keeps its place in ``named``."""
+        old = self.named.get(name)
+        if old is not None:
+            self._unfile(name, old)
+        self.named[name] = held
+        for table in (held.table, held.references[0]):
+            if table:
+                self.by_table.setdefault(table, set()).add(name)
+
+    def _remove(self, name: str) -> None:
+        self._unfile(name, self.named.pop(name))
+
+    def _unfile(self, name: str, held: Held) -> None:
+        for table in (held.table, held.references[0]):
+            names = self.by_table.get(table)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self.by_table[table]
+
+    def _forget(self, table: str, gone: Callable[[Held], bool]) -> None:
+        """Drop those on or referring to ``table`` for which ``gone`` holds."""
+        for name in [n for n in self.by_table.get(table, ()) if gone(self.named[n])]:
+            self._remove(name)
 
     def _rename(self, table: str, renamed: Callable[[Held], Held]) -> None:
-        """``renamed`` applied to the constraints on or referring to ``table``, the others
-        kept as they are: a history renames often, and holds hundreds of constraints."""
-        self.named = {
-            n: renamed(h) if table in (h.table, h.references[0]) else h
-            for n, h in self.named.items()
-        }
+        """``renamed`` applied to the constraints on or referring to ``table``."""
+        for name in list(self.by_table.get(table, ())):
+            self._put(name, renamed(self.named[name]))
 
 
 def _renamed_column(held: Held, table: str, old: str, new: str) -> Held:

@@ -93,7 +93,8 @@ class Copies(Struct):
         that counts. Between two deployments the application writes rows of the source that
         no copy holds unless it writes both columns, which no file shows (``corpus_measure``
         measures such a row lost). The targets holding the only copy are still known."""
-        return Copies(earlier={**self.earlier, **self.made}, consumed=set(self.consumed))
+        self.earlier.update(self.made)  # handed over: this migration's tracker is done
+        return Copies(earlier=self.earlier, consumed=self.consumed)
 
     def remember(
         self,

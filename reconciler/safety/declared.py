@@ -43,7 +43,8 @@ class Declared(Struct):
     referred to."""
 
     def carried(self) -> Declared:
-        return Declared(set(self.not_null), dict(self.refers), self.unknown_refers)
+        """What a later migration of the history starts from: all of it, handed over."""
+        return Declared(self.not_null, self.refers, self.unknown_refers)
 
     def is_not_null(self, table: str, column: str) -> bool:
         return (table, column) in self.not_null

@@ -79,7 +79,7 @@ class KeptRows(Struct):
     def carried(self) -> KeptRows:
         """What a later migration starts from: no flags (the application writes rows of
         their target in between), the copies with new ids (``copies`` says if still whole)."""
-        return KeptRows(renewed=dict(self.renewed))
+        return KeptRows(renewed=self.renewed)
 
     def where(self, table: str, column: str) -> Copy | None:
         flag = self.flags.get((table, column))
@@ -205,7 +205,7 @@ def _copied_key(
     table: str, copied: dict[str, str], constraints: Constraints, declared: Declared
 ) -> tuple[str, ...] | None:
     """A key of ``table`` (PRIMARY KEY, UNIQUE) whose columns are all copied and NOT NULL."""
-    for held in constraints.named.values():
+    for held in constraints.of(table):
         if (
             _key_of(constraints, table, held.columns)
             and set(held.columns) <= copied.keys()

@@ -151,7 +151,7 @@ class Links(Struct):
 
     def carried(self) -> Links:
         """What a later migration of the history starts from: the checks and functions."""
-        return Links(dict(self.exclusions), functions=dict(self.functions))
+        return Links(self.exclusions, functions=self.functions)
 
     def start(self) -> None:
         self.groups.clear()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRISMA_PG, ROOT
+from tests.conftest import ALEMBIC, PRISMA_PG, ROOT
 
 HEAVY = (
     "alembic",
@@ -253,3 +253,36 @@ def test_other_commands_end_as_python_ends(tmp_path: Path) -> None:
     done = ended("check", "-c", config, cwd=tmp_path, cache=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-2:] == ["TEARDOWN", "ATEXIT"]
+
+
+def test_lint_of_an_alembic_directory_sets_up_logging_as_its_env_expects(tmp_path: Path) -> None:
+    """Some env.py files (optuna's) call ``fileConfig(config.config_file_name)`` unless the
+    root logger has a handler; the file name is None when lint renders the revisions. So
+    lint sets logging up before it reads anything that may be Alembic's."""
+    folder = tmp_path / "alembic"
+    shutil.copytree(ALEMBIC, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    env_py = folder / "env.py"
+    env_py.write_text(
+        env_py.read_text(encoding="utf-8").replace(
+            "config = context.config\n",
+            "config = context.config\n"
+            "import logging\n"
+            "from logging.config import fileConfig\n"
+            "if len(logging.getLogger().handlers) == 0:\n"
+            "    fileConfig(config.config_file_name)\n",
+        ),
+        encoding="utf-8",
+    )
+    assert "fileConfig(config.config_file_name)" in env_py.read_text(encoding="utf-8")
+    for path in (folder, next((folder / "versions").glob("*.py"))):
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler", "lint", str(path)],
+            cwd=tmp_path,
+            env={**os.environ, "RECONCILER_CACHE_DIR": str(tmp_path / "cache")},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert "unanalysable-revision" not in done.stdout, done.stdout
+        assert "migration(s), static" in done.stdout, done.stderr
