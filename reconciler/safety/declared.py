@@ -16,7 +16,7 @@ are still there) until the column or its table goes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
@@ -33,25 +33,30 @@ _MAY_REFER = re.compile(r"\b(references|execute|call)\b", re.IGNORECASE)
 
 
 class Declared(Struct):
-    """NOT NULL columns and the columns declared to refer to each table, by history."""
+    """NOT NULL columns and the columns declared to refer to each table, by history, filed
+    by table: a statement concerns one table, the history holds hundreds."""
 
-    not_null: set[Column] = field(default_factory=set)
-    refers: dict[Column, str] = field(default_factory=dict)
-    """Columns declared (by a foreign key, in force or dropped since) to hold keys of a table."""
+    not_null: dict[str, set[str]] = field(default_factory=dict)
+    """Each table's columns that cannot be NULL."""
+    refers: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each table's columns declared (by a foreign key, in force or dropped since) to hold
+    keys of another table, and that table."""
     unknown_refers: bool = False
     """A ``DO`` block may have declared foreign keys nobody can read: any table may be
     referred to."""
 
     def carried(self) -> Declared:
         """What a later migration of the history starts from: all of it, handed over."""
-        return Declared(self.not_null, self.refers, self.unknown_refers)
+        return self
 
     def is_not_null(self, table: str, column: str) -> bool:
-        return (table, column) in self.not_null
+        return column in self.not_null.get(table, ())
 
     def referred_to(self, table: str) -> bool:
         """Whether a column may hold keys of ``table``, as far as the history declares."""
-        return self.unknown_refers or table in self.refers.values()
+        return self.unknown_refers or any(
+            table in columns.values() for columns in self.refers.values()
+        )
 
     def remember(self, op: Op, constraints: Constraints) -> None:
         """Follow ``op``; ``constraints`` as they were before it (for a dropped name)."""
@@ -59,52 +64,71 @@ class Declared(Struct):
         if kind == "create-table":
             if not op.if_not_exists:  # else the table may exist, declared otherwise
                 self._forget_table(table)
-                self.not_null.update((table, c) for c in op.not_nulls)
-            self.refers.update(((table, c), t) for c, t in op.refers)
+                self._not_null(table, op.not_nulls)
+            self._refer(table, op.refers)
         elif kind == "add-column":
             if op.not_null:
-                self.not_null.add((table, op.column))
-            self.refers.update(((table, c), t) for c, t in op.refers)
+                self._not_null(table, (op.column,))
+            self._refer(table, op.refers)
         elif kind == "set-not-null":
-            self.not_null.add((table, op.column))
+            self._not_null(table, (op.column,))
         elif kind == "add-constraint":
             self._add_constraint(op)
         elif kind == "drop-constraint" and not _foreign_key(constraints, op.new_name):
             # Since PostgreSQL 18 a NOT NULL is a constraint that can be dropped by name.
-            self.not_null = {c for c in self.not_null if c[0] != table}
+            self.not_null.pop(table, None)
         elif kind in ("drop-not-null", "drop-column"):
-            self.not_null.discard((table, op.column))
+            self.not_null.get(table, set()).discard(op.column)
             if kind == "drop-column":
-                self.refers.pop((table, op.column), None)
+                self.refers.get(table, {}).pop(op.column, None)
         elif kind in ("drop-table", "rebuild"):
             self._forget_table(table)
         elif kind == "rename-column":
-            self._move(lambda c: (table, op.new_name) if c == (table, op.column) else c)
+            self._rename_column(table, op.column, op.new_name)
         elif kind == "rename-table":
             self._rename_table(table, op.new_name)
         elif kind == "do-block":
             self.not_null.clear()  # it may drop any NOT NULL
             self.unknown_refers = self.unknown_refers or bool(_MAY_REFER.search(op.statement))
 
+    def _not_null(self, table: str, columns: Iterable[str]) -> None:
+        self.not_null.setdefault(table, set()).update(columns)
+
+    def _refer(self, table: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """(column, table referred to) for each pair."""
+        for column, other in pairs:
+            self.refers.setdefault(table, {})[column] = other
+
     def _add_constraint(self, op: Op) -> None:
         if op.constraint == "primary":
-            self.not_null.update((op.table, c) for c in op.columns)
+            self._not_null(op.table, op.columns)
         elif op.references[0]:
-            self.refers.update(((op.table, c), op.references[0]) for c in op.columns)
+            self._refer(op.table, ((c, op.references[0]) for c in op.columns))
 
     def _forget_table(self, table: str) -> None:
-        self.not_null = {c for c in self.not_null if c[0] != table}
-        self.refers = {c: t for c, t in self.refers.items() if c[0] != table}
+        self.not_null.pop(table, None)
+        self.refers.pop(table, None)
 
-    def _move(self, move: Callable[[Column], Column]) -> None:
-        self.not_null = {move(c) for c in self.not_null}
-        self.refers = {move(c): t for c, t in self.refers.items()}
+    def _rename_column(self, table: str, old: str, new: str) -> None:
+        columns = self.not_null.get(table)
+        if columns is not None and old in columns:
+            columns.discard(old)
+            columns.add(new)
+        refers = self.refers.get(table)
+        if refers is not None and old in refers:
+            refers[new] = refers.pop(old)
 
     def _rename_table(self, old: str, new_name: str) -> None:
         schema, _, _ = old.rpartition(".")
         new = f"{schema}.{new_name}" if schema else new_name
-        self._move(lambda c: (new, c[1]) if c[0] == old else c)
-        self.refers = {c: (new if t == old else t) for c, t in self.refers.items()}
+        if old in self.not_null:
+            self.not_null.setdefault(new, set()).update(self.not_null.pop(old))
+        if old in self.refers:
+            self.refers.setdefault(new, {}).update(self.refers.pop(old))
+        for columns in self.refers.values():
+            for column, other in columns.items():
+                if other == old:
+                    columns[column] = new
 
 
 def _foreign_key(constraints: Constraints, name: str) -> bool:
