@@ -122,10 +122,10 @@ def main(ctx: click.Context, verbose: int) -> None:
 def _log_to_stderr() -> None:
     """Log lines on stderr, secrets masked, at the level ``-v`` asks for (``logs``). Every
     command but ``lint`` sets this up at once; ``lint`` when it loads a policy (which
-    registers the secrets to mask, and may reach a database), when it reads a path through
-    Alembic (an ``env.py`` may count on the root logger's handlers), or given ``-v``. Linting
-    SQL files and Prisma folders alone, as a pre-commit hook does, has no secret to mask, and
-    none of its code logs: ``logging`` would be a tenth of its start-up."""
+    registers the secrets to mask, and may reach a database), or given ``-v``. ``lint PATH``
+    alone has no secret to mask and none of its code logs, and ``logging`` is a tenth of its
+    start-up: there a library's warning (Alembic's, when it renders a revision) reaches
+    stderr through Python's last-resort handler, unformatted."""
     from reconciler.runtime.logs import configure_command
 
     configure_command(click.get_current_context().find_root().params.get("verbose") or 0)
@@ -542,14 +542,10 @@ def lint(paths: tuple[Path, ...], config: Path, target: str | None, fmt: str) ->
     pending migrations, data-aware when its database is reachable, with the policy's
     approvals. Exit 1 when a blocking finding is not approved.
     """
-    from reconciler.act.lint import lint_paths, lint_policy, through_alembic
+    from reconciler.act.lint import lint_paths, lint_policy
     from reconciler.plan.lint_report import render as render_lint
 
     if paths:
-        if any(through_alembic(path) for path in paths):
-            # An env.py may count on logging being set up (optuna's calls fileConfig(None)
-            # otherwise).
-            _log_to_stderr()
         targets: list[Target] = []
         source = click.get_current_context().get_parameter_source("config")
         if source is not click.core.ParameterSource.DEFAULT:  # -c or $RECONCILER_CONFIG

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import sqlite3
 import traceback
 import warnings
@@ -115,6 +116,23 @@ class AlembicLayout:
     def check(self, dialect: Dialect) -> list[str]:
         return []
 
+    def _run_env(self) -> None:
+        """``env.py``, with a handler on the root logger. Many an ``env.py`` sets logging up
+        from ``alembic.ini`` when the root logger has none (optuna's: ``if not
+        logging.getLogger().handlers: fileConfig(config.config_file_name)``); the
+        configuration here comes from no file, and ``fileConfig(None)`` fails. A caller that
+        set no logging up (``lint`` of files) lends Python's last-resort handler, which
+        writes what it would anyway: warnings and worse, on stderr."""
+        root = logging.getLogger()
+        lent = None if root.handlers else logging.lastResort
+        if lent is not None:
+            root.addHandler(lent)
+        try:
+            self.script.run_env()
+        finally:
+            if lent is not None:
+                root.removeHandler(lent)
+
     def sql(self, migration: Migration, dialect: Dialect) -> str | None:
         """The revision's SQL as ``alembic upgrade --sql`` renders it, for ``dialect``;
         rendered once per content of the revision's file."""
@@ -146,7 +164,7 @@ class AlembicLayout:
                 destination_rev=migration.id,
                 output_buffer=buffer,
             ):
-                self.script.run_env()
+                self._run_env()
         except Exception as exc:  # env.py or the revision cannot run offline: not analysed
             self._unrendered[(migration.id, dialect)] = _failure_where(exc, self.path)
             return None
@@ -215,7 +233,7 @@ class AlembicLayout:
                 watch(db, check, seen),
                 EnvironmentContext(config, self.script, fn=upgrade, destination_rev=migration.id),
             ):
-                self.script.run_env()
+                self._run_env()
         except MigrationFailed as exc:  # the check refused to let it commit
             if seen.refused is not None:  # env.py reached another database: nothing ran
                 raise MigrationFailed(seen.refused) from None

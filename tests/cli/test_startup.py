@@ -255,10 +255,10 @@ def test_other_commands_end_as_python_ends(tmp_path: Path) -> None:
     assert done.stderr.splitlines()[-2:] == ["TEARDOWN", "ATEXIT"]
 
 
-def test_lint_of_an_alembic_directory_sets_up_logging_as_its_env_expects(tmp_path: Path) -> None:
+def test_an_env_py_that_sets_logging_up_itself_renders_without_a_policy(tmp_path: Path) -> None:
     """Some env.py files (optuna's) call ``fileConfig(config.config_file_name)`` unless the
-    root logger has a handler; the file name is None when lint renders the revisions. So
-    lint sets logging up before it reads anything that may be Alembic's."""
+    root logger has a handler; the file name is None when lint renders the revisions, and
+    ``lint PATH`` sets no logging up. So env.py runs with a handler on the root logger."""
     folder = tmp_path / "alembic"
     shutil.copytree(ALEMBIC, folder, ignore=shutil.ignore_patterns("__pycache__"))
     env_py = folder / "env.py"
