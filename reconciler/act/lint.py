@@ -145,12 +145,6 @@ ACCEPTS = (
 """What ``lint PATH`` reads; anything else is refused by name, never read as SQL."""
 
 
-def through_alembic(path: Path) -> bool:
-    """Whether lint reads ``path`` through Alembic (``_collect``): a revision file, or a
-    script directory (one with an ``env.py``), whose ``env.py`` it runs."""
-    return path.suffix == ".py" or (path / "env.py").is_file()
-
-
 def _collect(
     path: Path,
     providers: dict[Path, str | None],
@@ -168,7 +162,7 @@ def _collect(
     is_file = path.is_file()
     if not is_file and not path.exists():
         raise SourceError(f"{path}: no such file or folder")
-    if is_file and through_alembic(path):
+    if is_file and path.suffix == ".py":
         return _revision(path, layouts)
     if is_file:
         if path.suffix.lower() != ".sql":
@@ -184,7 +178,7 @@ def _collect(
             provider = providers[folder]
         dialect = "sqlite" if provider == "sqlite" else "postgresql"
         return [(migration, data.decode("utf-8", errors="replace"), dialect)]
-    if through_alembic(path):
+    if (path / "env.py").is_file():
         from reconciler.source.alembic import AlembicLayout
 
         alembic = AlembicLayout(path.resolve())
