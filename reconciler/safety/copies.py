@@ -30,6 +30,7 @@ rewritten, the target dropped or its type changed, a ``DO`` block. The rules con
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
@@ -101,7 +102,7 @@ class Copies(Struct):
         op: Op,
         migration: str,
         type_of: Callable[[str, str], SqlType | None],
-        enums: set[str],
+        enums: AbstractSet[str],
         unwritten: Callable[[str, str], bool],
         constraints: Constraints,
     ) -> None:
@@ -225,7 +226,10 @@ def _reads_back_from_json(source: SqlType | None, target: SqlType | None) -> boo
 
 
 def _keeps_values(
-    source: SqlType | None, casts: tuple[SqlType, ...], target: SqlType | None, enums: set[str]
+    source: SqlType | None,
+    casts: tuple[SqlType, ...],
+    target: SqlType | None,
+    enums: AbstractSet[str],
 ) -> bool:
     """Whether a value of type ``source``, cast through ``casts`` and assigned to a column
     of type ``target``, arrives unchanged (or the statement fails): unknown types never do."""

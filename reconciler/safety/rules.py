@@ -354,7 +354,7 @@ class Judge(Struct):
             elif op.kind == "update":
                 copies[op.table].update(src for _, src in op.copies_from)
             self.copies.remember(
-                op, migration_id, self.old_type, set(self.enums), self.unwritten, self.constraints
+                op, migration_id, self.old_type, self.enums.keys(), self.unwritten, self.constraints
             )
             self.kept_rows.remember(
                 op, migration_id, self.old_type, self.declared, self.constraints, self.is_empty
