@@ -139,11 +139,13 @@ run()
 """
 
 
-def collections_in(*args: str, cwd: Path, cache: Path) -> tuple[int, bool]:
+def run_probe(probe: str, *args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    """``probe`` in a fresh interpreter with ``args``, on the SQLite default, with a parse
+    cache of its own."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["RECONCILER_CACHE_DIR"] = str(cache)
-    result = subprocess.run(
-        [sys.executable, "-c", GC_PROBE, *args],
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -151,6 +153,10 @@ def collections_in(*args: str, cwd: Path, cache: Path) -> tuple[int, bool]:
         check=False,
         timeout=120,
     )
+
+
+def collections_in(*args: str, cwd: Path, cache: Path) -> tuple[int, bool]:
+    result = run_probe(GC_PROBE, *args, cwd=cwd, cache=cache)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("GC ")]
     assert lines, f"no report (exit {result.returncode}): {result.stderr[-2000:]}"
     assert "Traceback" not in result.stderr, result.stderr
@@ -209,17 +215,7 @@ run()
 
 
 def ended(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["RECONCILER_CACHE_DIR"] = str(cache)
-    return subprocess.run(
-        [sys.executable, "-c", EXIT_PROBE, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_probe(EXIT_PROBE, *args, cwd=cwd, cache=cache)
 
 
 def test_a_short_lived_command_skips_teardown_and_keeps_what_an_exit_promises(
