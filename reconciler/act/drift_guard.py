@@ -17,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from reconciler.drift import DriftReport, check_drift, ledger_tables
-from reconciler.drift.collide import collisions, created_by, key
-from reconciler.drift.replay import ReplayFailed
+from reconciler.drift import DriftReport, ReplayFailed, check_drift, ledger_tables
 from reconciler.errors import ReconcilerError
 from reconciler.plan.model import Blocker, DriftCheck
 
@@ -68,6 +66,8 @@ def _verdict(report: DriftReport, session: TargetSession, plan: Plan) -> Blocker
             f"nothing applied: drift: block, and {summary(report)}; capture it "
             f"(`{spec.command('drift')} --sql`) or undo it",
         )
+    from reconciler.drift.collide import collisions  # parses the steps: only with drift
+
     found = collisions(report.differences, plan.runnable, session.layout, session.db.dialect)
     if not found:
         return None
@@ -141,6 +141,8 @@ def _without_resumed(report: DriftReport, session: TargetSession, plan: Plan) ->
     steps = [step for step in plan.runnable if step.migration.id in resumed]
     if not steps:
         return report
+    from reconciler.drift.collide import created_by, key
+
     own = created_by(steps, session.layout, session.db.dialect)
     kept = [d for d in report.differences if not (d.change == "added" and key(d) in own)]
     return replace(report, differences=kept)

@@ -11,11 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from reconciler.drift.compare import Difference
+from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.drift.catalog import Schema
+    from reconciler.drift.compare import Difference
     from reconciler.policy.model import Policy, Target
+
+
+class ReplayFailed(ReconcilerError):
+    """The applied migrations could not be replayed on an empty database. Here, not in
+    ``replay``: a caller that only catches it need not import the replay's machinery."""
 
 
 @dataclass(frozen=True)

@@ -24,18 +24,15 @@ from typing import TYPE_CHECKING
 from reconciler.backup.scratch import scratch_database
 from reconciler.db.connection import connect
 from reconciler.db.url import DatabaseUrl
+from reconciler.drift import ReplayFailed
 from reconciler.drift.catalog import Schema, read_schema
-from reconciler.errors import MigrationFailed, ReconcilerError
+from reconciler.errors import MigrationFailed
 from reconciler.source.base import LiveHistory, Migration, checksum_matches
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
     from reconciler.policy.model import Target, Timeouts
     from reconciler.source.base import Layout
-
-
-class ReplayFailed(ReconcilerError):
-    """The applied migrations could not be replayed on an empty database."""
 
 
 def applied_migrations(layout: Layout, history: LiveHistory) -> tuple[list[Migration], list[str]]:

@@ -12,8 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.act.drift_guard import drift_guard, summary
-from reconciler.drift import DriftReport, check_drift, ledger_tables
-from reconciler.drift.replay import ReplayFailed
+from reconciler.drift import DriftReport, ReplayFailed, check_drift, ledger_tables
 from reconciler.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
