@@ -115,6 +115,7 @@ def main(ctx: click.Context, verbose: int) -> None:
     """Keep databases at the schema revision a committed policy declares, safely."""
     if ctx.invoked_subcommand not in _SHORT_LIVED:
         collect_again()
+    _ending["quick"] = ctx.invoked_subcommand in _ONE_SHOT
     if ctx.invoked_subcommand != "lint" or verbose:
         _log_to_stderr()
 
@@ -674,6 +675,11 @@ _SHORT_LIVED = {"lint"}
 """The commands that run with garbage collection paused (``launch``): a pass over a list of
 migrations that ends within seconds, allocating little that refers back to itself."""
 _paused = {"gc": False}
+_ONE_SHOT = {"lint", "plan", "check"}
+"""The commands that end without the interpreter's teardown (``_exit_now``): each reads
+and reports, and closes what it opened before it returns; so do ``--help``, ``--version``
+and a usage error, which end before any command runs."""
+_ending = {"quick": False}
 
 
 def collect_again() -> None:
@@ -694,13 +700,14 @@ def run_command_line() -> None:
     of a 1 s process; ``gc.freeze()`` leaves those objects out, and the process ends as it
     would anyway. Every connection is closed before this point (the commands close theirs
     in ``finally``), so nothing depends on a finaliser that the frozen objects skip. A
-    short-lived command skips the teardown altogether (``_exit_now``)."""
+    one-shot command skips the teardown altogether (``_exit_now``)."""
     gc.disable()
     _paused["gc"] = True
+    _ending["quick"] = True  # until a command that is not one-shot is known (``main``)
     try:
         main()
     except SystemExit as stop:
-        if _paused["gc"]:  # lint, --help, --version or a usage error: nothing left open
+        if _ending["quick"]:
             _exit_now(stop.code)
         raise
     finally:
@@ -708,12 +715,12 @@ def run_command_line() -> None:
 
 
 def _exit_now(code: object) -> NoReturn:
-    """End a short-lived command without the interpreter's teardown. Tearing down frees
+    """End a one-shot command without the interpreter's teardown. Tearing down frees
     every module, class and function one at a time, about a tenth of a warm ``lint`` of
     163 files, to give the memory back to a process that is ending. What an exit promises
     is kept: the ``atexit`` functions run, the standard streams are flushed, and the status
     is ``sys.exit``'s (0 for None, 1 and the text printed for anything not a number). Such a
-    command holds no connection, thread or file open (``collect_again`` marks any other)."""
+    command holds no connection, thread or file open by then (``_ONE_SHOT``)."""
     atexit._run_exitfuncs()
     status = code if isinstance(code, int) else 0 if code is None else 1
     if not isinstance(code, int | None):

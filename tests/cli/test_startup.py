@@ -221,9 +221,9 @@ def ended(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str
 def test_a_short_lived_command_skips_teardown_and_keeps_what_an_exit_promises(
     tmp_path: Path,
 ) -> None:
-    """``lint``, ``--help`` and ``--version`` end without the interpreter's teardown (a tenth
-    of a warm lint), yet their whole output arrives, the ``atexit`` functions run, and the
-    exit status is the command's."""
+    """``lint``, ``plan``, ``check``, ``--help`` and ``--version`` end without the
+    interpreter's teardown (a tenth of a warm lint or a plan), yet their whole output
+    arrives, the ``atexit`` functions run, and the exit status is the command's."""
     done = ended("lint", "--format", "json", str(PRISMA_PG), cwd=tmp_path, cache=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)  # whole: the buffered output was flushed
@@ -235,18 +235,26 @@ def test_a_short_lived_command_skips_teardown_and_keeps_what_an_exit_promises(
     assert done.returncode == 1
     assert "1 blocking" in done.stdout
     assert done.stderr.split() == ["ATEXIT"]
-    for args in (["--version"], ["--help"], ["--no-such-option"]):
+    config = str(ROOT / "config.example.yaml")
+    for args, code in (
+        (["--version"], 0),
+        (["--help"], 0),
+        (["--no-such-option"], 1),
+        (["check", "-c", config], 0),
+        (["plan", "-c", config], 2),  # the example's 7 migrations are pending
+    ):
         done = ended(*args, cwd=tmp_path, cache=tmp_path)
-        assert done.returncode == (1 if args == ["--no-such-option"] else 0)
+        assert done.returncode == code, done.stderr
         assert done.stderr.splitlines()[-1:] == ["ATEXIT"]
         assert "TEARDOWN" not in done.stderr
+    assert "7 migrations to apply" in done.stdout  # plan's whole output arrived
 
 
 def test_other_commands_end_as_python_ends(tmp_path: Path) -> None:
     """A command that may hold connections, threads or files ends with the interpreter's
     teardown, whatever finalisers rely on it."""
     config = str(ROOT / "config.example.yaml")
-    done = ended("check", "-c", config, cwd=tmp_path, cache=tmp_path)
+    done = ended("status", "-c", config, cwd=tmp_path, cache=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-2:] == ["TEARDOWN", "ATEXIT"]
 
