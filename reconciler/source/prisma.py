@@ -36,6 +36,7 @@ from reconciler.source.sql import (
     transaction_mode,
     what_parts_made,
 )
+from reconciler.textfiles import read_bytes
 
 if TYPE_CHECKING:
     from reconciler.db.connection import Database
@@ -147,7 +148,7 @@ class PrismaLayout:
                 continue
             slug = folder.name.split("_", 1)[1] if "_" in folder.name else folder.name
             found.append(
-                Migration(folder.name, slug, script, sha256_hex(script.read_bytes()), previous)
+                Migration(folder.name, slug, script, sha256_hex(read_bytes(script)), previous)
             )
             previous = (folder.name,)
         if empty:
