@@ -6,11 +6,13 @@ Each statement becomes zero or more small, typed operations with the line it sta
 statements no rule cares about become nothing. Names are folded as PostgreSQL folds them
 (unquoted lowercase), and the schema is dropped when it is ``public``.
 
-Statements are read from libpg_query's JSON tree (``parse_sql_json``), not from pglast's node
-classes: building those objects costs about ten times the parse itself, and a pre-commit
-hook lints a whole history at every commit. In that tree a node is ``{"TypeName": {fields}}``,
-an enum is its name (``"AT_AddColumn"``), and a field that is false, zero or empty is left
-out.
+Statements are read from libpg_query's JSON tree (``libpg_query.tree``), not from pglast's
+node classes: building those objects costs about ten times the parse itself, and a
+pre-commit hook lints a whole history at every commit. In that tree a node is
+``{"TypeName": {fields}}``, an enum is its name (``"AT_AddColumn"``), and a field that is
+false, zero or empty is left out. pglast itself is imported only where its node objects and
+printer are needed (an ``UPDATE`` or a type change's ``USING`` printed back as SQL, a syntax
+error's position): a migration of plain DDL is read without it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from functools import partial
 from typing import Any
 
 from msgspec.structs import replace
-from pglast import ast, parse_sql
-from pglast.parser import ParseError, parse_sql_json
-from pglast.stream import RawStream
 
+from reconciler.safety import libpg_query
 from reconciler.safety.operations import AT_TIME_ZONE, LOSSY_CALLS, Op, ParsedSql
 from reconciler.safety.renumbering import renumbering
-from reconciler.safety.types import SqlType, normalise
+from reconciler.safety.types import SqlType, named_type
 from reconciler.source.base import DECLARED_TYPE
 
 __all__ = ["LOSSY_CALLS", "Op", "ParsedSql", "parse"]
@@ -49,10 +49,10 @@ VOLATILE_DEFAULTS = {
 
 def parse(sql: str) -> ParsedSql:
     """The operations of ``sql``; a syntax error is returned, never raised."""
-    try:
-        tree = json.loads(parse_sql_json(sql))
-    except ParseError:
+    parsed = libpg_query.tree(sql)
+    if parsed is None:
         return _syntax_error(sql)
+    tree = json.loads(parsed)
     data = sql.encode()  # libpg_query's offsets count bytes
     ops: list[Op] = []
     items = tree.get("stmts", [])
@@ -73,8 +73,14 @@ def parse(sql: str) -> ParsedSql:
             if declared and kind == "AlterTableStmt":
                 found = [_with_declared(op, declared) for op in found]
             if kind == "AlterTableStmt" and any(op.any_using for op in found):
-                found = _measurable_using(found, text)
-            ops.extend(_measurable_update(found, text) if kind == "UpdateStmt" else found)
+                from reconciler.safety.printed import using_sql  # pglast's node objects
+
+                found = using_sql(found, text)
+            if kind == "UpdateStmt":
+                from reconciler.safety.printed import update_sql
+
+                found = update_sql(found, text)
+            ops.extend(found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
 
@@ -106,10 +112,10 @@ def _with_declared(op: Op, declared: dict[str, SqlType]) -> Op:
 def _type_of(spelled: str) -> SqlType | None:
     """A type as DDL spells it (``VARCHAR(250)``, ``TIMESTAMP WITH TIME ZONE``), read by
     PostgreSQL's grammar as a cast's target; None when it does not read as one type."""
-    try:
-        tree = json.loads(parse_sql_json(f"SELECT NULL::{spelled}"))
-    except ParseError:
+    parsed = libpg_query.tree(f"SELECT NULL::{spelled}")
+    if parsed is None:
         return None
+    tree = json.loads(parsed)
     stmts = tree.get("stmts", [])
     targets = stmts[0]["stmt"].get("SelectStmt", {}).get("targetList", []) if stmts else []
     if len(stmts) != 1 or len(targets) != 1:
@@ -120,6 +126,9 @@ def _type_of(spelled: str) -> SqlType | None:
 
 def _syntax_error(sql: str) -> ParsedSql:
     """pglast's own parse of the script reports the error at a character offset."""
+    from pglast import parse_sql
+    from pglast.parser import ParseError
+
     try:
         parse_sql(sql)
     except ParseError as exc:
@@ -195,16 +204,7 @@ def _sql_type(type_name: Tree | None) -> SqlType | None:
         for m in type_name.get("typmods", ())
         if "ival" in m.get("A_Const", {})
     )
-    return _typed(_strings(type_name.get("names")), mods, bool(type_name.get("arrayBounds")))
-
-
-def _typed(names: list[str], mods: tuple[int, ...], array: bool) -> SqlType | None:
-    """A type named by its (possibly qualified) ``names``, as the catalog names it."""
-    names = [p for p in names if p != "pg_catalog"]
-    if not names:
-        return None
-    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
-    return normalise(name, mods, array=array)
+    return named_type(_strings(type_name.get("names")), mods, bool(type_name.get("arrayBounds")))
 
 
 def _nodes(node: object, kind: str) -> Iterator[Tree]:
@@ -899,34 +899,6 @@ def _zone_of(node: Tree) -> tuple[str, Tree] | None:
     return prefix + text, args[1]
 
 
-def _measurable_using(ops: list[Op], text: str) -> list[Op]:
-    """Each type change's ``USING`` expression and new type as SQL, for the SELECT that
-    measures what it does to the values. Node objects, as for UPDATEs: these are few."""
-    try:
-        (stmt,) = [raw.stmt for raw in parse_sql(text)]
-    except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
-        return ops
-    if not isinstance(stmt, ast.AlterTableStmt):  # pragma: no cover
-        return ops
-    found: dict[str, tuple[str, str]] = {}
-    for cmd in stmt.cmds or ():
-        definition = getattr(cmd, "def_", None)
-        if (
-            isinstance(cmd, ast.AlterTableCmd)
-            and cmd.name
-            and isinstance(definition, ast.ColumnDef)
-            and definition.raw_default is not None
-            and definition.typeName is not None
-        ):
-            found[cmd.name] = (_sql(definition.raw_default), _sql(definition.typeName))
-    return [
-        replace(op, using_sql=found[op.column][0], type_sql=found[op.column][1])
-        if op.kind == "alter-type" and op.column in found
-        else op
-        for op in ops
-    ]
-
-
 def _uncast(node: Tree) -> Tree:
     while "TypeCast" in node:
         node = node["TypeCast"].get("arg", {})
@@ -1508,96 +1480,6 @@ def _wrapped_value(value: Tree, names: set[str]) -> str:
     if len(columns) != 1 or constants != len(args) // 2 - 1:
         return ""
     return columns[0][0]
-
-
-def _measurable_update(ops: list[Op], text: str) -> list[Op]:
-    """An UPDATE's assignments and WHERE as SQL, for the SELECT that measures what it
-    changes (``observe.facts``). pglast's node objects are built for UPDATEs only: they
-    cost ten times the parse, and UPDATEs are few."""
-    try:
-        (stmt,) = [raw.stmt for raw in parse_sql(text)]
-    except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
-        return ops
-    if not isinstance(stmt, ast.UpdateStmt) or stmt.fromClause or stmt.withClause:
-        return ops
-    if stmt.relation is None:
-        return ops
-    rewrites = tuple((name, _sql(value)) for name, value in _measured_values(stmt))
-    casts = tuple(cast for name, value in _measured_values(stmt) for cast in _casts(name, value))
-    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
-    source = _sql(stmt.relation)
-    return [
-        replace(op, rewrites=rewrites, rewrite_casts=casts, source=source, where=where)
-        for op in ops
-    ]
-
-
-def _measured_values(stmt: ast.UpdateStmt) -> list[tuple[str, ast.Node]]:
-    """(column, new value) of each plain assignment: a ``SELECT`` can compute it row by row
-    (not ``SET (a, b) = ...``, ``DEFAULT`` or an element of an array or a field)."""
-    return [
-        (target.name, target.val)
-        for target in stmt.targetList or ()
-        if isinstance(target, ast.ResTarget)
-        and target.name
-        and target.indirection is None
-        and isinstance(target.val, ast.Node)
-        and not isinstance(target.val, (ast.MultiAssignRef, ast.SetToDefault))
-    ]
-
-
-def _casts(column: str, value: ast.Node) -> list[tuple[str, str, str, str]]:
-    """``Op.rewrite_casts`` of one assignment: when its value reads the column, the
-    assignment to the column's own type (an empty type), and each cast of what it reads."""
-    if not _reads_column(value, column):
-        return []
-    found = [(column, _sql(value), "", "")]
-    for cast in _ast_nodes(value, ast.TypeCast):
-        typed = _ast_type(cast.typeName)
-        if typed is not None and _reads_column(cast.arg, column):
-            found.append((column, _sql(cast.arg), str(typed), typed.name))
-    return found
-
-
-def _reads_column(node: ast.Node, column: str) -> bool:
-    """Whether ``node`` reads ``column`` (bare or qualified): a cast cuts a value of the
-    column it assigns only when what it is given comes from that column."""
-    return any(
-        getattr(ref.fields[-1], "sval", None) == column for ref in _ast_nodes(node, ast.ColumnRef)
-    )
-
-
-def _ast_nodes(node: object, kind: type[ast.Node]) -> list[Any]:
-    """Every ``kind`` node inside a pglast node object (a subquery's too)."""
-    found: list[Any] = []
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, kind):
-            found.append(item)
-        if isinstance(item, ast.Node):
-            stack.extend(getattr(item, name) for name in item)
-        elif isinstance(item, tuple):
-            stack.extend(item)
-    return found
-
-
-def _ast_type(type_name: ast.TypeName | None) -> SqlType | None:
-    """``_sql_type`` for a pglast node object: the type as the catalog names it."""
-    if type_name is None or not type_name.names:
-        return None
-    mods = tuple(
-        m.val.ival or 0
-        for m in type_name.typmods or ()
-        if isinstance(m, ast.A_Const) and isinstance(m.val, ast.Integer)
-    )
-    names = [getattr(n, "sval", "") for n in type_name.names]
-    return _typed(names, mods, bool(type_name.arrayBounds))
-
-
-def _sql(node: ast.Node) -> str:
-    """``node`` printed back as SQL (a stream collects everything it prints: one each)."""
-    return str(RawStream()(node))
 
 
 def _define(node: Tree, mk: Make) -> list[Op]:

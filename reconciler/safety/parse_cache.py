@@ -46,6 +46,8 @@ FORMAT = 2
 
 _SOURCES = (
     "safety/ops.py",
+    "safety/printed.py",
+    "safety/libpg_query.py",
     "safety/renumbering.py",
     "safety/operations.py",
     "safety/types.py",

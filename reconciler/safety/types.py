@@ -240,3 +240,12 @@ def _zoned(current: SqlType | None) -> SqlType | None:
     if current is None or current.name not in ("timestamp", "timestamptz"):
         return None
     return SqlType("timestamptz" if current.name == "timestamp" else "timestamp", current.mods)
+
+
+def named_type(names: list[str], mods: tuple[int, ...], array: bool) -> SqlType | None:
+    """A type named by its (possibly qualified) ``names``, as the catalog names it."""
+    names = [p for p in names if p != "pg_catalog"]
+    if not names:
+        return None
+    name = names[-1] if len(names) == 1 or names[-2] == "public" else ".".join(names[-2:])
+    return normalise(name, mods, array=array)

@@ -29,6 +29,7 @@ HEAVY = (
     "sqlalchemy",
     "svix",
     "pglast",
+    "reconciler.safety.ops",
     "yaml",
     "_hashlib",
     "logging",
@@ -70,13 +71,18 @@ def test_help_and_version_load_no_library_but_click(args: list[str]) -> None:
     assert loaded_by(*args, cwd=ROOT) == ({"logging"} if args[0] == "plan" else set())
 
 
+PARSER = "reconciler.safety.ops"
+"""Loaded when a file is parsed: libpg_query's grammar, without pglast's Python layer."""
+
+
 def test_static_lint_loads_only_the_sql_parser(tmp_path: Path) -> None:
     """The pre-commit hook's command: no policy, so not even pydantic or the YAML parser;
-    and once the parse cache holds every file, not even the parser."""
+    once the parse cache holds every file, not even the parser; and for plain DDL, never
+    pglast's node classes and printer."""
     cache = tmp_path / "cache"
-    assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {"pglast"}
+    assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {PARSER}
     assert loaded_by("lint", str(PRISMA_PG), cwd=tmp_path, cache=cache) == set()
-    assert loaded_by("lint", "--no-cache", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {"pglast"}
+    assert loaded_by("lint", "--no-cache", str(PRISMA_PG), cwd=tmp_path, cache=cache) == {PARSER}
     # Given a policy, lint logs as every command does (its secrets masked): logging is set up.
     config = str(ROOT / "config.example.yaml")
     assert "logging" in loaded_by("lint", "-c", config, str(PRISMA_PG), cwd=tmp_path, cache=cache)
@@ -86,21 +92,27 @@ def test_static_lint_loads_only_the_sql_parser(tmp_path: Path) -> None:
 def test_lint_parses_only_what_changed(tmp_path: Path) -> None:
     cache, folder = tmp_path / "cache", tmp_path / "migrations"
     shutil.copytree(PRISMA_PG, folder)
-    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {"pglast"}
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {PARSER}
     new = folder / "20990101000000_more" / "migration.sql"
     new.parent.mkdir()
     new.write_text('ALTER TABLE "users" ADD COLUMN "nickname" TEXT;\n')
-    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {"pglast"}
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {PARSER}
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == set()
+    # An UPDATE is printed back as SQL for the data-aware checks: pglast's printer, once.
+    moves = folder / "20990102000000_fill" / "migration.sql"
+    moves.parent.mkdir()
+    moves.write_text('UPDATE "users" SET "nickname" = lower("email") WHERE "nickname" IS NULL;\n')
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {PARSER, "pglast"}
     assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == set()
 
 
 def test_plan_on_sqlite_loads_neither_sqlalchemy_nor_psycopg(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     loaded = loaded_by("plan", "-c", str(ROOT / "config.example.yaml"), cwd=tmp_path, cache=cache)
-    assert {"pydantic", "yaml", "pglast"} <= loaded  # it did read the policy and plan
+    assert {"pydantic", "yaml", PARSER} <= loaded  # it did read the policy and plan
     assert not loaded & {"sqlalchemy", "psycopg", "alembic", "httpx", "apscheduler", "svix"}
     again = loaded_by("plan", "-c", str(ROOT / "config.example.yaml"), cwd=tmp_path, cache=cache)
-    assert again == loaded - {"pglast"}  # every pending migration's parse was stored
+    assert again == loaded - {PARSER, "pglast"}  # every pending migration's parse was stored
 
 
 def test_plan_skips_pydantics_plugin_lookup() -> None:
