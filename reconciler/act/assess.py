@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from reconciler.safety.analyse import expansions_in, facts_request, judge_batch, parse_migration
+from reconciler.safety.analyse import (
+    expansions_in,
+    facts_request,
+    judge_batch,
+    measurable,
+    parse_migration,
+)
 from reconciler.safety.run_rows import relax
 from reconciler.safety.unanalysable import unanalysable_finding
 
@@ -50,6 +56,7 @@ def assess(
         return {}
     facts: Facts | None = None
     if db is not None:
+        batch = measurable(batch)  # printed once, for the request and for the judge
         facts = gather_facts(db, facts_request(batch), statement_timeout=target.timeouts.statement)
     history: list[Expansion] = []
     if any(op.kind in DROPS for item in batch for op in item.sql.ops):

@@ -147,11 +147,25 @@ def _rebuilds(ops: list[Op]) -> list[Op]:
     return out
 
 
+def measurable(batch: Sequence[Parsed]) -> list[Parsed]:
+    """``batch`` with each UPDATE's expressions printed as SQL: the measuring SELECTs are
+    made of them. Only a check against live data needs them, so pglast's printer is loaded
+    then and only then (``printed``); an UPDATE already printed is left as it is."""
+    out = []
+    for item in batch:
+        if any(op.text for op in item.sql.ops):
+            from reconciler.safety.printed import print_updates
+
+            item = replace(item, sql=replace(item.sql, ops=print_updates(item.sql.ops)))
+        out.append(item)
+    return out
+
+
 def facts_request(batch: Sequence[Parsed]) -> FactsRequest:
     from reconciler.observe.facts import FactsRequest  # a live database only
 
     request = FactsRequest()
-    for item in batch:
+    for item in measurable(batch):
         request_facts(item.sql.ops, request)
         for op in item.sql.ops:
             if op.kind == "rebuild":
@@ -187,6 +201,8 @@ def judge_batch(
     later ones (a plan); False for static lint of unrelated files. There each migration gets
     a judge of its own, which takes over what the history's earlier files made (``carried``:
     their state is handed over, not copied, as the earlier judge is done)."""
+    if facts is not None:
+        batch = measurable(batch)
     judge = Judge(facts, now, grace_seconds, list(history))
     results: dict[str, list[Finding]] = {}
     folder = None

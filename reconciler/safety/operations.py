@@ -99,6 +99,13 @@ class Op(
     """alter-type: the column's type before the statement as an Alembic revision declares
     it (``alter_column(existing_type=...)``, compiled for the dialect): what the rules take
     as the old type when neither the history nor the catalog knows it (``declared``)."""
+    text: str = ""
+    """update: the statement as written, until its expressions are printed as SQL for the
+    data-aware checks (``rewrites``, ``rewrite_casts``, ``source``, ``where``), which empties
+    it (``printed.print_updates``). Static lint never needs them: it judges the tree."""
+    onto_itself: tuple[str, ...] = ()
+    """update: columns set to themselves, unqualified (``SET c = c``, as done to fire a
+    trigger), in an UPDATE without ``FROM`` or ``WITH``: no value changes."""
     rewrites: tuple[tuple[str, str], ...] = ()
     """update: (column, new value as SQL) for each assignment a SELECT can measure; empty
     when the UPDATE joins (``FROM``) or has a ``WITH``: then nothing is measured."""

@@ -11,8 +11,9 @@ node classes: building those objects costs about ten times the parse itself, and
 pre-commit hook lints a whole history at every commit. In that tree a node is
 ``{"TypeName": {fields}}``, an enum is its name (``"AT_AddColumn"``), and a field that is
 false, zero or empty is left out. pglast itself is imported only where its node objects and
-printer are needed (an ``UPDATE`` or a type change's ``USING`` printed back as SQL, a syntax
-error's position): a migration of plain DDL is read without it.
+printer are needed (a type change's ``USING`` printed back as SQL, a syntax error's
+position); an ``UPDATE`` keeps its text for the data-aware checks to print (``printed``), so
+a migration of DDL and ``UPDATE``s is read without it.
 """
 
 from __future__ import annotations
@@ -77,10 +78,8 @@ def parse(sql: str) -> ParsedSql:
                 from reconciler.safety.printed import using_sql  # pglast's node objects
 
                 found = using_sql(found, text)
-            if kind == "UpdateStmt":
-                from reconciler.safety.printed import update_sql
-
-                found = update_sql(found, text)
+            if kind == "UpdateStmt":  # printed when live data is measured (``printed``)
+                found = [replace(op, text=text) for op in found]
             ops.extend(found)
     opaque = tuple(o for o in ops if o.kind == "do-block")
     return ParsedSql(tuple(ops), statements=len(items), opaque=opaque)
@@ -1056,6 +1055,7 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             sets_null=tuple(nulls),
             null_guarded=tuple(_null_tests(node.get("whereClause"))),
             copies_from=tuple(copies),
+            onto_itself=_onto_itself(node),
             lossy_calls=tuple(lossy),
             empty_guarded=tuple(_empty_tests(node.get("whereClause"))),
             whole_copies=_whole_update(node),
@@ -1071,6 +1071,22 @@ def _update(node: Tree, mk: Make) -> list[Op]:
             mapped_links=_mapped_links(node),
         )
     ]
+
+
+def _onto_itself(node: Tree) -> tuple[str, ...]:
+    """The columns an UPDATE sets to themselves, bare (``SET c = c``; ``c = (c)`` too, the
+    tree keeps no parentheses); none when it joins or has a ``WITH``, where a bare name may
+    be another table's column."""
+    if node.get("fromClause") or node.get("withClause"):
+        return ()
+    found = []
+    for item in node.get("targetList", ()):
+        target = item.get("ResTarget", {})
+        name = target.get("name")
+        fields = target.get("val", {}).get("ColumnRef", {}).get("fields", ())
+        if name and "indirection" not in target and len(fields) == 1 and _strings(fields) == [name]:
+            found.append(name)
+    return tuple(found)
 
 
 def _lossy(value: Tree) -> bool:

@@ -4,8 +4,11 @@ The data-aware checks measure what an ``UPDATE`` or a type change's ``USING`` do
 rows with a ``SELECT`` that computes the same expressions (``observe.facts``), so those
 expressions are needed as SQL, and only pglast's printer writes them back faithfully. Its
 node objects cost about ten times the JSON parse (``ops``) and its import about as much as
-the rules spend on a whole history, so this module is imported only when a statement of
-those kinds is parsed: a migration of plain DDL never loads pglast's Python layer.
+the rules spend on a whole history, so this module is imported only when something needs
+it. A ``USING`` is printed when it is parsed: static lint names it in its finding. An
+``UPDATE`` keeps its text (``Op.text``) and is printed only when live data is measured
+(``print_updates``, from ``analyse``): static lint judges it from the tree alone, and a
+history of DDL and ``UPDATE``s is linted without pglast's Python layer.
 """
 
 from __future__ import annotations
@@ -49,25 +52,35 @@ def using_sql(ops: list[Op], text: str) -> list[Op]:
     ]
 
 
-def update_sql(ops: list[Op], text: str) -> list[Op]:
-    """An UPDATE's assignments and WHERE as SQL, for the SELECT that measures what it
-    changes (``observe.facts``)."""
+def print_updates(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    """``ops`` with each UPDATE's assignments and WHERE printed as SQL, for the SELECT that
+    measures what it changes (``observe.facts``); its ``text`` is emptied, so an UPDATE is
+    printed once however often this is called."""
+    return tuple(
+        replace(op, text="", **_update_parts(op.text)) if op.kind == "update" and op.text else op
+        for op in ops
+    )
+
+
+def _update_parts(text: str) -> dict[str, Any]:
+    """``Op.rewrites``, ``rewrite_casts``, ``source`` and ``where`` of the UPDATE ``text``;
+    none when it joins (``FROM``) or has a ``WITH``: a SELECT cannot measure it alone."""
     try:
         (stmt,) = [raw.stmt for raw in parse_sql(text)]
     except (ParseError, ValueError):  # pragma: no cover - libpg_query read it once already
-        return ops
+        return {}
     if not isinstance(stmt, ast.UpdateStmt) or stmt.fromClause or stmt.withClause:
-        return ops
-    if stmt.relation is None:
-        return ops
-    rewrites = tuple((name, _sql(value)) for name, value in _measured_values(stmt))
-    casts = tuple(cast for name, value in _measured_values(stmt) for cast in _casts(name, value))
-    where = _sql(stmt.whereClause) if stmt.whereClause is not None else ""
-    source = _sql(stmt.relation)
-    return [
-        replace(op, rewrites=rewrites, rewrite_casts=casts, source=source, where=where)
-        for op in ops
-    ]
+        return {}
+    if stmt.relation is None:  # pragma: no cover - the grammar requires one
+        return {}
+    return {
+        "rewrites": tuple((name, _sql(value)) for name, value in _measured_values(stmt)),
+        "rewrite_casts": tuple(
+            cast for name, value in _measured_values(stmt) for cast in _casts(name, value)
+        ),
+        "source": _sql(stmt.relation),
+        "where": _sql(stmt.whereClause) if stmt.whereClause is not None else "",
+    }
 
 
 def _measured_values(stmt: ast.UpdateStmt) -> list[tuple[str, ast.Node]]:

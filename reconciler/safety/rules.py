@@ -782,7 +782,7 @@ class Judge(Struct):
                     )
                 )
                 continue
-            if _onto_itself(column, values_of.get(column)):
+            if column in op.onto_itself:
                 out.append(
                     self.finding(
                         "update-overwrites",
@@ -1355,15 +1355,6 @@ class Judge(Struct):
                 )
             ]
         return []
-
-
-def _onto_itself(column: str, value: str | None) -> bool:
-    """``SET c = c``: the column, unqualified (so the target's own: another table's column of
-    the same name would be ambiguous), written onto itself; done to fire a trigger."""
-    if value is None:
-        return False
-    quoted = '"' + column.replace('"', '""') + '"'
-    return value.strip() in (quoted, column if column == column.lower() else quoted)
 
 
 def _rows(rows: int | None, prefix: str = "") -> str:

@@ -98,10 +98,18 @@ def test_lint_parses_only_what_changed(tmp_path: Path) -> None:
     new.write_text('ALTER TABLE "users" ADD COLUMN "nickname" TEXT;\n')
     assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {PARSER}
     assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == set()
-    # An UPDATE is printed back as SQL for the data-aware checks: pglast's printer, once.
-    moves = folder / "20990102000000_fill" / "migration.sql"
-    moves.parent.mkdir()
-    moves.write_text('UPDATE "users" SET "nickname" = lower("email") WHERE "nickname" IS NULL;\n')
+    # An UPDATE is judged from the tree; its expressions are printed back as SQL only for
+    # the data-aware checks (``printed``): static lint does without pglast's printer.
+    fill = folder / "20990102000000_fill" / "migration.sql"
+    fill.parent.mkdir()
+    fill.write_text('UPDATE "users" SET "nickname" = lower("email") WHERE "nickname" IS NULL;\n')
+    assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {PARSER}
+    # A type change's USING is named in its finding: printed when parsed, once.
+    retype = folder / "20990103000000_retype" / "migration.sql"
+    retype.parent.mkdir()
+    retype.write_text(
+        'ALTER TABLE "users" ALTER COLUMN "nickname" TYPE VARCHAR(20) USING left("nickname", 20);\n'
+    )
     assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == {PARSER, "pglast"}
     assert loaded_by("lint", str(folder), cwd=tmp_path, cache=cache) == set()
 

@@ -27,6 +27,7 @@ from msgspec.structs import asdict, fields, replace
 from reconciler.safety import parse_cache
 from reconciler.safety.analyse import parse_text
 from reconciler.safety.operations import Op, ParsedSql
+from reconciler.safety.printed import print_updates
 from reconciler.safety.types import SqlType
 from tests.conftest import EXAMPLES, ROOT
 
@@ -109,7 +110,21 @@ def test_the_corpus_is_large_and_varied() -> None:
         for name in defaults
         if getattr(op, name) != defaults[name]
     }
-    assert used == set(defaults)  # every field of an operation is written and read back
+    # Every field of an operation is written and read back, but an UPDATE's expressions
+    # printed as SQL: they are printed after the cache, only when live data is measured.
+    assert used == set(defaults) - PRINTED_LATER
+    printed = {
+        name
+        for p in parsed
+        for op in print_updates(p.ops)
+        for name in PRINTED_LATER
+        if getattr(op, name) != defaults[name]
+    }
+    assert printed == PRINTED_LATER
+
+
+PRINTED_LATER = {"rewrites", "rewrite_casts", "source", "where"}
+"""``Op`` fields ``printed.print_updates`` fills from ``Op.text``."""
 
 
 def test_every_parse_of_the_corpus_comes_back_equal() -> None:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from reconciler.observe.facts import Facts, TableFacts
 from reconciler.policy.model import Approval, Safety
 from reconciler.rulebook import RULES
-from reconciler.safety.analyse import judge_batch, parse_migration
+from reconciler.safety.analyse import judge_batch, measurable, parse_migration
 from reconciler.safety.findings import Finding
 from reconciler.safety.gate import Verdict, covers_loss, gate_step
 from reconciler.safety.rules import Expansion
@@ -1901,13 +1901,19 @@ def test_making_empty_strings_null_loses_nothing_even_without_data() -> None:
 
 def test_an_update_is_read_as_the_select_that_measures_it() -> None:
     sql = "UPDATE users AS u SET bio = left(bio, 10), name = upper(name) WHERE u.id > 3;"
-    (op,) = parse_migration(migration(sql), sql, "postgresql").sql.ops
-    assert (op.rewrites, op.source, op.where, op.lossy_calls) == (
+    parsed = parse_migration(migration(sql), sql, "postgresql")
+    (op,) = parsed.sql.ops
+    assert (op.text, op.rewrites, op.lossy_calls) == (sql[:-1], (), ("bio",))  # not printed yet
+    ((op,),) = [item.sql.ops for item in measurable([parsed])]
+    assert (op.text, op.rewrites, op.source, op.where) == (
+        "",
         (("bio", '"left"(bio, 10)'), ("name", "upper(name)")),
         "users AS u",
         "u.id > 3",
-        ("bio",),
     )
     joined = "UPDATE users SET name = o.name FROM others o WHERE o.id = users.id;"
-    (op,) = parse_migration(migration(joined), joined, "postgresql").sql.ops
-    assert op.rewrites == ()
+    ((op,),) = [
+        item.sql.ops
+        for item in measurable([parse_migration(migration(joined), joined, "postgresql")])
+    ]
+    assert (op.text, op.rewrites) == ("", ())

@@ -75,3 +75,41 @@ def test_on_postgresql_the_values_stay_and_the_trigger_fills_its_column(
     assert applied.exit_code == 0, applied.output
     rows = query(pg_url, 'SELECT id, request, "mockExamples" FROM "UserRequest" ORDER BY id')
     assert rows == [(1, {"a": 1}, {"a": 1}), (2, None, None)]
+
+
+CHOSEN = (
+    "UPDATE t SET c = c;",
+    "UPDATE t SET c = (c), d = d + 1;",
+    'UPDATE t SET "Mixed" = "Mixed", "user" = "user";',
+    "UPDATE t SET c = t.c;",
+    "UPDATE t SET c = c FROM u WHERE u.id = t.id;",
+    "WITH w AS (SELECT 1) UPDATE t SET c = c;",
+    "UPDATE t SET (a, b) = (a, b);",
+    "UPDATE t SET c[1] = c;",
+    "UPDATE t SET c = c::text, d = d WHERE d IS NOT NULL;",
+)
+
+
+def test_the_tree_reads_onto_itself_as_the_printed_sql_did() -> None:
+    """``Op.onto_itself`` comes from libpg_query's tree, so that static lint needs no
+    printer; it must say what comparing the printed value with the column's bare name said,
+    on every UPDATE of the repository's SQL and on the chosen ones above."""
+    from reconciler.safety.analyse import parse_text
+    from reconciler.safety.printed import print_updates
+    from tests.safety.test_parse_cache import CORPUS
+
+    texts = [text for _, dialect, text in CORPUS if dialect == "postgresql"] + list(CHOSEN)
+    updates = [
+        op for text in texts for op in parse_text(text, "postgresql").ops if op.kind == "update"
+    ]
+    assert len(updates) > 40
+    assert sum(bool(op.onto_itself) for op in updates) >= 4
+    for op in updates:
+        (printed,) = print_updates((op,))
+        values = dict(printed.rewrites)
+        quoted = {c: '"' + c.replace('"', '""') + '"' for c in op.columns}
+        bare = {c: (c if c == c.lower() else quoted[c]) for c in op.columns}
+        expected = tuple(
+            c for c in op.columns if c in values and values[c].strip() in (quoted[c], bare[c])
+        )
+        assert op.onto_itself == expected, op.text
