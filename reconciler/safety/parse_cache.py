@@ -37,12 +37,12 @@ from typing import Any
 import msgspec
 
 from reconciler import __version__
-from reconciler.digests import sha256
+from reconciler.digests import blake2b
 from reconciler.safety.operations import ParsedSql
 from reconciler.textfiles import read_bytes
 
-FORMAT = 2
-"""Bumped when the layout of an entry changes."""
+FORMAT = 3
+"""Bumped when the layout of an entry changes (3: keys and digests are BLAKE2b's)."""
 
 _SOURCES = (
     "safety/ops.py",
@@ -167,7 +167,7 @@ def prune(folder: str, now: float | None = None) -> int:
 def _header(key: str, payload: bytes) -> bytes:
     """An entry's first line: its key and the digest of the rest, so a file cut short,
     altered on disk or holding another text's parse is never read as this one's."""
-    return f"{key} {sha256(payload).hexdigest()}".encode()
+    return f"{key} {blake2b(payload, digest_size=32).hexdigest()}".encode()
 
 
 def _entry(key: str) -> str:
@@ -182,7 +182,7 @@ def _entry(key: str) -> str:
 
 
 def _key(sql: str, dialect: str) -> str:
-    digest = sha256(_identity().encode())
+    digest = blake2b(_identity().encode(), digest_size=32)
     digest.update(b"\0" + dialect.encode() + b"\0" + sql.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
@@ -191,7 +191,7 @@ def _identity() -> str:
     """Format, reconciler's version, pglast's version and the parsing code, read once."""
     known = _state.get("identity")
     if known is None:
-        code = sha256()
+        code = blake2b(digest_size=32)
         package = Path(__file__).resolve().parent.parent
         for name in _SOURCES:
             try:
