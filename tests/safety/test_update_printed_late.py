@@ -13,25 +13,18 @@ from pathlib import Path
 
 from reconciler.safety import parse_cache
 from tests.conftest import run_process
+from tests.drift.history import write_history
 from tests.schema.alembic_scripts import query
 
 SCHEMA = 'CREATE TABLE "Profile" (id INTEGER PRIMARY KEY, bio TEXT);\n'
 CUT = 'UPDATE "Profile" SET bio = left(bio, 3) WHERE id < 100;\n'
 
 
-def history(tmp_path: Path) -> Path:
-    migrations = tmp_path / "migrations"
-    for name, sql in (("20260101000000_init", SCHEMA), ("20260102000000_cut", CUT)):
-        (migrations / name).mkdir(parents=True)
-        (migrations / name / "migration.sql").write_text(sql, encoding="utf-8")
-    (migrations / "migration_lock.toml").write_text('provider = "postgresql"\n')
-    return migrations
-
-
 def test_a_cached_static_parse_is_printed_and_measured_against_live_rows(
     write_policy: Callable[[str], Path], tmp_path: Path, pg_url: str
 ) -> None:
-    migrations = history(tmp_path)
+    history = {"20260101000000_init": SCHEMA, "20260102000000_cut": CUT}
+    migrations = write_history(tmp_path / "migrations", "postgresql", history)
     cache = tmp_path / "cache"
     env = {"RECONCILER_CACHE_DIR": str(cache)}
     later = tmp_path / "later"
