@@ -622,7 +622,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, terminate)
         signal.signal(signal.SIGINT, terminate)
         signal.signal(signal.SIGHUP, hangup)
-        done.wait()
+        while not done.wait(SIGNAL_POLL_SECONDS):
+            pass  # woken, the main thread runs any handler a signal left pending
         watchdog = threading.Timer(self.policy.grace, _exit_late, (self.policy.grace,))
         watchdog.daemon = True  # armed until the process ends, whatever holds it up
         watchdog.start()
@@ -640,6 +641,14 @@ class Daemon:
             os._exit(0)
         log.info("stopped")
         return 0
+
+
+SIGNAL_POLL_SECONDS = 0.5
+"""How often the waiting main thread wakes. Python runs signal handlers in the main thread
+only, and the kernel may hand a signal sent to the process to any of its threads (the HTTP
+server's, the scheduler's, a run's). A main thread blocked in a lock without a timeout is
+then never interrupted, and the handler waits for it forever: a SIGTERM left the daemon
+running. Woken at this interval, it runs the pending handler within half a second."""
 
 
 def _exit_late(grace: float) -> None:

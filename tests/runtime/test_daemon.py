@@ -344,6 +344,24 @@ def test_sigterm_exits_cleanly(deployment: Deployment) -> None:
     assert deployment.stop_all() == [0]
 
 
+def test_sigterm_taken_by_another_thread_still_stops_it(deployment: Deployment) -> None:
+    """The kernel may give a signal sent to the process to any of its threads, and Python
+    runs the handler in the main thread only: the daemon stops all the same, cleanly."""
+    import ctypes
+
+    url = deployment.start()
+    wait_for(lambda: shop(url)["concerns"].get("schema"), what="a first run")
+    ((process, log),) = deployment.processes
+    others = sorted(
+        int(t) for t in os.listdir(f"/proc/{process.pid}/task") if int(t) != process.pid
+    )
+    assert others, "the daemon runs threads besides the main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.tgkill(process.pid, others[0], signal.SIGTERM) == 0, ctypes.get_errno()
+    assert process.wait(timeout=30) == 0
+    assert "signal SIGTERM: stopping" in log.read_text()
+
+
 def test_metrics_pass_promtool(deployment: Deployment) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
