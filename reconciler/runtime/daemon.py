@@ -596,20 +596,14 @@ class Daemon:
     def serve_until_signalled(self) -> int:
         """Take the port, then start the schedule and serve until SIGTERM or SIGINT. The
         port comes first: a daemon that cannot listen (another one holds the port) stops
-        before it has started any work."""
+        before it has started any work. The stop signals are caught before the schedule
+        starts: one that comes as the first run begins stops the daemon gracefully, not
+        mid-migration. A reload (SIGHUP) is taken once the schedule runs."""
         from reconciler.runtime.endpoints import routes
         from reconciler.runtime.http import Server
 
         host, _, port = self.bootstrap.server.listen.rpartition(":")
         self.server = Server(host, int(port), routes(self))
-        self.start()
-        self.server.start()
-        log.info("serving on %s", self.server.url)
-        if self.bootstrap.server.token is None:
-            log.warning(
-                "server.token is not set: /status answers without a token, and run-now "
-                "requests (POST /targets/{name}/reconcile) are refused"
-            )
         done = threading.Event()
 
         def terminate(signum: int, frame: Any) -> None:
@@ -621,7 +615,15 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, terminate)
         signal.signal(signal.SIGINT, terminate)
+        self.start()
+        self.server.start()
         signal.signal(signal.SIGHUP, hangup)
+        log.info("serving on %s", self.server.url)
+        if self.bootstrap.server.token is None:
+            log.warning(
+                "server.token is not set: /status answers without a token, and run-now "
+                "requests (POST /targets/{name}/reconcile) are refused"
+            )
         while not done.wait(SIGNAL_POLL_SECONDS):
             pass  # woken, the main thread runs any handler a signal left pending
         watchdog = threading.Timer(self.policy.grace, _exit_late, (self.policy.grace,))
