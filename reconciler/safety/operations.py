@@ -102,7 +102,9 @@ class Op(
     text: str = ""
     """update: the statement as written, until its expressions are printed as SQL for the
     data-aware checks (``rewrites``, ``rewrite_casts``, ``source``, ``where``), which empties
-    it (``printed.print_updates``). Static lint never needs them: it judges the tree."""
+    it (``printed.print_updates``). Static lint never needs them: it judges the tree. Not
+    ``statement``, which is folded onto one line for the reports: there a ``--`` comment
+    would swallow the rest of the statement."""
     onto_itself: tuple[str, ...] = ()
     """update: columns set to themselves, unqualified (``SET c = c``, as done to fire a
     trigger), in an UPDATE without ``FROM`` or ``WITH``: no value changes."""
